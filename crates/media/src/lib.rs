@@ -1,0 +1,8 @@
+//! The media plane of teamsgw: the RTP/SRTP relay between the Teams leg (SRTP with SDES keys,
+//! rtcp-mux) and the PBX leg (plain RTP).
+//!
+//! Owns: the UDP port pool, media sessions with two legs, in-place SRTP/SRTCP transcryption,
+//! symmetric-RTP latching, RTCP handling, per-leg statistics and media timeouts.
+//!
+//! Must never know: SIP (media never imports the sip crate), the provisioning database, or who
+//! the call is for. The gateway drives it through a small session API with plain parameters.

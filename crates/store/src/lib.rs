@@ -1,0 +1,207 @@
+//! The provisioning database of teamsgw and the routing snapshot built from it.
+//!
+//! Owns: the schema and its migrations (one portable folder, run through sqlx's `Any` driver on
+//! an embedded SQLite file by default or on PostgreSQL), the domain model (Enterprise → Direct
+//! Route → PBX → Users), the provisioning rules, and [`RoutingSnapshot`], the immutable index
+//! the gateway routes from.
+//!
+//! Must never know: SIP, SDP, media or sockets (store never imports them), HTTP, or how the
+//! daemon is signalled. Callers decide when to reload; this crate only builds snapshots.
+
+mod migrations;
+mod snapshot;
+
+pub use snapshot::{DirectRouteEntry, RoutingSnapshot};
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+/// Which engine a [`Store`] talks to. SQL is portable; this only matters for URL handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a `database.url` selects, or `None` when the scheme is not supported.
+    pub fn from_url(url: &str) -> Option<Self> {
+        let scheme = url.split_once(':')?.0;
+        match scheme {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database.url: unsupported scheme in {0:?} (use sqlite://PATH or postgres://...)")]
+    UnsupportedUrl(String),
+    #[error("cannot create the directory for the SQLite file {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("bad provisioning row in {table}: {problem}")]
+    BadRow {
+        table: &'static str,
+        problem: String,
+    },
+}
+
+/// A connection pool to the provisioning database with the schema migrated.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects, creating the SQLite file (and its directory) when missing, and migrates the
+    /// schema to the version this build expects.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let backend =
+            Backend::from_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite_url(url)?,
+            Backend::Postgres => url.to_owned(),
+        };
+        install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                // SQLite has one writer; more connections only add lock contention.
+                Backend::Sqlite => 1,
+                Backend::Postgres => 8,
+            })
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(&url)
+            .await
+            .map_err(StoreError::Connect)?;
+        migrations::run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The schema version the database is at (the highest applied migration).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT MAX(version) AS v FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("v")?.unwrap_or(0))
+    }
+
+    /// Reads everything the gateway routes by into a new immutable snapshot.
+    pub async fn load_snapshot(&self) -> Result<RoutingSnapshot, StoreError> {
+        snapshot::load(&self.pool).await
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// SQLite URLs get `mode=rwc` (create when missing) and their directory created, so the
+/// embedded default works on a fresh machine.
+fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    if path.is_empty() || path == ":memory:" {
+        return Ok(url.to_owned());
+    }
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let has_mode = query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("mode=")));
+    Ok(match (query, has_mode) {
+        (_, true) => url.to_owned(),
+        (Some(_), false) => format!("{url}&mode=rwc"),
+        (None, false) => format!("{url}?mode=rwc"),
+    })
+}
+
+impl FromStr for Backend {
+    type Err = StoreError;
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        Self::from_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_from_url() {
+        assert_eq!(
+            Backend::from_url("sqlite://var/x.db"),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://u@h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::from_url("mysql://u@h/db"), None);
+        assert_eq!(Backend::from_url("var/x.db"), None);
+    }
+
+    #[test]
+    fn sqlite_url_gets_create_mode_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/x.db");
+        let url = format!("sqlite://{}", file.display());
+        assert_eq!(prepare_sqlite_url(&url).unwrap(), format!("{url}?mode=rwc"));
+        assert!(file.parent().unwrap().is_dir());
+        let ro = format!("{url}?mode=ro");
+        assert_eq!(prepare_sqlite_url(&ro).unwrap(), ro);
+    }
+
+    #[tokio::test]
+    async fn fresh_sqlite_file_is_created_migrated_and_loads_an_empty_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("var/teamsgw.db");
+        let store = Store::open(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        assert!(file.exists());
+        assert_eq!(store.schema_version().await.unwrap(), 1);
+        let snapshot = store.load_snapshot().await.unwrap();
+        assert_eq!(snapshot.direct_routes(), 0);
+        store.close().await;
+
+        // Reopening an already migrated database is a no-op.
+        let store = Store::open(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), 1);
+    }
+}

@@ -1,0 +1,45 @@
+//! The schema migrations, embedded in the binary so a single file is enough to run teamsgw.
+//!
+//! One portable folder (`crates/store/migrations`) serves SQLite and PostgreSQL. Migrations are
+//! append-only: a released migration is never edited (sqlx checks its checksum).
+
+use std::borrow::Cow;
+
+use sqlx::AnyPool;
+use sqlx::SqlSafeStr;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+
+/// (version, description, SQL) in order.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "enterprises and direct routes",
+    include_str!("../migrations/0001_enterprises_and_direct_routes.sql"),
+)];
+
+#[derive(Debug)]
+struct Embedded;
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(self) -> futures_core::future::BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|&(version, description, sql)| {
+                    Migration::new(
+                        version,
+                        Cow::Borrowed(description),
+                        MigrationType::Simple,
+                        sql.into_sql_str(),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+pub(crate) async fn run(pool: &AnyPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let migrator = Migrator::new(Embedded).await?;
+    migrator.run(pool).await
+}

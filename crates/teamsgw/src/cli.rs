@@ -1,0 +1,86 @@
+//! The command line. `run` starts the daemon; `check-config` validates a config file the way
+//! the daemon would (including the TLS files it names) without starting anything.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::build_info::LONG_VERSION;
+use crate::config::Settings;
+use crate::daemon;
+
+pub const DEFAULT_CONFIG: &str = "/etc/teamsgw/teamsgw.toml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "teamsgw",
+    version = LONG_VERSION,
+    about = "Microsoft Teams Direct Routing SBC that bridges Teams users to hosted PBXs"
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Environment TEAMSGW_<SECTION>__<KEY> overrides its keys.
+    #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (systemd Type=notify aware).
+    Run,
+    /// Validate the configuration; exit 0 when valid, 1 with every problem listed.
+    CheckConfig,
+}
+
+impl Cli {
+    pub fn execute(self) -> ExitCode {
+        match self.command {
+            Command::Run => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .thread_name("teamsgw")
+                    .build();
+                match runtime {
+                    Ok(rt) => rt.block_on(daemon::run(self.config)),
+                    Err(e) => {
+                        eprintln!("teamsgw: cannot start the runtime: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Command::CheckConfig => check_config(&self.config),
+        }
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    let settings = match Settings::load(path) {
+        Ok(s) => s,
+        Err(problems) => {
+            daemon::report_problems(path, &problems);
+            return ExitCode::FAILURE;
+        }
+    };
+    // Check the files a start would load, but never generate anything here.
+    if settings.tls.certificate.is_some() {
+        if let Err(problems) = daemon::load_tls(&settings) {
+            daemon::report_problems(path, &problems);
+            return ExitCode::FAILURE;
+        }
+    } else if !settings.tls.trust_anchors.is_file() {
+        eprintln!(
+            "{}: 1 problem(s):\n  tls.trust_anchors: {}: not a readable file",
+            path.display(),
+            settings.tls.trust_anchors.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    println!("{}: configuration is valid", path.display());
+    if settings.tls.certificate.is_none() {
+        println!("note: no [tls] certificate configured; a development certificate will be used");
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,598 @@
+//! The daemon's configuration: one TOML file plus environment overrides
+//! `TEAMSGW_<SECTION>__<KEY>` (e.g. `TEAMSGW_ADMIN__LISTEN=127.0.0.1:9191`).
+//!
+//! Loading reports *every* problem at once, each with its key path, because an operator fixing
+//! a config file one error per restart is an outage. Unknown keys are errors: a typo must never
+//! silently fall back to a default. `config/teamsgw.toml` documents every key.
+//!
+//! Which keys apply live on SIGHUP and which need a restart is decided in `daemon.rs`
+//! ([`Settings::restart_only_changes`] lists the latter).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tracing_subscriber::EnvFilter;
+
+const ENV_PREFIX: &str = "TEAMSGW";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub daemon: DaemonSettings,
+    pub admin: AdminSettings,
+    pub log: LogSettings,
+    pub database: DatabaseSettings,
+    pub tls: TlsSettings,
+    pub teams: TeamsSettings,
+    pub pbx: PbxSettings,
+    pub media: MediaSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonSettings {
+    /// Writable directory for generated files (development certificate).
+    pub state_dir: PathBuf,
+    /// How long SIGTERM waits for in-flight work before exiting.
+    pub drain_seconds: u64,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("var"),
+            drain_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    /// Bearer token for `/api/v1`. Unset: the API refuses every request.
+    pub token: Option<String>,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: LogLevel,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: LogLevel("info".to_owned()),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// A `tracing` filter directive (`info`, `debug`, `info,teamsgw_sip=debug`), checked on load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLevel(String);
+
+impl LogLevel {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn filter(&self) -> EnvFilter {
+        // Validated on deserialisation; an empty filter is the safe fallback.
+        EnvFilter::try_new(&self.0).unwrap_or_else(|_| EnvFilter::new("info"))
+    }
+}
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        EnvFilter::try_new(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not a log filter ({e}); use error, warn, info, debug or trace"
+            ))
+        })?;
+        Ok(Self(s))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://var/teamsgw.db".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM chain, leaf first. Unset: a development certificate is generated in `state_dir`.
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// PEM bundle of CAs that peer certificates must chain to.
+    pub trust_anchors: PathBuf,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            certificate: None,
+            key: None,
+            trust_anchors: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TeamsSettings {
+    pub listen: SocketAddr,
+    /// The carrier's base FQDN; tenant FQDNs are single labels under it.
+    pub base_fqdn: String,
+    pub proxies: Vec<String>,
+    pub proxy_port: u16,
+    pub options_interval_seconds: u64,
+}
+
+impl Default for TeamsSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5061),
+            base_fqdn: "sbc.example.invalid".to_owned(),
+            proxies: ["sip", "sip2", "sip3"]
+                .iter()
+                .map(|h| format!("{h}.pstnhub.microsoft.com"))
+                .collect(),
+            proxy_port: 5061,
+            options_interval_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PbxSettings {
+    pub listen_udp: SocketAddr,
+    pub listen_tcp: SocketAddr,
+    pub unregister_on_shutdown: bool,
+}
+
+impl Default for PbxSettings {
+    fn default() -> Self {
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        Self {
+            listen_udp: SocketAddr::new(any, 5060),
+            listen_tcp: SocketAddr::new(any, 5060),
+            unregister_on_shutdown: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    pub bind_address: IpAddr,
+    pub advertised_address: Option<IpAddr>,
+    pub port_min: u16,
+    pub port_max: u16,
+    pub timeout_seconds: u64,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            bind_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            advertised_address: None,
+            port_min: 20000,
+            port_max: 29999,
+            timeout_seconds: 60,
+        }
+    }
+}
+
+/// One thing wrong with a configuration, by key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Everything wrong with a configuration. Never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+impl Problems {
+    fn one(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self(vec![Problem {
+            key: key.into(),
+            message: message.into(),
+        }])
+    }
+}
+
+impl Settings {
+    /// Loads the file at `path` with overrides from the process environment.
+    pub fn load(path: &Path) -> Result<Self, Problems> {
+        Self::load_with_env(path, None)
+    }
+
+    /// Loads with an explicit environment (tests), or the process environment when `None`.
+    pub fn load_with_env(
+        path: &Path,
+        env: Option<BTreeMap<String, String>>,
+    ) -> Result<Self, Problems> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Problems::one(path.display().to_string(), format!("cannot read: {e}")))?;
+        let env_source = env
+            .clone()
+            .map(|m| m.into_iter().collect::<config::Map<String, String>>());
+        let environment = config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("teams.proxies")
+            .source(env_source);
+        let merged = config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .add_source(environment)
+            .build()
+            .map_err(|e| Problems::one(path.display().to_string(), e.to_string()))?;
+
+        let tree: config::Map<String, config::Value> = merged
+            .clone()
+            .try_deserialize()
+            .map_err(|e| Problems::one(path.display().to_string(), e.to_string()))?;
+        let env_names = env.map(|m| m.into_keys().collect::<Vec<_>>());
+        let mut problems = check_keys_and_types(&tree, env_names.as_deref());
+        if !problems.is_empty() {
+            problems.sort_by(|a, b| a.key.cmp(&b.key));
+            return Err(Problems(problems));
+        }
+        let settings: Settings = merged
+            .try_deserialize()
+            .map_err(|e| Problems::one("(config)", clean_message(&e.to_string())))?;
+        let problems = settings.semantic_problems();
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(Problems(problems))
+        }
+    }
+
+    /// Rules that span keys or ranges that types cannot express.
+    fn semantic_problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |key: &str, message: String| {
+            out.push(Problem {
+                key: key.to_owned(),
+                message,
+            })
+        };
+        if self.daemon.drain_seconds > 3600 {
+            bad(
+                "daemon.drain_seconds",
+                format!("{} is more than 3600", self.daemon.drain_seconds),
+            );
+        }
+        if teamsgw_store::Backend::from_url(&self.database.url).is_none() {
+            bad(
+                "database.url",
+                format!(
+                    "{:?} is not sqlite://PATH or postgres://...",
+                    self.database.url
+                ),
+            );
+        }
+        match (&self.tls.certificate, &self.tls.key) {
+            (Some(_), None) => bad("tls.key", "must be set when tls.certificate is".into()),
+            (None, Some(_)) => bad("tls.certificate", "must be set when tls.key is".into()),
+            _ => {}
+        }
+        if self.teams.base_fqdn.is_empty() || !self.teams.base_fqdn.contains('.') {
+            bad(
+                "teams.base_fqdn",
+                format!("{:?} is not a fully qualified name", self.teams.base_fqdn),
+            );
+        }
+        if self.teams.options_interval_seconds == 0 {
+            bad(
+                "teams.options_interval_seconds",
+                "must be at least 1".into(),
+            );
+        }
+        if !self.media.port_min.is_multiple_of(2) {
+            bad(
+                "media.port_min",
+                format!("{} is odd; RTP uses even ports", self.media.port_min),
+            );
+        }
+        if self.media.port_min >= self.media.port_max {
+            bad(
+                "media.port_max",
+                format!(
+                    "{} is not above media.port_min {}",
+                    self.media.port_max, self.media.port_min
+                ),
+            );
+        }
+        if self.media.timeout_seconds == 0 {
+            bad("media.timeout_seconds", "must be at least 1".into());
+        }
+        out
+    }
+
+    /// Keys that differ from `new` but only take effect after a restart.
+    pub fn restart_only_changes(&self, new: &Settings) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut check = |changed: bool, key: &'static str| {
+            if changed {
+                out.push(key)
+            }
+        };
+        check(self.admin.listen != new.admin.listen, "admin.listen");
+        check(self.log.format != new.log.format, "log.format");
+        check(self.database.url != new.database.url, "database.url");
+        check(
+            self.daemon.state_dir != new.daemon.state_dir,
+            "daemon.state_dir",
+        );
+        check(self.teams.listen != new.teams.listen, "teams.listen");
+        check(self.pbx.listen_udp != new.pbx.listen_udp, "pbx.listen_udp");
+        check(self.pbx.listen_tcp != new.pbx.listen_tcp, "pbx.listen_tcp");
+        check(self.media != new.media, "media");
+        out
+    }
+}
+
+/// Walks the merged tree against the known keys (those of `Settings::default()`), and checks
+/// every known leaf on its own so that each bad value is reported, not only the first.
+fn check_keys_and_types(
+    tree: &config::Map<String, config::Value>,
+    env_names: Option<&[String]>,
+) -> Vec<Problem> {
+    let schema = match serde_json::to_value(Settings::default()) {
+        Ok(v) => v,
+        Err(e) => return vec![Problem::internal(e)],
+    };
+    let mut leaves = Vec::new();
+    let mut problems = Vec::new();
+    walk(tree, &schema, "", &mut leaves, &mut problems, env_names);
+    for (key, value) in leaves {
+        let single = config::Config::builder()
+            .set_override(key.as_str(), value)
+            .and_then(|b| b.build())
+            .and_then(|c| c.try_deserialize::<Settings>());
+        if let Err(e) = single {
+            problems.push(Problem {
+                key: with_env_hint(&key, env_names),
+                message: clean_message(&e.to_string()),
+            });
+        }
+    }
+    problems
+}
+
+fn walk(
+    tree: &config::Map<String, config::Value>,
+    schema: &serde_json::Value,
+    prefix: &str,
+    leaves: &mut Vec<(String, config::Value)>,
+    problems: &mut Vec<Problem>,
+    env_names: Option<&[String]>,
+) {
+    for (name, value) in tree {
+        let key = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        let Some(expected) = schema.get(name) else {
+            problems.push(Problem {
+                key: with_env_hint(&key, env_names),
+                message: "unknown key (see config/teamsgw.toml for the valid keys)".to_owned(),
+            });
+            continue;
+        };
+        match (&value.kind, expected) {
+            (config::ValueKind::Table(sub), serde_json::Value::Object(_)) => {
+                walk(sub, expected, &key, leaves, problems, env_names)
+            }
+            (_, serde_json::Value::Object(_)) => problems.push(Problem {
+                key: with_env_hint(&key, env_names),
+                message: "must be a table (a [section])".to_owned(),
+            }),
+            _ => leaves.push((key, value.clone())),
+        }
+    }
+}
+
+/// Names the environment variable when the key came from one, since that is where to fix it.
+fn with_env_hint(key: &str, env_names: Option<&[String]>) -> String {
+    let var = format!(
+        "{ENV_PREFIX}_{}",
+        key.replace('.', "__").to_ascii_uppercase()
+    );
+    let from_env = match env_names {
+        Some(names) => names.iter().any(|n| n.eq_ignore_ascii_case(&var)),
+        None => std::env::vars_os().any(|(n, _)| n.to_string_lossy().eq_ignore_ascii_case(&var)),
+    };
+    if from_env {
+        format!("{key} (from environment {var})")
+    } else {
+        key.to_owned()
+    }
+}
+
+/// config-rs appends "for key `x` in <origin>"; the key is already in front of our message.
+fn clean_message(message: &str) -> String {
+    match message.find(" for key `") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+impl Problem {
+    fn internal(e: impl fmt::Display) -> Self {
+        Self {
+            key: "(config)".to_owned(),
+            message: format!("internal error: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, Problems> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("teamsgw.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_with_env(&path, Some(env))
+    }
+
+    fn keys(p: &Problems) -> Vec<&str> {
+        p.0.iter().map(|p| p.key.as_str()).collect()
+    }
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        assert_eq!(load("", &[]).unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn shipped_config_file_is_valid_and_equals_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/teamsgw.toml");
+        let settings = Settings::load_with_env(&path, Some(BTreeMap::new())).unwrap();
+        assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_all_reported_by_path() {
+        let err = load(
+            "[admin]\nlisten = \"nowhere:99999\"\nlisn = 1\n[log]\nformat = \"xml\"\n[bogus]\nx = 1\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(&err),
+            vec!["admin.lisn", "admin.listen", "bogus", "log.format"],
+            "{err}"
+        );
+        let listen = err.0.iter().find(|p| p.key == "admin.listen").unwrap();
+        assert!(listen.message.contains("socket address"), "{listen}");
+        let fmt = err.0.iter().find(|p| p.key == "log.format").unwrap();
+        assert!(fmt.message.contains("xml"), "{fmt}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_is_named_when_wrong() {
+        let s = load(
+            "[admin]\nlisten = \"127.0.0.1:1\"\n",
+            &[
+                ("TEAMSGW_ADMIN__LISTEN", "127.0.0.1:2"),
+                ("TEAMSGW_DAEMON__DRAIN_SECONDS", "5"),
+                ("TEAMSGW_TEAMS__PROXIES", "a.example,b.example"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.admin.listen.port(), 2);
+        assert_eq!(s.daemon.drain_seconds, 5);
+        assert_eq!(s.teams.proxies, vec!["a.example", "b.example"]);
+
+        let err = load("", &[("TEAMSGW_ADMIN__LISTN", "x")]).unwrap_err();
+        assert_eq!(
+            keys(&err),
+            vec!["admin.listn (from environment TEAMSGW_ADMIN__LISTN)"]
+        );
+    }
+
+    #[test]
+    fn bad_log_filter_and_cross_key_rules() {
+        let err = load("[log]\nlevel = \"info,[\"\n", &[]).unwrap_err();
+        assert_eq!(keys(&err), vec!["log.level"]);
+
+        let err = load(
+            "[tls]\ncertificate = \"/x.pem\"\n[media]\nport_min = 30001\nport_max = 30000\n[database]\nurl = \"mysql://x\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(&err),
+            vec![
+                "database.url",
+                "tls.key",
+                "media.port_min",
+                "media.port_max"
+            ]
+        );
+    }
+
+    #[test]
+    fn toml_syntax_error_names_the_file() {
+        let err = load("[admin\n", &[]).unwrap_err();
+        assert!(err.0[0].key.ends_with("teamsgw.toml"), "{err}");
+    }
+
+    #[test]
+    fn restart_only_changes_are_listed() {
+        let old = Settings::default();
+        let mut new = old.clone();
+        new.log.level = LogLevel("debug".into());
+        assert!(old.restart_only_changes(&new).is_empty());
+        new.admin.listen.set_port(1);
+        assert_eq!(old.restart_only_changes(&new), vec!["admin.listen"]);
+    }
+}

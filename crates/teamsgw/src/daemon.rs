@@ -1,0 +1,252 @@
+//! `teamsgw run`: start, serve, reload on SIGHUP, drain on SIGTERM/SIGINT.
+//!
+//! Start-up order is chosen so that a broken config or certificate fails fast (exit 1, the
+//! problem named) and a missing database does not: the daemon serves `/healthz` and answers
+//! `/readyz` with 503 and the reason until its first routing snapshot loads.
+//!
+//! SIGHUP re-reads the whole config and applies it only if all of it is valid: log level and
+//! TLS material change live, listener addresses and the database URL need a restart (a warning
+//! names them), and the routing snapshot is reloaded. A rejected reload changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use teamsgw_sip::tls::{TlsError, TlsMaterial, TlsPaths, TlsStore};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::admin::{self, AdminState};
+use crate::build_info::{GIT_SHA, VERSION};
+use crate::config::{Problem, Problems, Settings};
+use crate::devcert;
+use crate::drain::Drain;
+use crate::logging::{self, LogHandle};
+use crate::metrics::Metrics;
+use crate::notify::Notifier;
+use crate::provisioning::Provisioning;
+use crate::readiness::Readiness;
+
+pub async fn run(config_path: PathBuf) -> ExitCode {
+    let settings = match Settings::load(&config_path) {
+        Ok(s) => s,
+        Err(problems) => {
+            report_problems(&config_path, &problems);
+            return ExitCode::FAILURE;
+        }
+    };
+    let log = logging::init(&settings.log);
+    match Daemon::start(config_path, settings, log).await {
+        Ok(daemon) => daemon.serve().await,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("teamsgw: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn report_problems(path: &Path, problems: &Problems) {
+    eprintln!("{}: {} problem(s):", path.display(), problems.0.len());
+    for p in &problems.0 {
+        eprintln!("  {}: {}", p.key, p.message);
+    }
+}
+
+struct Daemon {
+    config_path: PathBuf,
+    settings: Settings,
+    log: LogHandle,
+    notifier: Notifier,
+    tls: Arc<TlsStore>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    provisioning: Arc<Provisioning>,
+    drain: Arc<Drain>,
+    stop_admin: watch::Sender<bool>,
+    admin_task: tokio::task::JoinHandle<()>,
+}
+
+impl Daemon {
+    async fn start(
+        config_path: PathBuf,
+        settings: Settings,
+        log: LogHandle,
+    ) -> Result<Self, String> {
+        tracing::info!(version = VERSION, git_sha = GIT_SHA, config = %config_path.display(), "starting teamsgw");
+        let material = load_tls(&settings).map_err(|p| p.to_string())?;
+        let tls = Arc::new(TlsStore::new(material));
+        let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
+        let readiness = Arc::new(Readiness::default());
+        let provisioning = Arc::new(Provisioning::new(
+            settings.database.url.clone(),
+            Arc::clone(&metrics),
+            Arc::clone(&readiness),
+        ));
+
+        let listener = tokio::net::TcpListener::bind(settings.admin.listen)
+            .await
+            .map_err(|e| format!("admin.listen {}: cannot bind: {e}", settings.admin.listen))?;
+        let (stop_admin, mut stopped) = watch::channel(false);
+        let app = admin::router(AdminState {
+            metrics: Arc::clone(&metrics),
+            readiness: Arc::clone(&readiness),
+        });
+        let admin_task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        });
+        readiness.set_listeners_up();
+        tracing::info!(admin = %settings.admin.listen, "listening");
+
+        // Routing needs a snapshot; keep trying in the background if the database is not there.
+        if provisioning.reload().await.is_err() {
+            tokio::spawn(Arc::clone(&provisioning).load_until_ready());
+        }
+        Ok(Self {
+            config_path,
+            settings,
+            log,
+            notifier: Notifier::from_env(),
+            tls,
+            metrics,
+            readiness,
+            provisioning,
+            drain: Arc::new(Drain::default()),
+            stop_admin,
+            admin_task,
+        })
+    }
+
+    async fn serve(mut self) -> ExitCode {
+        let (mut hup, mut term, mut int) = match (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(h), Ok(t), Ok(i)) => (h, t, i),
+            _ => {
+                tracing::error!("cannot install signal handlers");
+                return ExitCode::FAILURE;
+            }
+        };
+        self.notifier.notify("READY=1");
+        tracing::info!("teamsgw ready");
+        loop {
+            tokio::select! {
+                _ = hup.recv() => self.reload().await,
+                _ = term.recv() => { tracing::info!(signal = "SIGTERM", "shutting down"); break }
+                _ = int.recv() => { tracing::info!(signal = "SIGINT", "shutting down"); break }
+            }
+        }
+        self.notifier.notify("STOPPING=1");
+        self.readiness.set_draining();
+        let limit = Duration::from_secs(self.settings.daemon.drain_seconds);
+        let left = tokio::select! {
+            left = self.drain.drain(limit) => left,
+            _ = term.recv() => { tracing::warn!("second signal: not waiting for the drain"); self.drain.active() }
+            _ = int.recv() => { tracing::warn!("second signal: not waiting for the drain"); self.drain.active() }
+        };
+        if left > 0 {
+            tracing::warn!(
+                abandoned = left,
+                "drain limit reached; work still in flight is abandoned"
+            );
+        }
+        let _ = self.stop_admin.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.admin_task).await;
+        self.provisioning.close().await;
+        tracing::info!("teamsgw stopped");
+        ExitCode::SUCCESS
+    }
+
+    async fn reload(&mut self) {
+        self.notifier.notify("RELOADING=1");
+        tracing::info!(config = %self.config_path.display(), "SIGHUP: reloading configuration");
+        match self.apply_new_config() {
+            Ok(()) => {
+                self.metrics.config_reloads.with_label_values(&["ok"]).inc();
+                tracing::info!(
+                    log_level = self.settings.log.level.as_str(),
+                    "configuration reloaded"
+                );
+                tracing::debug!("debug logging is on");
+            }
+            Err(problems) => {
+                self.metrics
+                    .config_reloads
+                    .with_label_values(&["error"])
+                    .inc();
+                for p in &problems.0 {
+                    tracing::error!(key = %p.key, problem = %p.message, "configuration reload rejected; the running configuration stays");
+                }
+            }
+        }
+        // The provisioning reload hook: a new snapshot on every SIGHUP, counted on its own.
+        let _ = self.provisioning.reload().await;
+        self.notifier.notify("READY=1");
+    }
+
+    /// Validates everything first, then applies; nothing is applied if anything is wrong.
+    fn apply_new_config(&mut self) -> Result<(), Problems> {
+        let new = Settings::load(&self.config_path)?;
+        let mut resolved = new.clone();
+        // The state directory only changes on restart; generate a dev cert where we run now.
+        resolved.daemon.state_dir = self.settings.daemon.state_dir.clone();
+        let material = load_tls(&resolved)?;
+        self.log.set_level(&new.log).map_err(|e| {
+            Problems(vec![Problem {
+                key: "log.level".into(),
+                message: e,
+            }])
+        })?;
+        self.tls.replace(material);
+        for key in self.settings.restart_only_changes(&new) {
+            tracing::warn!(key, "changed in the file; takes effect after a restart");
+        }
+        self.settings = new;
+        Ok(())
+    }
+}
+
+/// Loads the configured certificate, or the development certificate when none is configured.
+pub fn load_tls(settings: &Settings) -> Result<TlsMaterial, Problems> {
+    let (certificate, key) = match (&settings.tls.certificate, &settings.tls.key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => devcert::ensure(&settings.daemon.state_dir).map_err(|e| {
+            Problems(vec![Problem {
+                key: "tls.certificate".into(),
+                message: e,
+            }])
+        })?,
+    };
+    let paths = TlsPaths {
+        certificate,
+        key,
+        trust_anchors: settings.tls.trust_anchors.clone(),
+    };
+    TlsMaterial::load(&paths).map_err(|e| Problems(vec![tls_problem(&paths, e)]))
+}
+
+/// Names the config key whose file is wrong.
+fn tls_problem(paths: &TlsPaths, e: TlsError) -> Problem {
+    let key = if e.path == paths.trust_anchors {
+        "tls.trust_anchors"
+    } else if e.path == paths.key {
+        "tls.key"
+    } else {
+        "tls.certificate"
+    };
+    Problem {
+        key: key.to_owned(),
+        message: e.to_string(),
+    }
+}

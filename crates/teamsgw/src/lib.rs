@@ -1,0 +1,21 @@
+//! The `teamsgw` daemon and command line: configuration, the admin HTTP listener (metrics,
+//! health, REST API), signals and systemd integration, and provisioning subcommands.
+//!
+//! Owns: process life (start, SIGHUP reload, SIGTERM drain), config loading and validation,
+//! how metrics are exposed, and turning CLI/API input into store calls.
+//!
+//! Must never know: SIP, SDP or media internals (it hands settings to the gateway and the
+//! transports), or SQL (the store crate owns it). Keep protocol logic out of here.
+
+pub mod admin;
+pub mod build_info;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod devcert;
+pub mod drain;
+pub mod logging;
+pub mod metrics;
+pub mod notify;
+pub mod provisioning;
+pub mod readiness;

@@ -1,0 +1,100 @@
+//! The daemon's view of the provisioning database: the store connection and the routing
+//! snapshot in use. Reloads build a whole new snapshot and swap it in; a failed reload keeps the
+//! previous one serving and is logged and counted (`teamsgw_snapshot_reloads_total`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use teamsgw_store::{RoutingSnapshot, Store};
+use tokio::sync::Mutex;
+
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
+
+pub struct Provisioning {
+    url: String,
+    store: Mutex<Option<Store>>,
+    snapshot: ArcSwapOption<RoutingSnapshot>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+}
+
+impl Provisioning {
+    pub fn new(url: String, metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Self {
+        Self {
+            url,
+            store: Mutex::new(None),
+            snapshot: ArcSwapOption::empty(),
+            metrics,
+            readiness,
+        }
+    }
+
+    /// The snapshot in use, if one was ever loaded.
+    pub fn snapshot(&self) -> Option<Arc<RoutingSnapshot>> {
+        self.snapshot.load_full()
+    }
+
+    /// Connects when not yet connected, loads a new snapshot and swaps it in.
+    pub async fn reload(&self) -> Result<(), String> {
+        let result = self.try_reload().await;
+        let label = if result.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .snapshot_reloads
+            .with_label_values(&[label])
+            .inc();
+        match &result {
+            Ok(snapshot) => {
+                let summary = format!("{} direct routes", snapshot.direct_routes());
+                tracing::info!(
+                    direct_routes = snapshot.direct_routes(),
+                    "routing snapshot loaded"
+                );
+                self.metrics
+                    .snapshot_direct_routes
+                    .set(snapshot.direct_routes() as i64);
+                self.readiness.snapshot_loaded(summary);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "routing snapshot reload failed; the previous snapshot stays in use");
+                self.readiness.snapshot_failed(e.clone());
+            }
+        }
+        result.map(|snapshot| self.snapshot.store(Some(snapshot)))
+    }
+
+    async fn try_reload(&self) -> Result<Arc<RoutingSnapshot>, String> {
+        let mut store = self.store.lock().await;
+        if store.is_none() {
+            *store = Some(Store::open(&self.url).await.map_err(|e| e.to_string())?);
+        }
+        let Some(store) = store.as_ref() else {
+            return Err("database not connected".to_owned());
+        };
+        store
+            .load_snapshot()
+            .await
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Retries the first load with backoff (1 s doubling to 30 s) until a snapshot exists,
+    /// so a daemon started before its database becomes ready on its own.
+    pub async fn load_until_ready(self: Arc<Self>) {
+        let mut delay = Duration::from_secs(1);
+        while self.snapshot().is_none() {
+            if self.reload().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    pub async fn close(&self) {
+        if let Some(store) = self.store.lock().await.as_ref() {
+            store.close().await;
+        }
+    }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs the Debian packages the tests need (only those
+# missing), checks formatting and lints, builds, runs every test, then starts the daemon with
+# the README's quick-start command on a fresh copy of the tree and waits for /readyz.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command:package pairs for the real peers and tools the tests use.
+NEEDED=(
+  curl:curl
+)
+
+missing=()
+for pair in "${NEEDED[@]}"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if ((${#missing[@]})); then
+  echo "== installing missing test packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== build"
+cargo build --workspace --all-targets --locked
+
+echo "== tests"
+cargo test --workspace --locked
+
+echo "== quick start (README) on a fresh copy"
+scripts/quickstart-check.sh
+
+echo "== all tests passed"

@@ -1,0 +1,220 @@
+//! Harness for end-to-end tests: runs the real `teamsgw` binary in a scratch directory with a
+//! config on ephemeral loopback ports, and talks to it the way ops tools do (HTTP, signals).
+//!
+//! The binary is the one cargo built next to the test executable (`cargo build -p teamsgw`
+//! first; the README's test command does), or `TEAMSGW_BIN` when set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the `teamsgw` binary under test.
+pub fn teamsgw_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("TEAMSGW_BIN") {
+        return PathBuf::from(bin);
+    }
+    // target/<profile>/deps/<test-exe> -> target/<profile>/teamsgw
+    let exe = std::env::current_exe().expect("current_exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("teamsgw"))
+        .expect("test executable has no parent directory");
+    assert!(
+        bin.is_file(),
+        "{} not found: build the daemon first with `cargo build -p teamsgw` \
+         (scripts/test.sh does), or set TEAMSGW_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A config for tests: ephemeral admin port, SQLite in the scratch dir, JSON logs.
+pub fn test_config(admin_port: u16, extra: &str) -> String {
+    format!(
+        "[daemon]\ndrain_seconds = 2\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n\
+         [log]\nlevel = \"info\"\nformat = \"json\"\n\n[database]\nurl = \"sqlite://var/teamsgw.db\"\n\n{extra}"
+    )
+}
+
+/// A running daemon in its own scratch directory; killed on drop.
+pub struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub admin: SocketAddr,
+}
+
+impl Daemon {
+    /// Starts `teamsgw run --config teamsgw.toml` in a new scratch directory.
+    pub fn start(config: &str, admin_port: u16) -> Self {
+        Self::start_with_env(config, admin_port, &[])
+    }
+
+    /// Like [`Daemon::start`] with extra environment variables.
+    pub fn start_with_env(config: &str, admin_port: u16, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("teamsgw.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("teamsgw.log")).unwrap();
+        let child = Command::new(teamsgw_binary())
+            .args(["run", "--config", "teamsgw.toml"])
+            .current_dir(dir.path())
+            .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            dir,
+            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("teamsgw.toml")
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("teamsgw.log")).unwrap_or_default()
+    }
+
+    /// Waits until `/readyz` answers 200; panics with the log after `timeout`.
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("teamsgw exited early with {status}:\n{}", self.log());
+            }
+            if let Ok((200, _)) = http_get(self.admin, "/readyz") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "teamsgw not ready after {timeout:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.admin, path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\nlog:\n{}", self.log()))
+    }
+
+    /// The value of one metric sample line (`name{labels}` exactly as exposed).
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics");
+        parse_metric(&body, sample)
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Polls `condition` every 50 ms until it holds or `timeout` passes.
+    pub fn wait_for(&self, timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !condition() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the process to exit, returning its status and how long that took.
+    pub fn wait_exit(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "teamsgw still running after {timeout:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn parse_metric(exposition: &str, sample: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let rest = line.strip_prefix(sample)?;
+        rest.strip_prefix(' ')?.trim().parse().ok()
+    })
+}
+
+/// A minimal HTTP/1.1 GET; returns (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad response: {response:?}")))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Runs the binary with `args` in `dir`; returns (exit code, stdout, stderr).
+pub fn run_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(teamsgw_binary())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
