@@ -1,11 +1,13 @@
 //! Records the git commit the binary is built from, for `teamsgw_build_info` and `--version`.
-//! `TEAMSGW_GIT_SHA` set at build time wins (packaging from a tarball has no .git).
+//! `GIT_SHA` set at build time wins (packaging from a tarball has no .git). Neither name may
+//! start with `TEAMSGW_`: `cargo run` exports build-script variables to the daemon, whose
+//! config treats every `TEAMSGW_*` variable as a key override.
 
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=TEAMSGW_GIT_SHA");
-    let sha = std::env::var("TEAMSGW_GIT_SHA").ok().or_else(|| {
+    println!("cargo:rerun-if-env-changed=GIT_SHA");
+    let sha = std::env::var("GIT_SHA").ok().or_else(|| {
         let git_dir = git(&["rev-parse", "--git-dir"])?;
         // New commits move HEAD or a ref; rebuild this crate (only) when they do.
         println!("cargo:rerun-if-changed={git_dir}/HEAD");
@@ -14,7 +16,7 @@ fn main() {
         git(&["rev-parse", "--short=12", "HEAD"])
     });
     println!(
-        "cargo:rustc-env=TEAMSGW_BUILD_GIT_SHA={}",
+        "cargo:rustc-env=BUILD_GIT_SHA={}",
         sha.unwrap_or_else(|| "unknown".to_owned())
     );
 }

@@ -8,4 +8,8 @@
 //! Must never know: media, SDP semantics (bodies are opaque bytes), the provisioning database,
 //! licensing, or which customer a message belongs to. Routing decisions belong to the gateway.
 
+pub mod framing;
+pub mod message;
 pub mod tls;
+
+pub use message::{HeaderName, Limits, Message, Method};
