@@ -8,8 +8,14 @@
 //! Must never know: media, SDP semantics (bodies are opaque bytes), the provisioning database,
 //! licensing, or which customer a message belongs to. Routing decisions belong to the gateway.
 
+pub mod acl;
+pub mod certnames;
 pub mod framing;
 pub mod message;
+pub mod metrics;
+#[cfg(feature = "test-pki")]
+pub mod test_pki;
 pub mod tls;
+pub mod transport;
 
 pub use message::{HeaderName, Limits, Message, Method};

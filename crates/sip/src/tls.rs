@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use rustls::RootCertStore;
-use rustls::crypto::ring;
+use rustls::crypto::{CryptoProvider, ring};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
+use rustls::sign::SingleCertAndKey;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// Why TLS material could not be loaded. Names the file and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,10 @@ pub struct TlsMaterial {
     pub certified_key: Arc<CertifiedKey>,
     /// The CAs we accept peer certificates from (mutual TLS in both directions).
     pub trust_anchors: Arc<RootCertStore>,
+    /// Listener side: our certificate, and a client certificate is required and verified.
+    pub server_config: Arc<ServerConfig>,
+    /// Dialling side: our certificate as client certificate; the server is verified.
+    pub client_config: Arc<ClientConfig>,
 }
 
 impl fmt::Debug for TlsMaterial {
@@ -78,13 +84,52 @@ impl TlsMaterial {
                     ),
                 )
             })?;
-        let trust_anchors = load_trust_anchors(&paths.trust_anchors)?;
+        let certified_key = Arc::new(certified_key);
+        let trust_anchors = Arc::new(load_trust_anchors(&paths.trust_anchors)?);
+        let provider = Arc::new(ring::default_provider());
+        let config_error = |e: &dyn fmt::Display| {
+            TlsError::new(
+                &paths.trust_anchors,
+                format!("cannot build TLS configuration: {e}"),
+            )
+        };
+        let server_config = server_config(&provider, &certified_key, &trust_anchors)
+            .map_err(|e| config_error(&e))?;
+        let client_config = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| config_error(&e))?
+            .with_root_certificates(Arc::clone(&trust_anchors))
+            .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(Arc::clone(
+                &certified_key,
+            ))));
         Ok(Self {
             paths: paths.clone(),
-            certified_key: Arc::new(certified_key),
-            trust_anchors: Arc::new(trust_anchors),
+            certified_key,
+            trust_anchors,
+            server_config,
+            client_config: Arc::new(client_config),
         })
     }
+}
+
+/// TLS 1.2 and 1.3 only (reference: teams-direct-routing.md §1.1), client certificate required.
+fn server_config(
+    provider: &Arc<CryptoProvider>,
+    certified_key: &Arc<CertifiedKey>,
+    trust_anchors: &Arc<RootCertStore>,
+) -> Result<Arc<ServerConfig>, String> {
+    let verifier = WebPkiClientVerifier::builder_with_provider(
+        Arc::clone(trust_anchors),
+        Arc::clone(provider),
+    )
+    .build()
+    .map_err(|e| e.to_string())?;
+    let config = ServerConfig::builder_with_provider(Arc::clone(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(SingleCertAndKey::from(Arc::clone(certified_key))));
+    Ok(Arc::new(config))
 }
 
 fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

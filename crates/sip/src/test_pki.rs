@@ -1,0 +1,73 @@
+//! A throwaway PKI for TLS tests: one CA and leaf certificates it signs, written as PEM files.
+//! Only built with the `test-pki` feature.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+
+pub struct TestCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+    dir: PathBuf,
+    name: String,
+}
+
+/// PEM files of one leaf certificate.
+#[derive(Debug, Clone)]
+pub struct LeafFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCa {
+    /// A new CA whose PEM certificate is written to `dir/<name>-ca.pem`.
+    pub fn new(dir: &Path, name: &str) -> Self {
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        std::fs::write(dir.join(format!("{name}-ca.pem")), issuer.pem()).unwrap();
+        Self {
+            issuer,
+            dir: dir.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join(format!("{}-ca.pem", self.name))
+    }
+
+    /// A leaf for `dns_names` (plus 127.0.0.1), usable as server and client certificate.
+    pub fn leaf(&self, file_stem: &str, dns_names: &[&str]) -> LeafFiles {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(
+            DnType::CommonName,
+            dns_names.first().copied().unwrap_or(file_stem),
+        );
+        params.subject_alt_names = dns_names
+            .iter()
+            .map(|n| SanType::DnsName((*n).try_into().unwrap()))
+            .chain([SanType::IpAddress("127.0.0.1".parse().unwrap())])
+            .collect();
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let files = LeafFiles {
+            cert: self.dir.join(format!("{file_stem}.pem")),
+            key: self.dir.join(format!("{file_stem}.key")),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        files
+    }
+}

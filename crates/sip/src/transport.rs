@@ -1,0 +1,637 @@
+//! SIP transports: UDP sockets, TCP and TLS listeners and outbound connections.
+//!
+//! Every received message is parsed here and handed to the transaction user as an
+//! [`Incoming`] on one channel; anything unreadable or from a source outside the listener's
+//! allow-list is dropped and counted before it costs more than a parse. Connections live in
+//! one table keyed by id (for answering on the connection a request came in on, RFC 3261
+//! §18.2.2) and by (transport, peer) for reuse when sending. Teams opens a new TLS connection
+//! per transaction: each is simply another entry, closed by the idle timeout.
+//!
+//! TLS is mutual in both directions: listeners require and verify a client certificate
+//! (optionally one whose names match an allowed pattern), and outbound connections present
+//! ours. The material is read from [`TlsStore`] at each handshake, so a SIGHUP reload applies
+//! to new connections while established ones keep running.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::acl::AllowList;
+use crate::certnames;
+use crate::framing::{Frame, StreamFramer};
+use crate::message::{Limits, Message};
+use crate::metrics::{SipMetrics, kind_of};
+use crate::tls::TlsStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+}
+
+/// One listening socket and who may use it.
+#[derive(Debug, Clone)]
+pub struct ListenerSpec {
+    /// `teams`, `pbx`: the label in metrics and logs.
+    pub name: &'static str,
+    pub transport: Transport,
+    pub addr: SocketAddr,
+    pub allow: AllowList,
+    /// TLS: the client certificate must carry a DNS name matching one of these (empty: any
+    /// certificate that chains to the trust anchors).
+    pub peer_names: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransportSettings {
+    pub limits: Limits,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for TransportSettings {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 20_000,
+            handshake_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+pub type ConnId = u64;
+
+/// Where a message came from, and how to answer it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub transport: Transport,
+    pub listener: &'static str,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub conn: Option<ConnId>,
+}
+
+#[derive(Debug)]
+pub struct Incoming {
+    pub message: Message,
+    pub source: Source,
+}
+
+/// Where to send a request we originate.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+    /// TLS: the name to send as SNI and to verify the server certificate against.
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("no {0} socket to send from")]
+    NoSocket(&'static str),
+    #[error("connection closed")]
+    ConnectionGone,
+    #[error("connect to {0} failed: {1}")]
+    Connect(SocketAddr, io::Error),
+    #[error("TLS to {0} failed: {1}")]
+    Tls(SocketAddr, io::Error),
+    #[error("bad TLS server name {0:?}")]
+    ServerName(String),
+    #[error("send failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+struct ConnHandle {
+    tx: mpsc::Sender<Bytes>,
+}
+
+struct Inner {
+    settings: TransportSettings,
+    tls: Arc<TlsStore>,
+    metrics: SipMetrics,
+    inbound: mpsc::Sender<Incoming>,
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    conns: DashMap<ConnId, ConnHandle>,
+    by_peer: DashMap<(Transport, SocketAddr), ConnId>,
+    next_id: AtomicU64,
+    open: AtomicUsize,
+    listeners: Vec<(&'static str, Transport, SocketAddr)>,
+}
+
+/// The running transports. Cheap to clone.
+#[derive(Clone)]
+pub struct SipTransport {
+    inner: Arc<Inner>,
+}
+
+impl SipTransport {
+    /// Binds every listener (an error names the address) and starts serving them.
+    pub async fn bind(
+        specs: Vec<ListenerSpec>,
+        settings: TransportSettings,
+        tls: Arc<TlsStore>,
+        metrics: SipMetrics,
+        inbound: mpsc::Sender<Incoming>,
+    ) -> Result<(Self, Vec<JoinHandle<()>>), String> {
+        let mut udp = Vec::new();
+        let mut streams = Vec::new();
+        let mut listeners = Vec::new();
+        for spec in specs {
+            let bind_err = |e: io::Error| {
+                format!(
+                    "{} {} listener {}: cannot bind: {e}",
+                    spec.name,
+                    spec.transport.as_str(),
+                    spec.addr
+                )
+            };
+            match spec.transport {
+                Transport::Udp => {
+                    let socket = UdpSocket::bind(spec.addr).await.map_err(bind_err)?;
+                    let local = socket.local_addr().map_err(bind_err)?;
+                    listeners.push((spec.name, spec.transport, local));
+                    udp.push((spec, local, Arc::new(socket)));
+                }
+                Transport::Tcp | Transport::Tls => {
+                    let listener = TcpListener::bind(spec.addr).await.map_err(bind_err)?;
+                    listeners.push((
+                        spec.name,
+                        spec.transport,
+                        listener.local_addr().map_err(bind_err)?,
+                    ));
+                    streams.push((spec, listener));
+                }
+            }
+        }
+        let inner = Arc::new(Inner {
+            settings,
+            tls,
+            metrics,
+            inbound,
+            udp: udp
+                .iter()
+                .map(|(_, local, s)| (*local, Arc::clone(s)))
+                .collect(),
+            conns: DashMap::new(),
+            by_peer: DashMap::new(),
+            next_id: AtomicU64::new(1),
+            open: AtomicUsize::new(0),
+            listeners,
+        });
+        let mut tasks = Vec::new();
+        for (spec, local, socket) in udp {
+            tasks.push(tokio::spawn(
+                Arc::clone(&inner).serve_udp(spec, local, socket),
+            ));
+        }
+        for (spec, listener) in streams {
+            tasks.push(tokio::spawn(
+                Arc::clone(&inner).serve_stream_listener(spec, listener),
+            ));
+        }
+        Ok((Self { inner }, tasks))
+    }
+
+    /// (listener name, transport, bound address) of every listener.
+    pub fn listeners(&self) -> &[(&'static str, Transport, SocketAddr)] {
+        &self.inner.listeners
+    }
+
+    /// The bound address of the first listener with this name and transport.
+    pub fn listener_addr(&self, name: &str, transport: Transport) -> Option<SocketAddr> {
+        self.inner
+            .listeners
+            .iter()
+            .find(|(n, t, _)| *n == name && *t == transport)
+            .map(|(_, _, a)| *a)
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.inner.open.load(Ordering::Relaxed)
+    }
+
+    /// Sends a response (or in-dialog request) back the way `source` came: on its connection,
+    /// or from the UDP socket it arrived on.
+    pub async fn respond(&self, source: &Source, data: Bytes) -> Result<(), SendError> {
+        let kind = kind_of(&data);
+        match source.conn {
+            Some(id) => {
+                let tx = self
+                    .inner
+                    .conns
+                    .get(&id)
+                    .map(|c| c.tx.clone())
+                    .ok_or(SendError::ConnectionGone)?;
+                tx.send(data).await.map_err(|_| SendError::ConnectionGone)?;
+            }
+            None => {
+                let socket = self
+                    .inner
+                    .udp
+                    .iter()
+                    .find(|(local, _)| *local == source.local)
+                    .or_else(|| self.inner.udp.first())
+                    .map(|(_, s)| Arc::clone(s))
+                    .ok_or(SendError::NoSocket("udp"))?;
+                socket.send_to(&data, source.peer).await?;
+            }
+        }
+        self.inner
+            .metrics
+            .sent
+            .with_label_values(&[source.transport.as_str(), kind])
+            .inc();
+        Ok(())
+    }
+
+    /// Sends to `target`, reusing an open connection to it or opening one.
+    pub async fn send(&self, target: &Target, data: Bytes) -> Result<(), SendError> {
+        let kind = kind_of(&data);
+        match target.transport {
+            Transport::Udp => {
+                let socket = self
+                    .inner
+                    .udp
+                    .iter()
+                    .find(|(local, _)| local.is_ipv4() == target.addr.is_ipv4())
+                    .map(|(_, s)| Arc::clone(s))
+                    .ok_or(SendError::NoSocket("udp"))?;
+                socket.send_to(&data, target.addr).await?;
+            }
+            Transport::Tcp | Transport::Tls => {
+                let tx = match self.connection_to(target) {
+                    Some(tx) => tx,
+                    None => self.connect(target).await?,
+                };
+                tx.send(data).await.map_err(|_| SendError::ConnectionGone)?;
+            }
+        }
+        self.inner
+            .metrics
+            .sent
+            .with_label_values(&[target.transport.as_str(), kind])
+            .inc();
+        Ok(())
+    }
+
+    fn connection_to(&self, target: &Target) -> Option<mpsc::Sender<Bytes>> {
+        let id = *self.inner.by_peer.get(&(target.transport, target.addr))?;
+        self.inner.conns.get(&id).map(|c| c.tx.clone())
+    }
+
+    async fn connect(&self, target: &Target) -> Result<mpsc::Sender<Bytes>, SendError> {
+        let inner = &self.inner;
+        let timeout = inner.settings.connect_timeout;
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(target.addr))
+            .await
+            .map_err(|_| SendError::Connect(target.addr, io::ErrorKind::TimedOut.into()))?
+            .map_err(|e| SendError::Connect(target.addr, e))?;
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr()?;
+        let (tx, rx) = mpsc::channel(64);
+        match target.transport {
+            Transport::Tls => {
+                let name = target
+                    .server_name
+                    .clone()
+                    .unwrap_or_else(|| target.addr.ip().to_string());
+                let server_name =
+                    ServerName::try_from(name.clone()).map_err(|_| SendError::ServerName(name))?;
+                let connector = TlsConnector::from(Arc::clone(&inner.tls.current().client_config));
+                let stream = tokio::time::timeout(timeout, connector.connect(server_name, tcp))
+                    .await
+                    .map_err(|_| SendError::Tls(target.addr, io::ErrorKind::TimedOut.into()))?
+                    .map_err(|e| {
+                        inner
+                            .metrics
+                            .handshake_failures
+                            .with_label_values(&["outbound", handshake_reason(&e)])
+                            .inc();
+                        SendError::Tls(target.addr, e)
+                    })?;
+                let id = inner.register(Transport::Tls, target.addr, tx.clone());
+                tokio::spawn(Arc::clone(inner).run_connection(
+                    stream,
+                    id,
+                    rx,
+                    Transport::Tls,
+                    "outbound",
+                    target.addr,
+                    local,
+                ));
+            }
+            _ => {
+                let id = inner.register(Transport::Tcp, target.addr, tx.clone());
+                tokio::spawn(Arc::clone(inner).run_connection(
+                    tcp,
+                    id,
+                    rx,
+                    Transport::Tcp,
+                    "outbound",
+                    target.addr,
+                    local,
+                ));
+            }
+        }
+        Ok(tx)
+    }
+}
+
+impl Inner {
+    async fn serve_udp(
+        self: Arc<Self>,
+        spec: ListenerSpec,
+        local: SocketAddr,
+        socket: Arc<UdpSocket>,
+    ) {
+        let mut buf = vec![0u8; self.settings.limits.max_message_size.max(1500) + 1];
+        loop {
+            let (n, peer) = match socket.recv_from(&mut buf).await {
+                Ok(r) => r,
+                // ICMP errors from earlier sends surface here on Linux; the socket is fine.
+                Err(e) => {
+                    tracing::debug!(error = %e, "udp receive error");
+                    continue;
+                }
+            };
+            if !spec.allow.allows(peer.ip()) {
+                self.drop_message(Transport::Udp, "source_not_allowed");
+                continue;
+            }
+            let data = &buf[..n];
+            if data.iter().all(|&b| b == b'\r' || b == b'\n') {
+                continue; // keep-alive
+            }
+            if n > self.settings.limits.max_message_size {
+                self.drop_message(Transport::Udp, "too_large");
+                continue;
+            }
+            let source = Source {
+                transport: Transport::Udp,
+                listener: spec.name,
+                peer,
+                local,
+                conn: None,
+            };
+            self.deliver(Bytes::copy_from_slice(data), source);
+        }
+    }
+
+    fn drop_message(&self, transport: Transport, reason: &str) {
+        self.metrics
+            .dropped
+            .with_label_values(&[transport.as_str(), reason])
+            .inc();
+    }
+
+    fn deliver(&self, data: Bytes, source: Source) {
+        let message = match Message::parse_with(data, &self.settings.limits) {
+            Ok(m) => m,
+            Err(e) => {
+                self.drop_message(source.transport, e.label());
+                return;
+            }
+        };
+        let kind = kind_of(message.as_bytes());
+        self.metrics
+            .received
+            .with_label_values(&[source.transport.as_str(), kind])
+            .inc();
+        let transport = source.transport;
+        if self.inbound.try_send(Incoming { message, source }).is_err() {
+            self.drop_message(transport, "overload");
+        }
+    }
+
+    async fn serve_stream_listener(self: Arc<Self>, spec: ListenerSpec, listener: TcpListener) {
+        let spec = Arc::new(spec);
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(r) => r,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(listener = spec.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if !spec.allow.allows(peer.ip()) {
+                self.metrics
+                    .refused
+                    .with_label_values(&[spec.name, "source_not_allowed"])
+                    .inc();
+                continue;
+            }
+            if self.open.load(Ordering::Relaxed) >= self.settings.max_connections {
+                self.metrics
+                    .refused
+                    .with_label_values(&[spec.name, "too_many_connections"])
+                    .inc();
+                continue;
+            }
+            let _ = tcp.set_nodelay(true);
+            let Ok(local) = tcp.local_addr() else {
+                continue;
+            };
+            let inner = Arc::clone(&self);
+            let spec = Arc::clone(&spec);
+            tokio::spawn(async move {
+                let (tx, rx) = mpsc::channel(64);
+                match spec.transport {
+                    Transport::Tls => {
+                        let Some(stream) = inner.accept_tls(&spec, tcp).await else {
+                            return;
+                        };
+                        let id = inner.register(Transport::Tls, peer, tx);
+                        inner
+                            .run_connection(stream, id, rx, Transport::Tls, spec.name, peer, local)
+                            .await;
+                    }
+                    _ => {
+                        let id = inner.register(Transport::Tcp, peer, tx);
+                        inner
+                            .run_connection(tcp, id, rx, Transport::Tcp, spec.name, peer, local)
+                            .await;
+                    }
+                }
+            });
+        }
+    }
+
+    async fn accept_tls(
+        &self,
+        spec: &ListenerSpec,
+        tcp: TcpStream,
+    ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+        let acceptor = TlsAcceptor::from(Arc::clone(&self.tls.current().server_config));
+        let fail = |reason: &str| {
+            self.metrics
+                .handshake_failures
+                .with_label_values(&[spec.name, reason])
+                .inc();
+        };
+        let stream =
+            match tokio::time::timeout(self.settings.handshake_timeout, acceptor.accept(tcp)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    fail(handshake_reason(&e));
+                    tracing::debug!(listener = spec.name, error = %e, "TLS handshake failed");
+                    return None;
+                }
+                Err(_) => {
+                    fail("timeout");
+                    return None;
+                }
+            };
+        if !spec.peer_names.is_empty() {
+            let names = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|leaf| certnames::dns_names(leaf))
+                .unwrap_or_default();
+            let allowed = names.iter().any(|n| {
+                spec.peer_names
+                    .iter()
+                    .any(|p| certnames::name_matches(p, n))
+            });
+            if !allowed {
+                fail("peer_name_not_allowed");
+                tracing::info!(
+                    listener = spec.name,
+                    ?names,
+                    "TLS peer certificate name not allowed"
+                );
+                return None;
+            }
+        }
+        Some(stream)
+    }
+
+    fn register(&self, transport: Transport, peer: SocketAddr, tx: mpsc::Sender<Bytes>) -> ConnId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.conns.insert(id, ConnHandle { tx });
+        self.by_peer.insert((transport, peer), id);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .connections
+            .with_label_values(&[transport.as_str()])
+            .inc();
+        id
+    }
+
+    fn unregister(&self, id: ConnId, transport: Transport, peer: SocketAddr) {
+        self.conns.remove(&id);
+        self.by_peer.remove_if(&(transport, peer), |_, v| *v == id);
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.metrics
+            .connections
+            .with_label_values(&[transport.as_str()])
+            .dec();
+    }
+
+    /// Reads frames and writes queued messages until the peer closes, framing is lost, or
+    /// nothing moves for the idle timeout.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_connection<S>(
+        self: Arc<Self>,
+        stream: S,
+        id: ConnId,
+        mut outgoing: mpsc::Receiver<Bytes>,
+        transport: Transport,
+        listener: &'static str,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let mut framer = StreamFramer::new(self.settings.limits);
+        let idle = self.settings.idle_timeout;
+        let mut deadline = Instant::now() + idle;
+        'conn: loop {
+            framer.buffer_mut().reserve(2048);
+            tokio::select! {
+                read = reader.read_buf(framer.buffer_mut()) => {
+                    match read {
+                        Ok(0) | Err(_) => break 'conn,
+                        Ok(_) => deadline = Instant::now() + idle,
+                    }
+                    loop {
+                        match framer.next_frame() {
+                            Ok(Some(Frame::Message(data))) => {
+                                let source = Source { transport, listener, peer, local, conn: Some(id) };
+                                self.deliver(data, source);
+                            }
+                            Ok(Some(Frame::Ping)) => {
+                                if writer.write_all(b"\r\n").await.is_err() {
+                                    break 'conn;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                self.drop_message(transport, e.label());
+                                break 'conn;
+                            }
+                        }
+                    }
+                }
+                data = outgoing.recv() => {
+                    let Some(data) = data else { break 'conn };
+                    if writer.write_all(&data).await.is_err() {
+                        break 'conn;
+                    }
+                    deadline = Instant::now() + idle;
+                }
+                _ = tokio::time::sleep_until(deadline) => break 'conn,
+            }
+        }
+        let _ = writer.shutdown().await;
+        self.unregister(id, transport, peer);
+    }
+}
+
+/// A label for why a handshake failed, from the rustls error inside the I/O error.
+fn handshake_reason(e: &io::Error) -> &'static str {
+    use rustls::{CertificateError, Error};
+    match e.get_ref().and_then(|i| i.downcast_ref::<Error>()) {
+        Some(Error::NoCertificatesPresented) => "no_certificate",
+        Some(Error::InvalidCertificate(CertificateError::UnknownIssuer)) => "untrusted_certificate",
+        Some(Error::InvalidCertificate(CertificateError::Expired)) => "expired_certificate",
+        Some(Error::InvalidCertificate(_)) => "invalid_certificate",
+        Some(Error::AlertReceived(_)) => "alert_received",
+        Some(_) => "protocol",
+        None if e.kind() == io::ErrorKind::UnexpectedEof => "eof",
+        None => "io",
+    }
+}
