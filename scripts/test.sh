@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # command:package pairs for the real peers and tools the tests use.
 NEEDED=(
   curl:curl
+  sipp:sip-tester
 )
 
 missing=()

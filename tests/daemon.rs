@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use teamsgw_tests::{Daemon, free_port, run_cli, test_config};
+use teamsgw_tests::{Daemon, Ports, free_port, run_cli, test_config};
 
 const START: Duration = Duration::from_secs(20);
 
 #[test]
 fn serves_metrics_reloads_on_sighup_and_drains_on_sigterm() {
-    let port = free_port();
-    let mut daemon = Daemon::start(&test_config(port, ""), port);
+    let ports = Ports::new();
+    let mut daemon = Daemon::start(&test_config(&ports, ""), &ports);
     daemon.wait_ready(START);
 
     // Scrape: build info carries the crate version.
@@ -87,14 +87,14 @@ fn serves_metrics_reloads_on_sighup_and_drains_on_sigterm() {
 
 #[test]
 fn readyz_is_503_with_reason_until_the_database_is_reachable() {
-    let port = free_port();
+    let ports = Ports::new();
     // Nothing listens on this port: the database is unreachable.
     let db_port = free_port();
-    let config = test_config(port, "").replace(
+    let config = test_config(&ports, "").replace(
         "sqlite://var/teamsgw.db",
         &format!("postgres://teamsgw@127.0.0.1:{db_port}/teamsgw?connect_timeout=1"),
     );
-    let mut daemon = Daemon::start(&config, port);
+    let mut daemon = Daemon::start(&config, &ports);
     daemon.wait_for(START, "admin listener", || {
         teamsgw_tests::http_get(daemon.admin, "/healthz").is_ok()
     });
@@ -132,7 +132,7 @@ fn check_config_lists_every_problem_with_its_key() {
     assert!(err.contains("unknown key"), "{err}");
 
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, test_config(free_port(), "")).unwrap();
+    std::fs::write(&good, test_config(&Ports::new(), "")).unwrap();
     let (code, out, err) = run_cli(dir.path(), &["check-config", "--config", "good.toml"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("valid"), "{out}");
@@ -149,7 +149,7 @@ fn check_config_names_a_broken_certificate_file() {
     std::fs::write(dir.path().join("cert.pem"), "garbage").unwrap();
     std::fs::write(dir.path().join("key.pem"), "garbage").unwrap();
     let config = test_config(
-        free_port(),
+        &Ports::new(),
         "[tls]\ncertificate = \"cert.pem\"\nkey = \"key.pem\"\n",
     );
     std::fs::write(dir.path().join("c.toml"), config).unwrap();
@@ -186,10 +186,10 @@ fn systemd_notifications_follow_the_lifecycle() {
         let n = receiver.recv(&mut buf).expect("a notification");
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
-    let port = free_port();
+    let ports = Ports::new();
     let mut daemon = Daemon::start_with_env(
-        &test_config(port, ""),
-        port,
+        &test_config(&ports, ""),
+        &ports,
         &[("NOTIFY_SOCKET", sock.to_str().unwrap())],
     );
     assert_eq!(next(), "READY=1");

@@ -41,11 +41,57 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A config for tests: ephemeral admin port, SQLite in the scratch dir, JSON logs.
-pub fn test_config(admin_port: u16, extra: &str) -> String {
+/// A loopback port free for both TCP and UDP (the PBX listeners share one port number).
+pub fn free_tcp_udp_port() -> u16 {
+    loop {
+        let port = free_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The ports one test daemon listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub admin: u16,
+    /// PBX side, UDP and TCP.
+    pub sip: u16,
+    /// Teams side, TLS.
+    pub tls: u16,
+}
+
+impl Ports {
+    pub fn new() -> Self {
+        Self {
+            admin: free_port(),
+            sip: free_tcp_udp_port(),
+            tls: free_port(),
+        }
+    }
+
+    pub fn sip_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.sip))
+    }
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A config for tests: ephemeral loopback ports, SQLite in the scratch dir, JSON logs, the
+/// Teams listener open to loopback. `extra` must not repeat these sections.
+pub fn test_config(ports: &Ports, extra: &str) -> String {
     format!(
-        "[daemon]\ndrain_seconds = 2\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n\
-         [log]\nlevel = \"info\"\nformat = \"json\"\n\n[database]\nurl = \"sqlite://var/teamsgw.db\"\n\n{extra}"
+        "[daemon]\ndrain_seconds = 2\n\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
+         [log]\nlevel = \"info\"\nformat = \"json\"\n\n[database]\nurl = \"sqlite://var/teamsgw.db\"\n\n\
+         [teams]\nlisten = \"127.0.0.1:{tls}\"\nallowed_sources = [\"127.0.0.0/8\"]\n\n\
+         [pbx]\nlisten_udp = \"127.0.0.1:{sip}\"\nlisten_tcp = \"127.0.0.1:{sip}\"\n\n{extra}",
+        admin = ports.admin,
+        sip = ports.sip,
+        tls = ports.tls,
     )
 }
 
@@ -58,12 +104,12 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `teamsgw run --config teamsgw.toml` in a new scratch directory.
-    pub fn start(config: &str, admin_port: u16) -> Self {
-        Self::start_with_env(config, admin_port, &[])
+    pub fn start(config: &str, ports: &Ports) -> Self {
+        Self::start_with_env(config, ports, &[])
     }
 
     /// Like [`Daemon::start`] with extra environment variables.
-    pub fn start_with_env(config: &str, admin_port: u16, env: &[(&str, &str)]) -> Self {
+    pub fn start_with_env(config: &str, ports: &Ports, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("teamsgw.toml"), config).unwrap();
         let log = std::fs::File::create(dir.path().join("teamsgw.log")).unwrap();
@@ -80,7 +126,7 @@ impl Daemon {
         Self {
             child,
             dir,
-            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+            admin: SocketAddr::from(([127, 0, 0, 1], ports.admin)),
         }
     }
 
@@ -217,4 +263,76 @@ pub fn run_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Path of a file under `tests/` (scenario files, fixtures).
+pub fn fixture(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Fails with the install hint when a peer program is missing; never skips.
+pub fn require_program(program: &str, debian_package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{program} not found: install the Debian package {debian_package} \
+         (apt-get install {debian_package}; scripts/test.sh installs it)"
+    );
+}
+
+/// Runs a sipp scenario from `tests/sipp/` against `target`; returns (exit code, output).
+pub fn sipp(
+    scenario: &str,
+    target: SocketAddr,
+    transport: &str,
+    calls: u32,
+    extra: &[&str],
+) -> (i32, String) {
+    require_program("sipp", "sip-tester");
+    let dir = tempfile::tempdir().unwrap();
+    let local_port = free_tcp_udp_port().to_string();
+    let scenario = fixture(&format!("sipp/{scenario}"));
+    let calls = calls.to_string();
+    let mut args = vec![
+        "-sf",
+        scenario.to_str().unwrap(),
+        "-t",
+        transport,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &local_port,
+        "-m",
+        &calls,
+        "-r",
+        "200",
+        "-l",
+        "50",
+        "-timeout",
+        "60s",
+        "-timeout_error",
+        "-recv_timeout",
+        "10000",
+        "-nostdin",
+        "-trace_err",
+    ];
+    args.extend_from_slice(extra);
+    let target = target.to_string();
+    args.push(&target);
+    let out = Command::new("sipp")
+        .args(&args)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().ends_with("_errors.log") {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    (out.status.code().unwrap_or(-1), text)
 }

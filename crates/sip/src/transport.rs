@@ -113,8 +113,20 @@ pub struct Target {
     pub server_name: Option<String>,
 }
 
+/// A listener that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} {} listener {addr}: cannot bind: {error}", transport.as_str())]
+pub struct BindError {
+    pub name: &'static str,
+    pub transport: Transport,
+    pub addr: SocketAddr,
+    pub error: io::Error,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    #[error("connection busy; message dropped")]
+    Backpressure,
     #[error("no {0} socket to send from")]
     NoSocket(&'static str),
     #[error("connection closed")]
@@ -160,18 +172,16 @@ impl SipTransport {
         tls: Arc<TlsStore>,
         metrics: SipMetrics,
         inbound: mpsc::Sender<Incoming>,
-    ) -> Result<(Self, Vec<JoinHandle<()>>), String> {
+    ) -> Result<(Self, Vec<JoinHandle<()>>), BindError> {
         let mut udp = Vec::new();
         let mut streams = Vec::new();
         let mut listeners = Vec::new();
         for spec in specs {
-            let bind_err = |e: io::Error| {
-                format!(
-                    "{} {} listener {}: cannot bind: {e}",
-                    spec.name,
-                    spec.transport.as_str(),
-                    spec.addr
-                )
+            let bind_err = |error: io::Error| BindError {
+                name: spec.name,
+                transport: spec.transport,
+                addr: spec.addr,
+                error,
             };
             match spec.transport {
                 Transport::Udp => {
@@ -250,7 +260,11 @@ impl SipTransport {
                     .get(&id)
                     .map(|c| c.tx.clone())
                     .ok_or(SendError::ConnectionGone)?;
-                tx.send(data).await.map_err(|_| SendError::ConnectionGone)?;
+                // Never wait on a slow peer: answers to others must not queue behind it.
+                tx.try_send(data).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => SendError::Backpressure,
+                    mpsc::error::TrySendError::Closed(_) => SendError::ConnectionGone,
+                })?;
             }
             None => {
                 let socket = self

@@ -26,6 +26,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub database: DatabaseSettings,
     pub tls: TlsSettings,
+    pub sip: SipSettings,
     pub teams: TeamsSettings,
     pub pbx: PbxSettings,
     pub media: MediaSettings,
@@ -152,8 +153,34 @@ impl Default for TlsSettings {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct SipSettings {
+    pub max_message_size: usize,
+    pub max_headers: usize,
+    pub idle_timeout_seconds: u64,
+    pub max_connections: usize,
+    pub tls_handshake_timeout_seconds: u64,
+}
+
+impl Default for SipSettings {
+    fn default() -> Self {
+        Self {
+            max_message_size: 64 * 1024,
+            max_headers: 256,
+            idle_timeout_seconds: 300,
+            max_connections: 20_000,
+            tls_handshake_timeout_seconds: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TeamsSettings {
     pub listen: SocketAddr,
+    /// Sources allowed to connect (Microsoft's signalling ranges by default).
+    pub allowed_sources: Vec<String>,
+    /// Patterns the client certificate's DNS names must match (empty: any trusted certificate).
+    pub allowed_peer_names: Vec<String>,
     /// The carrier's base FQDN; tenant FQDNs are single labels under it.
     pub base_fqdn: String,
     pub proxies: Vec<String>,
@@ -165,6 +192,9 @@ impl Default for TeamsSettings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5061),
+            // reference: teams-direct-routing.md §1.4 (52.120.0.0/14 contains 52.122.0.0/15).
+            allowed_sources: vec!["52.112.0.0/14".to_owned(), "52.120.0.0/14".to_owned()],
+            allowed_peer_names: vec!["*.pstnhub.microsoft.com".to_owned()],
             base_fqdn: "sbc.example.invalid".to_owned(),
             proxies: ["sip", "sip2", "sip3"]
                 .iter()
@@ -181,6 +211,7 @@ impl Default for TeamsSettings {
 pub struct PbxSettings {
     pub listen_udp: SocketAddr,
     pub listen_tcp: SocketAddr,
+    pub allowed_sources: Vec<String>,
     pub unregister_on_shutdown: bool,
 }
 
@@ -190,6 +221,7 @@ impl Default for PbxSettings {
         Self {
             listen_udp: SocketAddr::new(any, 5060),
             listen_tcp: SocketAddr::new(any, 5060),
+            allowed_sources: vec!["0.0.0.0/0".to_owned(), "::/0".to_owned()],
             unregister_on_shutdown: true,
         }
     }
@@ -279,6 +311,9 @@ impl Settings {
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("teams.proxies")
+            .with_list_parse_key("teams.allowed_sources")
+            .with_list_parse_key("teams.allowed_peer_names")
+            .with_list_parse_key("pbx.allowed_sources")
             .source(env_source);
         let merged = config::Config::builder()
             .add_source(config::File::from_str(&text, config::FileFormat::Toml))
@@ -342,6 +377,34 @@ impl Settings {
                 format!("{:?} is not a fully qualified name", self.teams.base_fqdn),
             );
         }
+        for (key, list) in [
+            ("teams.allowed_sources", &self.teams.allowed_sources),
+            ("pbx.allowed_sources", &self.pbx.allowed_sources),
+        ] {
+            for (i, entry) in list.iter().enumerate() {
+                if let Err(e) = entry.parse::<teamsgw_sip::acl::Cidr>() {
+                    bad(key, format!("entry {}: {e}", i + 1));
+                }
+            }
+        }
+        if self.sip.max_message_size < 1500 || self.sip.max_message_size > 1 << 20 {
+            bad(
+                "sip.max_message_size",
+                format!("{} is outside 1500..=1048576", self.sip.max_message_size),
+            );
+        }
+        if self.sip.max_headers == 0 {
+            bad("sip.max_headers", "must be at least 1".into());
+        }
+        if self.sip.idle_timeout_seconds == 0 {
+            bad("sip.idle_timeout_seconds", "must be at least 1".into());
+        }
+        if self.sip.tls_handshake_timeout_seconds == 0 {
+            bad(
+                "sip.tls_handshake_timeout_seconds",
+                "must be at least 1".into(),
+            );
+        }
         if self.teams.options_interval_seconds == 0 {
             bad(
                 "teams.options_interval_seconds",
@@ -388,6 +451,19 @@ impl Settings {
         check(self.pbx.listen_udp != new.pbx.listen_udp, "pbx.listen_udp");
         check(self.pbx.listen_tcp != new.pbx.listen_tcp, "pbx.listen_tcp");
         check(self.media != new.media, "media");
+        check(self.sip != new.sip, "sip");
+        check(
+            self.teams.allowed_sources != new.teams.allowed_sources,
+            "teams.allowed_sources",
+        );
+        check(
+            self.teams.allowed_peer_names != new.teams.allowed_peer_names,
+            "teams.allowed_peer_names",
+        );
+        check(
+            self.pbx.allowed_sources != new.pbx.allowed_sources,
+            "pbx.allowed_sources",
+        );
         out
     }
 }
@@ -578,6 +654,26 @@ mod tests {
                 "media.port_max"
             ]
         );
+    }
+
+    #[test]
+    fn allow_lists_are_checked_entry_by_entry() {
+        let err = load(
+            "[teams]\nallowed_sources = [\"52.112.0.0/14\", \"52.112.0.1/14\"]\n[pbx]\nallowed_sources = [\"x\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(&err),
+            vec!["teams.allowed_sources", "pbx.allowed_sources"]
+        );
+        assert!(err.0[0].message.starts_with("entry 2:"), "{err}");
+        let ok = load(
+            "",
+            &[("TEAMSGW_PBX__ALLOWED_SOURCES", "10.0.0.0/8,192.0.2.0/24")],
+        )
+        .unwrap();
+        assert_eq!(ok.pbx.allowed_sources, vec!["10.0.0.0/8", "192.0.2.0/24"]);
     }
 
     #[test]

@@ -13,9 +13,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use teamsgw_sip::metrics::SipMetrics;
 use teamsgw_sip::tls::{TlsError, TlsMaterial, TlsPaths, TlsStore};
+use teamsgw_sip::transport::SipTransport;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::admin::{self, AdminState};
 use crate::build_info::{GIT_SHA, VERSION};
@@ -27,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::provisioning::Provisioning;
 use crate::readiness::Readiness;
+use crate::sip_service;
 
 pub async fn run(config_path: PathBuf) -> ExitCode {
     let settings = match Settings::load(&config_path) {
@@ -85,6 +88,28 @@ impl Daemon {
             Arc::clone(&readiness),
         ));
 
+        let sip_metrics = SipMetrics::new().map_err(|e| format!("metrics: {e}"))?;
+        sip_metrics
+            .register(metrics.registry())
+            .map_err(|e| format!("metrics: {e}"))?;
+        let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+        let (transport, _listener_tasks) = SipTransport::bind(
+            sip_service::listener_specs(&settings),
+            sip_service::transport_settings(&settings),
+            Arc::clone(&tls),
+            sip_metrics.clone(),
+            inbound_tx,
+        )
+        .await
+        .map_err(|e| format!("{}: {e}", sip_service::listener_key(e.name, e.transport)))?;
+        let drain = Arc::new(Drain::default());
+        tokio::spawn(sip_service::run(
+            transport,
+            inbound_rx,
+            sip_metrics,
+            Arc::clone(&drain),
+        ));
+
         let listener = tokio::net::TcpListener::bind(settings.admin.listen)
             .await
             .map_err(|e| format!("admin.listen {}: cannot bind: {e}", settings.admin.listen))?;
@@ -105,7 +130,13 @@ impl Daemon {
             }
         });
         readiness.set_listeners_up();
-        tracing::info!(admin = %settings.admin.listen, "listening");
+        tracing::info!(
+            admin = %settings.admin.listen,
+            teams_tls = %settings.teams.listen,
+            pbx_udp = %settings.pbx.listen_udp,
+            pbx_tcp = %settings.pbx.listen_tcp,
+            "listening"
+        );
 
         // Routing needs a snapshot; keep trying in the background if the database is not there.
         if provisioning.reload().await.is_err() {
@@ -120,7 +151,7 @@ impl Daemon {
             metrics,
             readiness,
             provisioning,
-            drain: Arc::new(Drain::default()),
+            drain,
             stop_admin,
             admin_task,
         })

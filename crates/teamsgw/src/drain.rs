@@ -38,6 +38,10 @@ impl Drain {
         Some(guard)
     }
 
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
     pub fn active(&self) -> usize {
         self.active.load(Ordering::Acquire)
     }

@@ -19,3 +19,4 @@ pub mod metrics;
 pub mod notify;
 pub mod provisioning;
 pub mod readiness;
+pub mod sip_service;

@@ -1,0 +1,107 @@
+//! Wires the SIP transports to the protocol logic: every received message goes through the
+//! stateless policy until call and registration handling claim their messages.
+
+use std::sync::Arc;
+
+use teamsgw_gateway::stateless::{StatelessPolicy, Verdict};
+use teamsgw_sip::acl::{AllowList, Cidr};
+use teamsgw_sip::message::Limits;
+use teamsgw_sip::metrics::SipMetrics;
+use teamsgw_sip::transport::{Incoming, ListenerSpec, SipTransport, Transport, TransportSettings};
+use tokio::sync::mpsc;
+
+use crate::config::Settings;
+use crate::drain::Drain;
+
+/// The listeners the config asks for.
+pub fn listener_specs(settings: &Settings) -> Vec<ListenerSpec> {
+    // Entries were validated with the config; an unparsable one cannot reach here.
+    let allow = |list: &[String]| {
+        AllowList::new(list.iter().filter_map(|c| c.parse::<Cidr>().ok()).collect())
+    };
+    let pbx_allow = allow(&settings.pbx.allowed_sources);
+    vec![
+        ListenerSpec {
+            name: "teams",
+            transport: Transport::Tls,
+            addr: settings.teams.listen,
+            allow: allow(&settings.teams.allowed_sources),
+            peer_names: settings.teams.allowed_peer_names.clone(),
+        },
+        ListenerSpec {
+            name: "pbx",
+            transport: Transport::Udp,
+            addr: settings.pbx.listen_udp,
+            allow: pbx_allow.clone(),
+            peer_names: Vec::new(),
+        },
+        ListenerSpec {
+            name: "pbx",
+            transport: Transport::Tcp,
+            addr: settings.pbx.listen_tcp,
+            allow: pbx_allow,
+            peer_names: Vec::new(),
+        },
+    ]
+}
+
+/// The config key behind a listener, for error messages.
+pub fn listener_key(name: &str, transport: Transport) -> &'static str {
+    match (name, transport) {
+        ("teams", _) => "teams.listen",
+        (_, Transport::Udp) => "pbx.listen_udp",
+        _ => "pbx.listen_tcp",
+    }
+}
+
+pub fn transport_settings(settings: &Settings) -> TransportSettings {
+    let secs = std::time::Duration::from_secs;
+    TransportSettings {
+        limits: Limits {
+            max_message_size: settings.sip.max_message_size,
+            max_headers: settings.sip.max_headers,
+        },
+        idle_timeout: secs(settings.sip.idle_timeout_seconds),
+        max_connections: settings.sip.max_connections,
+        handshake_timeout: secs(settings.sip.tls_handshake_timeout_seconds),
+        ..TransportSettings::default()
+    }
+}
+
+/// Answers what arrives on `inbound` until the transports shut down.
+pub async fn run(
+    transport: SipTransport,
+    mut inbound: mpsc::Receiver<Incoming>,
+    metrics: SipMetrics,
+    drain: Arc<Drain>,
+) {
+    let policy = StatelessPolicy::new("teamsgw");
+    while let Some(Incoming { message, source }) = inbound.recv().await {
+        let transport_label = source.transport.as_str();
+        let response = match policy.handle(&message, source.peer, drain.is_draining()) {
+            Verdict::Respond(r) => r,
+            Verdict::Reject(r, reason) => {
+                metrics
+                    .rejected
+                    .with_label_values(&[transport_label, reason])
+                    .inc();
+                r
+            }
+            Verdict::Drop(reason) => {
+                metrics
+                    .dropped
+                    .with_label_values(&[transport_label, reason])
+                    .inc();
+                continue;
+            }
+            Verdict::Ignore => continue,
+        };
+        if let Err(e) = transport.respond(&source, response).await {
+            metrics
+                .dropped
+                .with_label_values(&[transport_label, "send_failed"])
+                .inc();
+            tracing::debug!(peer = %source.peer, error = %e, "cannot send response");
+        }
+    }
+}
