@@ -72,6 +72,9 @@ pub struct TransportSettings {
     pub max_connections: usize,
     pub handshake_timeout: Duration,
     pub connect_timeout: Duration,
+    /// SO_RCVBUF for UDP sockets: a burst must not overflow the kernel's small default. The
+    /// kernel caps it at net.core.rmem_max.
+    pub udp_receive_buffer: usize,
 }
 
 impl Default for TransportSettings {
@@ -82,6 +85,7 @@ impl Default for TransportSettings {
             max_connections: 20_000,
             handshake_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            udp_receive_buffer: 4 << 20,
         }
     }
 }
@@ -185,7 +189,8 @@ impl SipTransport {
             };
             match spec.transport {
                 Transport::Udp => {
-                    let socket = UdpSocket::bind(spec.addr).await.map_err(bind_err)?;
+                    let socket =
+                        bind_udp(spec.addr, settings.udp_receive_buffer).map_err(bind_err)?;
                     let local = socket.local_addr().map_err(bind_err)?;
                     listeners.push((spec.name, spec.transport, local));
                     udp.push((spec, local, Arc::new(socket)));
@@ -633,6 +638,21 @@ impl Inner {
         let _ = writer.shutdown().await;
         self.unregister(id, transport, peer);
     }
+}
+
+fn bind_udp(addr: SocketAddr, receive_buffer: usize) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = socket.set_recv_buffer_size(receive_buffer) {
+        tracing::warn!(%addr, error = %e, "cannot enlarge the UDP receive buffer");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    let effective = socket.recv_buffer_size().unwrap_or(0);
+    if effective < receive_buffer {
+        tracing::info!(%addr, requested = receive_buffer, effective, "UDP receive buffer capped by net.core.rmem_max");
+    }
+    UdpSocket::from_std(socket.into())
 }
 
 /// A label for why a handshake failed, from the rustls error inside the I/O error.

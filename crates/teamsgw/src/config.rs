@@ -159,6 +159,7 @@ pub struct SipSettings {
     pub idle_timeout_seconds: u64,
     pub max_connections: usize,
     pub tls_handshake_timeout_seconds: u64,
+    pub udp_receive_buffer_bytes: usize,
 }
 
 impl Default for SipSettings {
@@ -169,6 +170,7 @@ impl Default for SipSettings {
             idle_timeout_seconds: 300,
             max_connections: 20_000,
             tls_handshake_timeout_seconds: 5,
+            udp_receive_buffer_bytes: 4 << 20,
         }
     }
 }

@@ -64,6 +64,7 @@ pub fn transport_settings(settings: &Settings) -> TransportSettings {
         idle_timeout: secs(settings.sip.idle_timeout_seconds),
         max_connections: settings.sip.max_connections,
         handshake_timeout: secs(settings.sip.tls_handshake_timeout_seconds),
+        udp_receive_buffer: settings.sip.udp_receive_buffer_bytes,
         ..TransportSettings::default()
     }
 }

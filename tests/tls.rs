@@ -1,0 +1,184 @@
+//! The Teams listener through the real daemon: mutual TLS, refusals counted by reason, and a
+//! certificate swapped on disk + SIGHUP served on the next handshake while an established
+//! connection keeps working.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConnection, StreamOwned};
+use teamsgw_sip::certnames;
+use teamsgw_sip::test_pki::{LeafFiles, TestCa};
+use teamsgw_tests::{Daemon, Ports, test_config};
+
+type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+fn connect(
+    port: u16,
+    ca: &TestCa,
+    client: Option<&LeafFiles>,
+) -> std::io::Result<(Tls, Vec<String>)> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca.ca_path()).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match client {
+        Some(leaf) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(&leaf.cert)
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_file(&leaf.key).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let conn = ClientConnection::new(
+        Arc::new(config),
+        ServerName::try_from("sbc.example.test").unwrap(),
+    )
+    .unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut tls = StreamOwned::new(conn, tcp);
+    // A full OPTIONS round trip: with TLS 1.3 a refused client certificate only shows here.
+    let status = options(&mut tls, "handshake")?;
+    if status != 200 {
+        return Err(std::io::Error::other(format!("status {status}")));
+    }
+    let names = tls
+        .conn
+        .peer_certificates()
+        .map(|c| certnames::dns_names(&c[0]))
+        .unwrap_or_default();
+    Ok((tls, names))
+}
+
+/// Sends OPTIONS and returns the response status.
+fn options(tls: &mut Tls, call_id: &str) -> std::io::Result<u16> {
+    let msg = format!(
+        "OPTIONS sip:sbc.example.test SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1;branch=z9hG4bK{call_id}\r\n\
+         From: <sip:ping@pstnhub.microsoft.com>;tag=1\r\nTo: <sip:sbc.example.test>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    tls.write_all(msg.as_bytes())?;
+    let mut response = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !response.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tls.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::ConnectionAborted.into());
+        }
+        response.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&response);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad response {text:?}")))
+}
+
+#[test]
+fn teams_listener_mutual_tls_refusals_and_certificate_reload() {
+    let pki = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(pki.path(), "trusted");
+    let rogue = TestCa::new(pki.path(), "rogue");
+    let sbc = ca.leaf("sbc", &["sbc.example.test"]);
+    let teams = ca.leaf("teams", &["sip.pstnhub.microsoft.com"]);
+    let outsider = ca.leaf("outsider", &["evil.example.com"]);
+    let rogue_teams = rogue.leaf("rogue-teams", &["sip.pstnhub.microsoft.com"]);
+    let tls_section = format!(
+        "[tls]\ncertificate = \"{}\"\nkey = \"{}\"\ntrust_anchors = \"{}\"\n",
+        sbc.cert.display(),
+        sbc.key.display(),
+        ca.ca_path().display()
+    );
+    let ports = Ports::new();
+    let mut daemon = Daemon::start(&test_config(&ports, &tls_section), &ports);
+    daemon.wait_ready(Duration::from_secs(20));
+
+    // Mutual handshake with a Teams-named certificate from a trusted CA.
+    let (mut established, names) = connect(ports.tls, &ca, Some(&teams)).unwrap();
+    assert_eq!(names, vec!["sbc.example.test"]);
+
+    // Refused and counted: no certificate, untrusted CA, name outside *.pstnhub.microsoft.com.
+    assert!(connect(ports.tls, &ca, None).is_err());
+    assert!(connect(ports.tls, &ca, Some(&rogue_teams)).is_err());
+    assert!(connect(ports.tls, &ca, Some(&outsider)).is_err());
+    let failures = |reason: &str| {
+        daemon.metric(&format!(
+            "teamsgw_sip_tls_handshake_failures_total{{listener=\"teams\",reason=\"{reason}\"}}"
+        ))
+    };
+    daemon.wait_for(Duration::from_secs(5), "refusals counted", || {
+        failures("no_certificate") == Some(1.0)
+            && failures("untrusted_certificate") == Some(1.0)
+            && failures("peer_name_not_allowed") == Some(1.0)
+    });
+
+    // Replace the certificate files and SIGHUP: the next handshake gets the new certificate.
+    let sbc2 = ca.leaf("sbc2", &["sbc.example.test", "sbc2.example.test"]);
+    std::fs::copy(&sbc2.cert, &sbc.cert).unwrap();
+    std::fs::copy(&sbc2.key, &sbc.key).unwrap();
+    daemon.signal("HUP");
+    daemon.wait_for(Duration::from_secs(10), "reload ok", || {
+        daemon.metric("teamsgw_config_reloads_total{result=\"ok\"}") == Some(1.0)
+    });
+    let (_, names) = connect(ports.tls, &ca, Some(&teams)).unwrap();
+    assert_eq!(names, vec!["sbc.example.test", "sbc2.example.test"]);
+
+    // The connection from before the reload still works.
+    assert_eq!(options(&mut established, "still-there").unwrap(), 200);
+
+    // A broken certificate file on SIGHUP keeps the current one and counts an error.
+    std::fs::write(&sbc.cert, "not a certificate").unwrap();
+    daemon.signal("HUP");
+    daemon.wait_for(Duration::from_secs(10), "reload error", || {
+        daemon.metric("teamsgw_config_reloads_total{result=\"error\"}") == Some(1.0)
+    });
+    assert!(
+        daemon.log().contains("tls.certificate"),
+        "the key is named in the log"
+    );
+    let (_, names) = connect(ports.tls, &ca, Some(&teams)).unwrap();
+    assert_eq!(names, vec!["sbc.example.test", "sbc2.example.test"]);
+}
+
+#[test]
+fn teams_listener_refuses_sources_outside_the_allow_list() {
+    let pki = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(pki.path(), "trusted");
+    let sbc = ca.leaf("sbc", &["sbc.example.test"]);
+    let teams = ca.leaf("teams", &["sip.pstnhub.microsoft.com"]);
+    let tls_section = format!(
+        "[tls]\ncertificate = \"{}\"\nkey = \"{}\"\ntrust_anchors = \"{}\"\n",
+        sbc.cert.display(),
+        sbc.key.display(),
+        ca.ca_path().display()
+    );
+    let ports = Ports::new();
+    // Only Microsoft's ranges: loopback is outside.
+    let config = test_config(&ports, &tls_section).replace(
+        "allowed_sources = [\"127.0.0.0/8\"]",
+        "allowed_sources = [\"52.112.0.0/14\", \"52.120.0.0/14\"]",
+    );
+    let mut daemon = Daemon::start(&config, &ports);
+    daemon.wait_ready(Duration::from_secs(20));
+    assert!(connect(ports.tls, &ca, Some(&teams)).is_err());
+    daemon.wait_for(Duration::from_secs(5), "refusal counted", || {
+        daemon.metric(
+            "teamsgw_sip_connections_refused_total{listener=\"teams\",reason=\"source_not_allowed\"}",
+        ) == Some(1.0)
+    });
+}
