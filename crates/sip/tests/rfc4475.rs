@@ -745,6 +745,70 @@ l: 0
 }
 
 #[test]
+fn rfc4475_3_1_2_10_escaped_headers_in_request_uri_are_accepted_liberally() {
+    // The RFC allows rejecting or accepting; we accept, as URI ?headers are legal elsewhere.
+    valid(&format!(
+        "INVITE sip:user@example.com?Route=%3Csip:example.com%3E SIP/2.0\n{ESSENTIALS}CSeq: 1 INVITE\nl: 0\n\n"
+    ));
+}
+
+#[test]
+fn rfc4475_3_1_2_11_non_gmt_date_is_ignored() {
+    // We never act on Date, so a malformed one does not make the request invalid.
+    valid(&format!(
+        "INVITE sip:user@example.com SIP/2.0\n{ESSENTIALS}CSeq: 1 INVITE\nDate: Fri, 01 Jan 2010 16:00:00 EST\nl: 0\n\n"
+    ));
+}
+
+#[test]
+fn rfc4475_3_3_9_multiple_values_in_single_value_headers() {
+    answered(
+        "INVITE sip:user@company.com SIP/2.0
+Call-ID: multi01.98asdh@192.0.2.1
+CSeq: 59 INVITE
+Call-ID: multi01.98asdh@192.0.2.2
+From: sip:caller@example.com;tag=3413415
+To: sip:user@example.com
+To: sip:other@example.net
+From: sip:caller@example.net;tag=2923420123
+Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKkdjuw
+Max-Forwards: 70
+Content-Length: 0
+
+",
+        400,
+        "duplicate_header",
+    );
+}
+
+#[test]
+fn rfc4475_3_3_8_max_forwards_zero_is_a_valid_request() {
+    let m = valid(&format!(
+        "OPTIONS sip:user@example.com SIP/2.0\n{ESSENTIALS}CSeq: 1 OPTIONS\nMax-Forwards: 0\nl: 0\n\n"
+    ));
+    assert_eq!(m.max_forwards().unwrap().unwrap(), 0);
+}
+
+#[test]
+fn rfc4475_3_4_1_rfc2543_invite_without_branch_is_accepted() {
+    let m = valid(
+        "INVITE sip:UserB@example.com SIP/2.0
+Via: SIP/2.0/UDP iftgw.example.com
+From: <sip:+13035551111@ift.client.example.net;user=phone>
+Record-Route: <sip:UserB@example.com;maddr=ss1.example.com>
+To: sip:+16505552222@ss1.example.net;user=phone
+Call-ID: inv2543.1717@ift.client.example.com
+CSeq: 56 INVITE
+Content-Type: application/sdp
+Content-Length: 0
+
+",
+    );
+    assert_eq!(m.top_via().unwrap().unwrap().branch(), None);
+    assert_eq!(m.from_tag(), None);
+}
+
+#[test]
 fn unreadable_input_is_a_parse_error_not_a_panic() {
     for input in [
         &b""[..],

@@ -90,6 +90,8 @@ pub enum Defect {
     ConflictingContentLength,
     /// Content-Length larger than what the datagram holds (RFC 3261 §18.3).
     ContentLengthTooLarge,
+    /// A single-valued header given more than once (RFC 3261 §7.3.1, RFC 4475 §3.3.9).
+    DuplicateHeader(HeaderName),
 }
 
 impl Defect {
@@ -112,6 +114,7 @@ impl Defect {
             Defect::CSeqMethodMismatch => "cseq_method_mismatch",
             Defect::ConflictingContentLength => "conflicting_content_length",
             Defect::ContentLengthTooLarge => "content_length_too_large",
+            Defect::DuplicateHeader(_) => "duplicate_header",
         }
     }
 }
@@ -132,6 +135,7 @@ impl std::fmt::Display for Defect {
             Defect::ContentLengthTooLarge => {
                 f.write_str("Content-Length larger than the message body")
             }
+            Defect::DuplicateHeader(h) => write!(f, "More than one {} header", h.as_str()),
         }
     }
 }
@@ -442,6 +446,24 @@ impl Message {
                 return Err(Defect::BadRequestLine("method is not a token"));
             }
             Uri::parse(self.slice(uri)).map_err(Defect::BadRequestUri)?;
+        }
+        for name in [
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+            HeaderName::MaxForwards,
+            HeaderName::ContentType,
+        ] {
+            if self
+                .fields
+                .iter()
+                .filter(|f| f.name == name)
+                .nth(1)
+                .is_some()
+            {
+                return Err(Defect::DuplicateHeader(name));
+            }
         }
         self.top_via()
             .ok_or(Defect::MissingHeader(HeaderName::Via))?
