@@ -5,11 +5,9 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 use teamsgw_sip::certnames;
 use teamsgw_sip::test_pki::{LeafFiles, TestCa};
@@ -22,33 +20,9 @@ fn connect(
     ca: &TestCa,
     client: Option<&LeafFiles>,
 ) -> std::io::Result<(Tls, Vec<String>)> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(ca.ca_path()).unwrap())
-        .unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    let config = match client {
-        Some(leaf) => builder
-            .with_client_auth_cert(
-                CertificateDer::pem_file_iter(&leaf.cert)
-                    .unwrap()
-                    .map(Result::unwrap)
-                    .collect(),
-                PrivateKeyDer::from_pem_file(&leaf.key).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    let conn = ClientConnection::new(
-        Arc::new(config),
-        ServerName::try_from("sbc.example.test").unwrap(),
-    )
-    .unwrap();
+    let config = ca.client_config(client);
+    let conn =
+        ClientConnection::new(config, ServerName::try_from("sbc.example.test").unwrap()).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", port))?;
     tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut tls = StreamOwned::new(conn, tcp);
@@ -98,12 +72,7 @@ fn teams_listener_mutual_tls_refusals_and_certificate_reload() {
     let teams = ca.leaf("teams", &["sip.pstnhub.microsoft.com"]);
     let outsider = ca.leaf("outsider", &["evil.example.com"]);
     let rogue_teams = rogue.leaf("rogue-teams", &["sip.pstnhub.microsoft.com"]);
-    let tls_section = format!(
-        "[tls]\ncertificate = \"{}\"\nkey = \"{}\"\ntrust_anchors = \"{}\"\n",
-        sbc.cert.display(),
-        sbc.key.display(),
-        ca.ca_path().display()
-    );
+    let tls_section = sbc.tls_section(&ca);
     let ports = Ports::new();
     let mut daemon = Daemon::start(&test_config(&ports, &tls_section), &ports);
     daemon.wait_ready(Duration::from_secs(20));
@@ -161,12 +130,7 @@ fn teams_listener_refuses_sources_outside_the_allow_list() {
     let ca = TestCa::new(pki.path(), "trusted");
     let sbc = ca.leaf("sbc", &["sbc.example.test"]);
     let teams = ca.leaf("teams", &["sip.pstnhub.microsoft.com"]);
-    let tls_section = format!(
-        "[tls]\ncertificate = \"{}\"\nkey = \"{}\"\ntrust_anchors = \"{}\"\n",
-        sbc.cert.display(),
-        sbc.key.display(),
-        ca.ca_path().display()
-    );
+    let tls_section = sbc.tls_section(&ca);
     let ports = Ports::new();
     // Only Microsoft's ranges: loopback is outside.
     let config = test_config(&ports, &tls_section).replace(

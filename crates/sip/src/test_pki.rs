@@ -3,6 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -20,6 +24,18 @@ pub struct TestCa {
 pub struct LeafFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+impl LeafFiles {
+    /// A `[tls]` config section serving this certificate and trusting `ca`.
+    pub fn tls_section(&self, ca: &TestCa) -> String {
+        format!(
+            "[tls]\ncertificate = \"{}\"\nkey = \"{}\"\ntrust_anchors = \"{}\"\n",
+            self.cert.display(),
+            self.key.display(),
+            ca.ca_path().display()
+        )
+    }
 }
 
 impl TestCa {
@@ -42,6 +58,32 @@ impl TestCa {
 
     pub fn ca_path(&self) -> PathBuf {
         self.dir.join(format!("{}-ca.pem", self.name))
+    }
+
+    /// A TLS client that trusts this CA and presents `client` (or no certificate).
+    pub fn client_config(&self, client: Option<&LeafFiles>) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(self.ca_path()).unwrap())
+            .unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        Arc::new(match client {
+            Some(leaf) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_file_iter(&leaf.cert)
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect(),
+                    PrivateKeyDer::from_pem_file(&leaf.key).unwrap(),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        })
     }
 
     /// A leaf for `dns_names` (plus 127.0.0.1), usable as server and client certificate.

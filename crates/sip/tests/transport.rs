@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use teamsgw_sip::acl::AllowList;
 use teamsgw_sip::certnames;
 use teamsgw_sip::message::MessageBuilder;
@@ -84,36 +83,40 @@ async fn next(node: &mut Node) -> Incoming {
         .unwrap()
 }
 
+/// A CA and the SBC's certificate store, for tests that only need a server.
+fn sbc_store() -> Arc<TlsStore> {
+    let ca = TestCa::new(&tempfile_dir(), "trusted");
+    store(&ca.leaf("sbc", &["sbc.example.test"]), &ca)
+}
+
+/// A node with one listener of `transport` named `pbx`, and that listener's address.
+async fn listening(transport: Transport, settings: TransportSettings) -> (Node, SocketAddr) {
+    let node = node(vec![spec("pbx", transport, &[])], sbc_store(), settings).await;
+    let addr = node.transport.listener_addr("pbx", transport).unwrap();
+    (node, addr)
+}
+
+/// The peer closed the stream (EOF or reset) within the wait.
+async fn assert_closed(tcp: &mut TcpStream) {
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        matches!(closed, Ok(0) | Err(_)),
+        "stream still open: {closed:?}"
+    );
+}
+
 /// A raw TLS client with an optional client certificate; returns the server's DNS names.
 async fn raw_tls_client(
     addr: SocketAddr,
     trust: &TestCa,
     client: Option<&LeafFiles>,
 ) -> std::io::Result<(tokio_rustls::client::TlsStream<TcpStream>, Vec<String>)> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(trust.ca_path()).unwrap())
-        .unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    let config = match client {
-        Some(leaf) => builder
-            .with_client_auth_cert(
-                CertificateDer::pem_file_iter(&leaf.cert)
-                    .unwrap()
-                    .map(Result::unwrap)
-                    .collect(),
-                PrivateKeyDer::from_pem_file(&leaf.key).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
+    let config = trust.client_config(client);
     let tcp = TcpStream::connect(addr).await?;
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let mut tls = tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::try_from("sbc.example.test").unwrap(), tcp)
         .await?;
     // TLS 1.3: the server rejects the client certificate after the client thinks it is done;
@@ -241,19 +244,7 @@ async fn certificate_reload_serves_new_handshakes_and_keeps_established_connecti
 
 #[tokio::test]
 async fn tcp_frames_several_messages_per_read_and_answers_keepalive_pings() {
-    let dir = tempfile_dir();
-    let ca = TestCa::new(&dir, "trusted");
-    let sbc = ca.leaf("sbc", &["sbc.example.test"]);
-    let mut server = node(
-        vec![spec("pbx", Transport::Tcp, &[])],
-        store(&sbc, &ca),
-        TransportSettings::default(),
-    )
-    .await;
-    let addr = server
-        .transport
-        .listener_addr("pbx", Transport::Tcp)
-        .unwrap();
+    let (mut server, addr) = listening(Transport::Tcp, TransportSettings::default()).await;
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     let mut two = options("one").to_vec();
     two.extend_from_slice(&options("two"));
@@ -270,11 +261,7 @@ async fn tcp_frames_several_messages_per_read_and_answers_keepalive_pings() {
     assert_eq!(&pong, b"\r\n");
     // Garbage without a header end beyond the size limit closes the stream.
     tcp.write_all(&vec![b'x'; 70 * 1024]).await.unwrap();
-    let mut buf = [0u8; 16];
-    let closed = tokio::time::timeout(WAIT, tcp.read(&mut buf))
-        .await
-        .unwrap();
-    assert!(matches!(closed, Ok(0) | Err(_)));
+    assert_closed(&mut tcp).await;
     assert_eq!(
         server
             .metrics
@@ -287,19 +274,7 @@ async fn tcp_frames_several_messages_per_read_and_answers_keepalive_pings() {
 
 #[tokio::test]
 async fn udp_delivers_datagrams_and_counts_garbage() {
-    let dir = tempfile_dir();
-    let ca = TestCa::new(&dir, "trusted");
-    let sbc = ca.leaf("sbc", &["sbc.example.test"]);
-    let mut server = node(
-        vec![spec("pbx", Transport::Udp, &[])],
-        store(&sbc, &ca),
-        TransportSettings::default(),
-    )
-    .await;
-    let addr = server
-        .transport
-        .listener_addr("pbx", Transport::Udp)
-        .unwrap();
+    let (mut server, addr) = listening(Transport::Udp, TransportSettings::default()).await;
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     peer.send_to(b"\x00\x01 garbage", addr).await.unwrap();
     peer.send_to(&options("u1"), addr).await.unwrap();
@@ -327,9 +302,6 @@ async fn udp_delivers_datagrams_and_counts_garbage() {
 
 #[tokio::test]
 async fn allow_list_refuses_connections_and_drops_datagrams_from_other_sources() {
-    let dir = tempfile_dir();
-    let ca = TestCa::new(&dir, "trusted");
-    let sbc = ca.leaf("sbc", &["sbc.example.test"]);
     let only_microsoft = AllowList::new(vec!["52.112.0.0/14".parse().unwrap()]);
     let mut tcp_spec = spec("teams", Transport::Tcp, &[]);
     tcp_spec.allow = only_microsoft.clone();
@@ -337,7 +309,7 @@ async fn allow_list_refuses_connections_and_drops_datagrams_from_other_sources()
     udp_spec.allow = only_microsoft;
     let mut server = node(
         vec![tcp_spec, udp_spec],
-        store(&sbc, &ca),
+        sbc_store(),
         TransportSettings::default(),
     )
     .await;
@@ -350,11 +322,7 @@ async fn allow_list_refuses_connections_and_drops_datagrams_from_other_sources()
     .await
     .unwrap();
     let _ = tcp.write_all(&options("x")).await;
-    let mut buf = [0u8; 8];
-    let closed = tokio::time::timeout(WAIT, tcp.read(&mut buf))
-        .await
-        .unwrap();
-    assert!(matches!(closed, Ok(0) | Err(_)));
+    assert_closed(&mut tcp).await;
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     peer.send_to(
         &options("y"),
@@ -387,16 +355,13 @@ async fn allow_list_refuses_connections_and_drops_datagrams_from_other_sources()
 
 #[tokio::test]
 async fn idle_connections_are_closed() {
-    let dir = tempfile_dir();
-    let ca = TestCa::new(&dir, "trusted");
-    let sbc = ca.leaf("sbc", &["sbc.example.test"]);
     let settings = TransportSettings {
         idle_timeout: Duration::from_millis(300),
         ..TransportSettings::default()
     };
     let server = node(
         vec![spec("pbx", Transport::Tcp, &[])],
-        store(&sbc, &ca),
+        sbc_store(),
         settings,
     )
     .await;
@@ -408,11 +373,7 @@ async fn idle_connections_are_closed() {
     )
     .await
     .unwrap();
-    let mut buf = [0u8; 8];
-    let closed = tokio::time::timeout(WAIT, tcp.read(&mut buf))
-        .await
-        .unwrap();
-    assert!(matches!(closed, Ok(0) | Err(_)));
+    assert_closed(&mut tcp).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(server.transport.open_connections(), 0);
 }
