@@ -16,6 +16,7 @@ pub mod metrics;
 #[cfg(feature = "test-pki")]
 pub mod test_pki;
 pub mod tls;
+pub mod transaction;
 pub mod transport;
 
 pub use message::{HeaderName, Limits, Message, Method};
