@@ -10,6 +10,7 @@
 
 pub mod acl;
 pub mod certnames;
+pub mod dialog;
 pub mod framing;
 pub mod message;
 pub mod metrics;
