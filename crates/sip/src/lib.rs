@@ -11,6 +11,7 @@
 pub mod acl;
 pub mod certnames;
 pub mod dialog;
+pub mod digest;
 pub mod framing;
 pub mod message;
 pub mod metrics;
