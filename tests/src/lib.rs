@@ -5,6 +5,8 @@
 //! first; the README's test command does), or `TEAMSGW_BIN` when set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod ua;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
