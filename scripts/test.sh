@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 NEEDED=(
   curl:curl
   sipp:sip-tester
+  kamailio:kamailio
 )
 
 missing=()

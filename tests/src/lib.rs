@@ -5,6 +5,7 @@
 //! first; the README's test command does), or `TEAMSGW_BIN` when set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod kamailio;
 pub mod ua;
 
 use std::io::{Read, Write};

@@ -38,6 +38,8 @@ pub struct Stats {
     pub answered: AtomicU64,
     pub completed: AtomicU64,
     pub failed: AtomicU64,
+    /// Every WWW-/Proxy-Authenticate value answered, in order.
+    pub challenges: std::sync::Mutex<Vec<String>>,
 }
 
 enum Command {
@@ -552,6 +554,14 @@ impl Core {
                 if !matches!(status, 401 | 407) {
                     let _ = reply.send(Ok(status));
                     return;
+                }
+                if let Ok(mut seen) = self.stats.challenges.lock() {
+                    seen.extend(
+                        message
+                            .values(teamsgw_sip::HeaderName::WwwAuthenticate)
+                            .chain(message.values(teamsgw_sip::HeaderName::ProxyAuthenticate))
+                            .map(text),
+                    );
                 }
                 if let Err(e) = digest.on_challenge(&request, &message) {
                     let _ = reply.send(Err(match e {
