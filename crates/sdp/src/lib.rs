@@ -6,3 +6,12 @@
 //!
 //! Must never know: SIP dialogs or transports, sockets, the media relay's internals, the
 //! provisioning database. It is a pure data crate: bytes in, bytes out.
+
+pub mod crypto;
+pub mod model;
+pub mod negotiate;
+pub mod parse;
+
+pub use crypto::Crypto;
+pub use model::{Attribute, Connection, Direction, Media, SessionDescription};
+pub use parse::{SdpError, parse};
