@@ -7,4 +7,8 @@
 //! Must never know: SIP (media never imports the sip crate), the provisioning database, or who
 //! the call is for. The gateway drives it through a small session API with plain parameters.
 
+pub mod ports;
+pub mod relay;
 pub mod srtp;
+
+pub use relay::{MediaEvent, MediaMetrics, Relay, RelayConfig, Session, SessionParams};

@@ -1,0 +1,135 @@
+//! The UDP port pool for media. Ports are handed out in even/odd pairs (RTP, RTCP) from the
+//! configured range and come back when the lease drops. Running out is an error the call
+//! layer turns into 503, never a panic.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::UdpSocket;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("no free media ports in the configured range")]
+    Exhausted,
+    #[error("invalid media port range {0}..={1}")]
+    BadRange(u16, u16),
+}
+
+#[derive(Debug)]
+struct Inner {
+    free: VecDeque<u16>,
+}
+
+/// Even base ports of the range; each lease owns `base` and `base + 1`.
+#[derive(Debug, Clone)]
+pub struct PortPool {
+    inner: Arc<Mutex<Inner>>,
+    bind: IpAddr,
+}
+
+/// Two bound sockets (RTP on the even port, RTCP on the odd one), returned on drop.
+#[derive(Debug)]
+pub struct PortLease {
+    pool: PortPool,
+    pub base: u16,
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        if let Ok(mut inner) = self.pool.inner.lock() {
+            inner.free.push_back(self.base);
+        }
+    }
+}
+
+impl PortPool {
+    pub fn new(bind: IpAddr, min: u16, max: u16) -> Result<Self, PortError> {
+        if min > max || max - min < 1 {
+            return Err(PortError::BadRange(min, max));
+        }
+        let start = min + (min % 2);
+        let free: VecDeque<u16> = (start..max).step_by(2).collect();
+        if free.is_empty() {
+            return Err(PortError::BadRange(min, max));
+        }
+        Ok(Self {
+            inner: Arc::new(Mutex::new(Inner { free })),
+            bind,
+        })
+    }
+
+    pub fn free(&self) -> usize {
+        self.inner.lock().map_or(0, |i| i.free.len())
+    }
+
+    /// Binds the next free pair. Ports another process holds are skipped (and retried later).
+    pub fn allocate(&self) -> Result<PortLease, PortError> {
+        let attempts = self.free();
+        for _ in 0..attempts {
+            let base = {
+                let mut inner = self.inner.lock().map_err(|_| PortError::Exhausted)?;
+                inner.free.pop_front().ok_or(PortError::Exhausted)?
+            };
+            match (bind(self.bind, base), bind(self.bind, base + 1)) {
+                (Ok(rtp), Ok(rtcp)) => {
+                    return Ok(PortLease {
+                        pool: self.clone(),
+                        base,
+                        rtp,
+                        rtcp,
+                    });
+                }
+                _ => {
+                    if let Ok(mut inner) = self.inner.lock() {
+                        inner.free.push_back(base);
+                    }
+                }
+            }
+        }
+        Err(PortError::Exhausted)
+    }
+}
+
+fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
+    let std = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
+    std.set_nonblocking(true)?;
+    UdpSocket::from_std(std)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn leases_pairs_returns_them_and_reports_exhaustion() {
+        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41000, 41006).unwrap();
+        assert_eq!(pool.free(), 3);
+        let a = pool.allocate().unwrap();
+        let b = pool.allocate().unwrap();
+        let c = pool.allocate().unwrap();
+        assert_eq!(
+            (a.base % 2, a.rtcp.local_addr().unwrap().port()),
+            (0, a.base + 1)
+        );
+        assert!(matches!(pool.allocate(), Err(PortError::Exhausted)));
+        drop(b);
+        assert_eq!(pool.free(), 1);
+        assert!(pool.allocate().is_ok());
+        drop((a, c));
+        assert!(matches!(
+            PortPool::new("127.0.0.1".parse().unwrap(), 5, 5),
+            Err(PortError::BadRange(5, 5))
+        ));
+    }
+
+    #[tokio::test]
+    async fn ports_held_by_others_are_skipped() {
+        let _squatter = std::net::UdpSocket::bind("127.0.0.1:41100").unwrap();
+        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41100, 41104).unwrap();
+        let lease = pool.allocate().unwrap();
+        assert_eq!(lease.base, 41102);
+    }
+}

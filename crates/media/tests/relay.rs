@@ -1,0 +1,235 @@
+//! A media session on loopback: SRTP on the Teams side, plain RTP on the PBX side, both ways.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use teamsgw_media::relay::{PbxParams, TeamsParams};
+use teamsgw_media::srtp::{Context, MasterKey, Suite};
+use teamsgw_media::{MediaEvent, MediaMetrics, Relay, RelayConfig, Session, SessionParams};
+use tokio::net::UdpSocket;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn key(seed: u8) -> MasterKey {
+    MasterKey::from_bytes(&(0..30).map(|i: u8| i ^ seed).collect::<Vec<_>>()).unwrap()
+}
+
+fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend((0..160).map(|i| (i as u8) ^ (seq as u8)));
+    p
+}
+
+struct Call {
+    relay: Relay,
+    events: tokio::sync::mpsc::Receiver<MediaEvent>,
+    session: Session,
+    teams: UdpSocket,
+    pbx: UdpSocket,
+    /// Teams encrypts with this; we decrypt with it.
+    teams_tx: Context,
+    /// What we send to Teams decrypts with this.
+    teams_rx: Context,
+}
+
+async fn call(port_min: u16, timeout: Duration) -> Call {
+    let config = RelayConfig {
+        bind: "127.0.0.1".parse().unwrap(),
+        port_min,
+        port_max: port_min + 20,
+        timeout,
+    };
+    let (relay, events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
+    let session = relay.allocate().unwrap();
+    let teams = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let pbx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    session.apply(params(&teams, &pbx, true));
+    Call {
+        relay,
+        events,
+        session,
+        teams,
+        pbx,
+        teams_tx: Context::new(Suite::AesCm128HmacSha1_80, &key(1), None),
+        teams_rx: Context::new(Suite::AesCm128HmacSha1_80, &key(2), None),
+    }
+}
+
+fn params(teams: &UdpSocket, pbx: &UdpSocket, teams_send: bool) -> SessionParams {
+    SessionParams {
+        teams: TeamsParams {
+            remote: Some(teams.local_addr().unwrap()),
+            suite: Suite::AesCm128HmacSha1_80,
+            remote_key: key(1),
+            local_key: key(2),
+            send: teams_send,
+        },
+        pbx: PbxParams {
+            remote_rtp: Some(pbx.local_addr().unwrap()),
+            remote_rtcp: None,
+            rtcp_mux: false,
+            send: true,
+        },
+    }
+}
+
+fn addr(port: u16) -> SocketAddr {
+    ([127, 0, 0, 1], port).into()
+}
+
+async fn recv(socket: &UdpSocket) -> Vec<u8> {
+    let mut buf = [0u8; 2048];
+    let (n, _) = tokio::time::timeout(WAIT, socket.recv_from(&mut buf))
+        .await
+        .expect("packet")
+        .unwrap();
+    buf[..n].to_vec()
+}
+
+async fn nothing(socket: &UdpSocket) -> bool {
+    let mut buf = [0u8; 2048];
+    tokio::time::timeout(Duration::from_millis(300), socket.recv_from(&mut buf))
+        .await
+        .is_err()
+}
+
+#[tokio::test]
+async fn srtp_to_rtp_and_back_byte_for_byte() {
+    let mut c = call(42000, Duration::from_secs(30)).await;
+    let teams_port = addr(c.session.teams_port());
+    let pbx_port = addr(c.session.pbx_port());
+    for seq in 0..1000u16 {
+        // Teams -> PBX: encrypted on the wire, plain at the PBX.
+        let plain = rtp(seq.wrapping_add(65000), 0xaaaa);
+        let mut buf = [0u8; 2048];
+        buf[..plain.len()].copy_from_slice(&plain);
+        let n = c.teams_tx.protect_rtp(&mut buf, plain.len()).unwrap();
+        c.teams.send_to(&buf[..n], teams_port).await.unwrap();
+        assert_eq!(recv(&c.pbx).await, plain, "Teams->PBX packet {seq}");
+        // PBX -> Teams: plain from the PBX, SRTP at Teams.
+        let plain = rtp(seq, 0xbbbb);
+        c.pbx.send_to(&plain, pbx_port).await.unwrap();
+        let mut got = recv(&c.teams).await;
+        assert_ne!(
+            got[12..].to_vec(),
+            plain[12..].to_vec(),
+            "encrypted towards Teams"
+        );
+        let n = got.len();
+        let len = c.teams_rx.unprotect_rtp(&mut got, n).unwrap();
+        assert_eq!(&got[..len], &plain[..], "PBX->Teams packet {seq}");
+    }
+    let s = c.session.stats();
+    assert_eq!(s.teams.packets_in.load(Ordering::Relaxed), 1000);
+    assert_eq!(s.pbx.packets_out.load(Ordering::Relaxed), 1000);
+    assert_eq!(s.teams.packets_out.load(Ordering::Relaxed), 1000);
+    assert_eq!(
+        s.teams.lost.load(Ordering::Relaxed),
+        0,
+        "lost across the sequence wrap"
+    );
+    drop(c.relay);
+}
+
+#[tokio::test]
+async fn latching_follows_a_new_pbx_source_port_and_bad_tags_are_dropped_and_counted() {
+    let mut c = call(42100, Duration::from_secs(30)).await;
+    let (teams_port, pbx_port) = (addr(c.session.teams_port()), addr(c.session.pbx_port()));
+    c.pbx.send_to(&rtp(1, 0xcccc), pbx_port).await.unwrap();
+    recv(&c.teams).await;
+    // The PBX's media now comes from another port (NAT rebinding), same SSRC: followed.
+    let moved = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    moved.send_to(&rtp(2, 0xcccc), pbx_port).await.unwrap();
+    recv(&c.teams).await;
+    // Teams -> PBX now goes to the new port.
+    let plain = rtp(10, 0xaaaa);
+    let mut buf = [0u8; 2048];
+    buf[..plain.len()].copy_from_slice(&plain);
+    let n = c.teams_tx.protect_rtp(&mut buf, plain.len()).unwrap();
+    c.teams.send_to(&buf[..n], teams_port).await.unwrap();
+    assert_eq!(recv(&moved).await, plain);
+    assert!(nothing(&c.pbx).await, "the old port gets nothing");
+    // A stranger with another SSRC is not followed.
+    let stranger = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    stranger.send_to(&rtp(3, 0xdddd), pbx_port).await.unwrap();
+    assert!(nothing(&c.teams).await);
+    assert_eq!(
+        c.session
+            .stats()
+            .pbx
+            .unexpected_source
+            .load(Ordering::Relaxed),
+        1
+    );
+    // A packet with a bad tag is dropped, counted, and does not move the Teams latch.
+    let plain = rtp(11, 0xaaaa);
+    buf[..plain.len()].copy_from_slice(&plain);
+    let n = c.teams_tx.protect_rtp(&mut buf, plain.len()).unwrap();
+    buf[n - 1] ^= 0x55;
+    stranger.send_to(&buf[..n], teams_port).await.unwrap();
+    assert!(nothing(&moved).await);
+    assert_eq!(
+        c.session
+            .stats()
+            .teams
+            .auth_failures
+            .load(Ordering::Relaxed),
+        1
+    );
+    // Replays are dropped too.
+    buf[n - 1] ^= 0x55;
+    c.teams.send_to(&buf[..n], teams_port).await.unwrap();
+    recv(&moved).await;
+    c.teams.send_to(&buf[..n], teams_port).await.unwrap();
+    assert!(nothing(&moved).await);
+    assert_eq!(c.session.stats().teams.replays.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn hold_stops_forwarding_that_way_and_the_media_timeout_fires_only_off_hold() {
+    let mut c = call(42200, Duration::from_millis(800)).await;
+    let pbx_port = addr(c.session.pbx_port());
+    c.session.apply(params(&c.teams, &c.pbx, false)); // Teams on hold: nothing goes to Teams
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    c.pbx.send_to(&rtp(1, 1), pbx_port).await.unwrap();
+    assert!(nothing(&c.teams).await);
+    // Silence on hold is not a timeout.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(c.events.try_recv().is_err());
+    // Off hold, silence is.
+    c.session.apply(params(&c.teams, &c.pbx, true));
+    let event = tokio::time::timeout(WAIT, c.events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        event,
+        MediaEvent::Timeout {
+            session: c.session.id
+        }
+    );
+}
+
+#[tokio::test]
+async fn port_exhaustion_is_an_error_and_ports_come_back() {
+    let config = RelayConfig {
+        bind: "127.0.0.1".parse().unwrap(),
+        port_min: 42300,
+        port_max: 42304,
+        timeout: Duration::from_secs(30),
+    };
+    let (relay, _events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
+    let first = relay.allocate().unwrap();
+    assert!(
+        relay.allocate().is_err(),
+        "two pairs per call, two pairs in the range"
+    );
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(relay.allocate().is_ok());
+}
