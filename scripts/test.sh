@@ -12,9 +12,17 @@ NEEDED=(
   kamailio:kamailio
 )
 
+# python-module:package pairs, imported with Debian's /usr/bin/python3.
+NEEDED_PYTHON=(
+  pylibsrtp:python3-pylibsrtp
+)
+
 missing=()
 for pair in "${NEEDED[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+for pair in "${NEEDED_PYTHON[@]}"; do
+  /usr/bin/python3 -c "import ${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if ((${#missing[@]})); then
   echo "== installing missing test packages: ${missing[*]}"
