@@ -342,7 +342,8 @@ impl Forwarder {
         let packets_out_pbx = self.metrics.packets.with_label_values(&["pbx", "out"]);
         let packets_in_pbx = self.metrics.packets.with_label_values(&["pbx", "in"]);
         let packets_out_teams = self.metrics.packets.with_label_values(&["teams", "out"]);
-        let tick = Duration::from_millis(500);
+        let mut ticker = tokio::time::interval(Duration::from_millis(500));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let arrival = (started.elapsed().as_micros() / 125) as u32; // 8 kHz units
             tokio::select! {
@@ -353,30 +354,39 @@ impl Forwarder {
                     let params = control.borrow_and_update().clone();
                     self.configure(params);
                 }
-                r = self.teams.rtp.recv_from(&mut b1) => {
-                    let Ok((n, src)) = r else { continue };
-                    last_rx = Instant::now();
-                    packets_in_teams.inc();
-                    if self.relay_from_teams(&mut b1, n, src, arrival).await {
-                        packets_out_pbx.inc();
+                // Wake on readiness, then drain the socket: under load one wake-up serves
+                // every packet that queued meanwhile.
+                r = self.teams.rtp.readable() => {
+                    if r.is_err() { continue }
+                    while let Ok((n, src)) = self.teams.rtp.try_recv_from(&mut b1) {
+                        last_rx = Instant::now();
+                        packets_in_teams.inc();
+                        if self.relay_from_teams(&mut b1, n, src, arrival).await {
+                            packets_out_pbx.inc();
+                        }
                     }
                 }
-                r = self.pbx.rtp.recv_from(&mut b2) => {
-                    let Ok((n, src)) = r else { continue };
-                    last_rx = Instant::now();
-                    packets_in_pbx.inc();
-                    if self.relay_from_pbx(&mut b2, n, src, arrival, false).await {
-                        packets_out_teams.inc();
+                r = self.pbx.rtp.readable() => {
+                    if r.is_err() { continue }
+                    while let Ok((n, src)) = self.pbx.rtp.try_recv_from(&mut b2) {
+                        last_rx = Instant::now();
+                        packets_in_pbx.inc();
+                        if self.relay_from_pbx(&mut b2, n, src, arrival, false).await {
+                            packets_out_teams.inc();
+                        }
                     }
                 }
-                r = self.pbx.rtcp.recv_from(&mut b3) => {
-                    let Ok((n, src)) = r else { continue };
-                    packets_in_pbx.inc();
-                    if self.relay_from_pbx(&mut b3, n, src, arrival, true).await {
-                        packets_out_teams.inc();
+                r = self.pbx.rtcp.readable() => {
+                    if r.is_err() { continue }
+                    while let Ok((n, src)) = self.pbx.rtcp.try_recv_from(&mut b3) {
+                        packets_in_pbx.inc();
+                        if self.relay_from_pbx(&mut b3, n, src, arrival, true).await {
+                            packets_out_teams.inc();
+                        }
                     }
                 }
-                _ = tokio::time::sleep(tick) => {}
+                // One long-lived timer for the timeout check, not a new one per packet.
+                _ = ticker.tick() => {}
             }
             let on_hold = self.params.as_ref().is_some_and(|p| p.on_hold());
             if on_hold || self.params.is_none() {
@@ -562,7 +572,12 @@ impl Forwarder {
 }
 
 async fn send(socket: &UdpSocket, data: &[u8], dest: SocketAddr, stats: &LegStats) -> bool {
-    if socket.send_to(data, dest).await.is_ok() {
+    // The send buffer is almost never full: try without a readiness round trip first.
+    let sent = match socket.try_send_to(data, dest) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket.send_to(data, dest).await,
+        other => other,
+    };
+    if sent.is_ok() {
         stats.packets_out.fetch_add(1, Ordering::Relaxed);
         stats
             .bytes_out
