@@ -7,8 +7,13 @@
 //! (utime+stime from /proc over the measured window), loss, p50/p99 added latency, and heap
 //! allocations per forwarded packet in the relay (counting allocator).
 //!
+//! The same generator then drives Debian's rtpengine (`rtpengine-daemon`, userspace only with
+//! `--table=-1`, one worker thread, pinned to CPU 0), with the calls set up through its ng
+//! control protocol using the same SDP (RTP/SAVP + SDES from the Teams side, translated to
+//! RTP/AVP towards the PBX), and prints the ratio of CPU per forwarded packet.
+//!
 //! `cargo bench -p teamsgw-benches --bench relay_load` (RELAY_LOAD_CALLS=100,500,1000,2000,
-//! RELAY_LOAD_SECONDS=10 to change the defaults).
+//! RELAY_LOAD_SECONDS=10 to change the defaults; RELAY_LOAD_RTPENGINE=0 to skip rtpengine).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -114,22 +119,299 @@ impl Server {
     }
 }
 
+/// Where one call's packets go and which keys they use.
+struct CallConfig {
+    relay_teams: SocketAddr,
+    relay_pbx: SocketAddr,
+    /// The Teams side encrypts with this.
+    teams_tx_key: [u8; 30],
+    /// What the relay sends to the Teams side decrypts with this.
+    teams_rx_key: [u8; 30],
+}
+
+enum Backend {
+    Teamsgw(Server, Vec<u16>),
+    Rtpengine(Rtpengine),
+}
+
+impl Backend {
+    fn pid(&self) -> u32 {
+        match self {
+            Backend::Teamsgw(s, _) => s.child.id(),
+            Backend::Rtpengine(r) => r.child.id(),
+        }
+    }
+
+    fn allocs(&mut self) -> Option<u64> {
+        match self {
+            Backend::Teamsgw(s, _) => Some(s.allocs()),
+            Backend::Rtpengine(_) => None,
+        }
+    }
+
+    fn setup(&mut self, call: usize, teams: SocketAddr, pbx: SocketAddr) -> CallConfig {
+        match self {
+            Backend::Teamsgw(server, ports) => {
+                assert_eq!(server.ask(&format!("apply {call} {teams} {pbx}")), "ok");
+                CallConfig {
+                    relay_teams: ([127, 0, 0, 1], ports[2 * call]).into(),
+                    relay_pbx: ([127, 0, 0, 1], ports[2 * call + 1]).into(),
+                    teams_tx_key: TEAMS_KEY,
+                    teams_rx_key: RELAY_KEY,
+                }
+            }
+            Backend::Rtpengine(r) => r.setup(call, teams, pbx),
+        }
+    }
+
+    fn stop(self) {
+        let mut child = match self {
+            Backend::Teamsgw(s, _) => s.child,
+            Backend::Rtpengine(r) => r.child,
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Bencode for rtpengine's ng protocol.
+enum B {
+    S(Vec<u8>),
+    L(Vec<B>),
+    D(Vec<(String, B)>),
+    I(i64),
+}
+
+fn s(v: &str) -> B {
+    B::S(v.as_bytes().to_vec())
+}
+
+impl B {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            B::S(v) => {
+                out.extend_from_slice(format!("{}:", v.len()).as_bytes());
+                out.extend_from_slice(v);
+            }
+            B::I(i) => out.extend_from_slice(format!("i{i}e").as_bytes()),
+            B::L(items) => {
+                out.push(b'l');
+                items.iter().for_each(|i| i.encode(out));
+                out.push(b'e');
+            }
+            B::D(items) => {
+                out.push(b'd');
+                for (k, v) in items {
+                    s(k).encode(out);
+                    v.encode(out);
+                }
+                out.push(b'e');
+            }
+        }
+    }
+
+    fn decode(input: &[u8]) -> Option<(B, &[u8])> {
+        match input.first()? {
+            b'i' => {
+                let end = input.iter().position(|&b| b == b'e')?;
+                Some((
+                    B::I(std::str::from_utf8(&input[1..end]).ok()?.parse().ok()?),
+                    &input[end + 1..],
+                ))
+            }
+            b'l' | b'd' => {
+                let dict = input[0] == b'd';
+                let mut rest = &input[1..];
+                let mut items = Vec::new();
+                while rest.first()? != &b'e' {
+                    let (item, r) = B::decode(rest)?;
+                    items.push(item);
+                    rest = r;
+                }
+                let rest = &rest[1..];
+                if !dict {
+                    return Some((B::L(items), rest));
+                }
+                let mut pairs = Vec::new();
+                let mut it = items.into_iter();
+                while let (Some(B::S(k)), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((String::from_utf8(k).ok()?, v));
+                }
+                Some((B::D(pairs), rest))
+            }
+            _ => {
+                let colon = input.iter().position(|&b| b == b':')?;
+                let len: usize = std::str::from_utf8(&input[..colon]).ok()?.parse().ok()?;
+                let start = colon + 1;
+                Some((
+                    B::S(input.get(start..start + len)?.to_vec()),
+                    &input[start + len..],
+                ))
+            }
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&B> {
+        match self {
+            B::D(pairs) => pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            B::S(v) => String::from_utf8_lossy(v).into_owned(),
+            _ => String::new(),
+        }
+    }
+}
+
+struct Rtpengine {
+    child: std::process::Child,
+    control: std::net::UdpSocket,
+    ng: SocketAddr,
+    cookie: u64,
+}
+
+impl Rtpengine {
+    fn start() -> Option<Rtpengine> {
+        let control = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+        control
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .ok()?;
+        let ng: SocketAddr = ([127, 0, 0, 1], 22223).into();
+        let child = Command::new("taskset")
+            .args([
+                "-c",
+                "0",
+                "rtpengine",
+                "--foreground",
+                "--log-stderr",
+                "--log-level=4",
+                "--table=-1",
+                "--interface=127.0.0.1",
+                "--listen-ng=127.0.0.1:22223",
+                "--port-min=40000",
+                "--port-max=49999",
+                "--num-threads=1",
+                "--delete-delay=0",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut r = Rtpengine {
+            child,
+            control,
+            ng,
+            cookie: 0,
+        };
+        for _ in 0..50 {
+            if r.ng(vec![("command".into(), s("ping"))])
+                .is_some_and(|res| res.get("result").map(B::text) == Some("pong".into()))
+            {
+                return Some(r);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    fn ng(&mut self, dict: Vec<(String, B)>) -> Option<B> {
+        self.cookie += 1;
+        let mut msg = format!("{} ", self.cookie).into_bytes();
+        B::D(dict).encode(&mut msg);
+        self.control.send_to(&msg, self.ng).ok()?;
+        let mut buf = vec![0u8; 65536];
+        let n = self.control.recv(&mut buf).ok()?;
+        let space = buf[..n].iter().position(|&b| b == b' ')?;
+        B::decode(&buf[space + 1..n]).map(|(b, _)| b)
+    }
+
+    fn setup(&mut self, call: usize, teams: SocketAddr, pbx: SocketAddr) -> CallConfig {
+        use base64::Engine as _;
+        let key_b64 = base64::engine::general_purpose::STANDARD.encode(TEAMS_KEY);
+        let teams_sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key_b64}|2^31\r\na=rtcp-mux\r\na=sendrecv\r\n",
+            teams.port()
+        );
+        let pbx_sdp = format!(
+            "v=0\r\no=- 2 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
+            pbx.port()
+        );
+        let call_id = format!("load-{call}");
+        let offer = self
+            .ng(vec![
+                ("command".into(), s("offer")),
+                ("call-id".into(), s(&call_id)),
+                ("from-tag".into(), s("teams")),
+                ("sdp".into(), s(&teams_sdp)),
+                ("transport-protocol".into(), s("RTP/AVP")),
+                ("ICE".into(), s("remove")),
+                ("rtcp-mux".into(), B::L(vec![s("demux")])),
+            ])
+            .expect("rtpengine offer");
+        let to_pbx = teamsgw_sdp::parse(&offer.get("sdp").map(B::text).unwrap_or_default())
+            .expect("offer SDP");
+        let answer = self
+            .ng(vec![
+                ("command".into(), s("answer")),
+                ("call-id".into(), s(&call_id)),
+                ("from-tag".into(), s("teams")),
+                ("to-tag".into(), s("pbx")),
+                ("sdp".into(), s(&pbx_sdp)),
+                ("rtcp-mux".into(), B::L(vec![s("accept")])),
+            ])
+            .expect("rtpengine answer");
+        let to_teams = teamsgw_sdp::parse(&answer.get("sdp").map(B::text).unwrap_or_default())
+            .expect("answer SDP");
+        let teams_media = to_teams.audio().expect("audio towards Teams");
+        let key = teams_media
+            .cryptos()
+            .first()
+            .expect("rtpengine's SDES key")
+            .keys[0]
+            .key_salt
+            .clone();
+        let mut teams_rx_key = [0u8; 30];
+        teams_rx_key.copy_from_slice(&key);
+        CallConfig {
+            relay_teams: ([127, 0, 0, 1], teams_media.port).into(),
+            relay_pbx: (
+                [127, 0, 0, 1],
+                to_pbx.audio().expect("audio towards PBX").port,
+            )
+                .into(),
+            teams_tx_key: TEAMS_KEY,
+            teams_rx_key,
+        }
+    }
+}
+
 struct Window {
     forwarded: u64,
     sent: u64,
     cpu: f64,
-    allocs: u64,
+    allocs: Option<u64>,
     latencies: Vec<u64>,
 }
 
-async fn run(calls: usize, seconds: u64) -> Window {
-    let mut server = Server::start();
-    let ports: Vec<u16> = server
-        .ask(&format!("alloc {calls}"))
-        .split_whitespace()
-        .skip(1)
-        .map(|p| p.parse().unwrap())
-        .collect();
+async fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
+    let mut backend = if rtpengine {
+        Backend::Rtpengine(
+            Rtpengine::start().expect("rtpengine (Debian rtpengine-daemon) did not answer ping"),
+        )
+    } else {
+        let mut server = Server::start();
+        let ports: Vec<u16> = server
+            .ask(&format!("alloc {calls}"))
+            .split_whitespace()
+            .skip(1)
+            .map(|p| p.parse().unwrap())
+            .collect();
+        Backend::Teamsgw(server, ports)
+    };
     let totals = Arc::new(Totals::default());
     let latencies = Arc::new(Mutex::new(Vec::<u64>::with_capacity(1 << 20)));
     let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -138,22 +420,16 @@ async fn run(calls: usize, seconds: u64) -> Window {
     for call in 0..calls {
         let teams = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let pbx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let reply = server.ask(&format!(
-            "apply {call} {} {}",
-            teams.local_addr().unwrap(),
-            pbx.local_addr().unwrap()
-        ));
-        assert_eq!(reply, "ok");
-        let relay_teams: SocketAddr = ([127, 0, 0, 1], ports[2 * call]).into();
-        let relay_pbx: SocketAddr = ([127, 0, 0, 1], ports[2 * call + 1]).into();
+        let cfg = backend.setup(call, teams.local_addr().unwrap(), pbx.local_addr().unwrap());
+        let (relay_teams, relay_pbx) = (cfg.relay_teams, cfg.relay_pbx);
         let (totals, latencies, measuring) = (
             Arc::clone(&totals),
             Arc::clone(&latencies),
             Arc::clone(&measuring),
         );
         tasks.push(tokio::spawn(async move {
-            let mut protect = Context::new(Suite::AesCm128HmacSha1_80, &MasterKey::from_bytes(&TEAMS_KEY).unwrap(), None);
-            let mut unprotect = Context::new(Suite::AesCm128HmacSha1_80, &MasterKey::from_bytes(&RELAY_KEY).unwrap(), None);
+            let mut protect = Context::new(Suite::AesCm128HmacSha1_80, &MasterKey::from_bytes(&cfg.teams_tx_key).unwrap(), None);
+            let mut unprotect = Context::new(Suite::AesCm128HmacSha1_80, &MasterKey::from_bytes(&cfg.teams_rx_key).unwrap(), None);
             // Spread the calls over the 20 ms period.
             tokio::time::sleep(Duration::from_micros((call as u64 * 20_000) / calls as u64)).await;
             let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -187,17 +463,16 @@ async fn run(calls: usize, seconds: u64) -> Window {
         }));
     }
     tokio::time::sleep(Duration::from_secs(2)).await; // warm up
-    let pid = server.child.id();
-    let (cpu0, allocs0) = (cpu_seconds(pid), server.allocs());
+    let pid = backend.pid();
+    let (cpu0, allocs0) = (cpu_seconds(pid), backend.allocs());
     measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     measuring.store(false, Ordering::Relaxed);
-    let (cpu1, allocs1) = (cpu_seconds(pid), server.allocs());
+    let (cpu1, allocs1) = (cpu_seconds(pid), backend.allocs());
     for t in tasks {
         t.abort();
     }
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    backend.stop();
     assert_eq!(
         totals.bad.load(Ordering::Relaxed),
         0,
@@ -208,7 +483,7 @@ async fn run(calls: usize, seconds: u64) -> Window {
         sent: totals.sent.load(Ordering::Relaxed),
         cpu: cpu1 - cpu0,
         // Two `allocs` round trips themselves allocate a little; they are in the delta.
-        allocs: allocs1 - allocs0,
+        allocs: allocs1.zip(allocs0).map(|(a, b)| a - b),
         latencies: std::mem::take(&mut *latencies.lock().await),
     }
 }
@@ -255,25 +530,40 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let with_rtpengine = std::env::var("RELAY_LOAD_RTPENGINE").map_or(true, |v| v != "0");
+    println!("relays pinned to CPU 0, generator on CPU 1; {seconds} s measured per run");
     println!(
-        "relay: teamsgw relay_server pinned to CPU 0; generator on CPU 1; {seconds} s per run"
-    );
-    println!(
-        "{:>6} {:>12} {:>10} {:>9} {:>9} {:>9} {:>12}",
-        "calls", "pkts fwd/s", "us/pkt", "loss %", "p50 us", "p99 us", "allocs/pkt"
+        "{:>10} {:>6} {:>12} {:>10} {:>9} {:>9} {:>9} {:>12}",
+        "relay", "calls", "pkts fwd/s", "us/pkt", "loss %", "p50 us", "p99 us", "allocs/pkt"
     );
     for n in calls {
-        let mut w = runtime.block_on(run(n, seconds));
-        w.latencies.sort_unstable();
-        let loss = 100.0 * (w.sent.saturating_sub(w.forwarded)) as f64 / w.sent.max(1) as f64;
-        println!(
-            "{n:>6} {:>12.0} {:>10.2} {:>9.3} {:>9} {:>9} {:>12.4}",
-            w.forwarded as f64 / seconds as f64,
-            w.cpu * 1e6 / w.forwarded.max(1) as f64,
-            loss,
-            percentile(&w.latencies, 0.5),
-            percentile(&w.latencies, 0.99),
-            w.allocs as f64 / w.forwarded.max(1) as f64
-        );
+        let mut per_packet = Vec::new();
+        for (name, rtpengine) in [("teamsgw", false), ("rtpengine", true)] {
+            if rtpengine && !with_rtpengine {
+                continue;
+            }
+            let mut w = runtime.block_on(run(n, seconds, rtpengine));
+            w.latencies.sort_unstable();
+            let loss = 100.0 * (w.sent.saturating_sub(w.forwarded)) as f64 / w.sent.max(1) as f64;
+            let us = w.cpu * 1e6 / w.forwarded.max(1) as f64;
+            per_packet.push(us);
+            println!(
+                "{name:>10} {n:>6} {:>12.0} {us:>10.2} {loss:>9.3} {:>9} {:>9} {:>12}",
+                w.forwarded as f64 / seconds as f64,
+                percentile(&w.latencies, 0.5),
+                percentile(&w.latencies, 0.99),
+                w.allocs.map_or("-".into(), |a| format!(
+                    "{:.4}",
+                    a as f64 / w.forwarded.max(1) as f64
+                )),
+            );
+        }
+        if let [ours, theirs] = per_packet[..] {
+            println!(
+                "{:>10} {n:>6} CPU per forwarded packet, teamsgw/rtpengine = {:.2}",
+                "ratio",
+                ours / theirs
+            );
+        }
     }
 }
