@@ -395,6 +395,8 @@ struct Window {
     cpu: f64,
     allocs: Option<u64>,
     latencies: Vec<u64>,
+    /// CPU seconds per second the generator used: near 1.0 means it, not the relay, is the limit.
+    generator_load: f64,
 }
 
 async fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
@@ -465,10 +467,12 @@ async fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
     tokio::time::sleep(Duration::from_secs(2)).await; // warm up
     let pid = backend.pid();
     let (cpu0, allocs0) = (cpu_seconds(pid), backend.allocs());
+    let gen0 = cpu_seconds(std::process::id());
     measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     measuring.store(false, Ordering::Relaxed);
     let (cpu1, allocs1) = (cpu_seconds(pid), backend.allocs());
+    let generator_load = (cpu_seconds(std::process::id()) - gen0) / seconds as f64;
     for t in tasks {
         t.abort();
     }
@@ -485,6 +489,7 @@ async fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
         // Two `allocs` round trips themselves allocate a little; they are in the delta.
         allocs: allocs1.zip(allocs0).map(|(a, b)| a - b),
         latencies: std::mem::take(&mut *latencies.lock().await),
+        generator_load,
     }
 }
 
@@ -533,8 +538,16 @@ fn main() {
     let with_rtpengine = std::env::var("RELAY_LOAD_RTPENGINE").map_or(true, |v| v != "0");
     println!("relays pinned to CPU 0, generator on CPU 1; {seconds} s measured per run");
     println!(
-        "{:>10} {:>6} {:>12} {:>10} {:>9} {:>9} {:>9} {:>12}",
-        "relay", "calls", "pkts fwd/s", "us/pkt", "loss %", "p50 us", "p99 us", "allocs/pkt"
+        "{:>10} {:>6} {:>12} {:>10} {:>9} {:>9} {:>9} {:>12} {:>9}",
+        "relay",
+        "calls",
+        "pkts fwd/s",
+        "us/pkt",
+        "loss %",
+        "p50 us",
+        "p99 us",
+        "allocs/pkt",
+        "gen load"
     );
     for n in calls {
         let mut per_packet = Vec::new();
@@ -548,7 +561,7 @@ fn main() {
             let us = w.cpu * 1e6 / w.forwarded.max(1) as f64;
             per_packet.push(us);
             println!(
-                "{name:>10} {n:>6} {:>12.0} {us:>10.2} {loss:>9.3} {:>9} {:>9} {:>12}",
+                "{name:>10} {n:>6} {:>12.0} {us:>10.2} {loss:>9.3} {:>9} {:>9} {:>12} {:>9.2}",
                 w.forwarded as f64 / seconds as f64,
                 percentile(&w.latencies, 0.5),
                 percentile(&w.latencies, 0.99),
@@ -556,6 +569,7 @@ fn main() {
                     "{:.4}",
                     a as f64 / w.forwarded.max(1) as f64
                 )),
+                w.generator_load,
             );
         }
         if let [ours, theirs] = per_packet[..] {

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
@@ -28,11 +28,17 @@ pub struct PortPool {
     bind: IpAddr,
 }
 
-/// Two bound sockets (RTP on the even port, RTCP on the odd one), returned on drop.
+/// The right to ports `base` and `base + 1`, given back on drop. The sockets bound on them
+/// come separately (see [`PortPool::allocate`]) and must be closed before the lease drops.
 #[derive(Debug)]
 pub struct PortLease {
     pool: PortPool,
     pub base: u16,
+}
+
+/// Non-blocking sockets bound on a lease's ports: RTP on the even port, RTCP on the odd one.
+#[derive(Debug)]
+pub struct PortPair {
     pub rtp: UdpSocket,
     pub rtcp: UdpSocket,
 }
@@ -66,7 +72,7 @@ impl PortPool {
     }
 
     /// Binds the next free pair. Ports another process holds are skipped (and retried later).
-    pub fn allocate(&self) -> Result<PortLease, PortError> {
+    pub fn allocate(&self) -> Result<(PortLease, PortPair), PortError> {
         let attempts = self.free();
         for _ in 0..attempts {
             let base = {
@@ -75,12 +81,13 @@ impl PortPool {
             };
             match (bind(self.bind, base), bind(self.bind, base + 1)) {
                 (Ok(rtp), Ok(rtcp)) => {
-                    return Ok(PortLease {
-                        pool: self.clone(),
-                        base,
-                        rtp,
-                        rtcp,
-                    });
+                    return Ok((
+                        PortLease {
+                            pool: self.clone(),
+                            base,
+                        },
+                        PortPair { rtp, rtcp },
+                    ));
                 }
                 _ => {
                     if let Ok(mut inner) = self.inner.lock() {
@@ -94,25 +101,25 @@ impl PortPool {
 }
 
 fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
-    let std = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
-    std.set_nonblocking(true)?;
-    UdpSocket::from_std(std)
+    let socket = UdpSocket::bind(SocketAddr::new(ip, port))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn leases_pairs_returns_them_and_reports_exhaustion() {
+    #[test]
+    fn leases_pairs_returns_them_and_reports_exhaustion() {
         let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41000, 41006).unwrap();
         assert_eq!(pool.free(), 3);
         let a = pool.allocate().unwrap();
         let b = pool.allocate().unwrap();
         let c = pool.allocate().unwrap();
         assert_eq!(
-            (a.base % 2, a.rtcp.local_addr().unwrap().port()),
-            (0, a.base + 1)
+            (a.0.base % 2, a.1.rtcp.local_addr().unwrap().port()),
+            (0, a.0.base + 1)
         );
         assert!(matches!(pool.allocate(), Err(PortError::Exhausted)));
         drop(b);
@@ -125,11 +132,11 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn ports_held_by_others_are_skipped() {
+    #[test]
+    fn ports_held_by_others_are_skipped() {
         let _squatter = std::net::UdpSocket::bind("127.0.0.1:41100").unwrap();
         let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41100, 41104).unwrap();
-        let lease = pool.allocate().unwrap();
+        let (lease, _sockets) = pool.allocate().unwrap();
         assert_eq!(lease.base, 41102);
     }
 }

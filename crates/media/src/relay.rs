@@ -1,6 +1,11 @@
-//! The relay: one task per call moves packets between the Teams leg (SRTP, rtcp-mux) and the
-//! PBX leg (RTP, with RTCP on its own port or muxed), transcrypting in place in a buffer the
-//! task owns. Nothing is allocated per packet.
+//! The relay: one media thread moves packets between the Teams leg (SRTP, rtcp-mux) and the
+//! PBX leg (RTP, with RTCP on its own port or muxed) of every call, transcrypting in place in a
+//! buffer it owns. Nothing is allocated per packet.
+//!
+//! Why a dedicated thread with its own event loop (mio) rather than a tokio task per call:
+//! each socket carries one packet per 20 ms, so every packet is a wake-up, and a task wake-up
+//! plus a multi-branch `select!` cost more than the two syscalls that move the packet. The
+//! loop reads every ready socket until it would block and handles packets synchronously.
 //!
 //! Latching (symmetric RTP): a leg's peer address comes from the SDP and is replaced by the
 //! source of the first valid packet; on the SRTP leg only a packet whose tag verifies moves
@@ -10,14 +15,18 @@
 //! The gateway drives a session through [`Session`]: ports to put in SDP, [`Session::apply`]
 //! for negotiated parameters (and re-INVITEs), [`Session::stats`], and close on drop.
 
+use std::collections::HashMap;
+use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
-use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::ports::{PortError, PortLease, PortPool};
 use crate::srtp::{Context, MasterKey, SrtpError, Suite};
@@ -135,28 +144,58 @@ impl SessionParams {
 pub enum MediaError {
     #[error(transparent)]
     Ports(#[from] PortError),
+    #[error("media thread: {0}")]
+    Thread(std::io::Error),
+}
+
+enum Command {
+    Add(Box<Slot>),
+    Apply(u64, Arc<SessionParams>),
+    Remove(u64),
+    Stop,
+}
+
+/// Sends commands to the media thread and wakes it.
+#[derive(Clone)]
+struct Control {
+    tx: std_mpsc::Sender<Command>,
+    waker: Arc<Waker>,
+}
+
+impl Control {
+    fn send(&self, command: Command) {
+        if self.tx.send(command).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
 }
 
 pub struct Relay {
     pool: PortPool,
-    config: RelayConfig,
     metrics: MediaMetrics,
-    events: mpsc::Sender<MediaEvent>,
+    control: Control,
     next_id: AtomicU64,
 }
 
-/// A call's media. Dropping it ends the forwarding task and returns the ports.
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.control.send(Command::Stop);
+    }
+}
+
+/// A call's media. Dropping it stops its forwarding and returns the ports.
 pub struct Session {
     pub id: u64,
     teams_port: u16,
     pbx_port: u16,
-    control: watch::Sender<Option<Arc<SessionParams>>>,
+    control: Control,
     stats: Arc<SessionStats>,
     metrics: MediaMetrics,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.control.send(Command::Remove(self.id));
         self.metrics.sessions_active.dec();
     }
 }
@@ -175,7 +214,7 @@ impl Session {
     /// Negotiated parameters, initially and after every re-INVITE. Keys that did not change
     /// keep their SRTP state (rollover counter, replay window).
     pub fn apply(&self, params: SessionParams) {
-        let _ = self.control.send(Some(Arc::new(params)));
+        self.control.send(Command::Apply(self.id, Arc::new(params)));
     }
 
     pub fn stats(&self) -> &SessionStats {
@@ -184,6 +223,7 @@ impl Session {
 }
 
 impl Relay {
+    /// Starts the media thread.
     pub fn new(
         config: RelayConfig,
         metrics: MediaMetrics,
@@ -191,12 +231,29 @@ impl Relay {
         let pool = PortPool::new(config.bind, config.port_min, config.port_max)?;
         metrics.ports_free.set(pool.free() as i64);
         let (events, rx) = mpsc::channel(1024);
+        let poll = Poll::new().map_err(MediaError::Thread)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(MediaError::Thread)?);
+        let (tx, commands) = std_mpsc::channel();
+        let thread = EventLoop {
+            poll,
+            commands,
+            slots: Vec::new(),
+            by_id: HashMap::new(),
+            metrics: metrics.clone(),
+            pool: pool.clone(),
+            events,
+            timeout: config.timeout,
+        };
+        std::thread::Builder::new()
+            .name("teamsgw-media".into())
+            .spawn(move || thread.run())
+            .map_err(MediaError::Thread)?;
+        let control = Control { tx, waker };
         Ok((
             Self {
                 pool,
-                config,
                 metrics,
-                events,
+                control,
                 next_id: AtomicU64::new(1),
             },
             rx,
@@ -205,30 +262,28 @@ impl Relay {
 
     /// Ports for a new call: two pairs, one per leg. Exhaustion is an error (answer 503).
     pub fn allocate(&self) -> Result<Session, MediaError> {
-        let teams = self.pool.allocate()?;
-        let pbx = self.pool.allocate()?;
+        let (teams_lease, teams) = self.pool.allocate()?;
+        let (pbx_lease, pbx) = self.pool.allocate()?;
         self.metrics.ports_free.set(self.pool.free() as i64);
         self.metrics.sessions_active.inc();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (control, rx) = watch::channel(None);
         let stats = Arc::new(SessionStats::default());
         let session = Session {
             id,
-            teams_port: teams.base,
-            pbx_port: pbx.base,
-            control,
+            teams_port: teams_lease.base,
+            pbx_port: pbx_lease.base,
+            control: self.control.clone(),
             stats: Arc::clone(&stats),
             metrics: self.metrics.clone(),
         };
-        let task = Forwarder {
+        let slot = Slot {
             id,
-            teams,
-            pbx,
+            teams: UdpSocket::from_std(teams.rtp),
+            pbx_rtp: UdpSocket::from_std(pbx.rtp),
+            pbx_rtcp: UdpSocket::from_std(pbx.rtcp),
+            _teams_rtcp: teams.rtcp,
+            _leases: (teams_lease, pbx_lease),
             stats,
-            metrics: self.metrics.clone(),
-            pool: self.pool.clone(),
-            events: self.events.clone(),
-            timeout: self.config.timeout,
             params: None,
             srtp_in: None,
             srtp_out: None,
@@ -237,8 +292,10 @@ impl Relay {
             pbx_ssrc: None,
             teams_rx: RxStats::default(),
             pbx_rx: RxStats::default(),
+            last_rx: Instant::now(),
+            timed_out: false,
         };
-        tokio::spawn(task.run(rx));
+        self.control.send(Command::Add(Box::new(slot)));
         Ok(session)
     }
 
@@ -311,15 +368,20 @@ fn rtp_fields(packet: &[u8]) -> Option<(u16, u32, u32)> {
     ))
 }
 
-struct Forwarder {
+const WAKER: Token = Token(usize::MAX);
+const BUF: usize = 2048;
+
+/// One call's sockets and state, owned by the media thread. Sockets are declared before the
+/// leases so they close before the ports go back to the pool.
+struct Slot {
     id: u64,
-    teams: PortLease,
-    pbx: PortLease,
+    teams: UdpSocket,
+    pbx_rtp: UdpSocket,
+    pbx_rtcp: UdpSocket,
+    /// Held so the Teams RTCP port stays ours (Teams always muxes).
+    _teams_rtcp: std::net::UdpSocket,
+    _leases: (PortLease, PortLease),
     stats: Arc<SessionStats>,
-    metrics: MediaMetrics,
-    pool: PortPool,
-    events: mpsc::Sender<MediaEvent>,
-    timeout: Duration,
     params: Option<Arc<SessionParams>>,
     srtp_in: Option<Context>,
     srtp_out: Option<Context>,
@@ -328,96 +390,196 @@ struct Forwarder {
     pbx_ssrc: Option<u32>,
     teams_rx: RxStats,
     pbx_rx: RxStats,
+    last_rx: Instant,
+    timed_out: bool,
 }
 
-const BUF: usize = 2048;
+#[derive(Clone, Copy)]
+enum Socket {
+    Teams,
+    PbxRtp,
+    PbxRtcp,
+}
 
-impl Forwarder {
-    async fn run(mut self, mut control: watch::Receiver<Option<Arc<SessionParams>>>) {
+/// Counters resolved once, so a packet costs an atomic add, not a label lookup.
+struct Counters {
+    teams_in: IntCounter,
+    teams_out: IntCounter,
+    pbx_in: IntCounter,
+    pbx_out: IntCounter,
+    auth_failures: IntCounter,
+}
+
+struct EventLoop {
+    poll: Poll,
+    commands: std_mpsc::Receiver<Command>,
+    slots: Vec<Option<Box<Slot>>>,
+    by_id: HashMap<u64, usize>,
+    metrics: MediaMetrics,
+    pool: PortPool,
+    events: mpsc::Sender<MediaEvent>,
+    timeout: Duration,
+}
+
+impl EventLoop {
+    fn run(mut self) {
+        let counters = Counters {
+            teams_in: self.metrics.packets.with_label_values(&["teams", "in"]),
+            teams_out: self.metrics.packets.with_label_values(&["teams", "out"]),
+            pbx_in: self.metrics.packets.with_label_values(&["pbx", "in"]),
+            pbx_out: self.metrics.packets.with_label_values(&["pbx", "out"]),
+            auth_failures: self.metrics.auth_failures.clone(),
+        };
         let started = Instant::now();
-        let mut last_rx = Instant::now();
-        let mut timed_out = false;
-        let (mut b1, mut b2, mut b3) = ([0u8; BUF], [0u8; BUF], [0u8; BUF]);
-        let packets_in_teams = self.metrics.packets.with_label_values(&["teams", "in"]);
-        let packets_out_pbx = self.metrics.packets.with_label_values(&["pbx", "out"]);
-        let packets_in_pbx = self.metrics.packets.with_label_values(&["pbx", "in"]);
-        let packets_out_teams = self.metrics.packets.with_label_values(&["teams", "out"]);
-        let mut ticker = tokio::time::interval(Duration::from_millis(500));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut events = Events::with_capacity(1024);
+        let mut buf = [0u8; BUF];
+        let check_every = Duration::from_millis(500);
+        let mut next_check = Instant::now() + check_every;
         loop {
-            let arrival = (started.elapsed().as_micros() / 125) as u32; // 8 kHz units
-            tokio::select! {
-                changed = control.changed() => {
-                    if changed.is_err() {
-                        break; // the Session was dropped
-                    }
-                    let params = control.borrow_and_update().clone();
-                    self.configure(params);
-                }
-                // Wake on readiness, then drain the socket: under load one wake-up serves
-                // every packet that queued meanwhile.
-                r = self.teams.rtp.readable() => {
-                    if r.is_err() { continue }
-                    while let Ok((n, src)) = self.teams.rtp.try_recv_from(&mut b1) {
-                        last_rx = Instant::now();
-                        packets_in_teams.inc();
-                        if self.relay_from_teams(&mut b1, n, src, arrival).await {
-                            packets_out_pbx.inc();
-                        }
-                    }
-                }
-                r = self.pbx.rtp.readable() => {
-                    if r.is_err() { continue }
-                    while let Ok((n, src)) = self.pbx.rtp.try_recv_from(&mut b2) {
-                        last_rx = Instant::now();
-                        packets_in_pbx.inc();
-                        if self.relay_from_pbx(&mut b2, n, src, arrival, false).await {
-                            packets_out_teams.inc();
-                        }
-                    }
-                }
-                r = self.pbx.rtcp.readable() => {
-                    if r.is_err() { continue }
-                    while let Ok((n, src)) = self.pbx.rtcp.try_recv_from(&mut b3) {
-                        packets_in_pbx.inc();
-                        if self.relay_from_pbx(&mut b3, n, src, arrival, true).await {
-                            packets_out_teams.inc();
-                        }
-                    }
-                }
-                // One long-lived timer for the timeout check, not a new one per packet.
-                _ = ticker.tick() => {}
+            let wait = next_check.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(wait))
+                && e.kind() != ErrorKind::Interrupted
+            {
+                return;
             }
-            let on_hold = self.params.as_ref().is_some_and(|p| p.on_hold());
-            if on_hold || self.params.is_none() {
-                last_rx = Instant::now(); // hold does not count towards the media timeout
-            } else if !timed_out && last_rx.elapsed() >= self.timeout {
-                timed_out = true;
-                let _ = self
-                    .events
-                    .try_send(MediaEvent::Timeout { session: self.id });
-            } else if last_rx.elapsed() < self.timeout {
-                timed_out = false;
+            for event in events.iter() {
+                if event.token() == WAKER {
+                    if !self.commands() {
+                        return;
+                    }
+                    continue;
+                }
+                let (index, socket) = (event.token().0 / 3, event.token().0 % 3);
+                let socket = match socket {
+                    0 => Socket::Teams,
+                    1 => Socket::PbxRtp,
+                    _ => Socket::PbxRtcp,
+                };
+                let Some(Some(slot)) = self.slots.get_mut(index) else {
+                    continue;
+                };
+                let arrival = (started.elapsed().as_micros() / 125) as u32; // 8 kHz units
+                slot.drain(socket, &mut buf, arrival, &counters);
+            }
+            if Instant::now() >= next_check {
+                next_check = Instant::now() + check_every;
+                self.check_timeouts();
             }
         }
-        let Forwarder {
-            teams,
-            pbx,
-            pool,
-            metrics,
-            ..
-        } = self;
-        drop((teams, pbx));
-        metrics.ports_free.set(pool.free() as i64);
     }
 
-    fn configure(&mut self, params: Option<Arc<SessionParams>>) {
-        let Some(p) = params else { return };
+    /// Applies queued commands; false when the relay is gone.
+    fn commands(&mut self) -> bool {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Add(mut slot) => {
+                    let index = self
+                        .slots
+                        .iter()
+                        .position(Option::is_none)
+                        .unwrap_or(self.slots.len());
+                    let registry = self.poll.registry();
+                    let ok = registry
+                        .register(&mut slot.teams, Token(index * 3), Interest::READABLE)
+                        .is_ok()
+                        && registry
+                            .register(&mut slot.pbx_rtp, Token(index * 3 + 1), Interest::READABLE)
+                            .is_ok()
+                        && registry
+                            .register(&mut slot.pbx_rtcp, Token(index * 3 + 2), Interest::READABLE)
+                            .is_ok();
+                    if !ok {
+                        continue; // dropped: its ports go back to the pool
+                    }
+                    self.by_id.insert(slot.id, index);
+                    if index == self.slots.len() {
+                        self.slots.push(Some(slot));
+                    } else {
+                        self.slots[index] = Some(slot);
+                    }
+                }
+                Command::Apply(id, params) => {
+                    if let Some(Some(slot)) =
+                        self.by_id.get(&id).and_then(|&i| self.slots.get_mut(i))
+                    {
+                        slot.configure(params);
+                    }
+                }
+                Command::Remove(id) => {
+                    if let Some(index) = self.by_id.remove(&id)
+                        && let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take)
+                    {
+                        let registry = self.poll.registry();
+                        let _ = registry.deregister(&mut slot.teams);
+                        let _ = registry.deregister(&mut slot.pbx_rtp);
+                        let _ = registry.deregister(&mut slot.pbx_rtcp);
+                        drop(slot);
+                        self.metrics.ports_free.set(self.pool.free() as i64);
+                    }
+                }
+                Command::Stop => return false,
+            }
+        }
+        true
+    }
+
+    fn check_timeouts(&mut self) {
+        for slot in self.slots.iter_mut().flatten() {
+            let on_hold = slot.params.as_ref().is_none_or(|p| p.on_hold());
+            if on_hold {
+                slot.last_rx = Instant::now(); // hold does not count towards the media timeout
+                slot.timed_out = false;
+            } else if !slot.timed_out && slot.last_rx.elapsed() >= self.timeout {
+                slot.timed_out = true;
+                let _ = self
+                    .events
+                    .try_send(MediaEvent::Timeout { session: slot.id });
+            }
+        }
+    }
+}
+
+impl Slot {
+    /// Reads the socket until it would block (mio readiness is edge-triggered).
+    fn drain(&mut self, which: Socket, buf: &mut [u8; BUF], arrival: u32, c: &Counters) {
+        loop {
+            let received = match which {
+                Socket::Teams => self.teams.recv_from(buf),
+                Socket::PbxRtp => self.pbx_rtp.recv_from(buf),
+                Socket::PbxRtcp => self.pbx_rtcp.recv_from(buf),
+            };
+            let (n, src) = match received {
+                Ok(r) => r,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return, // WouldBlock, or an ICMP error surfacing: nothing more now
+            };
+            match which {
+                Socket::Teams => {
+                    self.last_rx = Instant::now();
+                    c.teams_in.inc();
+                    if self.relay_from_teams(buf, n, src, arrival, c) {
+                        c.pbx_out.inc();
+                    }
+                }
+                Socket::PbxRtp | Socket::PbxRtcp => {
+                    let rtcp_port = matches!(which, Socket::PbxRtcp);
+                    if !rtcp_port {
+                        self.last_rx = Instant::now();
+                    }
+                    c.pbx_in.inc();
+                    if self.relay_from_pbx(buf, n, src, arrival, rtcp_port) {
+                        c.teams_out.inc();
+                    }
+                }
+            }
+        }
+    }
+
+    fn configure(&mut self, p: Arc<SessionParams>) {
         let old = self.params.as_ref();
-        let keys_changed = old.is_none_or(|o| {
+        if old.is_none_or(|o| {
             o.teams.remote_key != p.teams.remote_key || o.teams.suite != p.teams.suite
-        });
-        if keys_changed {
+        }) {
             self.srtp_in = Some(Context::new(p.teams.suite, &p.teams.remote_key, None));
         }
         if old.is_none_or(|o| {
@@ -437,17 +599,18 @@ impl Forwarder {
     }
 
     /// SRTP/SRTCP from Teams to the PBX. Returns whether a packet was forwarded.
-    async fn relay_from_teams(
+    fn relay_from_teams(
         &mut self,
         buf: &mut [u8; BUF],
         n: usize,
         src: SocketAddr,
         arrival: u32,
+        c: &Counters,
     ) -> bool {
         let stats = &self.stats.teams;
         stats.packets_in.fetch_add(1, Ordering::Relaxed);
         stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-        let (Some(params), Some(srtp)) = (self.params.clone(), self.srtp_in.as_mut()) else {
+        let (Some(params), Some(srtp)) = (self.params.as_ref(), self.srtp_in.as_mut()) else {
             return false;
         };
         let rtcp = is_rtcp(&buf[..n]);
@@ -465,7 +628,7 @@ impl Forwarder {
                 match e {
                     SrtpError::AuthFailed => {
                         stats.auth_failures.fetch_add(1, Ordering::Relaxed);
-                        self.metrics.auth_failures.inc();
+                        c.auth_failures.inc();
                     }
                     SrtpError::Replay | SrtpError::TooOld => {
                         stats.replays.fetch_add(1, Ordering::Relaxed);
@@ -477,7 +640,7 @@ impl Forwarder {
                 return false;
             }
         };
-        // Authenticated: this is Teams, wherever it sends from now (latching, §3.5 anchor stays ours).
+        // Authenticated: this is Teams, wherever it sends from now.
         self.teams_peer = Some(src);
         if !rtcp && let Some((seq, ts, _)) = rtp_fields(&buf[..len]) {
             self.teams_rx.on_packet(seq, ts, arrival);
@@ -487,22 +650,19 @@ impl Forwarder {
             return false;
         }
         let (socket, dest) = if rtcp && !params.pbx.rtcp_mux {
-            (
-                &self.pbx.rtcp,
-                params
-                    .pbx
-                    .remote_rtcp
-                    .or(self.pbx_peer.map(|p| SocketAddr::new(p.ip(), p.port() + 1))),
-            )
+            let fallback = self
+                .pbx_peer
+                .map(|p| SocketAddr::new(p.ip(), p.port().wrapping_add(1)));
+            (&self.pbx_rtcp, params.pbx.remote_rtcp.or(fallback))
         } else {
-            (&self.pbx.rtp, self.pbx_peer)
+            (&self.pbx_rtp, self.pbx_peer)
         };
         let Some(dest) = dest else { return false };
-        send(socket, &buf[..len], dest, &self.stats.pbx).await
+        send(socket, &buf[..len], dest, &self.stats.pbx)
     }
 
     /// RTP/RTCP from the PBX to Teams, encrypted in place.
-    async fn relay_from_pbx(
+    fn relay_from_pbx(
         &mut self,
         buf: &mut [u8; BUF],
         n: usize,
@@ -513,7 +673,7 @@ impl Forwarder {
         let stats = &self.stats.pbx;
         stats.packets_in.fetch_add(1, Ordering::Relaxed);
         stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-        let Some(params) = self.params.clone() else {
+        let Some(params) = self.params.as_ref() else {
             return false;
         };
         let rtcp = rtcp_port || is_rtcp(&buf[..n]);
@@ -567,17 +727,13 @@ impl Forwarder {
             return false;
         };
         // Teams always gets rtcp-mux: one socket for both.
-        send(&self.teams.rtp, &buf[..len], dest, &self.stats.teams).await
+        send(&self.teams, &buf[..len], dest, &self.stats.teams)
     }
 }
 
-async fn send(socket: &UdpSocket, data: &[u8], dest: SocketAddr, stats: &LegStats) -> bool {
-    // The send buffer is almost never full: try without a readiness round trip first.
-    let sent = match socket.try_send_to(data, dest) {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket.send_to(data, dest).await,
-        other => other,
-    };
-    if sent.is_ok() {
+/// Non-blocking send; a full socket buffer drops the packet (late media is useless anyway).
+fn send(socket: &UdpSocket, data: &[u8], dest: SocketAddr, stats: &LegStats) -> bool {
+    if socket.send_to(data, dest).is_ok() {
         stats.packets_out.fetch_add(1, Ordering::Relaxed);
         stats
             .bytes_out
