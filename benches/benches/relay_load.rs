@@ -19,23 +19,12 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use teamsgw_media::srtp::{Context, MasterKey, Suite};
-use tokio::net::UdpSocket;
-use tokio::sync::Mutex;
 
 const TEAMS_KEY: [u8; 30] = [0x11; 30];
 const RELAY_KEY: [u8; 30] = [0x22; 30];
-
-#[derive(Default)]
-struct Totals {
-    sent: AtomicU64,
-    received: AtomicU64,
-    bad: AtomicU64,
-}
 
 fn packet(seq: u16, ssrc: u32, epoch: Instant) -> [u8; 172] {
     let mut p = [0u8; 172];
@@ -399,7 +388,21 @@ struct Window {
     generator_load: f64,
 }
 
-async fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
+/// One call on the generator side.
+struct GenCall {
+    teams: mio::net::UdpSocket,
+    pbx: mio::net::UdpSocket,
+    relay_teams: SocketAddr,
+    relay_pbx: SocketAddr,
+    protect: Context,
+    unprotect: Context,
+    seq: u16,
+    ssrc: u32,
+}
+
+/// Plays `calls` calls against the backend from one mio loop (the same design as the relay,
+/// so the generator is not the first thing to saturate).
+fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
     let mut backend = if rtpengine {
         Backend::Rtpengine(
             Rtpengine::start().expect("rtpengine (Debian rtpengine-daemon) did not answer ping"),
@@ -414,102 +417,129 @@ async fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
             .collect();
         Backend::Teamsgw(server, ports)
     };
-    let totals = Arc::new(Totals::default());
-    let latencies = Arc::new(Mutex::new(Vec::<u64>::with_capacity(1 << 20)));
-    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let epoch = Instant::now();
-    let mut tasks = Vec::new();
+    let mut poll = mio::Poll::new().unwrap();
+    let mut gen_calls = Vec::with_capacity(calls);
     for call in 0..calls {
-        let teams = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let pbx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let teams = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let pbx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        teams.set_nonblocking(true).unwrap();
+        pbx.set_nonblocking(true).unwrap();
         let cfg = backend.setup(call, teams.local_addr().unwrap(), pbx.local_addr().unwrap());
-        let (relay_teams, relay_pbx) = (cfg.relay_teams, cfg.relay_pbx);
-        let (totals, latencies, measuring) = (
-            Arc::clone(&totals),
-            Arc::clone(&latencies),
-            Arc::clone(&measuring),
+        let mut teams = mio::net::UdpSocket::from_std(teams);
+        let mut pbx = mio::net::UdpSocket::from_std(pbx);
+        poll.registry()
+            .register(&mut teams, mio::Token(2 * call), mio::Interest::READABLE)
+            .unwrap();
+        poll.registry()
+            .register(&mut pbx, mio::Token(2 * call + 1), mio::Interest::READABLE)
+            .unwrap();
+        gen_calls.push(GenCall {
+            teams,
+            pbx,
+            relay_teams: cfg.relay_teams,
+            relay_pbx: cfg.relay_pbx,
+            protect: Context::new(
+                Suite::AesCm128HmacSha1_80,
+                &MasterKey::from_bytes(&cfg.teams_tx_key).unwrap(),
+                None,
+            ),
+            unprotect: Context::new(
+                Suite::AesCm128HmacSha1_80,
+                &MasterKey::from_bytes(&cfg.teams_rx_key).unwrap(),
+                None,
+            ),
+            seq: 0,
+            ssrc: call as u32,
+        });
+    }
+    let pid = backend.pid();
+    let epoch = Instant::now();
+    let warmup_end = epoch + Duration::from_secs(2);
+    let end = warmup_end + Duration::from_secs(seconds);
+    let (mut cpu0, mut allocs0, mut gen0) = (0.0, None, 0.0);
+    let mut measuring = false;
+    let (mut sent, mut received, mut bad) = (0u64, 0u64, 0u64);
+    let mut latencies = Vec::with_capacity(1 << 22);
+    // Calls send in turn, spread evenly over the 20 ms packet interval.
+    let spacing = Duration::from_nanos(20_000_000 / calls as u64);
+    let (mut cursor, mut due) = (0usize, Instant::now());
+    let mut events = mio::Events::with_capacity(4096);
+    let mut buf = [0u8; 2048];
+    loop {
+        let now = Instant::now();
+        if !measuring && now >= warmup_end {
+            measuring = true;
+            (cpu0, allocs0, gen0) = (
+                cpu_seconds(pid),
+                backend.allocs(),
+                cpu_seconds(std::process::id()),
+            );
+        }
+        if now >= end {
+            break;
+        }
+        while due <= now {
+            let c = &mut gen_calls[cursor];
+            c.seq = c.seq.wrapping_add(1);
+            let plain = packet(c.seq, 0x1000_0000 + c.ssrc, epoch);
+            buf[..172].copy_from_slice(&plain);
+            let n = c.protect.protect_rtp(&mut buf, 172).unwrap();
+            let _ = c.teams.send_to(&buf[..n], c.relay_teams);
+            let plain = packet(c.seq, 0x2000_0000 + c.ssrc, epoch);
+            let _ = c.pbx.send_to(&plain, c.relay_pbx);
+            if measuring {
+                sent += 2;
+            }
+            cursor = (cursor + 1) % calls;
+            due += spacing;
+        }
+        let _ = poll.poll(
+            &mut events,
+            Some(due.saturating_duration_since(Instant::now())),
         );
-        tasks.push(tokio::spawn(async move {
-            let mut protect = Context::new(Suite::AesCm128HmacSha1_80, &MasterKey::from_bytes(&cfg.teams_tx_key).unwrap(), None);
-            let mut unprotect = Context::new(Suite::AesCm128HmacSha1_80, &MasterKey::from_bytes(&cfg.teams_rx_key).unwrap(), None);
-            // Spread the calls over the 20 ms period.
-            tokio::time::sleep(Duration::from_micros((call as u64 * 20_000) / calls as u64)).await;
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            let mut seq: u16 = 0;
-            let (mut b1, mut b2) = ([0u8; 2048], [0u8; 2048]);
+        for event in events.iter() {
+            let (call, teams_side) = (event.token().0 / 2, event.token().0 % 2 == 0);
+            let c = &mut gen_calls[call];
             loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        seq = seq.wrapping_add(1);
-                        let plain = packet(seq, 0x1000_0000 + call as u32, epoch);
-                        b1[..172].copy_from_slice(&plain);
-                        let n = protect.protect_rtp(&mut b1, 172).unwrap();
-                        let _ = teams.send_to(&b1[..n], relay_teams).await;
-                        let plain = packet(seq, 0x2000_0000 + call as u32, epoch);
-                        let _ = pbx.send_to(&plain, relay_pbx).await;
-                        if measuring.load(Ordering::Relaxed) {
-                            totals.sent.fetch_add(2, Ordering::Relaxed);
-                        }
+                let r = if teams_side {
+                    c.teams.recv_from(&mut buf)
+                } else {
+                    c.pbx.recv_from(&mut buf)
+                };
+                let Ok((n, _)) = r else { break };
+                let checked = if teams_side {
+                    c.unprotect
+                        .unprotect_rtp(&mut buf, n)
+                        .ok()
+                        .and_then(|len| check(&buf[..len], epoch))
+                } else {
+                    check(&buf[..n], epoch)
+                };
+                if !measuring {
+                    continue;
+                }
+                match checked {
+                    Some(us) => {
+                        received += 1;
+                        latencies.push(us);
                     }
-                    r = teams.recv_from(&mut b1) => {
-                        let Ok((n, _)) = r else { continue };
-                        let ok = unprotect.unprotect_rtp(&mut b1, n).ok().and_then(|len| check(&b1[..len], epoch));
-                        record(ok, &totals, &latencies, &measuring).await;
-                    }
-                    r = pbx.recv_from(&mut b2) => {
-                        let Ok((n, _)) = r else { continue };
-                        record(check(&b2[..n], epoch), &totals, &latencies, &measuring).await;
-                    }
+                    None => bad += 1,
                 }
             }
-        }));
+        }
     }
-    tokio::time::sleep(Duration::from_secs(2)).await; // warm up
-    let pid = backend.pid();
-    let (cpu0, allocs0) = (cpu_seconds(pid), backend.allocs());
-    let gen0 = cpu_seconds(std::process::id());
-    measuring.store(true, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    measuring.store(false, Ordering::Relaxed);
     let (cpu1, allocs1) = (cpu_seconds(pid), backend.allocs());
     let generator_load = (cpu_seconds(std::process::id()) - gen0) / seconds as f64;
-    for t in tasks {
-        t.abort();
-    }
     backend.stop();
-    assert_eq!(
-        totals.bad.load(Ordering::Relaxed),
-        0,
-        "packets failed the content check"
-    );
+    assert_eq!(bad, 0, "packets failed the content check");
     Window {
-        forwarded: totals.received.load(Ordering::Relaxed),
-        sent: totals.sent.load(Ordering::Relaxed),
+        forwarded: received,
+        sent,
         cpu: cpu1 - cpu0,
-        // Two `allocs` round trips themselves allocate a little; they are in the delta.
+        // The `allocs` round trips themselves allocate a little; they are in the delta.
         allocs: allocs1.zip(allocs0).map(|(a, b)| a - b),
-        latencies: std::mem::take(&mut *latencies.lock().await),
+        latencies,
         generator_load,
-    }
-}
-
-async fn record(
-    latency: Option<u64>,
-    totals: &Totals,
-    latencies: &Mutex<Vec<u64>>,
-    measuring: &std::sync::atomic::AtomicBool,
-) {
-    if !measuring.load(Ordering::Relaxed) {
-        return;
-    }
-    match latency {
-        Some(us) => {
-            totals.received.fetch_add(1, Ordering::Relaxed);
-            latencies.lock().await.push(us);
-        }
-        None => {
-            totals.bad.fetch_add(1, Ordering::Relaxed);
-        }
     }
 }
 
@@ -531,10 +561,6 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let with_rtpengine = std::env::var("RELAY_LOAD_RTPENGINE").map_or(true, |v| v != "0");
     println!("relays pinned to CPU 0, generator on CPU 1; {seconds} s measured per run");
     println!(
@@ -555,7 +581,7 @@ fn main() {
             if rtpengine && !with_rtpengine {
                 continue;
             }
-            let mut w = runtime.block_on(run(n, seconds, rtpengine));
+            let mut w = run(n, seconds, rtpengine);
             w.latencies.sort_unstable();
             let loss = 100.0 * (w.sent.saturating_sub(w.forwarded)) as f64 / w.sent.max(1) as f64;
             let us = w.cpu * 1e6 / w.forwarded.max(1) as f64;
