@@ -25,6 +25,18 @@ fn packet(seq: u16) -> [u8; 172] {
     p
 }
 
+/// A webrtc-srtp context for AES_CM_128_HMAC_SHA1_80 with key||salt `raw`.
+fn oracle(raw: &[u8]) -> Oracle {
+    Oracle::new(
+        &raw[..16],
+        &raw[16..],
+        ProtectionProfile::Aes128CmHmacSha1_80,
+        None,
+        None,
+    )
+    .unwrap()
+}
+
 fn main() {
     let raw: Vec<u8> = (0..30u8).collect();
     let master = MasterKey::from_bytes(&raw).unwrap();
@@ -64,22 +76,8 @@ fn main() {
     let ours_unprotect = ours_round_trip - ours_protect;
 
     // webrtc-srtp: allocating API (returns Bytes).
-    let mut otx = Oracle::new(
-        &raw[..16],
-        &raw[16..],
-        ProtectionProfile::Aes128CmHmacSha1_80,
-        None,
-        None,
-    )
-    .unwrap();
-    let mut orx = Oracle::new(
-        &raw[..16],
-        &raw[16..],
-        ProtectionProfile::Aes128CmHmacSha1_80,
-        None,
-        None,
-    )
-    .unwrap();
+    let mut otx = oracle(&raw);
+    let mut orx = oracle(&raw);
     let start = Instant::now();
     let (_, oracle_protect_allocs) = count_allocations(|| {
         for i in 0..N {
@@ -87,14 +85,7 @@ fn main() {
         }
     });
     let theirs_protect = start.elapsed().as_nanos() as f64 / f64::from(N);
-    let mut otx = Oracle::new(
-        &raw[..16],
-        &raw[16..],
-        ProtectionProfile::Aes128CmHmacSha1_80,
-        None,
-        None,
-    )
-    .unwrap();
+    let mut otx = oracle(&raw);
     let start = Instant::now();
     let (_, oracle_rt_allocs) = count_allocations(|| {
         for i in 0..N {

@@ -68,27 +68,25 @@ fn srtp_matches_webrtc_srtp_both_directions_across_rollovers() {
     }
 }
 
+/// A webrtc-srtp context for AES_CM_128_HMAC_SHA1_80 with key||salt `raw`.
+fn oracle(raw: &[u8]) -> Oracle {
+    Oracle::new(
+        &raw[..16],
+        &raw[16..],
+        ProtectionProfile::Aes128CmHmacSha1_80,
+        None,
+        None,
+    )
+    .unwrap()
+}
+
 #[test]
 fn srtcp_matches_webrtc_srtp_both_directions() {
     let (raw, master) = keys();
     let mut ours_tx = Context::new(Suite::AesCm128HmacSha1_80, &master, None);
     let mut ours_rx = Context::new(Suite::AesCm128HmacSha1_80, &master, None);
-    let mut oracle_tx = Oracle::new(
-        &raw[..16],
-        &raw[16..],
-        ProtectionProfile::Aes128CmHmacSha1_80,
-        None,
-        None,
-    )
-    .unwrap();
-    let mut oracle_rx = Oracle::new(
-        &raw[..16],
-        &raw[16..],
-        ProtectionProfile::Aes128CmHmacSha1_80,
-        None,
-        None,
-    )
-    .unwrap();
+    let mut oracle_tx = oracle(&raw);
+    let mut oracle_rx = oracle(&raw);
     let mut buf = [0u8; 256];
     for n in 0..5_000u32 {
         // Sender report: V=2, PT=200, length 6 words, SSRC, 20 bytes of sender info.
