@@ -28,6 +28,9 @@ fn serves_metrics_reloads_on_sighup_and_drains_on_sigterm() {
     assert!(build_info.ends_with(" 1"), "{build_info}");
     assert!(body.contains("teamsgw_uptime_seconds "));
     assert!(body.contains("process_resident_memory_bytes "));
+    // The media relay is up on the configured range (20000..=29999: 5,000 RTP/RTCP pairs).
+    assert!(body.contains("\nteamsgw_media_ports_free 5000\n"), "{body}");
+    assert!(body.contains("\nteamsgw_media_sessions_active 0\n"));
     let (status, body) = daemon.get("/healthz");
     assert_eq!((status, body.trim()), (200, "ok"));
 

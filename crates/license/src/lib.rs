@@ -6,3 +6,5 @@
 //! tested without a database.
 //!
 //! Must never know: SQL, SIP, media or HTTP. The store feeds it rows; the binary prints results.
+
+pub mod factors;

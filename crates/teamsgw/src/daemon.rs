@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use teamsgw_media::{MediaEvent, MediaMetrics, Relay, RelayConfig};
 use teamsgw_sip::metrics::SipMetrics;
 use teamsgw_sip::tls::{TlsError, TlsMaterial, TlsPaths, TlsStore};
 use teamsgw_sip::transport::SipTransport;
@@ -69,6 +70,9 @@ struct Daemon {
     drain: Arc<Drain>,
     stop_admin: watch::Sender<bool>,
     admin_task: tokio::task::JoinHandle<()>,
+    /// The media relay and its events; held (thread and port pool alive, metrics exported)
+    /// until the call layer allocates sessions from it.
+    _media: (Relay, mpsc::Receiver<MediaEvent>),
 }
 
 impl Daemon {
@@ -109,6 +113,21 @@ impl Daemon {
             sip_metrics,
             Arc::clone(&drain),
         ));
+
+        let media_metrics = MediaMetrics::new().map_err(|e| format!("metrics: {e}"))?;
+        media_metrics
+            .register(metrics.registry())
+            .map_err(|e| format!("metrics: {e}"))?;
+        let media = Relay::new(
+            RelayConfig {
+                bind: settings.media.bind_address,
+                port_min: settings.media.port_min,
+                port_max: settings.media.port_max,
+                timeout: Duration::from_secs(settings.media.timeout_seconds),
+            },
+            media_metrics,
+        )
+        .map_err(|e| format!("media: {e}"))?;
 
         let listener = tokio::net::TcpListener::bind(settings.admin.listen)
             .await
@@ -154,6 +173,7 @@ impl Daemon {
             drain,
             stop_admin,
             admin_task,
+            _media: media,
         })
     }
 
