@@ -7,4 +7,5 @@
 //!
 //! Must never know: SQL, SIP, media or HTTP. The store feeds it rows; the binary prints results.
 
+pub mod catalogue;
 pub mod factors;
