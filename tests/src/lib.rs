@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod kamailio;
+pub mod postgres;
 pub mod ua;
 
 use std::io::{Read, Write};
