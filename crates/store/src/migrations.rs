@@ -11,11 +11,18 @@ use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 
 /// (version, description, SQL) in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "enterprises and direct routes",
-    include_str!("../migrations/0001_enterprises_and_direct_routes.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "enterprises and direct routes",
+        include_str!("../migrations/0001_enterprises_and_direct_routes.sql"),
+    ),
+    (
+        2,
+        "provisioning model and license data",
+        include_str!("../migrations/0002_provisioning.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Embedded;
