@@ -36,6 +36,9 @@ impl Kamailio {
             .args(["-DD", "-E", "-Y"])
             .arg(dir.path());
         cmd.arg("-P").arg(dir.path().join("kamailio.pid"));
+        // Own process group: kamailio forks workers that survive a SIGKILL
+        // of the main process, so teardown signals the whole group.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         for d in defines {
             cmd.args(["-A", d]);
         }
@@ -86,18 +89,21 @@ impl Kamailio {
         self.kamcmd(&["ul.dump"]).unwrap_or_default()
     }
 
-    /// Stops the process (SIGTERM); `start` again for a new instance.
+    /// Stops the process and its workers (SIGTERM, then SIGKILL for
+    /// stragglers); `start` again for a new instance.
     pub fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.child.wait();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
