@@ -9,8 +9,10 @@
 //! daemon is signalled. Callers decide when to reload; this crate only builds snapshots.
 
 mod migrations;
+mod password;
 mod snapshot;
 
+pub use password::{PasswordKey, PasswordKeyError, SealError};
 pub use snapshot::{DirectRouteEntry, RoutingSnapshot};
 
 use std::path::Path;
