@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use teamsgw_store::{Backend, Store};
+use teamsgw_store::{Backend, Pbx, ProvisionError, Store, Transport};
 use teamsgw_tests::postgres::Postgres;
 use teamsgw_tests::{Daemon, Ports, test_config};
 
@@ -21,16 +21,117 @@ async fn migrate_and_load(url: &str, backend: Backend) {
     store.close().await;
 }
 
+const BASE: &str = "teams.carrier.example";
+const TENANT: &str = "0e1b2c3d-1111-2222-3333-444455556666";
+
+fn pbx(enterprise: &str, name: &str) -> Pbx {
+    Pbx {
+        enterprise: enterprise.to_owned(),
+        name: name.to_owned(),
+        domain: "pbx.acme.example".to_owned(),
+        proxy: Some("10.0.0.5:5080".to_owned()),
+        transport: Transport::Udp,
+        expires: 600,
+    }
+}
+
+/// Seeds: Enterprise → Direct Route → PBX → Users; a refused change leaves nothing behind.
+async fn provisioning_rules(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    store.add_enterprise("Acme", TENANT, 50).await.unwrap();
+    let dup = store.add_enterprise("Acme", TENANT, 1).await.unwrap_err();
+    assert!(
+        matches!(dup, ProvisionError::Conflict { field: "name", .. }),
+        "{dup}"
+    );
+    let dup = store
+        .add_enterprise("Other", &TENANT.to_uppercase(), 1)
+        .await
+        .unwrap_err();
+    assert_eq!(dup.field(), Some("tenant-id"), "{dup}");
+    let bad = store
+        .add_enterprise("Bad", "not-a-guid", 1)
+        .await
+        .unwrap_err();
+    assert_eq!(bad.field(), Some("tenant-id"), "{bad}");
+
+    // A PBX needs a direct route first.
+    let err = store.add_pbx(&pbx("Acme", "main")).await.unwrap_err();
+    assert_eq!(err.field(), Some("enterprise"), "{err}");
+    assert!(err.to_string().contains("no direct route"), "{err}");
+    assert!(store.list_pbxs("Acme").await.unwrap().is_empty());
+
+    let err = store
+        .add_direct_route("Acme", "acme.other.example", BASE, 5061, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("fqdn"), "{err}");
+    let err = store
+        .add_direct_route("Nobody", "x.teams.carrier.example", BASE, 5061, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProvisionError::NotFound {
+                field: "enterprise",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    store
+        .add_direct_route("Acme", "ACME.teams.carrier.example", BASE, 5061, Some(30))
+        .await
+        .unwrap();
+    let err = store
+        .add_direct_route("Acme", "acme.teams.carrier.example", BASE, 5061, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProvisionError::Conflict { field: "fqdn", .. }),
+        "{err}"
+    );
+    let snapshot = store.load_snapshot().await.unwrap();
+    let route = snapshot.direct_route("acme.teams.carrier.example").unwrap();
+    assert_eq!((route.port, route.max_sessions), (5061, Some(30)));
+
+    store.add_pbx(&pbx("Acme", "main")).await.unwrap();
+    let err = store.add_pbx(&pbx("Acme", "main")).await.unwrap_err();
+    assert!(
+        matches!(err, ProvisionError::Conflict { field: "name", .. }),
+        "{err}"
+    );
+    let mut short = pbx("Acme", "short");
+    short.expires = 10;
+    assert_eq!(
+        store.add_pbx(&short).await.unwrap_err().field(),
+        Some("expires")
+    );
+    assert_eq!(
+        store.list_pbxs("Acme").await.unwrap(),
+        vec![pbx("Acme", "main")]
+    );
+
+    // Deleting with children is refused unless cascading; the cascade removes everything.
+    let err = store.delete_enterprise("Acme", false).await.unwrap_err();
+    assert!(err.to_string().contains("1 direct routes, 1 PBXs"), "{err}");
+    assert_eq!(store.list_enterprises().await.unwrap().len(), 1);
+    store.delete_enterprise("Acme", true).await.unwrap();
+    assert!(store.list_enterprises().await.unwrap().is_empty());
+    assert_eq!(store.load_snapshot().await.unwrap().direct_routes(), 0);
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn schema_migrates_on_sqlite_and_postgresql() {
+async fn schema_and_provisioning_rules_on_sqlite_and_postgresql() {
     let dir = tempfile::tempdir().unwrap();
-    migrate_and_load(
-        &format!("sqlite://{}/teamsgw.db", dir.path().display()),
-        Backend::Sqlite,
-    )
-    .await;
+    let sqlite = format!("sqlite://{}/teamsgw.db", dir.path().display());
+    migrate_and_load(&sqlite, Backend::Sqlite).await;
+    provisioning_rules(&sqlite).await;
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     migrate_and_load(&pg.url, Backend::Postgres).await;
+    provisioning_rules(&pg.url).await;
 }
 
 #[test]

@@ -45,7 +45,7 @@ CREATE TABLE users (
     number               TEXT NOT NULL,
     extension            TEXT NOT NULL,
     auth_user            TEXT NOT NULL,
-    -- AES-GCM sealed, base64; never returned by the CLI or API.
+    -- AES-256-GCM sealed (store::PasswordKey, "v1." + hex); never returned by the CLI or API.
     password_sealed      TEXT NOT NULL,
     skus                 TEXT NOT NULL,
     ev_enabled           BIGINT NOT NULL,

@@ -10,9 +10,14 @@
 
 mod migrations;
 mod password;
+mod provision;
 mod snapshot;
 
 pub use password::{PasswordKey, PasswordKeyError, SealError};
+pub use provision::{
+    DirectRoute, Enterprise, Pbx, ProvisionError, Transport, validate_tenant_fqdn,
+    validate_tenant_id,
+};
 pub use snapshot::{DirectRouteEntry, RoutingSnapshot};
 
 use std::path::Path;

@@ -1,0 +1,602 @@
+//! Provisioning operations and their rules (seeds: Enterprise → Direct Route → PBX → Users).
+//!
+//! Every operation validates its input before touching the database and runs in one
+//! transaction, so a refused change leaves nothing behind. Errors carry the field and the rule
+//! they broke because the CLI prints them and the API returns them as `{error, field, rule}`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ring::rand::{SecureRandom, SystemRandom};
+use sqlx::{Any, Row, Transaction};
+
+use crate::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("{field}: {rule}")]
+    Invalid { field: &'static str, rule: String },
+    #[error("{field}: no {what} {value:?}")]
+    NotFound {
+        field: &'static str,
+        what: &'static str,
+        value: String,
+    },
+    #[error("{field}: {value:?} already exists")]
+    Conflict { field: &'static str, value: String },
+    #[error("{what} {name:?} still has {children}; delete those first or pass --cascade")]
+    HasChildren {
+        what: &'static str,
+        name: String,
+        children: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ProvisionError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(StoreError::Query(e))
+    }
+}
+
+impl ProvisionError {
+    /// The input field at fault, for `{error, field, rule}` answers; `None` for database errors.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::Invalid { field, .. }
+            | Self::NotFound { field, .. }
+            | Self::Conflict { field, .. } => Some(field),
+            Self::HasChildren { .. } => Some("cascade"),
+            Self::Store(_) => None,
+        }
+    }
+}
+
+fn invalid(field: &'static str, rule: impl Into<String>) -> ProvisionError {
+    ProvisionError::Invalid {
+        field,
+        rule: rule.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Enterprise {
+    pub name: String,
+    pub tenant_id: String,
+    pub acquired_licenses: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DirectRoute {
+    pub enterprise: String,
+    pub fqdn: String,
+    pub port: u16,
+    pub max_sessions: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    pub fn parse(s: &str) -> Result<Self, ProvisionError> {
+        match s.to_ascii_lowercase().as_str() {
+            "udp" => Ok(Self::Udp),
+            "tcp" => Ok(Self::Tcp),
+            "tls" => Ok(Self::Tls),
+            _ => Err(invalid("transport", "must be udp, tcp or tls")),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Pbx {
+    pub enterprise: String,
+    pub name: String,
+    pub domain: String,
+    pub proxy: Option<String>,
+    pub transport: Transport,
+    pub expires: u32,
+}
+
+/// A Microsoft tenant id: a GUID, `8-4-4-4-12` hex digits.
+pub fn validate_tenant_id(id: &str) -> Result<String, ProvisionError> {
+    let groups: Vec<&str> = id.split('-').collect();
+    let lengths_ok = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]);
+    if !lengths_ok
+        || !groups
+            .iter()
+            .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Err(invalid(
+            "tenant-id",
+            "must be a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
+        ));
+    }
+    Ok(id.to_ascii_lowercase())
+}
+
+/// A tenant FQDN is the derived-trunk subdomain of the carrier base FQDN: exactly one label of
+/// letters, digits, `_` or `-`, at most 63 characters, in front of `base_fqdn`
+/// (reference: teams-direct-routing.md §4, derived trunks and label rules).
+pub fn validate_tenant_fqdn(fqdn: &str, base_fqdn: &str) -> Result<String, ProvisionError> {
+    let fqdn = fqdn.trim_end_matches('.').to_ascii_lowercase();
+    let base = base_fqdn.trim_end_matches('.').to_ascii_lowercase();
+    let label = fqdn
+        .strip_suffix(&base)
+        .and_then(|l| l.strip_suffix('.'))
+        .ok_or_else(|| {
+            invalid(
+                "fqdn",
+                format!("must be a subdomain of the carrier base FQDN {base}"),
+            )
+        })?;
+    if label.is_empty() || label.contains('.') {
+        return Err(invalid(
+            "fqdn",
+            format!("must be a single label directly under {base}"),
+        ));
+    }
+    if label.len() > 63 {
+        return Err(invalid(
+            "fqdn",
+            "the customer label is at most 63 characters",
+        ));
+    }
+    let ldh = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if !label.chars().all(ldh) || label.starts_with('-') || label.ends_with('-') {
+        return Err(invalid(
+            "fqdn",
+            "the customer label takes letters, digits, '_' and '-' (not at either end)",
+        ));
+    }
+    if fqdn.len() > 253 {
+        return Err(invalid("fqdn", "a DNS name is at most 253 characters"));
+    }
+    Ok(fqdn)
+}
+
+fn validate_name(field: &'static str, name: &str) -> Result<(), ProvisionError> {
+    if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return Err(invalid(field, "must be 1 to 200 printable characters"));
+    }
+    Ok(())
+}
+
+/// A SIP host with an optional port: a DNS name or IPv4 address (`[v6]` in brackets).
+fn validate_host_port(field: &'static str, value: &str) -> Result<(), ProvisionError> {
+    let host = match value.rsplit_once(':') {
+        Some((host, port)) if !value.ends_with(']') => {
+            port.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| invalid(field, "port must be 1-65535"))?;
+            host
+        }
+        _ => value,
+    };
+    let ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            "must be HOST or HOST:PORT (a DNS name or an IP address)",
+        ))
+    }
+}
+
+fn new_id() -> Result<String, ProvisionError> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| invalid("id", "the system random generator failed"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+async fn enterprise_id(
+    tx: &mut Transaction<'static, Any>,
+    name: &str,
+) -> Result<String, ProvisionError> {
+    let row = sqlx::query("SELECT id FROM enterprises WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        Some(row) => Ok(row.try_get("id")?),
+        None => Err(ProvisionError::NotFound {
+            field: "enterprise",
+            what: "enterprise",
+            value: name.to_owned(),
+        }),
+    }
+}
+
+async fn count(
+    tx: &mut Transaction<'static, Any>,
+    sql: &'static str,
+    id: &str,
+) -> Result<i64, ProvisionError> {
+    let row = sqlx::query(sql).bind(id).fetch_one(&mut **tx).await?;
+    Ok(row.try_get("n")?)
+}
+
+fn u64_column(
+    row: &sqlx::any::AnyRow,
+    column: &str,
+    table: &'static str,
+) -> Result<u64, ProvisionError> {
+    let v: i64 = row.try_get(column)?;
+    u64::try_from(v).map_err(|_| {
+        ProvisionError::Store(StoreError::BadRow {
+            table,
+            problem: format!("{column} is negative ({v})"),
+        })
+    })
+}
+
+impl Store {
+    pub async fn add_enterprise(
+        &self,
+        name: &str,
+        tenant_id: &str,
+        acquired_licenses: u64,
+    ) -> Result<Enterprise, ProvisionError> {
+        validate_name("name", name)?;
+        let tenant_id = validate_tenant_id(tenant_id)?;
+        let acquired = i64::try_from(acquired_licenses)
+            .map_err(|_| invalid("acquired-licenses", "too large"))?;
+        let mut tx = self.pool.begin().await?;
+        for (field, sql, value) in [
+            (
+                "name",
+                "SELECT COUNT(*) AS n FROM enterprises WHERE name = $1",
+                name,
+            ),
+            (
+                "tenant-id",
+                "SELECT COUNT(*) AS n FROM enterprises WHERE tenant_id = $1",
+                tenant_id.as_str(),
+            ),
+        ] {
+            if count(&mut tx, sql, value).await? > 0 {
+                return Err(ProvisionError::Conflict {
+                    field,
+                    value: value.to_owned(),
+                });
+            }
+        }
+        sqlx::query(
+            "INSERT INTO enterprises (id, name, tenant_id, acquired_licenses, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new_id()?)
+        .bind(name)
+        .bind(&tenant_id)
+        .bind(acquired)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Enterprise {
+            name: name.to_owned(),
+            tenant_id,
+            acquired_licenses,
+        })
+    }
+
+    pub async fn list_enterprises(&self) -> Result<Vec<Enterprise>, ProvisionError> {
+        let rows =
+            sqlx::query("SELECT name, tenant_id, acquired_licenses FROM enterprises ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Enterprise {
+                    name: row.try_get("name")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    acquired_licenses: u64_column(row, "acquired_licenses", "enterprises")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes an enterprise; with children (direct routes, PBXs, users, ...) only when
+    /// `cascade`, and then everything under it in the same transaction.
+    pub async fn delete_enterprise(&self, name: &str, cascade: bool) -> Result<(), ProvisionError> {
+        let mut tx = self.pool.begin().await?;
+        let id = enterprise_id(&mut tx, name).await?;
+        const CHILDREN: [(&str, &str); 4] = [
+            (
+                "direct routes",
+                "SELECT COUNT(*) AS n FROM direct_routes WHERE enterprise_id = $1",
+            ),
+            (
+                "PBXs",
+                "SELECT COUNT(*) AS n FROM pbxs WHERE enterprise_id = $1",
+            ),
+            (
+                "users",
+                "SELECT COUNT(*) AS n FROM users WHERE enterprise_id = $1",
+            ),
+            (
+                "service numbers",
+                "SELECT COUNT(*) AS n FROM service_numbers WHERE enterprise_id = $1",
+            ),
+        ];
+        let mut children = Vec::new();
+        for (what, sql) in CHILDREN {
+            let n = count(&mut tx, sql, &id).await?;
+            if n > 0 {
+                children.push(format!("{n} {what}"));
+            }
+        }
+        if !children.is_empty() && !cascade {
+            return Err(ProvisionError::HasChildren {
+                what: "enterprise",
+                name: name.to_owned(),
+                children: children.join(", "),
+            });
+        }
+        // Children first: foreign keys point upwards.
+        for sql in [
+            "DELETE FROM users WHERE enterprise_id = $1",
+            "DELETE FROM pbxs WHERE enterprise_id = $1",
+            "DELETE FROM direct_route_licenses WHERE direct_route_id IN \
+             (SELECT id FROM direct_routes WHERE enterprise_id = $1)",
+            "DELETE FROM direct_routes WHERE enterprise_id = $1",
+            "DELETE FROM service_numbers WHERE enterprise_id = $1",
+            "DELETE FROM lcm_templates WHERE enterprise_id = $1",
+            "DELETE FROM enterprise_skus WHERE enterprise_id = $1",
+            "DELETE FROM license_audit WHERE enterprise_id = $1",
+            "DELETE FROM enterprises WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds a direct route (derived trunk) for an enterprise; see [`validate_tenant_fqdn`].
+    pub async fn add_direct_route(
+        &self,
+        enterprise: &str,
+        fqdn: &str,
+        base_fqdn: &str,
+        port: u16,
+        max_sessions: Option<u32>,
+    ) -> Result<DirectRoute, ProvisionError> {
+        let fqdn = validate_tenant_fqdn(fqdn, base_fqdn)?;
+        if port == 0 {
+            return Err(invalid("port", "must be 1-65535"));
+        }
+        if max_sessions == Some(0) {
+            return Err(invalid(
+                "max-sessions",
+                "must be at least 1 (omit for no limit)",
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        let id = enterprise_id(&mut tx, enterprise).await?;
+        if count(
+            &mut tx,
+            "SELECT COUNT(*) AS n FROM direct_routes WHERE fqdn = $1",
+            &fqdn,
+        )
+        .await?
+            > 0
+        {
+            return Err(ProvisionError::Conflict {
+                field: "fqdn",
+                value: fqdn,
+            });
+        }
+        sqlx::query(
+            "INSERT INTO direct_routes (id, enterprise_id, fqdn, port, max_sessions, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(new_id()?)
+        .bind(&id)
+        .bind(&fqdn)
+        .bind(i64::from(port))
+        .bind(max_sessions.map(i64::from))
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(DirectRoute {
+            enterprise: enterprise.to_owned(),
+            fqdn,
+            port,
+            max_sessions,
+        })
+    }
+
+    /// Adds a PBX. The seeds' order is Enterprise → Direct Route → PBX: a PBX needs an
+    /// enterprise that already has a direct route, or its users could never be reached.
+    pub async fn add_pbx(&self, pbx: &Pbx) -> Result<(), ProvisionError> {
+        validate_name("name", &pbx.name)?;
+        validate_host_port("domain", &pbx.domain)?;
+        if let Some(proxy) = &pbx.proxy {
+            validate_host_port("proxy", proxy)?;
+        }
+        if !(60..=86_400).contains(&pbx.expires) {
+            return Err(invalid("expires", "must be 60 to 86400 seconds"));
+        }
+        let mut tx = self.pool.begin().await?;
+        let id = enterprise_id(&mut tx, &pbx.enterprise).await?;
+        if count(
+            &mut tx,
+            "SELECT COUNT(*) AS n FROM direct_routes WHERE enterprise_id = $1",
+            &id,
+        )
+        .await?
+            == 0
+        {
+            return Err(invalid(
+                "enterprise",
+                format!(
+                    "enterprise {:?} has no direct route yet (Enterprise → Direct Route → PBX)",
+                    pbx.enterprise
+                ),
+            ));
+        }
+        let taken =
+            sqlx::query("SELECT COUNT(*) AS n FROM pbxs WHERE enterprise_id = $1 AND name = $2")
+                .bind(&id)
+                .bind(&pbx.name)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get::<i64, _>("n")?;
+        if taken > 0 {
+            return Err(ProvisionError::Conflict {
+                field: "name",
+                value: pbx.name.clone(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO pbxs (id, enterprise_id, name, domain, proxy, transport, expires, codecs, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(new_id()?)
+        .bind(&id)
+        .bind(&pbx.name)
+        .bind(pbx.domain.to_ascii_lowercase())
+        .bind(pbx.proxy.as_deref())
+        .bind(pbx.transport.as_str())
+        .bind(i64::from(pbx.expires))
+        .bind("PCMA;PCMU")
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_pbxs(&self, enterprise: &str) -> Result<Vec<Pbx>, ProvisionError> {
+        let mut tx = self.pool.begin().await?;
+        let id = enterprise_id(&mut tx, enterprise).await?;
+        let rows = sqlx::query(
+            "SELECT name, domain, proxy, transport, expires FROM pbxs \
+             WHERE enterprise_id = $1 ORDER BY name",
+        )
+        .bind(&id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                let transport: String = row.try_get("transport")?;
+                let expires = u64_column(row, "expires", "pbxs")?;
+                Ok(Pbx {
+                    enterprise: enterprise.to_owned(),
+                    name: row.try_get("name")?,
+                    domain: row.try_get("domain")?,
+                    proxy: row.try_get("proxy")?,
+                    transport: Transport::parse(&transport).map_err(|_| StoreError::BadRow {
+                        table: "pbxs",
+                        problem: format!("unknown transport {transport:?}"),
+                    })?,
+                    expires: u32::try_from(expires).unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "teams.carrier.example";
+
+    #[test]
+    fn tenant_fqdn_is_one_label_under_the_base() {
+        assert_eq!(
+            validate_tenant_fqdn("Cust1.Teams.Carrier.Example.", BASE).unwrap(),
+            "cust1.teams.carrier.example"
+        );
+        assert!(validate_tenant_fqdn("cust_1-a.teams.carrier.example", BASE).is_ok());
+        let label63 = "a".repeat(63);
+        assert!(validate_tenant_fqdn(&format!("{label63}.{BASE}"), BASE).is_ok());
+        for bad in [
+            "teams.carrier.example",
+            "x.y.teams.carrier.example",
+            "cust1.other.example",
+            "cust1teams.carrier.example",
+            "-cust.teams.carrier.example",
+            "cu st.teams.carrier.example",
+            &format!("{}.{BASE}", "a".repeat(64)),
+        ] {
+            let err = validate_tenant_fqdn(bad, BASE).unwrap_err();
+            assert_eq!(err.field(), Some("fqdn"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tenant_id_is_a_guid() {
+        assert_eq!(
+            validate_tenant_id("0E1B2C3D-1111-2222-3333-444455556666").unwrap(),
+            "0e1b2c3d-1111-2222-3333-444455556666"
+        );
+        for bad in [
+            "",
+            "acme",
+            "0e1b2c3d-1111-2222-3333-44445555666",
+            "0e1b2c3d-1111-2222-3333-44445555666g",
+        ] {
+            assert!(validate_tenant_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pbx_hosts() {
+        for good in [
+            "pbx.acme.example",
+            "pbx.acme.example:5080",
+            "10.0.0.1",
+            "[2001:db8::1]:5060",
+        ] {
+            assert!(validate_host_port("proxy", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "pbx..acme",
+            "pbx.acme:0",
+            "pbx.acme:99999",
+            "pbx acme",
+            "[zz]",
+        ] {
+            assert!(validate_host_port("proxy", bad).is_err(), "{bad}");
+        }
+    }
+}
