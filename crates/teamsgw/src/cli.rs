@@ -1,5 +1,6 @@
 //! The command line. `run` starts the daemon; `check-config` validates a config file the way
-//! the daemon would (including the TLS files it names) without starting anything.
+//! the daemon would (including the TLS files it names) without starting anything; the
+//! provisioning commands live in [`crate::provision_cli`].
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::build_info::LONG_VERSION;
 use crate::config::Settings;
 use crate::daemon;
+use crate::provision_cli::{DirectRouteCommand, EnterpriseCommand, PbxCommand, Provision};
 
 pub const DEFAULT_CONFIG: &str = "/etc/teamsgw/teamsgw.toml";
 
@@ -33,6 +35,15 @@ pub enum Command {
     Run,
     /// Validate the configuration; exit 0 when valid, 1 with every problem listed.
     CheckConfig,
+    /// Customer enterprises (tenants).
+    #[command(subcommand)]
+    Enterprise(EnterpriseCommand),
+    /// Direct routes: the derived-trunk FQDN of each enterprise.
+    #[command(subcommand)]
+    DirectRoute(DirectRouteCommand),
+    /// The hosted PBXs the gateway registers Teams users to.
+    #[command(subcommand)]
+    Pbx(PbxCommand),
 }
 
 impl Cli {
@@ -52,6 +63,9 @@ impl Cli {
                 }
             }
             Command::CheckConfig => check_config(&self.config),
+            Command::Enterprise(c) => Provision::Enterprise(c).execute(&self.config),
+            Command::DirectRoute(c) => Provision::DirectRoute(c).execute(&self.config),
+            Command::Pbx(c) => Provision::Pbx(c).execute(&self.config),
         }
     }
 }

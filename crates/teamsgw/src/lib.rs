@@ -17,6 +17,7 @@ pub mod drain;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod provision_cli;
 pub mod provisioning;
 pub mod readiness;
 pub mod sip_service;

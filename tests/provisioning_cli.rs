@@ -1,0 +1,241 @@
+//! The provisioning CLI against SQLite and a real PostgreSQL: the seeds' order (Enterprise →
+//! Direct Route → PBX), errors that name the field and the rule, JSON output, cascade delete,
+//! and a running daemon picking the change up on SIGHUP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use teamsgw_tests::postgres::Postgres;
+use teamsgw_tests::{Daemon, Ports, run_cli, test_config};
+
+const TENANT: &str = "0e1b2c3d-1111-2222-3333-444455556666";
+
+fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut full = vec!["--config", "teamsgw.toml"];
+    full.extend_from_slice(args);
+    run_cli(dir, &full)
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let (code, out, err) = cli(dir, args);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    out
+}
+
+/// Exit 1 and a message that names `field`.
+fn refused(dir: &Path, args: &[&str], field: &str) -> String {
+    let (code, _, err) = cli(dir, args);
+    assert_eq!(code, 1, "{args:?} should fail: {err}");
+    assert!(
+        err.contains(field),
+        "{args:?}: error should name {field}: {err}"
+    );
+    err
+}
+
+fn workflow(database_url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("teamsgw.toml"),
+        format!("[database]\nurl = \"{database_url}\"\n\n[teams]\nbase_fqdn = \"teams.carrier.example\"\n"),
+    )
+    .unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "enterprise",
+            "add",
+            "Acme",
+            "--tenant-id",
+            TENANT,
+            "--acquired-licenses",
+            "50",
+        ],
+    );
+    refused(
+        d,
+        &[
+            "enterprise",
+            "add",
+            "Acme",
+            "--tenant-id",
+            TENANT,
+            "--acquired-licenses",
+            "5",
+        ],
+        "name",
+    );
+    refused(
+        d,
+        &[
+            "enterprise",
+            "add",
+            "Beta",
+            "--tenant-id",
+            "42",
+            "--acquired-licenses",
+            "5",
+        ],
+        "tenant-id",
+    );
+
+    let err = refused(
+        d,
+        &[
+            "pbx",
+            "add",
+            "--enterprise",
+            "Acme",
+            "--name",
+            "main",
+            "--domain",
+            "pbx.acme.example",
+        ],
+        "enterprise",
+    );
+    assert!(err.contains("no direct route"), "{err}");
+    refused(
+        d,
+        &[
+            "direct-route",
+            "add",
+            "--enterprise",
+            "Acme",
+            "--fqdn",
+            "acme.elsewhere.example",
+        ],
+        "fqdn",
+    );
+    refused(
+        d,
+        &[
+            "direct-route",
+            "add",
+            "--enterprise",
+            "Nobody",
+            "--fqdn",
+            "x.teams.carrier.example",
+        ],
+        "enterprise",
+    );
+    ok(
+        d,
+        &[
+            "direct-route",
+            "add",
+            "--enterprise",
+            "Acme",
+            "--fqdn",
+            "acme.teams.carrier.example",
+            "--max-sessions",
+            "20",
+        ],
+    );
+    refused(
+        d,
+        &[
+            "pbx",
+            "add",
+            "--enterprise",
+            "Acme",
+            "--name",
+            "main",
+            "--domain",
+            "pbx.acme.example",
+            "--transport",
+            "sctp",
+        ],
+        "transport",
+    );
+    ok(
+        d,
+        &[
+            "pbx",
+            "add",
+            "--enterprise",
+            "Acme",
+            "--name",
+            "main",
+            "--domain",
+            "pbx.acme.example",
+            "--proxy",
+            "10.0.0.5:5080",
+        ],
+    );
+
+    let table = ok(d, &["pbx", "list", "--enterprise", "Acme"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.contains("main  pbx.acme.example  10.0.0.5:5080  udp"),
+        "{table}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(d, &["enterprise", "list", "--json"])).unwrap();
+    assert_eq!(json[0]["name"], "Acme");
+    assert_eq!(json[0]["acquired_licenses"], 50);
+
+    let err = refused(d, &["enterprise", "delete", "Acme"], "--cascade");
+    assert!(err.contains("1 direct routes, 1 PBXs"), "{err}");
+    ok(d, &["enterprise", "delete", "Acme", "--cascade"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(d, &["enterprise", "list", "--json"])).unwrap();
+    assert_eq!(json, serde_json::json!([]));
+}
+
+#[test]
+fn provisioning_cli_on_sqlite() {
+    workflow("sqlite://teamsgw.db");
+}
+
+#[test]
+fn provisioning_cli_on_postgresql() {
+    let pg = Postgres::start();
+    workflow(&pg.url);
+}
+
+#[test]
+fn running_daemon_sees_a_cli_change_after_sighup() {
+    let ports = Ports::new();
+    let mut daemon = Daemon::start(
+        &test_config(&ports, "").replace(
+            "[teams]\n",
+            "[teams]\nbase_fqdn = \"teams.carrier.example\"\n",
+        ),
+        &ports,
+    );
+    daemon.wait_ready(Duration::from_secs(30));
+    let routes = "teamsgw_snapshot_direct_routes";
+    assert_eq!(daemon.metric(routes), Some(0.0));
+    let d = daemon.dir();
+    ok(
+        d,
+        &[
+            "enterprise",
+            "add",
+            "Acme",
+            "--tenant-id",
+            TENANT,
+            "--acquired-licenses",
+            "1",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "direct-route",
+            "add",
+            "--enterprise",
+            "Acme",
+            "--fqdn",
+            "acme.teams.carrier.example",
+        ],
+    );
+    daemon.signal("HUP");
+    daemon.wait_for(
+        Duration::from_secs(20),
+        "the direct route in the snapshot",
+        || daemon.metric(routes) == Some(1.0),
+    );
+}
