@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use teamsgw_store::{Backend, Pbx, ProvisionError, Store, Transport};
+use teamsgw_store::{
+    Backend, NewUser, PasswordKey, Pbx, ProvisionError, Store, Transport, password_context,
+};
 use teamsgw_tests::postgres::Postgres;
 use teamsgw_tests::{Daemon, Ports, test_config};
 
@@ -113,14 +115,131 @@ async fn provisioning_rules(url: &str) {
         vec![pbx("Acme", "main")]
     );
 
+    users(&store).await;
+
     // Deleting with children is refused unless cascading; the cascade removes everything.
     let err = store.delete_enterprise("Acme", false).await.unwrap_err();
-    assert!(err.to_string().contains("1 direct routes, 1 PBXs"), "{err}");
+    assert!(
+        err.to_string().contains("1 direct routes, 1 PBXs, 1 users"),
+        "{err}"
+    );
     assert_eq!(store.list_enterprises().await.unwrap().len(), 1);
     store.delete_enterprise("Acme", true).await.unwrap();
     assert!(store.list_enterprises().await.unwrap().is_empty());
     assert_eq!(store.load_snapshot().await.unwrap().direct_routes(), 0);
     store.close().await;
+}
+
+fn alice() -> NewUser {
+    NewUser {
+        enterprise: "Acme".into(),
+        pbx: "main".into(),
+        upn: "Alice@acme.example".into(),
+        number: "+15551230001".into(),
+        extension: "1001".into(),
+        auth_user: None,
+        password: "pbx-secret-1001".into(),
+        skus: vec!["ENTERPRISEPREMIUM".into()],
+        ev_enabled: true,
+        voice_routing_policy: Some("Acme-DR".into()),
+        pstn_gateway: None,
+        groups: vec!["Sales".into()],
+        managed_by_ui: true,
+    }
+}
+
+/// Users: E.164 unique per enterprise, a PBX of the user's own enterprise, the password sealed.
+async fn users(store: &Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("password.key");
+    PasswordKey::generate_file(&key_file).unwrap();
+    let key = PasswordKey::load(&format!("file:{}", key_file.display())).unwrap();
+
+    let user = store.add_user(&alice(), &key).await.unwrap();
+    assert_eq!(
+        (user.upn.as_str(), user.auth_user.as_str()),
+        ("alice@acme.example", "1001")
+    );
+    let refusals = [
+        (
+            "number",
+            NewUser {
+                upn: "bob@acme.example".into(),
+                ..alice()
+            },
+        ),
+        (
+            "upn",
+            NewUser {
+                number: "+15551230002".into(),
+                ..alice()
+            },
+        ),
+        (
+            "number",
+            NewUser {
+                upn: "c@acme.example".into(),
+                number: "5551230003".into(),
+                ..alice()
+            },
+        ),
+        (
+            "pbx",
+            NewUser {
+                upn: "d@acme.example".into(),
+                number: "+15551230004".into(),
+                pbx: "nope".into(),
+                ..alice()
+            },
+        ),
+        (
+            "enterprise",
+            NewUser {
+                upn: "e@acme.example".into(),
+                number: "+15551230005".into(),
+                enterprise: "Nobody".into(),
+                ..alice()
+            },
+        ),
+    ];
+    for (field, user) in refusals {
+        let err = store.add_user(&user, &key).await.unwrap_err();
+        assert_eq!(err.field(), Some(field), "{user:?}: {err}");
+    }
+    let listed = store.list_users("Acme").await.unwrap();
+    assert_eq!(listed, vec![user]);
+    let json = serde_json::to_string(&listed).unwrap();
+    assert!(
+        !json.contains("pbx-secret") && !json.contains("password"),
+        "{json}"
+    );
+
+    // Sealed at rest, opens only for its row.
+    let sealed = store.sealed_password("alice@acme.example").await.unwrap();
+    assert!(!sealed.contains("pbx-secret"));
+    let context = password_context("alice@acme.example");
+    assert_eq!(key.open(&sealed, &context).unwrap(), "pbx-secret-1001");
+
+    let snapshot = store.load_snapshot().await.unwrap();
+    let route = snapshot.direct_route("acme.teams.carrier.example").unwrap();
+    let found = snapshot
+        .user_by_number(&route.enterprise_id, "+15551230001")
+        .unwrap();
+    assert_eq!(found.extension, "1001");
+    let by_token = snapshot
+        .user_by_contact_token(&found.contact_token)
+        .unwrap();
+    assert_eq!(by_token.upn, "alice@acme.example");
+    let pbx = snapshot.pbx(&found.pbx_id).unwrap();
+    assert_eq!(
+        (pbx.domain.as_str(), pbx.expires),
+        ("pbx.acme.example", 600)
+    );
+    assert!(
+        snapshot
+            .user_by_number("other-enterprise", "+15551230001")
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,13 +12,15 @@ mod migrations;
 mod password;
 mod provision;
 mod snapshot;
+mod users;
 
 pub use password::{PasswordKey, PasswordKeyError, SealError};
 pub use provision::{
     DirectRoute, Enterprise, Pbx, ProvisionError, Transport, validate_tenant_fqdn,
     validate_tenant_id,
 };
-pub use snapshot::{DirectRouteEntry, RoutingSnapshot};
+pub use snapshot::{DirectRouteEntry, PbxEntry, RoutingSnapshot, UserEntry};
+pub use users::{NewUser, User, password_context, validate_e164, validate_upn};
 
 use std::path::Path;
 use std::str::FromStr;

@@ -52,7 +52,7 @@ impl ProvisionError {
     }
 }
 
-fn invalid(field: &'static str, rule: impl Into<String>) -> ProvisionError {
+pub(crate) fn invalid(field: &'static str, rule: impl Into<String>) -> ProvisionError {
     ProvisionError::Invalid {
         field,
         rule: rule.into(),
@@ -208,7 +208,7 @@ fn validate_host_port(field: &'static str, value: &str) -> Result<(), ProvisionE
     }
 }
 
-fn new_id() -> Result<String, ProvisionError> {
+pub(crate) fn new_id() -> Result<String, ProvisionError> {
     let mut bytes = [0u8; 16];
     SystemRandom::new()
         .fill(&mut bytes)
@@ -216,14 +216,14 @@ fn new_id() -> Result<String, ProvisionError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
-async fn enterprise_id(
+pub(crate) async fn enterprise_id(
     tx: &mut Transaction<'static, Any>,
     name: &str,
 ) -> Result<String, ProvisionError> {

@@ -20,11 +20,42 @@ pub struct DirectRouteEntry {
     pub max_sessions: Option<u32>,
 }
 
+/// A PBX as the registration agent and the call layer need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PbxEntry {
+    pub id: String,
+    pub enterprise_id: String,
+    pub name: String,
+    pub domain: String,
+    pub proxy: Option<String>,
+    pub transport: String,
+    pub expires: u32,
+}
+
+/// A user as the gateway routes to it. The password stays sealed in the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    pub upn: String,
+    pub enterprise_id: String,
+    pub pbx_id: String,
+    pub number: String,
+    pub extension: String,
+    pub auth_user: String,
+    pub contact_token: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct RoutingSnapshot {
     loaded_at: SystemTime,
     /// Tenant FQDN (lower case) → direct route.
     by_fqdn: HashMap<String, DirectRouteEntry>,
+    pbxs: HashMap<String, PbxEntry>,
+    users: Vec<UserEntry>,
+    /// Enterprise id → E.164 → index into `users`: numbers are unique per enterprise only.
+    /// Nested rather than a tuple key so a lookup by `&str` allocates nothing.
+    by_number: HashMap<String, HashMap<String, usize>>,
+    /// The user part of our Contact at the PBX → index into `users`.
+    by_contact_token: HashMap<String, usize>,
 }
 
 impl RoutingSnapshot {
@@ -32,6 +63,10 @@ impl RoutingSnapshot {
         Self {
             loaded_at: SystemTime::now(),
             by_fqdn: HashMap::new(),
+            pbxs: HashMap::new(),
+            users: Vec::new(),
+            by_number: HashMap::new(),
+            by_contact_token: HashMap::new(),
         }
     }
 
@@ -45,7 +80,37 @@ impl RoutingSnapshot {
 
     /// The direct route for a tenant FQDN (case-insensitive, as DNS names are).
     pub fn direct_route(&self, fqdn: &str) -> Option<&DirectRouteEntry> {
-        self.by_fqdn.get(&fqdn.to_ascii_lowercase())
+        match self.by_fqdn.get(fqdn) {
+            Some(entry) => Some(entry),
+            // Only allocate for the rare mixed-case request.
+            None if fqdn.bytes().any(|b| b.is_ascii_uppercase()) => {
+                self.by_fqdn.get(&fqdn.to_ascii_lowercase())
+            }
+            None => None,
+        }
+    }
+
+    pub fn users(&self) -> usize {
+        self.users.len()
+    }
+
+    /// The user holding `number` (E.164) in an enterprise.
+    pub fn user_by_number(&self, enterprise_id: &str, number: &str) -> Option<&UserEntry> {
+        self.by_number
+            .get(enterprise_id)
+            .and_then(|numbers| numbers.get(number))
+            .and_then(|&i| self.users.get(i))
+    }
+
+    /// The user an incoming PBX request is for, by the user part of the Request-URI.
+    pub fn user_by_contact_token(&self, token: &str) -> Option<&UserEntry> {
+        self.by_contact_token
+            .get(token)
+            .and_then(|&i| self.users.get(i))
+    }
+
+    pub fn pbx(&self, id: &str) -> Option<&PbxEntry> {
+        self.pbxs.get(id)
     }
 }
 
@@ -80,8 +145,65 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
         };
         by_fqdn.insert(fqdn.to_ascii_lowercase(), entry);
     }
+    let pbxs = load_pbxs(pool).await?;
+    let rows = sqlx::query(
+        "SELECT upn, enterprise_id, pbx_id, number, extension, auth_user, contact_token FROM users",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut users = Vec::with_capacity(rows.len());
+    let mut by_number: HashMap<String, HashMap<String, usize>> = HashMap::new();
+    let mut by_contact_token = HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let user = UserEntry {
+            upn: row.try_get("upn")?,
+            enterprise_id: row.try_get("enterprise_id")?,
+            pbx_id: row.try_get("pbx_id")?,
+            number: row.try_get("number")?,
+            extension: row.try_get("extension")?,
+            auth_user: row.try_get("auth_user")?,
+            contact_token: row.try_get("contact_token")?,
+        };
+        by_number
+            .entry(user.enterprise_id.clone())
+            .or_default()
+            .insert(user.number.clone(), i);
+        by_contact_token.insert(user.contact_token.clone(), i);
+        users.push(user);
+    }
     Ok(RoutingSnapshot {
         loaded_at: SystemTime::now(),
         by_fqdn,
+        pbxs,
+        users,
+        by_number,
+        by_contact_token,
     })
+}
+
+async fn load_pbxs(pool: &AnyPool) -> Result<HashMap<String, PbxEntry>, StoreError> {
+    let rows =
+        sqlx::query("SELECT id, enterprise_id, name, domain, proxy, transport, expires FROM pbxs")
+            .fetch_all(pool)
+            .await?;
+    let mut pbxs = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let expires: i64 = row.try_get("expires")?;
+        let expires = u32::try_from(expires).map_err(|_| StoreError::BadRow {
+            table: "pbxs",
+            problem: format!("PBX {id}: expires {expires} out of range"),
+        })?;
+        let entry = PbxEntry {
+            id: id.clone(),
+            enterprise_id: row.try_get("enterprise_id")?,
+            name: row.try_get("name")?,
+            domain: row.try_get("domain")?,
+            proxy: row.try_get("proxy")?,
+            transport: row.try_get("transport")?,
+            expires,
+        };
+        pbxs.insert(id, entry);
+    }
+    Ok(pbxs)
 }
