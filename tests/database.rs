@@ -206,6 +206,20 @@ async fn users(store: &Store) {
         let err = store.add_user(&user, &key).await.unwrap_err();
         assert_eq!(err.field(), Some(field), "{user:?}: {err}");
     }
+    // A bulk add is one transaction: a refused row leaves none of the others behind.
+    let batch = [
+        NewUser {
+            upn: "f@acme.example".into(),
+            number: "+15551230006".into(),
+            ..alice()
+        },
+        NewUser {
+            upn: "g@acme.example".into(),
+            ..alice()
+        },
+    ];
+    let (row, err) = store.add_users(&batch, &key).await.unwrap_err();
+    assert_eq!((row, err.field()), (1, Some("number")), "{err}");
     let listed = store.list_users("Acme").await.unwrap();
     assert_eq!(listed, vec![user]);
     let json = serde_json::to_string(&listed).unwrap();

@@ -3,8 +3,10 @@
 //! The SIP password is sealed with [`PasswordKey`] before it reaches the database and is never
 //! read back by listing operations; only the registration agent opens it.
 
+use std::collections::HashMap;
+
 use ring::rand::{SecureRandom, SystemRandom};
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use crate::provision::{ProvisionError, enterprise_id, invalid, new_id, now};
 use crate::{PasswordKey, Store};
@@ -113,6 +115,143 @@ pub fn password_context(upn: &str) -> String {
     format!("user/{upn}")
 }
 
+/// Enterprise and PBX ids by name, so a bulk insert looks each up once.
+#[derive(Default)]
+struct IdCache {
+    enterprises: HashMap<String, String>,
+    pbxs: HashMap<(String, String), String>,
+}
+
+async fn insert_user(
+    tx: &mut Transaction<'static, Any>,
+    ids: &mut IdCache,
+    user: &NewUser,
+    key: &PasswordKey,
+) -> Result<User, ProvisionError> {
+    let upn = validate_upn(&user.upn)?;
+    let number = validate_e164(&user.number)?;
+    validate_sip_user("extension", &user.extension)?;
+    let auth_user = user
+        .auth_user
+        .clone()
+        .unwrap_or_else(|| user.extension.clone());
+    validate_sip_user("auth-user", &auth_user)?;
+    if user.password.is_empty() || user.password.len() > 256 {
+        return Err(invalid("password", "must be 1 to 256 bytes"));
+    }
+    for g in &user.groups {
+        if g.is_empty() || g.contains(';') {
+            return Err(invalid(
+                "group",
+                "group names are non-empty and contain no ';'",
+            ));
+        }
+    }
+    let sealed = key
+        .seal(&user.password, &password_context(&upn))
+        .map_err(|e| invalid("password", e.to_string()))?;
+    let mut token = [0u8; 8];
+    SystemRandom::new()
+        .fill(&mut token)
+        .map_err(|_| invalid("id", "the system random generator failed"))?;
+    let contact_token: String = token.iter().map(|b| format!("{b:02x}")).collect();
+
+    let enterprise_id = match ids.enterprises.get(&user.enterprise) {
+        Some(id) => id.clone(),
+        None => {
+            let id = enterprise_id(tx, &user.enterprise).await?;
+            ids.enterprises.insert(user.enterprise.clone(), id.clone());
+            id
+        }
+    };
+    let pbx_key = (enterprise_id.clone(), user.pbx.clone());
+    let pbx_id = match ids.pbxs.get(&pbx_key) {
+        Some(id) => id.clone(),
+        None => {
+            let found: Option<String> =
+                sqlx::query("SELECT id FROM pbxs WHERE enterprise_id = $1 AND name = $2")
+                    .bind(&enterprise_id)
+                    .bind(&user.pbx)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|row| row.try_get("id"))
+                    .transpose()?;
+            let id = found.ok_or_else(|| ProvisionError::NotFound {
+                field: "pbx",
+                what: "PBX in this enterprise named",
+                value: user.pbx.clone(),
+            })?;
+            ids.pbxs.insert(pbx_key, id.clone());
+            id
+        }
+    };
+    let upn_taken: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE upn = $1")
+        .bind(&upn)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("n")?;
+    if upn_taken > 0 {
+        return Err(ProvisionError::Conflict {
+            field: "upn",
+            value: upn,
+        });
+    }
+    let number_taken: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM users WHERE enterprise_id = $1 AND number = $2")
+            .bind(&enterprise_id)
+            .bind(&number)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("n")?;
+    if number_taken > 0 {
+        return Err(ProvisionError::Conflict {
+            field: "number",
+            value: number,
+        });
+    }
+    let t = now();
+    sqlx::query(
+        "INSERT INTO users (id, enterprise_id, pbx_id, upn, number, extension, auth_user, \
+         password_sealed, skus, ev_enabled, voice_routing_policy, pstn_gateway, groups, \
+         managed_by_ui, last_license_change, contact_token, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+    )
+    .bind(new_id()?)
+    .bind(&enterprise_id)
+    .bind(&pbx_id)
+    .bind(&upn)
+    .bind(&number)
+    .bind(&user.extension)
+    .bind(&auth_user)
+    .bind(&sealed)
+    .bind(join(&user.skus))
+    .bind(i64::from(user.ev_enabled))
+    .bind(user.voice_routing_policy.as_deref())
+    .bind(user.pstn_gateway.as_deref())
+    .bind(join(&user.groups))
+    .bind(i64::from(user.managed_by_ui))
+    .bind((!user.skus.is_empty()).then_some(t))
+    .bind(&contact_token)
+    .bind(t)
+    .bind(t)
+    .execute(&mut **tx)
+    .await?;
+    Ok(User {
+        enterprise: user.enterprise.clone(),
+        pbx: user.pbx.clone(),
+        upn,
+        number,
+        extension: user.extension.clone(),
+        auth_user,
+        skus: user.skus.clone(),
+        ev_enabled: user.ev_enabled,
+        voice_routing_policy: user.voice_routing_policy.clone(),
+        pstn_gateway: user.pstn_gateway.clone(),
+        groups: user.groups.clone(),
+        managed_by_ui: user.managed_by_ui,
+    })
+}
+
 impl Store {
     /// Adds a user. Rules: the PBX belongs to the user's enterprise, the number is E.164 and
     /// unique in the enterprise, the UPN is unique.
@@ -121,115 +260,32 @@ impl Store {
         user: &NewUser,
         key: &PasswordKey,
     ) -> Result<User, ProvisionError> {
-        let upn = validate_upn(&user.upn)?;
-        let number = validate_e164(&user.number)?;
-        validate_sip_user("extension", &user.extension)?;
-        let auth_user = user
-            .auth_user
-            .clone()
-            .unwrap_or_else(|| user.extension.clone());
-        validate_sip_user("auth-user", &auth_user)?;
-        if user.password.is_empty() || user.password.len() > 256 {
-            return Err(invalid("password", "must be 1 to 256 bytes"));
-        }
-        for g in &user.groups {
-            if g.is_empty() || g.contains(';') {
-                return Err(invalid(
-                    "group",
-                    "group names are non-empty and contain no ';'",
-                ));
-            }
-        }
-        let sealed = key
-            .seal(&user.password, &password_context(&upn))
-            .map_err(|e| invalid("password", e.to_string()))?;
-        let mut token = [0u8; 8];
-        SystemRandom::new()
-            .fill(&mut token)
-            .map_err(|_| invalid("id", "the system random generator failed"))?;
-        let contact_token: String = token.iter().map(|b| format!("{b:02x}")).collect();
+        let mut added = self
+            .add_users(std::slice::from_ref(user), key)
+            .await
+            .map_err(|(_, e)| e)?;
+        added.pop().ok_or_else(|| invalid("upn", "no user added"))
+    }
 
-        let mut tx = self.pool.begin().await?;
-        let enterprise_id = enterprise_id(&mut tx, &user.enterprise).await?;
-        let pbx_id: Option<String> =
-            sqlx::query("SELECT id FROM pbxs WHERE enterprise_id = $1 AND name = $2")
-                .bind(&enterprise_id)
-                .bind(&user.pbx)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| row.try_get("id"))
-                .transpose()?;
-        let pbx_id = pbx_id.ok_or_else(|| ProvisionError::NotFound {
-            field: "pbx",
-            what: "PBX in this enterprise named",
-            value: user.pbx.clone(),
-        })?;
-        let upn_taken: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE upn = $1")
-            .bind(&upn)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
-        if upn_taken > 0 {
-            return Err(ProvisionError::Conflict {
-                field: "upn",
-                value: upn,
-            });
+    /// Adds users in one transaction: all of them, or none and the index of the first refused
+    /// one with the reason.
+    pub async fn add_users(
+        &self,
+        users: &[NewUser],
+        key: &PasswordKey,
+    ) -> Result<Vec<User>, (usize, ProvisionError)> {
+        let mut tx = self.pool.begin().await.map_err(|e| (0, e.into()))?;
+        let mut ids = IdCache::default();
+        let mut added = Vec::with_capacity(users.len());
+        for (i, user) in users.iter().enumerate() {
+            added.push(
+                insert_user(&mut tx, &mut ids, user, key)
+                    .await
+                    .map_err(|e| (i, e))?,
+            );
         }
-        let number_taken: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM users WHERE enterprise_id = $1 AND number = $2")
-                .bind(&enterprise_id)
-                .bind(&number)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
-        if number_taken > 0 {
-            return Err(ProvisionError::Conflict {
-                field: "number",
-                value: number,
-            });
-        }
-        let t = now();
-        sqlx::query(
-            "INSERT INTO users (id, enterprise_id, pbx_id, upn, number, extension, auth_user, \
-             password_sealed, skus, ev_enabled, voice_routing_policy, pstn_gateway, groups, \
-             managed_by_ui, last_license_change, contact_token, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        )
-        .bind(new_id()?)
-        .bind(&enterprise_id)
-        .bind(&pbx_id)
-        .bind(&upn)
-        .bind(&number)
-        .bind(&user.extension)
-        .bind(&auth_user)
-        .bind(&sealed)
-        .bind(join(&user.skus))
-        .bind(i64::from(user.ev_enabled))
-        .bind(user.voice_routing_policy.as_deref())
-        .bind(user.pstn_gateway.as_deref())
-        .bind(join(&user.groups))
-        .bind(i64::from(user.managed_by_ui))
-        .bind((!user.skus.is_empty()).then_some(t))
-        .bind(&contact_token)
-        .bind(t)
-        .bind(t)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(User {
-            enterprise: user.enterprise.clone(),
-            pbx: user.pbx.clone(),
-            upn,
-            number,
-            extension: user.extension.clone(),
-            auth_user,
-            skus: user.skus.clone(),
-            ev_enabled: user.ev_enabled,
-            voice_routing_policy: user.voice_routing_policy.clone(),
-            pstn_gateway: user.pstn_gateway.clone(),
-            groups: user.groups.clone(),
-            managed_by_ui: user.managed_by_ui,
-        })
+        tx.commit().await.map_err(|e| (users.len(), e.into()))?;
+        Ok(added)
     }
 
     /// Users of an enterprise, ordered by UPN; passwords are never read.
