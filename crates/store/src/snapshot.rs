@@ -3,7 +3,11 @@
 //! It is rebuilt from the database as a whole and swapped in atomically by the caller, so a
 //! lookup never sees half of a reload and a failed reload leaves the previous snapshot serving.
 
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+
+/// The maps are built from the database and only read afterwards: network input never inserts,
+/// so a fast seeded hash (already linked by sqlx) is safe from hash flooding.
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 use std::time::SystemTime;
 
 use sqlx::{AnyPool, Row};
@@ -51,9 +55,12 @@ pub struct RoutingSnapshot {
     by_fqdn: HashMap<String, DirectRouteEntry>,
     pbxs: HashMap<String, PbxEntry>,
     users: Vec<UserEntry>,
-    /// Enterprise id → E.164 → index into `users`: numbers are unique per enterprise only.
-    /// Nested rather than a tuple key so a lookup by `&str` allocates nothing.
-    by_number: HashMap<String, HashMap<String, usize>>,
+    /// E.164 → index into `users` of the first user holding it. Numbers are unique per
+    /// enterprise only, so a number held in several enterprises has the others in
+    /// `by_number_shared` (enterprise id → E.164 → index); a lookup is one probe in the usual
+    /// case and allocates nothing.
+    by_number: HashMap<String, usize>,
+    by_number_shared: HashMap<String, HashMap<String, usize>>,
     /// The user part of our Contact at the PBX → index into `users`.
     by_contact_token: HashMap<String, usize>,
 }
@@ -62,11 +69,12 @@ impl RoutingSnapshot {
     pub fn empty() -> Self {
         Self {
             loaded_at: SystemTime::now(),
-            by_fqdn: HashMap::new(),
-            pbxs: HashMap::new(),
+            by_fqdn: HashMap::default(),
+            pbxs: HashMap::default(),
             users: Vec::new(),
-            by_number: HashMap::new(),
-            by_contact_token: HashMap::new(),
+            by_number: HashMap::default(),
+            by_number_shared: HashMap::default(),
+            by_contact_token: HashMap::default(),
         }
     }
 
@@ -96,7 +104,14 @@ impl RoutingSnapshot {
 
     /// The user holding `number` (E.164) in an enterprise.
     pub fn user_by_number(&self, enterprise_id: &str, number: &str) -> Option<&UserEntry> {
-        self.by_number
+        let first = self
+            .by_number
+            .get(number)
+            .and_then(|&i| self.users.get(i))?;
+        if first.enterprise_id == enterprise_id {
+            return Some(first);
+        }
+        self.by_number_shared
             .get(enterprise_id)
             .and_then(|numbers| numbers.get(number))
             .and_then(|&i| self.users.get(i))
@@ -121,7 +136,7 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
     )
     .fetch_all(pool)
     .await?;
-    let mut by_fqdn = HashMap::with_capacity(rows.len());
+    let mut by_fqdn = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
     for row in rows {
         let bad = |problem: String| StoreError::BadRow {
             table: "direct_routes",
@@ -152,8 +167,10 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
     .fetch_all(pool)
     .await?;
     let mut users = Vec::with_capacity(rows.len());
-    let mut by_number: HashMap<String, HashMap<String, usize>> = HashMap::new();
-    let mut by_contact_token = HashMap::with_capacity(rows.len());
+    let mut by_number: HashMap<String, usize> =
+        HashMap::with_capacity_and_hasher(rows.len(), Default::default());
+    let mut by_number_shared: HashMap<String, HashMap<String, usize>> = HashMap::default();
+    let mut by_contact_token = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
     for (i, row) in rows.iter().enumerate() {
         let user = UserEntry {
             upn: row.try_get("upn")?,
@@ -164,10 +181,14 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
             auth_user: row.try_get("auth_user")?,
             contact_token: row.try_get("contact_token")?,
         };
-        by_number
-            .entry(user.enterprise_id.clone())
-            .or_default()
-            .insert(user.number.clone(), i);
+        if by_number.contains_key(&user.number) {
+            by_number_shared
+                .entry(user.enterprise_id.clone())
+                .or_default()
+                .insert(user.number.clone(), i);
+        } else {
+            by_number.insert(user.number.clone(), i);
+        }
         by_contact_token.insert(user.contact_token.clone(), i);
         users.push(user);
     }
@@ -177,6 +198,7 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
         pbxs,
         users,
         by_number,
+        by_number_shared,
         by_contact_token,
     })
 }
@@ -186,7 +208,7 @@ async fn load_pbxs(pool: &AnyPool) -> Result<HashMap<String, PbxEntry>, StoreErr
         sqlx::query("SELECT id, enterprise_id, name, domain, proxy, transport, expires FROM pbxs")
             .fetch_all(pool)
             .await?;
-    let mut pbxs = HashMap::with_capacity(rows.len());
+    let mut pbxs = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
     for row in rows {
         let id: String = row.try_get("id")?;
         let expires: i64 = row.try_get("expires")?;

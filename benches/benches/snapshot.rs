@@ -1,0 +1,149 @@
+//! Routing snapshot benchmark (issue: provisioning store): 100,000 users on SQLite.
+//!
+//! Figures: bulk insert of 100,000 users in one transaction (the import write path, with
+//! AES-GCM sealing), building the snapshot from the database, and lookups by tenant FQDN, by
+//! E.164 and by contact token (ns per lookup and allocations per lookup).
+//!
+//! `cargo bench -p teamsgw-benches --bench snapshot`
+#![allow(clippy::unwrap_used)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use teamsgw_benches::{CountingAllocator, allocations};
+use teamsgw_store::{NewUser, PasswordKey, Pbx, Store, Transport};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
+
+const USERS: usize = 100_000;
+const ENTERPRISES: usize = 100;
+const LOOKUPS: usize = 1_000_000;
+
+fn user(e: usize, i: usize) -> NewUser {
+    NewUser {
+        enterprise: format!("Enterprise {e}"),
+        pbx: "main".into(),
+        upn: format!("user{i}@e{e}.example"),
+        number: format!("+1555{i:07}"),
+        extension: format!("{}", 1000 + i),
+        auth_user: None,
+        password: format!("secret-{i}"),
+        skus: vec!["ENTERPRISEPREMIUM".into()],
+        ev_enabled: true,
+        voice_routing_policy: Some("DR".into()),
+        pstn_gateway: None,
+        groups: vec!["All".into()],
+        managed_by_ui: false,
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}/bench.db", dir.path().display()))
+        .await
+        .unwrap();
+    let key_file = dir.path().join("password.key");
+    PasswordKey::generate_file(&key_file).unwrap();
+    let key = PasswordKey::load(&format!("file:{}", key_file.display())).unwrap();
+    for e in 0..ENTERPRISES {
+        let name = format!("Enterprise {e}");
+        store
+            .add_enterprise(&name, &format!("00000000-0000-0000-0000-{e:012}"), 1_000)
+            .await
+            .unwrap();
+        store
+            .add_direct_route(
+                &name,
+                &format!("e{e}.teams.carrier.example"),
+                "teams.carrier.example",
+                5061,
+                None,
+            )
+            .await
+            .unwrap();
+        let pbx = Pbx {
+            enterprise: name,
+            name: "main".into(),
+            domain: format!("pbx.e{e}.example"),
+            proxy: None,
+            transport: Transport::Udp,
+            expires: 600,
+        };
+        store.add_pbx(&pbx).await.unwrap();
+    }
+    let users: Vec<NewUser> = (0..USERS).map(|i| user(i % ENTERPRISES, i)).collect();
+    let started = Instant::now();
+    store.add_users(&users, &key).await.unwrap();
+    let insert = started.elapsed();
+    println!(
+        "insert {USERS} users (one transaction, sealed): {:.2} s ({:.0} users/s)",
+        insert.as_secs_f64(),
+        USERS as f64 / insert.as_secs_f64()
+    );
+
+    let mut best = f64::MAX;
+    let mut snapshot = None;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let s = store.load_snapshot().await.unwrap();
+        best = best.min(started.elapsed().as_secs_f64());
+        snapshot = Some(s);
+    }
+    let snapshot = snapshot.unwrap();
+    assert_eq!(snapshot.users(), USERS);
+    println!(
+        "build snapshot of {USERS} users from SQLite: {:.0} ms (best of 3)",
+        best * 1e3
+    );
+
+    let fqdns: Vec<String> = (0..ENTERPRISES)
+        .map(|e| format!("e{e}.teams.carrier.example"))
+        .collect();
+    let enterprise_ids: Vec<String> = fqdns
+        .iter()
+        .map(|f| snapshot.direct_route(f).unwrap().enterprise_id.clone())
+        .collect();
+    let numbers: Vec<String> = (0..USERS).map(|i| format!("+1555{i:07}")).collect();
+    let tokens: Vec<String> = (0..USERS)
+        .map(|i| {
+            snapshot
+                .user_by_number(&enterprise_ids[i % ENTERPRISES], &numbers[i])
+                .unwrap()
+                .contact_token
+                .clone()
+        })
+        .collect();
+
+    let measure = |name: &str, f: &dyn Fn(usize) -> bool| {
+        let allocs = allocations().0;
+        let started = Instant::now();
+        let mut hits = 0usize;
+        for n in 0..LOOKUPS {
+            // A stride that defeats the cache-friendly sequential order.
+            let i = n.wrapping_mul(7_919) % USERS;
+            hits += usize::from(black_box(f(i)));
+        }
+        let ns = started.elapsed().as_nanos() as f64 / LOOKUPS as f64;
+        let per = (allocations().0 - allocs) as f64 / LOOKUPS as f64;
+        assert_eq!(hits, LOOKUPS, "{name}: every lookup must hit");
+        println!("lookup by {name}: {ns:.0} ns, {per:.2} allocs");
+    };
+    // What the loop costs without a lookup: fetching the (cache-cold) input strings.
+    measure("nothing (loop and input baseline)", &|i| {
+        !numbers[i].is_empty() && !enterprise_ids[i % ENTERPRISES].is_empty()
+    });
+    measure("tenant FQDN", &|i| {
+        snapshot.direct_route(&fqdns[i % ENTERPRISES]).is_some()
+    });
+    measure("E.164", &|i| {
+        snapshot
+            .user_by_number(&enterprise_ids[i % ENTERPRISES], &numbers[i])
+            .is_some()
+    });
+    measure("contact token", &|i| {
+        snapshot.user_by_contact_token(&tokens[i]).is_some()
+    });
+    store.close().await;
+}
