@@ -176,8 +176,55 @@ fn workflow(database_url: &str) {
     assert_eq!(json[0]["name"], "Acme");
     assert_eq!(json[0]["acquired_licenses"], 50);
 
+    // Users: licenses checked (licensing.md §3: Teams + Teams Phone), password sealed at rest.
+    std::fs::write(d.join("pw"), "pbx-secret-1001\n").unwrap();
+    let user = [
+        "user",
+        "add",
+        "--enterprise",
+        "Acme",
+        "--pbx",
+        "main",
+        "--upn",
+        "alice@acme.example",
+        "--number",
+        "+15551230001",
+        "--extension",
+        "1001",
+        "--password-file",
+        "pw",
+    ];
+    let err = refused(d, &user, "sku");
+    assert!(err.contains("no Teams license"), "{err}");
+    let mut licensed = user.to_vec();
+    licensed.extend(["--sku", "SPE_E5", "--ev-enabled", "--group", "Sales"]);
+    ok(d, &licensed);
+    refused(d, &licensed, "upn");
+    let mut no_password = licensed.clone();
+    no_password.truncate(12);
+    let (code, _, err) = cli(d, &no_password);
+    assert_eq!(code, 2, "clap usage error: {err}");
+    assert!(err.contains("--password-file"), "{err}");
+    let listed = ok(d, &["user", "list", "--enterprise", "Acme", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(json[0]["upn"], "alice@acme.example");
+    assert_eq!(json[0]["managed_by_ui"], true);
+    assert!(
+        !listed.contains("pbx-secret") && !listed.contains("password"),
+        "{listed}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("var/password.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the generated key is private");
+    }
+
     let err = refused(d, &["enterprise", "delete", "Acme"], "--cascade");
-    assert!(err.contains("1 direct routes, 1 PBXs"), "{err}");
+    assert!(err.contains("1 direct routes, 1 PBXs, 1 users"), "{err}");
     ok(d, &["enterprise", "delete", "Acme", "--cascade"]);
     let json: serde_json::Value =
         serde_json::from_str(&ok(d, &["enterprise", "list", "--json"])).unwrap();

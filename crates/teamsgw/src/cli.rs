@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand};
 use crate::build_info::LONG_VERSION;
 use crate::config::Settings;
 use crate::daemon;
-use crate::provision_cli::{DirectRouteCommand, EnterpriseCommand, PbxCommand, Provision};
+use crate::provision_cli::{
+    DirectRouteCommand, EnterpriseCommand, PbxCommand, Provision, UserCommand,
+};
 
 pub const DEFAULT_CONFIG: &str = "/etc/teamsgw/teamsgw.toml";
 
@@ -44,6 +46,9 @@ pub enum Command {
     /// The hosted PBXs the gateway registers Teams users to.
     #[command(subcommand)]
     Pbx(PbxCommand),
+    /// Teams users and the PBX extension each is bridged to.
+    #[command(subcommand)]
+    User(UserCommand),
 }
 
 impl Cli {
@@ -66,6 +71,7 @@ impl Cli {
             Command::Enterprise(c) => Provision::Enterprise(c).execute(&self.config),
             Command::DirectRoute(c) => Provision::DirectRoute(c).execute(&self.config),
             Command::Pbx(c) => Provision::Pbx(c).execute(&self.config),
+            Command::User(c) => Provision::User(c).execute(&self.config),
         }
     }
 }

@@ -121,12 +121,15 @@ pub enum LogFormat {
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: String,
+    /// Where the AES-256-GCM key that seals SIP passwords lives: `file:PATH` or `env:NAME`.
+    pub password_key: String,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             url: "sqlite://var/teamsgw.db".to_owned(),
+            password_key: "file:var/password.key".to_owned(),
         }
     }
 }
@@ -365,6 +368,17 @@ impl Settings {
                 format!(
                     "{:?} is not sqlite://PATH or postgres://...",
                     self.database.url
+                ),
+            );
+        }
+        if !(self.database.password_key.starts_with("file:")
+            || self.database.password_key.starts_with("env:"))
+        {
+            bad(
+                "database.password_key",
+                format!(
+                    "{:?} is not file:PATH or env:NAME",
+                    self.database.password_key
                 ),
             );
         }

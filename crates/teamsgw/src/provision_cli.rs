@@ -1,4 +1,4 @@
-//! Provisioning commands (`enterprise`, `direct-route`, `pbx`): they open the database named by
+//! Provisioning commands (`enterprise`, `direct-route`, `pbx`, `user`): they open the database named by
 //! the config (or `TEAMSGW_DATABASE__URL`) directly, apply one change in one transaction, and
 //! print a table, or JSON with `--json`. Errors name the field and the rule and exit 1.
 //!
@@ -8,7 +8,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use teamsgw_store::{Pbx, ProvisionError, Store, Transport};
+use teamsgw_license::catalogue::{self as license, Holder, Holding};
+use teamsgw_store::{
+    NewUser, PasswordKey, PasswordKeyError, Pbx, ProvisionError, Store, Transport,
+};
 
 use crate::config::Settings;
 use crate::daemon;
@@ -81,6 +84,59 @@ pub enum PbxCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a Teams user bridged to an extension on a PBX of its enterprise.
+    Add(UserArgs),
+    /// List the users of an enterprise (passwords are never shown).
+    List {
+        #[arg(long, value_name = "NAME")]
+        enterprise: String,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("password").required(true).args(["password_file", "password_env"])))]
+pub struct UserArgs {
+    #[arg(long, value_name = "NAME")]
+    enterprise: String,
+    #[arg(long, value_name = "PBX")]
+    pbx: String,
+    /// Teams user principal name (local@domain).
+    #[arg(long, value_name = "UPN")]
+    upn: String,
+    /// The user's E.164 number (+...).
+    #[arg(long, value_name = "E164")]
+    number: String,
+    /// The user's extension at the PBX.
+    #[arg(long, value_name = "EXT")]
+    extension: String,
+    /// Digest user name at the PBX (default: the extension).
+    #[arg(long, value_name = "U")]
+    auth_user: Option<String>,
+    /// File holding the SIP password (first line); keeps it out of the process list.
+    #[arg(long, value_name = "F")]
+    password_file: Option<std::path::PathBuf>,
+    /// Environment variable holding the SIP password.
+    #[arg(long, value_name = "VAR")]
+    password_env: Option<String>,
+    /// Microsoft SKU part number assigned to the user (repeatable).
+    #[arg(long = "sku", value_name = "PART")]
+    skus: Vec<String>,
+    /// Enterprise Voice enabled in Teams.
+    #[arg(long)]
+    ev_enabled: bool,
+    #[arg(long, value_name = "P")]
+    voice_routing_policy: Option<String>,
+    #[arg(long, value_name = "FQDN")]
+    pstn_gateway: Option<String>,
+    /// Security group the user is a member of (repeatable).
+    #[arg(long = "group", value_name = "G")]
+    groups: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct Output {
     /// Print JSON instead of a table.
@@ -93,6 +149,7 @@ pub enum Provision {
     Enterprise(EnterpriseCommand),
     DirectRoute(DirectRouteCommand),
     Pbx(PbxCommand),
+    User(UserCommand),
 }
 
 impl Provision {
@@ -221,9 +278,119 @@ impl Provision {
                     },
                 );
             }
+            Self::User(UserCommand::Add(args)) => {
+                let user = new_user(args)?;
+                let key = password_key(&settings.database.password_key)?;
+                let user = store.add_user(&user, &key).await?;
+                println!(
+                    "user {} added ({} -> extension {})",
+                    user.upn, user.number, user.extension
+                );
+            }
+            Self::User(UserCommand::List { enterprise, output }) => {
+                let list = store.list_users(&enterprise).await?;
+                print_rows(
+                    output.json,
+                    &list,
+                    &["UPN", "NUMBER", "PBX", "EXTENSION", "EV", "SKUS", "GROUPS"],
+                    |u| {
+                        vec![
+                            u.upn.clone(),
+                            u.number.clone(),
+                            u.pbx.clone(),
+                            u.extension.clone(),
+                            if u.ev_enabled { "yes" } else { "no" }.to_owned(),
+                            u.skus.join(","),
+                            u.groups.join(","),
+                        ]
+                    },
+                );
+            }
         }
         Ok(())
     }
+}
+
+fn invalid(field: &'static str, rule: impl Into<String>) -> ProvisionError {
+    ProvisionError::Invalid {
+        field,
+        rule: rule.into(),
+    }
+}
+
+/// Checks the user's licenses (a user needs Teams and Teams Phone; reference: licensing.md
+/// §3) and reads the password, so nothing reaches the database unchecked.
+fn new_user(args: UserArgs) -> Result<NewUser, ProvisionError> {
+    let holdings: Vec<Holding> = args
+        .skus
+        .iter()
+        .map(|part| Holding {
+            part_number: part.clone(),
+            acquired_on: None,
+        })
+        .collect();
+    let warnings =
+        license::check(&holdings, Holder::User).map_err(|e| invalid("sku", e.to_string()))?;
+    for w in warnings {
+        eprintln!("warning: {}: {w}", args.upn);
+    }
+    let password = match (&args.password_file, &args.password_env) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .map_err(|e| invalid("password-file", format!("{}: {e}", path.display())))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        (None, Some(var)) => std::env::var(var).map_err(|_| {
+            invalid(
+                "password-env",
+                format!("environment variable {var} is not set"),
+            )
+        })?,
+        (None, None) => {
+            return Err(invalid(
+                "password-file",
+                "--password-file or --password-env is required",
+            ));
+        }
+    };
+    Ok(NewUser {
+        enterprise: args.enterprise,
+        pbx: args.pbx,
+        upn: args.upn,
+        number: args.number,
+        extension: args.extension,
+        auth_user: args.auth_user,
+        password,
+        skus: args.skus,
+        ev_enabled: args.ev_enabled,
+        voice_routing_policy: args.voice_routing_policy,
+        pstn_gateway: args.pstn_gateway,
+        groups: args.groups,
+        // Created through the CLI: license factor 3 (By User Interface).
+        managed_by_ui: true,
+    })
+}
+
+/// Loads the password key, creating the key file on first use.
+fn password_key(source: &str) -> Result<PasswordKey, ProvisionError> {
+    let key_error = |e: PasswordKeyError| invalid("database.password_key", e.to_string());
+    if let Some(path) = source.strip_prefix("file:") {
+        let path = Path::new(path);
+        if !path.exists() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    invalid("database.password_key", format!("{}: {e}", dir.display()))
+                })?;
+            }
+            PasswordKey::generate_file(path).map_err(key_error)?;
+            eprintln!(
+                "note: generated the password key {}; back it up with the database",
+                path.display()
+            );
+        }
+    }
+    PasswordKey::load(source).map_err(key_error)
 }
 
 /// JSON array for machines, or an aligned table for people.
