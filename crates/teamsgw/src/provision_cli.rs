@@ -87,7 +87,7 @@ pub enum PbxCommand {
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Add a Teams user bridged to an extension on a PBX of its enterprise.
-    Add(UserArgs),
+    Add(Box<UserArgs>),
     /// List the users of an enterprise (passwords are never shown).
     List {
         #[arg(long, value_name = "NAME")]
@@ -279,7 +279,7 @@ impl Provision {
                 );
             }
             Self::User(UserCommand::Add(args)) => {
-                let user = new_user(args)?;
+                let user = new_user(*args)?;
                 let key = password_key(&settings.database.password_key)?;
                 let user = store.add_user(&user, &key).await?;
                 println!(
