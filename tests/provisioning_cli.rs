@@ -165,6 +165,21 @@ fn workflow(database_url: &str) {
         ],
     );
 
+    let routes = ok(d, &["direct-route", "list", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&routes).unwrap();
+    assert_eq!(json[0]["fqdn"], "acme.teams.carrier.example");
+    assert_eq!(json[0]["max_sessions"], 20);
+    let table = ok(d, &["direct-route", "list", "--enterprise", "Acme"]);
+    assert!(
+        table.contains("acme.teams.carrier.example  Acme        5061  20"),
+        "{table}"
+    );
+    refused(
+        d,
+        &["direct-route", "list", "--enterprise", "Nobody"],
+        "enterprise",
+    );
+
     let table = ok(d, &["pbx", "list", "--enterprise", "Acme"]);
     assert!(table.starts_with("NAME"), "{table}");
     assert!(
@@ -222,6 +237,13 @@ fn workflow(database_url: &str) {
             .mode();
         assert_eq!(mode & 0o077, 0, "the generated key is private");
     }
+
+    let mut bob = licensed.clone();
+    bob[7] = "bob@acme.example";
+    bob[9] = "+15551230002";
+    ok(d, &bob);
+    ok(d, &["user", "delete", "bob@acme.example"]);
+    refused(d, &["user", "delete", "bob@acme.example"], "upn");
 
     let err = refused(d, &["enterprise", "delete", "Acme"], "--cascade");
     assert!(err.contains("1 direct routes, 1 PBXs, 1 users"), "{err}");

@@ -441,6 +441,48 @@ impl Store {
         })
     }
 
+    /// Direct routes, of one enterprise or all, ordered by FQDN.
+    pub async fn list_direct_routes(
+        &self,
+        enterprise: Option<&str>,
+    ) -> Result<Vec<DirectRoute>, ProvisionError> {
+        let mut tx = self.pool.begin().await?;
+        let filter = match enterprise {
+            Some(name) => Some(enterprise_id(&mut tx, name).await?),
+            None => None,
+        };
+        let rows = sqlx::query(
+            "SELECT e.name AS enterprise, d.fqdn, d.port, d.max_sessions \
+             FROM direct_routes d JOIN enterprises e ON e.id = d.enterprise_id \
+             WHERE $1 IS NULL OR d.enterprise_id = $1 ORDER BY d.fqdn",
+        )
+        .bind(filter.as_deref())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                let port = u64_column(row, "port", "direct_routes")?;
+                let max_sessions: Option<i64> = row.try_get("max_sessions")?;
+                let bad = |column: &str| {
+                    ProvisionError::Store(StoreError::BadRow {
+                        table: "direct_routes",
+                        problem: format!("{column} out of range"),
+                    })
+                };
+                Ok(DirectRoute {
+                    enterprise: row.try_get("enterprise")?,
+                    fqdn: row.try_get("fqdn")?,
+                    port: u16::try_from(port).map_err(|_| bad("port"))?,
+                    max_sessions: max_sessions
+                        .map(u32::try_from)
+                        .transpose()
+                        .map_err(|_| bad("max_sessions"))?,
+                })
+            })
+            .collect()
+    }
+
     /// Adds a PBX. The seeds' order is Enterprise → Direct Route → PBX: a PBX needs an
     /// enterprise that already has a direct route, or its users could never be reached.
     pub async fn add_pbx(&self, pbx: &Pbx) -> Result<(), ProvisionError> {

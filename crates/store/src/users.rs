@@ -321,6 +321,23 @@ impl Store {
             .collect()
     }
 
+    /// Deletes a user (a leaf: nothing depends on it).
+    pub async fn delete_user(&self, upn: &str) -> Result<(), ProvisionError> {
+        let upn = validate_upn(upn)?;
+        let done = sqlx::query("DELETE FROM users WHERE upn = $1")
+            .bind(&upn)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(ProvisionError::NotFound {
+                field: "upn",
+                what: "user",
+                value: upn,
+            });
+        }
+        Ok(())
+    }
+
     /// The sealed password of a user, for the registration agent to open.
     pub async fn sealed_password(&self, upn: &str) -> Result<String, ProvisionError> {
         let upn = validate_upn(upn)?;

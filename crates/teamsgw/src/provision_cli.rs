@@ -53,6 +53,13 @@ pub enum DirectRouteCommand {
         #[arg(long, value_name = "N")]
         max_sessions: Option<u32>,
     },
+    /// List direct routes, of one enterprise or all.
+    List {
+        #[arg(long, value_name = "NAME")]
+        enterprise: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +95,8 @@ pub enum PbxCommand {
 pub enum UserCommand {
     /// Add a Teams user bridged to an extension on a PBX of its enterprise.
     Add(Box<UserArgs>),
+    /// Delete a user.
+    Delete { upn: String },
     /// List the users of an enterprise (passwords are never shown).
     List {
         #[arg(long, value_name = "NAME")]
@@ -241,6 +250,27 @@ impl Provision {
                     "direct route {} added to {:?} (port {})",
                     route.fqdn, route.enterprise, route.port
                 );
+            }
+            Self::DirectRoute(DirectRouteCommand::List { enterprise, output }) => {
+                let list = store.list_direct_routes(enterprise.as_deref()).await?;
+                print_rows(
+                    output.json,
+                    &list,
+                    &["FQDN", "ENTERPRISE", "PORT", "MAX SESSIONS"],
+                    |d| {
+                        vec![
+                            d.fqdn.clone(),
+                            d.enterprise.clone(),
+                            d.port.to_string(),
+                            d.max_sessions
+                                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                        ]
+                    },
+                );
+            }
+            Self::User(UserCommand::Delete { upn }) => {
+                store.delete_user(&upn).await?;
+                println!("user {upn} deleted");
             }
             Self::Pbx(PbxCommand::Add {
                 enterprise,
