@@ -245,8 +245,66 @@ fn workflow(database_url: &str) {
     ok(d, &["user", "delete", "bob@acme.example"]);
     refused(d, &["user", "delete", "bob@acme.example"], "upn");
 
+    // Service numbers (ranges, no overlap) and LCM templates (licensing.md §1.2 factors 4, 2).
+    let sn = |number: &'static str| {
+        [
+            "service-number",
+            "add",
+            "--enterprise",
+            "Acme",
+            "--number",
+            number,
+            "--tag",
+            "FAX",
+        ]
+    };
+    ok(d, &sn("+15550100-+15550109"));
+    let err = refused(d, &sn("+15550105"), "number");
+    assert!(err.contains("overlaps +15550100-+15550109"), "{err}");
+    refused(d, &sn("+15550120-+15550110"), "number");
+    ok(d, &sn("+15550199"));
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &["service-number", "list", "--enterprise", "Acme", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert_eq!(json[0]["last"], "+15550109");
+    ok(
+        d,
+        &[
+            "lcm-template",
+            "add",
+            "--enterprise",
+            "Acme",
+            "--name",
+            "Roma",
+            "--group",
+            "Sales and Marketing",
+        ],
+    );
+    refused(
+        d,
+        &[
+            "lcm-template",
+            "add",
+            "--enterprise",
+            "Acme",
+            "--name",
+            "Roma",
+            "--group",
+            "Retail",
+        ],
+        "name",
+    );
+    let table = ok(d, &["lcm-template", "list", "--enterprise", "Acme"]);
+    assert!(table.contains("Roma  Sales and Marketing"), "{table}");
+
     let err = refused(d, &["enterprise", "delete", "Acme"], "--cascade");
-    assert!(err.contains("1 direct routes, 1 PBXs, 1 users"), "{err}");
+    assert!(
+        err.contains("1 direct routes, 1 PBXs, 1 users, 2 service numbers, 1 LCM templates"),
+        "{err}"
+    );
     ok(d, &["enterprise", "delete", "Acme", "--cascade"]);
     let json: serde_json::Value =
         serde_json::from_str(&ok(d, &["enterprise", "list", "--json"])).unwrap();

@@ -8,12 +8,14 @@
 //! Must never know: SIP, SDP, media or sockets (store never imports them), HTTP, or how the
 //! daemon is signalled. Callers decide when to reload; this crate only builds snapshots.
 
+mod catalogs;
 mod migrations;
 mod password;
 mod provision;
 mod snapshot;
 mod users;
 
+pub use catalogs::{LcmTemplate, MAX_RANGE, ServiceNumbers, parse_range};
 pub use password::{PasswordKey, PasswordKeyError, SealError};
 pub use provision::{
     DirectRoute, Enterprise, Pbx, ProvisionError, Transport, validate_tenant_fqdn,

@@ -335,7 +335,7 @@ impl Store {
     pub async fn delete_enterprise(&self, name: &str, cascade: bool) -> Result<(), ProvisionError> {
         let mut tx = self.pool.begin().await?;
         let id = enterprise_id(&mut tx, name).await?;
-        const CHILDREN: [(&str, &str); 4] = [
+        const CHILDREN: [(&str, &str); 5] = [
             (
                 "direct routes",
                 "SELECT COUNT(*) AS n FROM direct_routes WHERE enterprise_id = $1",
@@ -351,6 +351,10 @@ impl Store {
             (
                 "service numbers",
                 "SELECT COUNT(*) AS n FROM service_numbers WHERE enterprise_id = $1",
+            ),
+            (
+                "LCM templates",
+                "SELECT COUNT(*) AS n FROM lcm_templates WHERE enterprise_id = $1",
             ),
         ];
         let mut children = Vec::new();

@@ -11,7 +11,8 @@ use crate::build_info::LONG_VERSION;
 use crate::config::Settings;
 use crate::daemon;
 use crate::provision_cli::{
-    DirectRouteCommand, EnterpriseCommand, PbxCommand, Provision, UserCommand,
+    DirectRouteCommand, EnterpriseCommand, LcmTemplateCommand, PbxCommand, Provision,
+    ServiceNumberCommand, UserCommand,
 };
 
 pub const DEFAULT_CONFIG: &str = "/etc/teamsgw/teamsgw.toml";
@@ -49,6 +50,12 @@ pub enum Command {
     /// Teams users and the PBX extension each is bridged to.
     #[command(subcommand)]
     User(UserCommand),
+    /// Service numbers (auto attendants, fax...) counted as license factor 4.
+    #[command(subcommand)]
+    ServiceNumber(ServiceNumberCommand),
+    /// LifeCycle-Management templates: security groups counted as license factor 2.
+    #[command(subcommand)]
+    LcmTemplate(LcmTemplateCommand),
 }
 
 impl Cli {
@@ -72,6 +79,8 @@ impl Cli {
             Command::DirectRoute(c) => Provision::DirectRoute(c).execute(&self.config),
             Command::Pbx(c) => Provision::Pbx(c).execute(&self.config),
             Command::User(c) => Provision::User(c).execute(&self.config),
+            Command::ServiceNumber(c) => Provision::ServiceNumber(c).execute(&self.config),
+            Command::LcmTemplate(c) => Provision::LcmTemplate(c).execute(&self.config),
         }
     }
 }

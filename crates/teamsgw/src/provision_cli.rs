@@ -1,4 +1,5 @@
-//! Provisioning commands (`enterprise`, `direct-route`, `pbx`, `user`): they open the database named by
+//! Provisioning commands (`enterprise`, `direct-route`, `pbx`, `user`, `service-number`,
+//! `lcm-template`): they open the database named by
 //! the config (or `TEAMSGW_DATABASE__URL`) directly, apply one change in one transaction, and
 //! print a table, or JSON with `--json`. Errors name the field and the rule and exit 1.
 //!
@@ -146,6 +147,48 @@ pub struct UserArgs {
     groups: Vec<String>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ServiceNumberCommand {
+    /// Add a service number or range (license factor 4 unless its tag matches the DR criteria).
+    Add {
+        #[arg(long, value_name = "NAME")]
+        enterprise: String,
+        #[arg(long, value_name = "E164[-E164]")]
+        number: String,
+        /// Dial-plan tag.
+        #[arg(long, value_name = "TAG")]
+        tag: String,
+    },
+    /// List the service numbers of an enterprise.
+    List {
+        #[arg(long, value_name = "NAME")]
+        enterprise: String,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LcmTemplateCommand {
+    /// Add a LifeCycle-Management template: members of GROUP count under license factor 2.
+    Add {
+        #[arg(long, value_name = "NAME")]
+        enterprise: String,
+        #[arg(long, value_name = "TEMPLATE")]
+        name: String,
+        /// Security group the template applies to.
+        #[arg(long, value_name = "GROUP")]
+        group: String,
+    },
+    /// List the LCM templates of an enterprise.
+    List {
+        #[arg(long, value_name = "NAME")]
+        enterprise: String,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct Output {
     /// Print JSON instead of a table.
@@ -159,6 +202,8 @@ pub enum Provision {
     DirectRoute(DirectRouteCommand),
     Pbx(PbxCommand),
     User(UserCommand),
+    ServiceNumber(ServiceNumberCommand),
+    LcmTemplate(LcmTemplateCommand),
 }
 
 impl Provision {
@@ -267,6 +312,39 @@ impl Provision {
                         ]
                     },
                 );
+            }
+            Self::ServiceNumber(ServiceNumberCommand::Add {
+                enterprise,
+                number,
+                tag,
+            }) => {
+                let added = store
+                    .add_service_numbers(&enterprise, &number, &tag)
+                    .await?;
+                println!(
+                    "service numbers {}-{} ({}) added to {enterprise:?}",
+                    added.first, added.last, added.tag
+                );
+            }
+            Self::ServiceNumber(ServiceNumberCommand::List { enterprise, output }) => {
+                let list = store.list_service_numbers(&enterprise).await?;
+                print_rows(output.json, &list, &["FIRST", "LAST", "TAG"], |n| {
+                    vec![n.first.clone(), n.last.clone(), n.tag.clone()]
+                });
+            }
+            Self::LcmTemplate(LcmTemplateCommand::Add {
+                enterprise,
+                name,
+                group,
+            }) => {
+                store.add_lcm_template(&enterprise, &name, &group).await?;
+                println!("LCM template {name:?} (group {group:?}) added to {enterprise:?}");
+            }
+            Self::LcmTemplate(LcmTemplateCommand::List { enterprise, output }) => {
+                let list = store.list_lcm_templates(&enterprise).await?;
+                print_rows(output.json, &list, &["NAME", "GROUP"], |t| {
+                    vec![t.name.clone(), t.group.clone()]
+                });
             }
             Self::User(UserCommand::Delete { upn }) => {
                 store.delete_user(&upn).await?;
