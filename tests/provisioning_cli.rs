@@ -366,3 +366,197 @@ fn running_daemon_sees_a_cli_change_after_sighup() {
         || daemon.metric(routes) == Some(1.0),
     );
 }
+
+/// `license report` from the database (seeds: the license page; licensing.md §1.2–§1.8):
+/// every user counts once under its highest factor, `counted (configured)`.
+fn license_report(database_url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = format!(
+        "[database]\nurl = \"{database_url}\"\n\n[teams]\nbase_fqdn = \"teams.carrier.example\"\n"
+    );
+    std::fs::write(d.join("teamsgw.toml"), &config).unwrap();
+    std::fs::write(d.join("pw"), "secret\n").unwrap();
+    let gw = "contoso.teams.carrier.example";
+    ok(
+        d,
+        &[
+            "enterprise",
+            "add",
+            "Contoso",
+            "--tenant-id",
+            TENANT,
+            "--acquired-licenses",
+            "50",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "direct-route",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--fqdn",
+            gw,
+        ],
+    );
+    ok(
+        d,
+        &[
+            "pbx",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--name",
+            "main",
+            "--domain",
+            "pbx.contoso.example",
+        ],
+    );
+    let user = |upn: &str, number: &str, extra: &[&str]| {
+        let mut args = vec![
+            "user",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--pbx",
+            "main",
+            "--upn",
+            upn,
+            "--number",
+            number,
+            "--extension",
+            &number[8..],
+            "--password-file",
+            "pw",
+            "--sku",
+            "SPE_E5",
+        ];
+        args.extend_from_slice(extra);
+        ok(d, &args);
+    };
+    let dr = [
+        "--ev-enabled",
+        "--voice-routing-policy",
+        "Unrestricted",
+        "--pstn-gateway",
+        gw,
+        "--group",
+        "Sales",
+    ];
+    user("dr1@contoso.example", "+15551230001", &dr);
+    user("dr2@contoso.example", "+15551230002", &dr);
+    user("g1@contoso.example", "+15551230003", &["--group", "Sales"]);
+    user("p1@contoso.example", "+15551230004", &[]);
+    ok(
+        d,
+        &[
+            "lcm-template",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--name",
+            "Roma",
+            "--group",
+            "Sales",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "service-number",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--number",
+            "+15550100-+15550102",
+            "--tag",
+            "FAX",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "service-number",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--number",
+            "+15550199",
+            "--tag",
+            gw,
+        ],
+    );
+
+    let report = |args: &[&str]| -> serde_json::Value {
+        let mut full = vec!["license", "report", "--json"];
+        full.extend_from_slice(args);
+        serde_json::from_str(&ok(d, &full)).unwrap()
+    };
+    let r = &report(&["--enterprise", "Contoso"])[0];
+    let factor = |name: &str| {
+        let f = &r["factors"][name];
+        (
+            f["counted"].as_u64().unwrap(),
+            f["configured"].as_u64().unwrap(),
+            f["enabled"].as_bool().unwrap(),
+        )
+    };
+    assert_eq!(factor("direct_routing"), (2, 2, true));
+    assert_eq!(factor("lcm"), (1, 3, true), "3 group members, 2 of them DR");
+    assert_eq!(
+        factor("ui"),
+        (1, 4, true),
+        "every CLI user is UI-managed; 3 counted above"
+    );
+    assert_eq!(
+        factor("service_numbers"),
+        (3, 3, true),
+        "the DR-tagged number does not count"
+    );
+    assert_eq!(
+        (
+            r["acquired"].as_u64(),
+            r["currently_licensed"].as_u64(),
+            r["available"].as_i64(),
+            r["monitored_users"].as_u64()
+        ),
+        (Some(50), Some(7), Some(43), Some(4))
+    );
+    let table = ok(d, &["license", "report"]);
+    assert!(
+        table.contains(
+            "Contoso     50        7         43         4          2 (2)  1 (3)  1 (4)  3 (3)"
+        ),
+        "{table}"
+    );
+    refused(
+        d,
+        &["license", "report", "--enterprise", "Nobody"],
+        "enterprise",
+    );
+
+    // LCM switched off globally: it counts 0 and its member falls through to UI (§1.3).
+    std::fs::write(
+        d.join("teamsgw.toml"),
+        format!("{config}\n[license]\nlcm_factor = false\n"),
+    )
+    .unwrap();
+    let r = &report(&[])[0];
+    assert_eq!(r["factors"]["lcm"]["enabled"], false);
+    assert_eq!(r["factors"]["lcm"]["counted"], 0);
+    assert_eq!(r["factors"]["ui"]["counted"], 2);
+    assert_eq!(r["currently_licensed"], 7);
+}
+
+#[test]
+fn license_report_on_sqlite() {
+    license_report("sqlite://teamsgw.db");
+}
+
+#[test]
+fn license_report_on_postgresql() {
+    let pg = Postgres::start();
+    license_report(&pg.url);
+}

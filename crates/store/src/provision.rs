@@ -64,6 +64,10 @@ pub struct Enterprise {
     pub name: String,
     pub tenant_id: String,
     pub acquired_licenses: u64,
+    /// License-factor overrides: `None` follows the global `[license]` switch.
+    pub lcm_factor: Option<bool>,
+    pub ui_factor: Option<bool>,
+    pub service_numbers_factor: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -264,6 +268,10 @@ fn u64_column(
     })
 }
 
+fn flag(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<bool>, ProvisionError> {
+    Ok(row.try_get::<Option<i64>, _>(column)?.map(|v| v != 0))
+}
+
 impl Store {
     pub async fn add_enterprise(
         &self,
@@ -311,12 +319,15 @@ impl Store {
             name: name.to_owned(),
             tenant_id,
             acquired_licenses,
+            lcm_factor: None,
+            ui_factor: None,
+            service_numbers_factor: None,
         })
     }
 
     pub async fn list_enterprises(&self) -> Result<Vec<Enterprise>, ProvisionError> {
         let rows =
-            sqlx::query("SELECT name, tenant_id, acquired_licenses FROM enterprises ORDER BY name")
+            sqlx::query("SELECT name, tenant_id, acquired_licenses, lcm_factor, ui_factor, service_numbers_factor FROM enterprises ORDER BY name")
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter()
@@ -325,6 +336,9 @@ impl Store {
                     name: row.try_get("name")?,
                     tenant_id: row.try_get("tenant_id")?,
                     acquired_licenses: u64_column(row, "acquired_licenses", "enterprises")?,
+                    lcm_factor: flag(row, "lcm_factor")?,
+                    ui_factor: flag(row, "ui_factor")?,
+                    service_numbers_factor: flag(row, "service_numbers_factor")?,
                 })
             })
             .collect()

@@ -11,8 +11,8 @@ use crate::build_info::LONG_VERSION;
 use crate::config::Settings;
 use crate::daemon;
 use crate::provision_cli::{
-    DirectRouteCommand, EnterpriseCommand, LcmTemplateCommand, PbxCommand, Provision,
-    ServiceNumberCommand, UserCommand,
+    DirectRouteCommand, EnterpriseCommand, LcmTemplateCommand, LicenseCommand, PbxCommand,
+    Provision, ServiceNumberCommand, UserCommand,
 };
 
 pub const DEFAULT_CONFIG: &str = "/etc/teamsgw/teamsgw.toml";
@@ -56,6 +56,9 @@ pub enum Command {
     /// LifeCycle-Management templates: security groups counted as license factor 2.
     #[command(subcommand)]
     LcmTemplate(LcmTemplateCommand),
+    /// License usage reports.
+    #[command(subcommand)]
+    License(LicenseCommand),
 }
 
 impl Cli {
@@ -81,6 +84,7 @@ impl Cli {
             Command::User(c) => Provision::User(c).execute(&self.config),
             Command::ServiceNumber(c) => Provision::ServiceNumber(c).execute(&self.config),
             Command::LcmTemplate(c) => Provision::LcmTemplate(c).execute(&self.config),
+            Command::License(c) => Provision::License(c).execute(&self.config),
         }
     }
 }

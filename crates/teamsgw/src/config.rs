@@ -30,6 +30,27 @@ pub struct Settings {
     pub teams: TeamsSettings,
     pub pbx: PbxSettings,
     pub media: MediaSettings,
+    pub license: LicenseSettings,
+}
+
+/// Global switches of the optional license factors (licensing.md §1.3); an enterprise can
+/// override each. Factor 1 (Managed Users–Direct Routing) always counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LicenseSettings {
+    pub lcm_factor: bool,
+    pub ui_factor: bool,
+    pub service_numbers_factor: bool,
+}
+
+impl Default for LicenseSettings {
+    fn default() -> Self {
+        Self {
+            lcm_factor: true,
+            ui_factor: true,
+            service_numbers_factor: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod devcert;
 pub mod drain;
+pub mod license_report;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

@@ -16,6 +16,7 @@ use teamsgw_store::{
 
 use crate::config::Settings;
 use crate::daemon;
+use crate::license_report;
 
 #[derive(Debug, Subcommand)]
 pub enum EnterpriseCommand {
@@ -189,6 +190,17 @@ pub enum LcmTemplateCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum LicenseCommand {
+    /// License usage per enterprise: each factor as counted (configured).
+    Report {
+        #[arg(long, value_name = "NAME")]
+        enterprise: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct Output {
     /// Print JSON instead of a table.
@@ -204,6 +216,7 @@ pub enum Provision {
     User(UserCommand),
     ServiceNumber(ServiceNumberCommand),
     LcmTemplate(LcmTemplateCommand),
+    License(LicenseCommand),
 }
 
 impl Provision {
@@ -345,6 +358,38 @@ impl Provision {
                 print_rows(output.json, &list, &["NAME", "GROUP"], |t| {
                     vec![t.name.clone(), t.group.clone()]
                 });
+            }
+            Self::License(LicenseCommand::Report { enterprise, output }) => {
+                let report =
+                    license_report::build(store, enterprise.as_deref(), &settings.license).await?;
+                print_rows(
+                    output.json,
+                    &report,
+                    &[
+                        "ENTERPRISE",
+                        "ACQUIRED",
+                        "LICENSED",
+                        "AVAILABLE",
+                        "MONITORED",
+                        "DR",
+                        "LCM",
+                        "UI",
+                        "SERVICE NUMBERS",
+                    ],
+                    |r| {
+                        vec![
+                            r.enterprise.clone(),
+                            r.acquired.to_string(),
+                            r.currently_licensed.to_string(),
+                            r.available.to_string(),
+                            r.monitored_users.to_string(),
+                            license_report::cell(&r.factors.direct_routing),
+                            license_report::cell(&r.factors.lcm),
+                            license_report::cell(&r.factors.ui),
+                            license_report::cell(&r.factors.service_numbers),
+                        ]
+                    },
+                );
             }
             Self::User(UserCommand::Delete { upn }) => {
                 store.delete_user(&upn).await?;
