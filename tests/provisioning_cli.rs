@@ -548,6 +548,49 @@ fn license_report(database_url: &str) {
     assert_eq!(r["factors"]["lcm"]["counted"], 0);
     assert_eq!(r["factors"]["ui"]["counted"], 2);
     assert_eq!(r["currently_licensed"], 7);
+
+    // A per-enterprise override beats the global switch; acquired can go below usage.
+    ok(
+        d,
+        &[
+            "enterprise",
+            "set",
+            "Contoso",
+            "--license-factor",
+            "lcm=on",
+            "--acquired-licenses",
+            "5",
+        ],
+    );
+    let r = &report(&[])[0];
+    assert_eq!(r["factors"]["lcm"]["enabled"], true);
+    assert_eq!(r["factors"]["lcm"]["counted"], 1);
+    assert_eq!(
+        (r["acquired"].as_u64(), r["available"].as_i64()),
+        (Some(5), Some(-2))
+    );
+    ok(
+        d,
+        &[
+            "enterprise",
+            "set",
+            "Contoso",
+            "--license-factor",
+            "lcm=default",
+        ],
+    );
+    assert_eq!(report(&[])[0]["factors"]["lcm"]["enabled"], false);
+    refused(
+        d,
+        &["enterprise", "set", "Contoso", "--license-factor", "fax=on"],
+        "license-factor",
+    );
+    refused(d, &["enterprise", "set", "Contoso"], "nothing to change");
+    refused(
+        d,
+        &["enterprise", "set", "Nobody", "--acquired-licenses", "1"],
+        "enterprise",
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ mod users;
 pub use catalogs::{LcmTemplate, MAX_RANGE, ServiceNumbers, parse_range};
 pub use password::{PasswordKey, PasswordKeyError, SealError};
 pub use provision::{
-    DirectRoute, Enterprise, Pbx, ProvisionError, Transport, validate_tenant_fqdn,
+    DirectRoute, Enterprise, LicenseFactor, Pbx, ProvisionError, Transport, validate_tenant_fqdn,
     validate_tenant_id,
 };
 pub use snapshot::{DirectRouteEntry, PbxEntry, RoutingSnapshot, UserEntry};

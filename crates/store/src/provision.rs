@@ -70,6 +70,37 @@ pub struct Enterprise {
     pub service_numbers_factor: Option<bool>,
 }
 
+/// The optional license factors an enterprise can switch (licensing.md §1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LicenseFactor {
+    Lcm,
+    Ui,
+    ServiceNumbers,
+}
+
+impl LicenseFactor {
+    /// `lcm|ui|service-numbers=on|off|default`, the `--license-factor` syntax.
+    pub fn parse_setting(s: &str) -> Result<(Self, Option<bool>), ProvisionError> {
+        let rule = "is FACTOR=on|off|default with FACTOR one of lcm, ui, service-numbers";
+        let (factor, value) = s
+            .split_once('=')
+            .ok_or_else(|| invalid("license-factor", rule))?;
+        let factor = match factor.trim() {
+            "lcm" => Self::Lcm,
+            "ui" => Self::Ui,
+            "service-numbers" => Self::ServiceNumbers,
+            _ => return Err(invalid("license-factor", rule)),
+        };
+        let value = match value.trim() {
+            "on" => Some(true),
+            "off" => Some(false),
+            "default" => None,
+            _ => return Err(invalid("license-factor", rule)),
+        };
+        Ok((factor, value))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DirectRoute {
     pub enterprise: String,
@@ -342,6 +373,50 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Changes acquired licenses and/or license-factor overrides (`Some(None)` = follow the
+    /// global switch again).
+    pub async fn set_enterprise(
+        &self,
+        name: &str,
+        acquired_licenses: Option<u64>,
+        factors: &[(LicenseFactor, Option<bool>)],
+    ) -> Result<Enterprise, ProvisionError> {
+        let mut tx = self.pool.begin().await?;
+        let id = enterprise_id(&mut tx, name).await?;
+        if let Some(n) = acquired_licenses {
+            let n = i64::try_from(n).map_err(|_| invalid("acquired-licenses", "too large"))?;
+            sqlx::query("UPDATE enterprises SET acquired_licenses = $1 WHERE id = $2")
+                .bind(n)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (factor, value) in factors {
+            let sql = match factor {
+                LicenseFactor::Lcm => "UPDATE enterprises SET lcm_factor = $1 WHERE id = $2",
+                LicenseFactor::Ui => "UPDATE enterprises SET ui_factor = $1 WHERE id = $2",
+                LicenseFactor::ServiceNumbers => {
+                    "UPDATE enterprises SET service_numbers_factor = $1 WHERE id = $2"
+                }
+            };
+            sqlx::query(sql)
+                .bind(value.map(i64::from))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.list_enterprises()
+            .await?
+            .into_iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| ProvisionError::NotFound {
+                field: "enterprise",
+                what: "enterprise",
+                value: name.to_owned(),
+            })
     }
 
     /// Deletes an enterprise; with children (direct routes, PBXs, users, ...) only when

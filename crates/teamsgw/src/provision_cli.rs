@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use teamsgw_license::catalogue::{self as license, Holder, Holding};
 use teamsgw_store::{
-    NewUser, PasswordKey, PasswordKeyError, Pbx, ProvisionError, Store, Transport,
+    LicenseFactor, NewUser, PasswordKey, PasswordKeyError, Pbx, ProvisionError, Store, Transport,
 };
 
 use crate::config::Settings;
@@ -29,6 +29,15 @@ pub enum EnterpriseCommand {
         /// Licenses the customer bought from the carrier.
         #[arg(long, value_name = "N")]
         acquired_licenses: u64,
+    },
+    /// Change acquired licenses or switch optional license factors for this enterprise.
+    Set {
+        name: String,
+        #[arg(long, value_name = "N")]
+        acquired_licenses: Option<u64>,
+        /// lcm|ui|service-numbers=on|off|default (repeatable; default follows [license]).
+        #[arg(long = "license-factor", value_name = "FACTOR=on|off")]
+        license_factors: Vec<String>,
     },
     /// List enterprises.
     List(Output),
@@ -269,6 +278,26 @@ impl Provision {
                     .add_enterprise(&name, &tenant_id, acquired_licenses)
                     .await?;
                 println!("enterprise {:?} added (tenant {})", e.name, e.tenant_id);
+            }
+            Self::Enterprise(EnterpriseCommand::Set {
+                name,
+                acquired_licenses,
+                license_factors,
+            }) => {
+                let factors = license_factors
+                    .iter()
+                    .map(|s| LicenseFactor::parse_setting(s))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if acquired_licenses.is_none() && factors.is_empty() {
+                    return Err(invalid(
+                        "acquired-licenses",
+                        "nothing to change: give --acquired-licenses or --license-factor",
+                    ));
+                }
+                let e = store
+                    .set_enterprise(&name, acquired_licenses, &factors)
+                    .await?;
+                println!("enterprise {:?} updated", e.name);
             }
             Self::Enterprise(EnterpriseCommand::List(output)) => {
                 let list = store.list_enterprises().await?;
