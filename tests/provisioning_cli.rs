@@ -603,3 +603,155 @@ fn license_report_on_postgresql() {
     let pg = Postgres::start();
     license_report(&pg.url);
 }
+
+const IMPORT_CSV: &str = "\
+UserPrincipalName,LineUri,EnterpriseVoiceEnabled,OnlineVoiceRoutingPolicy,Extension,Password,Groups,Skus,Pbx,DisplayName
+alice@acme.example,tel:+15551230001;ext=1001,True,Unrestricted,,pw-a,Sales,SPE_E5,,Alice
+carol@acme.example,tel:12345,True,,1003,pw-c,,SPE_E5,,Carol
+dave@acme.example,tel:+15551230004,True,,1004,pw-d,,SPE_E5,ghost,Dave
+erin@acme.example,tel:+15551230001,True,,1005,pw-e,,SPE_E5,,Erin
+frank@acme.example,tel:+15551230006,True,,1006,pw-f,,MCOEV,,Frank
+bob@acme.example,tel:+15551230002,False,,1002,pw-b,\"Sales; Retail\",SPE_E5,,\"Bob, Jr.\"
+";
+
+/// `user import`: each bad row reported with its line and reason (bad E.164, unknown PBX,
+/// duplicate number, missing Teams license), only good rows applied, `--strict` applies none,
+/// `--dry-run` writes nothing, re-import is idempotent; JSON arrays too.
+fn user_import(database_url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("teamsgw.toml"),
+        format!("[database]\nurl = \"{database_url}\"\n\n[teams]\nbase_fqdn = \"teams.carrier.example\"\n"),
+    )
+    .unwrap();
+    ok(
+        d,
+        &[
+            "enterprise",
+            "add",
+            "Acme",
+            "--tenant-id",
+            TENANT,
+            "--acquired-licenses",
+            "50",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "direct-route",
+            "add",
+            "--enterprise",
+            "Acme",
+            "--fqdn",
+            "acme.teams.carrier.example",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "pbx",
+            "add",
+            "--enterprise",
+            "Acme",
+            "--name",
+            "main",
+            "--domain",
+            "pbx.acme.example",
+        ],
+    );
+    std::fs::write(d.join("users.csv"), IMPORT_CSV).unwrap();
+    let import = |extra: &[&str]| {
+        let mut args = vec![
+            "--config",
+            "teamsgw.toml",
+            "user",
+            "import",
+            "--enterprise",
+            "Acme",
+            "--pbx",
+            "main",
+            "users.csv",
+        ];
+        args.extend_from_slice(extra);
+        run_cli(d, &args)
+    };
+    let users = || -> serde_json::Value {
+        serde_json::from_str(&ok(d, &["user", "list", "--enterprise", "Acme", "--json"])).unwrap()
+    };
+
+    for mode in ["--strict", "--dry-run"] {
+        let (code, out, err) = import(&[mode]);
+        assert_eq!(code, 1, "{mode}: {out} {err}");
+        assert!(out.contains("nothing written"), "{mode}: {out}");
+        assert_eq!(users(), serde_json::json!([]), "{mode} wrote nothing");
+    }
+
+    let (code, out, err) = import(&[]);
+    assert_eq!(code, 1, "rows were refused: {out}");
+    for (line, why) in [
+        (3, "LineUri"),
+        (4, "PBX \"ghost\" does not exist"),
+        (5, "number +15551230001 is already taken"),
+        (6, "no Teams license"),
+    ] {
+        let expected = format!("users.csv:{line}: ");
+        let reported = err
+            .lines()
+            .find(|l| l.starts_with(&expected))
+            .unwrap_or_else(|| panic!("line {line} not reported: {err}"));
+        assert!(reported.contains(why), "line {line}: {reported}");
+    }
+    assert!(
+        out.contains("6 rows: added 2, unchanged 0, refused 4"),
+        "{out}"
+    );
+    let listed = users();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed[0]["upn"], "alice@acme.example");
+    assert_eq!(listed[0]["extension"], "1001", "from ;ext=");
+    assert_eq!(
+        listed[0]["managed_by_ui"], false,
+        "imported users are not UI-managed"
+    );
+    assert_eq!(listed[1]["groups"], serde_json::json!(["Sales", "Retail"]));
+
+    // Re-import: nothing changes.
+    let (_, out, _) = import(&[]);
+    assert!(out.contains("added 0, unchanged 2, refused 4"), "{out}");
+    assert_eq!(users(), listed);
+
+    std::fs::write(
+        d.join("users.json"),
+        r#"[{"UserPrincipalName":"gina@acme.example","LineUri":"tel:+15551230007","EnterpriseVoiceEnabled":true,"Extension":"1007","Password":"pw-g","Skus":"SPE_E5"}]"#,
+    )
+    .unwrap();
+    let (code, out, err) = run_cli(
+        d,
+        &[
+            "--config",
+            "teamsgw.toml",
+            "user",
+            "import",
+            "--enterprise",
+            "Acme",
+            "--pbx",
+            "main",
+            "users.json",
+        ],
+    );
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(users().as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn user_import_on_sqlite() {
+    user_import("sqlite://teamsgw.db");
+}
+
+#[test]
+fn user_import_on_postgresql() {
+    let pg = Postgres::start();
+    user_import(&pg.url);
+}

@@ -22,3 +22,4 @@ pub mod provision_cli;
 pub mod provisioning;
 pub mod readiness;
 pub mod sip_service;
+pub mod user_import;

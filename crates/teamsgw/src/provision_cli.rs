@@ -17,6 +17,7 @@ use teamsgw_store::{
 use crate::config::Settings;
 use crate::daemon;
 use crate::license_report;
+use crate::user_import;
 
 #[derive(Debug, Subcommand)]
 pub enum EnterpriseCommand {
@@ -108,6 +109,21 @@ pub enum UserCommand {
     Add(Box<UserArgs>),
     /// Delete a user.
     Delete { upn: String },
+    /// Import users from a CSV or JSON export shaped like Get-CsOnlineUser.
+    Import {
+        #[arg(long, value_name = "NAME")]
+        enterprise: String,
+        /// PBX for rows without a Pbx column.
+        #[arg(long, value_name = "PBX")]
+        pbx: String,
+        file: std::path::PathBuf,
+        /// Validate and report only; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Write nothing unless every row is valid.
+        #[arg(long)]
+        strict: bool,
+    },
     /// List the users of an enterprise (passwords are never shown).
     List {
         #[arg(long, value_name = "NAME")]
@@ -420,6 +436,15 @@ impl Provision {
                     },
                 );
             }
+            Self::User(UserCommand::Import {
+                enterprise,
+                pbx,
+                file,
+                dry_run,
+                strict,
+            }) => {
+                import_users(store, settings, &enterprise, &pbx, &file, dry_run, strict).await?;
+            }
             Self::User(UserCommand::Delete { upn }) => {
                 store.delete_user(&upn).await?;
                 println!("user {upn} deleted");
@@ -490,6 +515,73 @@ impl Provision {
             }
         }
         Ok(())
+    }
+}
+
+async fn import_users(
+    store: &Store,
+    settings: &Settings,
+    enterprise: &str,
+    pbx: &str,
+    file: &Path,
+    dry_run: bool,
+    strict: bool,
+) -> Result<(), ProvisionError> {
+    let rows = user_import::read(file)?;
+    let users = store.list_users(enterprise).await?;
+    let existing = user_import::Existing {
+        numbers: users.iter().map(|u| u.number.clone()).collect(),
+        users: users
+            .into_iter()
+            .map(|u| (u.upn, (u.number, u.pbx)))
+            .collect(),
+        pbxs: store
+            .list_pbxs(enterprise)
+            .await?
+            .into_iter()
+            .map(|p| p.name)
+            .collect(),
+    };
+    let plan = user_import::plan(&rows, enterprise, pbx, &existing);
+    for (line, reason) in &plan.refused {
+        eprintln!("{}:{line}: {reason}", file.display());
+    }
+    let blocked = dry_run || (strict && !plan.refused.is_empty());
+    if !blocked && !plan.add.is_empty() {
+        let key = password_key(&settings.database.password_key)?;
+        store.add_users(&plan.add, &key).await.map_err(|(i, e)| {
+            invalid(
+                "file",
+                format!(
+                    "{} (row {} of the valid ones); nothing was imported",
+                    e,
+                    i + 1
+                ),
+            )
+        })?;
+    }
+    let verb = if blocked { "would add" } else { "added" };
+    println!(
+        "{} rows: {verb} {}, unchanged {}, refused {}{}",
+        rows.len(),
+        plan.add.len(),
+        plan.unchanged,
+        plan.refused.len(),
+        if dry_run {
+            " (dry run: nothing written)"
+        } else if strict && !plan.refused.is_empty() {
+            " (--strict: nothing written)"
+        } else {
+            ""
+        }
+    );
+    if plan.refused.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(
+            "file",
+            format!("{} rows refused", plan.refused.len()),
+        ))
     }
 }
 
