@@ -755,3 +755,223 @@ fn user_import_on_postgresql() {
     let pg = Postgres::start();
     user_import(&pg.url);
 }
+
+/// The seeds' worked example (license page: 50 acquired; Direct Routing 9, LCM 10 (19), UI 3,
+/// service numbers 1 = 23 licensed; LCM groups of 10 and 9 members), built through the CLI.
+fn seeds_worked_example(database_url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("teamsgw.toml"),
+        format!("[database]\nurl = \"{database_url}\"\n\n[teams]\nbase_fqdn = \"teams.carrier.example\"\n"),
+    )
+    .unwrap();
+    let gw = "contoso.teams.carrier.example";
+    ok(
+        d,
+        &[
+            "enterprise",
+            "add",
+            "Contoso",
+            "--tenant-id",
+            TENANT,
+            "--acquired-licenses",
+            "50",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "direct-route",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--fqdn",
+            gw,
+        ],
+    );
+    ok(
+        d,
+        &[
+            "pbx",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--name",
+            "main",
+            "--domain",
+            "pbx.contoso.example",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "lcm-template",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--name",
+            "Roma",
+            "--group",
+            "Sales and Marketing",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "lcm-template",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--name",
+            "Milano",
+            "--group",
+            "Retail",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "service-number",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--number",
+            "+15550199",
+            "--tag",
+            "FAX",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "service-number",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--number",
+            "+15550100",
+            "--tag",
+            gw,
+        ],
+    );
+
+    // Imported (not UI-managed): 8 DR members of Sales and Marketing, one plain member, one DR
+    // member of Retail, 8 plain Retail members, 5 monitored users in no group.
+    let mut csv = String::from(
+        "UserPrincipalName,LineUri,EnterpriseVoiceEnabled,OnlineVoiceRoutingPolicy,OnlinePstnGateway,Extension,Password,Groups,Skus\n",
+    );
+    let mut n = 0;
+    let mut row = |upn: String, dr: bool, group: &str| {
+        n += 1;
+        let (ev, policy, gateway) = if dr {
+            ("True", "Unrestricted", gw)
+        } else {
+            ("False", "", "")
+        };
+        csv.push_str(&format!(
+            "{upn},tel:+1555123{n:04},{ev},{policy},{gateway},{},pw{n},{group},SPE_E5\n",
+            2000 + n
+        ));
+    };
+    for i in 1..=8 {
+        row(
+            format!("sm{i}@contoso.example"),
+            true,
+            "Sales and Marketing",
+        );
+    }
+    row("sm10@contoso.example".into(), false, "Sales and Marketing");
+    row("r1@contoso.example".into(), true, "Retail");
+    for i in 2..=9 {
+        row(format!("r{i}@contoso.example"), false, "Retail");
+    }
+    for i in 1..=5 {
+        row(format!("m{i}@contoso.example"), false, "");
+    }
+    std::fs::write(d.join("users.csv"), csv).unwrap();
+    let out = ok(
+        d,
+        &[
+            "user",
+            "import",
+            "--enterprise",
+            "Contoso",
+            "--pbx",
+            "main",
+            "users.csv",
+        ],
+    );
+    assert!(out.contains("23 rows: added 23"), "{out}");
+
+    // Through the CLI (UI-managed): three users in no group and one Sales and Marketing member.
+    std::fs::write(d.join("pw"), "secret\n").unwrap();
+    for (i, upn) in ["ui1", "ui2", "ui3", "sm9"].iter().enumerate() {
+        let upn = format!("{upn}@contoso.example");
+        let number = format!("+1555999{i:04}");
+        let ext = format!("{}", 3000 + i);
+        let mut args = vec![
+            "user",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--pbx",
+            "main",
+            "--upn",
+            &upn,
+            "--number",
+            &number,
+            "--extension",
+            &ext,
+            "--password-file",
+            "pw",
+            "--sku",
+            "SPE_E5",
+        ];
+        if upn.starts_with("sm9") {
+            args.extend(["--group", "Sales and Marketing"]);
+        }
+        ok(d, &args);
+    }
+
+    let report: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &["license", "report", "--enterprise", "Contoso", "--json"],
+    ))
+    .unwrap();
+    let r = &report[0];
+    let factor = |name: &str| {
+        let f = &r["factors"][name];
+        (
+            f["counted"].as_u64().unwrap(),
+            f["configured"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(factor("direct_routing"), (9, 9));
+    assert_eq!(
+        factor("lcm"),
+        (10, 19),
+        "19 group members (10 + 9), 9 of them DR"
+    );
+    assert_eq!(factor("ui"), (3, 4), "sm9 counts under LCM");
+    assert_eq!(
+        factor("service_numbers"),
+        (1, 1),
+        "FAX counts, the DR-tagged number does not"
+    );
+    assert_eq!(r["currently_licensed"], 23);
+    assert_eq!(r["acquired"], 50);
+    assert_eq!(r["available"], 27);
+    assert_eq!(r["monitored_users"], 27);
+}
+
+#[test]
+fn seeds_worked_example_on_sqlite() {
+    seeds_worked_example("sqlite://teamsgw.db");
+}
+
+#[test]
+fn seeds_worked_example_on_postgresql() {
+    let pg = Postgres::start();
+    seeds_worked_example(&pg.url);
+}
