@@ -24,6 +24,8 @@ done
 for pair in "${NEEDED_PYTHON[@]}"; do
   /usr/bin/python3 -c "import ${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# The store tests start a throwaway PostgreSQL 15 cluster from Debian's binaries.
+[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
 if ((${#missing[@]})); then
   echo "== installing missing test packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
