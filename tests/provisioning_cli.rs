@@ -34,13 +34,56 @@ fn refused(dir: &Path, args: &[&str], field: &str) -> String {
     err
 }
 
+fn config(database_url: &str) -> String {
+    format!(
+        "[database]\nurl = \"{database_url}\"\n\n[teams]\nbase_fqdn = \"teams.carrier.example\"\n"
+    )
+}
+
+/// A scratch directory with a config and enterprise `name` (50 licenses) ready for users:
+/// direct route `<name>.teams.carrier.example` and PBX `main`.
+fn enterprise_with_pbx(database_url: &str, name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("teamsgw.toml"), config(database_url)).unwrap();
+    let label = name.to_ascii_lowercase();
+    let fqdn = format!("{label}.teams.carrier.example");
+    let domain = format!("pbx.{label}.example");
+    ok(
+        d,
+        &[
+            "enterprise",
+            "add",
+            name,
+            "--tenant-id",
+            TENANT,
+            "--acquired-licenses",
+            "50",
+        ],
+    );
+    ok(
+        d,
+        &["direct-route", "add", "--enterprise", name, "--fqdn", &fqdn],
+    );
+    ok(
+        d,
+        &[
+            "pbx",
+            "add",
+            "--enterprise",
+            name,
+            "--name",
+            "main",
+            "--domain",
+            &domain,
+        ],
+    );
+    dir
+}
+
 fn workflow(database_url: &str) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("teamsgw.toml"),
-        format!("[database]\nurl = \"{database_url}\"\n\n[teams]\nbase_fqdn = \"teams.carrier.example\"\n"),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("teamsgw.toml"), config(database_url)).unwrap();
     let d = dir.path();
     ok(
         d,
@@ -370,50 +413,11 @@ fn running_daemon_sees_a_cli_change_after_sighup() {
 /// `license report` from the database (seeds: the license page; licensing.md §1.2–§1.8):
 /// every user counts once under its highest factor, `counted (configured)`.
 fn license_report(database_url: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = enterprise_with_pbx(database_url, "Contoso");
     let d = dir.path();
-    let config = format!(
-        "[database]\nurl = \"{database_url}\"\n\n[teams]\nbase_fqdn = \"teams.carrier.example\"\n"
-    );
-    std::fs::write(d.join("teamsgw.toml"), &config).unwrap();
+    let config = config(database_url);
     std::fs::write(d.join("pw"), "secret\n").unwrap();
     let gw = "contoso.teams.carrier.example";
-    ok(
-        d,
-        &[
-            "enterprise",
-            "add",
-            "Contoso",
-            "--tenant-id",
-            TENANT,
-            "--acquired-licenses",
-            "50",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "direct-route",
-            "add",
-            "--enterprise",
-            "Contoso",
-            "--fqdn",
-            gw,
-        ],
-    );
-    ok(
-        d,
-        &[
-            "pbx",
-            "add",
-            "--enterprise",
-            "Contoso",
-            "--name",
-            "main",
-            "--domain",
-            "pbx.contoso.example",
-        ],
-    );
     let user = |upn: &str, number: &str, extra: &[&str]| {
         let mut args = vec![
             "user",
@@ -618,49 +622,8 @@ bob@acme.example,tel:+15551230002,False,,1002,pw-b,\"Sales; Retail\",SPE_E5,,\"B
 /// duplicate number, missing Teams license), only good rows applied, `--strict` applies none,
 /// `--dry-run` writes nothing, re-import is idempotent; JSON arrays too.
 fn user_import(database_url: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = enterprise_with_pbx(database_url, "Acme");
     let d = dir.path();
-    std::fs::write(
-        d.join("teamsgw.toml"),
-        format!("[database]\nurl = \"{database_url}\"\n\n[teams]\nbase_fqdn = \"teams.carrier.example\"\n"),
-    )
-    .unwrap();
-    ok(
-        d,
-        &[
-            "enterprise",
-            "add",
-            "Acme",
-            "--tenant-id",
-            TENANT,
-            "--acquired-licenses",
-            "50",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "direct-route",
-            "add",
-            "--enterprise",
-            "Acme",
-            "--fqdn",
-            "acme.teams.carrier.example",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "pbx",
-            "add",
-            "--enterprise",
-            "Acme",
-            "--name",
-            "main",
-            "--domain",
-            "pbx.acme.example",
-        ],
-    );
     std::fs::write(d.join("users.csv"), IMPORT_CSV).unwrap();
     let import = |extra: &[&str]| {
         let mut args = vec![
@@ -759,50 +722,9 @@ fn user_import_on_postgresql() {
 /// The seeds' worked example (license page: 50 acquired; Direct Routing 9, LCM 10 (19), UI 3,
 /// service numbers 1 = 23 licensed; LCM groups of 10 and 9 members), built through the CLI.
 fn seeds_worked_example(database_url: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = enterprise_with_pbx(database_url, "Contoso");
     let d = dir.path();
-    std::fs::write(
-        d.join("teamsgw.toml"),
-        format!("[database]\nurl = \"{database_url}\"\n\n[teams]\nbase_fqdn = \"teams.carrier.example\"\n"),
-    )
-    .unwrap();
     let gw = "contoso.teams.carrier.example";
-    ok(
-        d,
-        &[
-            "enterprise",
-            "add",
-            "Contoso",
-            "--tenant-id",
-            TENANT,
-            "--acquired-licenses",
-            "50",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "direct-route",
-            "add",
-            "--enterprise",
-            "Contoso",
-            "--fqdn",
-            gw,
-        ],
-    );
-    ok(
-        d,
-        &[
-            "pbx",
-            "add",
-            "--enterprise",
-            "Contoso",
-            "--name",
-            "main",
-            "--domain",
-            "pbx.contoso.example",
-        ],
-    );
     ok(
         d,
         &[
