@@ -288,6 +288,92 @@ fn workflow(database_url: &str) {
     ok(d, &["user", "delete", "bob@acme.example"]);
     refused(d, &["user", "delete", "bob@acme.example"], "upn");
 
+    // SKU purchase dates: Business suites bought on or after 2024-04-01 carry no Teams (seeds).
+    refused(
+        d,
+        &[
+            "enterprise",
+            "sku",
+            "add",
+            "Acme",
+            "--sku",
+            "NOPE",
+            "--units",
+            "1",
+        ],
+        "sku",
+    );
+    refused(
+        d,
+        &[
+            "enterprise",
+            "sku",
+            "add",
+            "Acme",
+            "--sku",
+            "SPB",
+            "--units",
+            "1",
+            "--acquired-on",
+            "2024-13-01",
+        ],
+        "acquired-on",
+    );
+    ok(
+        d,
+        &[
+            "enterprise",
+            "sku",
+            "add",
+            "Acme",
+            "--sku",
+            "SPB",
+            "--units",
+            "10",
+            "--acquired-on",
+            "2024-05-01",
+        ],
+    );
+    let business = [
+        "user",
+        "add",
+        "--enterprise",
+        "Acme",
+        "--pbx",
+        "main",
+        "--upn",
+        "biz@acme.example",
+        "--number",
+        "+15551230050",
+        "--extension",
+        "1050",
+        "--password-file",
+        "pw",
+        "--sku",
+        "SPB",
+        "--sku",
+        "MCOEV",
+    ];
+    let err = refused(d, &business, "sku");
+    assert!(err.contains("on or after 2024-04-01"), "{err}");
+    ok(
+        d,
+        &[
+            "enterprise",
+            "sku",
+            "add",
+            "Acme",
+            "--sku",
+            "spb",
+            "--units",
+            "10",
+            "--acquired-on",
+            "2023-06-01",
+        ],
+    );
+    ok(d, &business);
+    ok(d, &["user", "delete", "biz@acme.example"]);
+
     // Service numbers (ranges, no overlap) and LCM templates (licensing.md §1.2 factors 4, 2).
     let sn = |number: &'static str| {
         [

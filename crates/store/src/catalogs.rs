@@ -67,7 +67,72 @@ pub struct LcmTemplate {
     pub group: String,
 }
 
+/// Units of a Microsoft SKU the enterprise bought, and when (which decides whether a Business
+/// suite includes Teams; licensing.md §3).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EnterpriseSku {
+    pub part_number: String,
+    pub units: u64,
+    /// `YYYY-MM-DD`.
+    pub acquired_on: Option<String>,
+}
+
 impl Store {
+    /// Records the units of a SKU an enterprise holds; adding a SKU it already holds replaces
+    /// its units and date. The caller validates the part number against the catalogue.
+    pub async fn set_enterprise_sku(
+        &self,
+        enterprise: &str,
+        sku: &EnterpriseSku,
+    ) -> Result<(), ProvisionError> {
+        let units = i64::try_from(sku.units).map_err(|_| invalid("units", "too large"))?;
+        let mut tx = self.pool.begin().await?;
+        let id = enterprise_id(&mut tx, enterprise).await?;
+        sqlx::query("DELETE FROM enterprise_skus WHERE enterprise_id = $1 AND part_number = $2")
+            .bind(&id)
+            .bind(&sku.part_number)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO enterprise_skus (enterprise_id, part_number, units, acquired_on) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&id)
+        .bind(&sku.part_number)
+        .bind(units)
+        .bind(sku.acquired_on.as_deref())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_enterprise_skus(
+        &self,
+        enterprise: &str,
+    ) -> Result<Vec<EnterpriseSku>, ProvisionError> {
+        let mut tx = self.pool.begin().await?;
+        let id = enterprise_id(&mut tx, enterprise).await?;
+        let rows = sqlx::query(
+            "SELECT part_number, units, acquired_on FROM enterprise_skus \
+             WHERE enterprise_id = $1 ORDER BY part_number",
+        )
+        .bind(&id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                let units: i64 = row.try_get("units")?;
+                Ok(EnterpriseSku {
+                    part_number: row.try_get("part_number")?,
+                    units: u64::try_from(units).unwrap_or(0),
+                    acquired_on: row.try_get("acquired_on")?,
+                })
+            })
+            .collect()
+    }
+
     /// Adds a service number or range; refused when it overlaps one the enterprise has.
     pub async fn add_service_numbers(
         &self,

@@ -15,7 +15,7 @@ mod provision;
 mod snapshot;
 mod users;
 
-pub use catalogs::{LcmTemplate, MAX_RANGE, ServiceNumbers, parse_range};
+pub use catalogs::{EnterpriseSku, LcmTemplate, MAX_RANGE, ServiceNumbers, parse_range};
 pub use password::{PasswordKey, PasswordKeyError, SealError};
 pub use provision::{
     DirectRoute, Enterprise, LicenseFactor, Pbx, ProvisionError, Transport, validate_tenant_fqdn,

@@ -9,9 +9,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use teamsgw_license::catalogue::{self as license, Holder, Holding};
+use teamsgw_license::catalogue as license;
 use teamsgw_store::{
-    LicenseFactor, NewUser, PasswordKey, PasswordKeyError, Pbx, ProvisionError, Store, Transport,
+    EnterpriseSku, LicenseFactor, NewUser, PasswordKey, PasswordKeyError, Pbx, ProvisionError,
+    Store, Transport,
 };
 
 use crate::config::Settings;
@@ -40,6 +41,9 @@ pub enum EnterpriseCommand {
         #[arg(long = "license-factor", value_name = "FACTOR=on|off")]
         license_factors: Vec<String>,
     },
+    /// Microsoft SKUs the enterprise bought.
+    #[command(subcommand)]
+    Sku(SkuCommand),
     /// List enterprises.
     List(Output),
     /// Delete an enterprise; refused while it has children unless --cascade.
@@ -48,6 +52,22 @@ pub enum EnterpriseCommand {
         /// Also delete its direct routes, PBXs, users, service numbers and templates.
         #[arg(long)]
         cascade: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SkuCommand {
+    /// Record units of a SKU (again for the same SKU: replace its units and date).
+    Add {
+        name: String,
+        /// Microsoft part number (e.g. SPE_E5, MCOEV).
+        #[arg(long, value_name = "PART_NUMBER")]
+        sku: String,
+        #[arg(long, value_name = "N")]
+        units: u64,
+        /// Purchase date: Business suites bought on or after 2024-04-01 carry no Teams.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        acquired_on: Option<String>,
     },
 }
 
@@ -315,6 +335,27 @@ impl Provision {
                     .await?;
                 println!("enterprise {:?} updated", e.name);
             }
+            Self::Enterprise(EnterpriseCommand::Sku(SkuCommand::Add {
+                name,
+                sku,
+                units,
+                acquired_on,
+            })) => {
+                let part = license::lookup(&sku)
+                    .ok_or_else(|| invalid("sku", format!("unknown SKU part number {sku:?}")))?;
+                if let Some(date) = &acquired_on
+                    && license::Date::parse(date).is_none()
+                {
+                    return Err(invalid("acquired-on", "must be a date YYYY-MM-DD"));
+                }
+                let record = EnterpriseSku {
+                    part_number: part.part_number.to_owned(),
+                    units,
+                    acquired_on,
+                };
+                store.set_enterprise_sku(&name, &record).await?;
+                println!("{name:?} holds {units} x {}", part.part_number);
+            }
             Self::Enterprise(EnterpriseCommand::List(output)) => {
                 let list = store.list_enterprises().await?;
                 print_rows(
@@ -486,7 +527,9 @@ impl Provision {
                 );
             }
             Self::User(UserCommand::Add(args)) => {
-                let user = new_user(*args)?;
+                let dates =
+                    user_import::sku_dates(&store.list_enterprise_skus(&args.enterprise).await?);
+                let user = new_user(*args, &dates)?;
                 let key = password_key(&settings.database.password_key)?;
                 let user = store.add_user(&user, &key).await?;
                 println!(
@@ -542,7 +585,8 @@ async fn import_users(
             .map(|p| p.name)
             .collect(),
     };
-    let plan = user_import::plan(&rows, enterprise, pbx, &existing);
+    let dates = user_import::sku_dates(&store.list_enterprise_skus(enterprise).await?);
+    let plan = user_import::plan(&rows, enterprise, pbx, &existing, &dates);
     for (line, reason) in &plan.refused {
         eprintln!("{}:{line}: {reason}", file.display());
     }
@@ -594,17 +638,9 @@ fn invalid(field: &'static str, rule: impl Into<String>) -> ProvisionError {
 
 /// Checks the user's licenses (a user needs Teams and Teams Phone; reference: licensing.md
 /// §3) and reads the password, so nothing reaches the database unchecked.
-fn new_user(args: UserArgs) -> Result<NewUser, ProvisionError> {
-    let holdings: Vec<Holding> = args
-        .skus
-        .iter()
-        .map(|part| Holding {
-            part_number: part.clone(),
-            acquired_on: None,
-        })
-        .collect();
+fn new_user(args: UserArgs, dates: &user_import::SkuDates) -> Result<NewUser, ProvisionError> {
     let warnings =
-        license::check(&holdings, Holder::User).map_err(|e| invalid("sku", e.to_string()))?;
+        user_import::check_user_skus(&args.skus, dates).map_err(|e| invalid("sku", e))?;
     for w in warnings {
         eprintln!("warning: {}: {w}", args.upn);
     }

@@ -103,6 +103,34 @@ pub struct Existing {
     pub pbxs: HashSet<String>,
 }
 
+/// The enterprise's purchase date per SKU part number (upper case), which decides whether a
+/// Business suite carries Teams (licensing.md §3; seeds).
+pub type SkuDates = HashMap<String, Option<license::Date>>;
+
+pub fn sku_dates(skus: &[teamsgw_store::EnterpriseSku]) -> SkuDates {
+    skus.iter()
+        .map(|s| {
+            (
+                s.part_number.to_ascii_uppercase(),
+                s.acquired_on.as_deref().and_then(license::Date::parse),
+            )
+        })
+        .collect()
+}
+
+/// Checks a user's SKUs (Teams + Teams Phone) with the enterprise's purchase dates; returns
+/// warnings when usable.
+pub fn check_user_skus(skus: &[String], dates: &SkuDates) -> Result<Vec<String>, String> {
+    let holdings: Vec<Holding> = skus
+        .iter()
+        .map(|p| Holding {
+            part_number: p.clone(),
+            acquired_on: dates.get(&p.to_ascii_uppercase()).copied().flatten(),
+        })
+        .collect();
+    license::check(&holdings, Holder::User).map_err(|e| e.to_string())
+}
+
 /// The outcome of validating a file.
 #[derive(Default)]
 pub struct Plan {
@@ -147,7 +175,12 @@ fn line_uri(uri: &str) -> Result<(String, Option<String>), String> {
     Ok((number, ext))
 }
 
-fn row_to_user(row: &Row, enterprise: &str, pbx: &str) -> Result<NewUser, String> {
+fn row_to_user(
+    row: &Row,
+    enterprise: &str,
+    pbx: &str,
+    dates: &SkuDates,
+) -> Result<NewUser, String> {
     let upn = column(row, "userprincipalname").ok_or("UserPrincipalName is missing")?;
     let upn = validate_upn(upn).map_err(|e| e.to_string())?;
     let (number, ext) = line_uri(column(row, "lineuri").ok_or("LineUri is missing")?)?;
@@ -163,14 +196,7 @@ fn row_to_user(row: &Row, enterprise: &str, pbx: &str) -> Result<NewUser, String
     };
     let password = column(row, "password").ok_or("Password is missing")?;
     let skus = list(row, "skus");
-    let holdings: Vec<Holding> = skus
-        .iter()
-        .map(|p| Holding {
-            part_number: p.clone(),
-            acquired_on: None,
-        })
-        .collect();
-    license::check(&holdings, Holder::User).map_err(|e| format!("Skus: {e}"))?;
+    check_user_skus(&skus, dates).map_err(|e| format!("Skus: {e}"))?;
     Ok(NewUser {
         enterprise: enterprise.to_owned(),
         pbx: column(row, "pbx").unwrap_or(pbx).to_owned(),
@@ -189,12 +215,18 @@ fn row_to_user(row: &Row, enterprise: &str, pbx: &str) -> Result<NewUser, String
 }
 
 /// Validates every row against the file and the database; nothing is written.
-pub fn plan(rows: &[Row], enterprise: &str, pbx: &str, existing: &Existing) -> Plan {
+pub fn plan(
+    rows: &[Row],
+    enterprise: &str,
+    pbx: &str,
+    existing: &Existing,
+    dates: &SkuDates,
+) -> Plan {
     let mut plan = Plan::default();
     let mut upns = HashSet::new();
     let mut numbers = HashSet::new();
     for row in rows {
-        let user = match row_to_user(row, enterprise, pbx) {
+        let user = match row_to_user(row, enterprise, pbx, dates) {
             Ok(user) => user,
             Err(reason) => {
                 plan.refused.push((row.line, reason));
