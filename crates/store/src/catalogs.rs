@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use crate::Store;
-use crate::provision::{ProvisionError, enterprise_id, invalid, new_id};
+use crate::provision::{ProvisionError, enterprise_id, invalid, new_id, u64_column};
 use crate::users::validate_e164;
 
 /// A service number or a contiguous range of them (`first` = `last` for a single number).
@@ -111,22 +111,18 @@ impl Store {
         &self,
         enterprise: &str,
     ) -> Result<Vec<EnterpriseSku>, ProvisionError> {
-        let mut tx = self.pool.begin().await?;
-        let id = enterprise_id(&mut tx, enterprise).await?;
-        let rows = sqlx::query(
-            "SELECT part_number, units, acquired_on FROM enterprise_skus \
-             WHERE enterprise_id = $1 ORDER BY part_number",
-        )
-        .bind(&id)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let rows = self
+            .enterprise_rows(
+                enterprise,
+                "SELECT part_number, units, acquired_on FROM enterprise_skus \
+                 WHERE enterprise_id = $1 ORDER BY part_number",
+            )
+            .await?;
         rows.iter()
             .map(|row| {
-                let units: i64 = row.try_get("units")?;
                 Ok(EnterpriseSku {
                     part_number: row.try_get("part_number")?,
-                    units: u64::try_from(units).unwrap_or(0),
+                    units: u64_column(row, "units", "enterprise_skus")?,
                     acquired_on: row.try_get("acquired_on")?,
                 })
             })
@@ -189,16 +185,13 @@ impl Store {
         &self,
         enterprise: &str,
     ) -> Result<Vec<ServiceNumbers>, ProvisionError> {
-        let mut tx = self.pool.begin().await?;
-        let id = enterprise_id(&mut tx, enterprise).await?;
-        let rows = sqlx::query(
-            "SELECT first_number, last_number, tag FROM service_numbers \
-             WHERE enterprise_id = $1 ORDER BY first_number",
-        )
-        .bind(&id)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let rows = self
+            .enterprise_rows(
+                enterprise,
+                "SELECT first_number, last_number, tag FROM service_numbers \
+                 WHERE enterprise_id = $1 ORDER BY first_number",
+            )
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(ServiceNumbers {
@@ -260,15 +253,12 @@ impl Store {
         &self,
         enterprise: &str,
     ) -> Result<Vec<LcmTemplate>, ProvisionError> {
-        let mut tx = self.pool.begin().await?;
-        let id = enterprise_id(&mut tx, enterprise).await?;
-        let rows = sqlx::query(
-            "SELECT name, group_name FROM lcm_templates WHERE enterprise_id = $1 ORDER BY name",
-        )
-        .bind(&id)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let rows = self
+            .enterprise_rows(
+                enterprise,
+                "SELECT name, group_name FROM lcm_templates WHERE enterprise_id = $1 ORDER BY name",
+            )
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(LcmTemplate {

@@ -285,7 +285,7 @@ async fn count(
     Ok(row.try_get("n")?)
 }
 
-fn u64_column(
+pub(crate) fn u64_column(
     row: &sqlx::any::AnyRow,
     column: &str,
     table: &'static str,
@@ -304,6 +304,20 @@ fn flag(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<bool>, Provision
 }
 
 impl Store {
+    /// Rows of `sql` (`$1` = the enterprise's id) for the enterprise named `name`; refused
+    /// with `enterprise: no enterprise ...` when there is none.
+    pub(crate) async fn enterprise_rows(
+        &self,
+        name: &str,
+        sql: &'static str,
+    ) -> Result<Vec<sqlx::any::AnyRow>, ProvisionError> {
+        let mut tx = self.pool.begin().await?;
+        let id = enterprise_id(&mut tx, name).await?;
+        let rows = sqlx::query(sql).bind(&id).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     pub async fn add_enterprise(
         &self,
         name: &str,
@@ -638,16 +652,13 @@ impl Store {
     }
 
     pub async fn list_pbxs(&self, enterprise: &str) -> Result<Vec<Pbx>, ProvisionError> {
-        let mut tx = self.pool.begin().await?;
-        let id = enterprise_id(&mut tx, enterprise).await?;
-        let rows = sqlx::query(
-            "SELECT name, domain, proxy, transport, expires FROM pbxs \
-             WHERE enterprise_id = $1 ORDER BY name",
-        )
-        .bind(&id)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let rows = self
+            .enterprise_rows(
+                enterprise,
+                "SELECT name, domain, proxy, transport, expires FROM pbxs \
+                 WHERE enterprise_id = $1 ORDER BY name",
+            )
+            .await?;
         rows.iter()
             .map(|row| {
                 let transport: String = row.try_get("transport")?;
@@ -661,7 +672,10 @@ impl Store {
                         table: "pbxs",
                         problem: format!("unknown transport {transport:?}"),
                     })?,
-                    expires: u32::try_from(expires).unwrap_or(u32::MAX),
+                    expires: u32::try_from(expires).map_err(|_| StoreError::BadRow {
+                        table: "pbxs",
+                        problem: format!("expires {expires} out of range"),
+                    })?,
                 })
             })
             .collect()

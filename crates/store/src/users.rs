@@ -290,17 +290,14 @@ impl Store {
 
     /// Users of an enterprise, ordered by UPN; passwords are never read.
     pub async fn list_users(&self, enterprise: &str) -> Result<Vec<User>, ProvisionError> {
-        let mut tx = self.pool.begin().await?;
-        let id = enterprise_id(&mut tx, enterprise).await?;
-        let rows = sqlx::query(
-            "SELECT p.name AS pbx, u.upn, u.number, u.extension, u.auth_user, u.skus, \
-             u.ev_enabled, u.voice_routing_policy, u.pstn_gateway, u.groups, u.managed_by_ui \
-             FROM users u JOIN pbxs p ON p.id = u.pbx_id WHERE u.enterprise_id = $1 ORDER BY u.upn",
-        )
-        .bind(&id)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let rows = self
+            .enterprise_rows(
+                enterprise,
+                "SELECT p.name AS pbx, u.upn, u.number, u.extension, u.auth_user, u.skus, \
+                 u.ev_enabled, u.voice_routing_policy, u.pstn_gateway, u.groups, u.managed_by_ui \
+                 FROM users u JOIN pbxs p ON p.id = u.pbx_id WHERE u.enterprise_id = $1 ORDER BY u.upn",
+            )
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(User {
