@@ -2,11 +2,12 @@
 //!
 //! Owns: the schema and its migrations (one portable folder, run through sqlx's `Any` driver on
 //! an embedded SQLite file by default or on PostgreSQL), the domain model (Enterprise → Direct
-//! Route → PBX → Users), the provisioning rules, and [`RoutingSnapshot`], the immutable index
-//! the gateway routes from.
+//! Route → PBX → Users), the provisioning rules, SIP passwords sealed at rest
+//! ([`PasswordKey`]), and [`RoutingSnapshot`], the immutable index the gateway routes from.
 //!
-//! Must never know: SIP, SDP, media or sockets (store never imports them), HTTP, or how the
-//! daemon is signalled. Callers decide when to reload; this crate only builds snapshots.
+//! Must never know: SIP, SDP, media or sockets (store never imports them), HTTP, license rules
+//! (the license crate owns them; callers check SKUs before storing), or how the daemon is
+//! signalled. Callers decide when to reload; this crate only builds snapshots.
 
 mod catalogs;
 mod migrations;

@@ -1,5 +1,6 @@
 //! The `teamsgw` daemon and command line: configuration, the admin HTTP listener (metrics,
-//! health, REST API), signals and systemd integration, and provisioning subcommands.
+//! health; the REST API is to come), signals and systemd integration, the provisioning
+//! subcommands, user import and the license report.
 //!
 //! Owns: process life (start, SIGHUP reload, SIGTERM drain), config loading and validation,
 //! how metrics are exposed, and turning CLI/API input into store calls.
