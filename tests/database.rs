@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use teamsgw_store::{
-    Backend, NewUser, PasswordKey, Pbx, ProvisionError, Store, Transport, password_context,
+    Backend, NewDirectRoute, NewUser, PasswordKey, Pbx, ProvisionError, Store, Transport,
+    password_context,
 };
 use teamsgw_tests::postgres::Postgres;
 use teamsgw_tests::{Daemon, Ports, test_config};
@@ -14,12 +15,12 @@ use teamsgw_tests::{Daemon, Ports, test_config};
 async fn migrate_and_load(url: &str, backend: Backend) {
     let store = Store::open(url).await.unwrap();
     assert_eq!(store.backend(), backend);
-    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(store.schema_version().await.unwrap(), 3);
     assert_eq!(store.load_snapshot().await.unwrap().direct_routes(), 0);
     store.close().await;
     // Opening a migrated database again changes nothing.
     let store = Store::open(url).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(store.schema_version().await.unwrap(), 3);
     store.close().await;
 }
 
@@ -64,12 +65,32 @@ async fn provisioning_rules(url: &str) {
     assert!(store.list_pbxs("Acme").await.unwrap().is_empty());
 
     let err = store
-        .add_direct_route("Acme", "acme.other.example", BASE, 5061, None)
+        .add_direct_route(
+            &NewDirectRoute {
+                enterprise: "Acme".to_string(),
+                fqdn: "acme.other.example".to_string(),
+                base_fqdn: BASE.to_string(),
+                port: 5061,
+                max_sessions: None,
+                ms_user: None,
+            },
+            |_| Ok(Vec::new()),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.field(), Some("fqdn"), "{err}");
     let err = store
-        .add_direct_route("Nobody", "x.teams.carrier.example", BASE, 5061, None)
+        .add_direct_route(
+            &NewDirectRoute {
+                enterprise: "Nobody".to_string(),
+                fqdn: "x.teams.carrier.example".to_string(),
+                base_fqdn: BASE.to_string(),
+                port: 5061,
+                max_sessions: None,
+                ms_user: None,
+            },
+            |_| Ok(Vec::new()),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -83,11 +104,31 @@ async fn provisioning_rules(url: &str) {
         "{err}"
     );
     store
-        .add_direct_route("Acme", "ACME.teams.carrier.example", BASE, 5061, Some(30))
+        .add_direct_route(
+            &NewDirectRoute {
+                enterprise: "Acme".to_string(),
+                fqdn: "ACME.teams.carrier.example".to_string(),
+                base_fqdn: BASE.to_string(),
+                port: 5061,
+                max_sessions: Some(30),
+                ms_user: None,
+            },
+            |_| Ok(Vec::new()),
+        )
         .await
         .unwrap();
     let err = store
-        .add_direct_route("Acme", "acme.teams.carrier.example", BASE, 5061, None)
+        .add_direct_route(
+            &NewDirectRoute {
+                enterprise: "Acme".to_string(),
+                fqdn: "acme.teams.carrier.example".to_string(),
+                base_fqdn: BASE.to_string(),
+                port: 5061,
+                max_sessions: None,
+                ms_user: None,
+            },
+            |_| Ok(Vec::new()),
+        )
         .await
         .unwrap_err();
     assert!(

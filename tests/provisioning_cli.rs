@@ -61,6 +61,20 @@ fn enterprise_with_pbx(database_url: &str, name: &str) -> tempfile::TempDir {
             "50",
         ],
     );
+    // The direct route's Microsoft user takes one unit (licensing.md §2.3).
+    ok(
+        d,
+        &[
+            "enterprise",
+            "sku",
+            "add",
+            name,
+            "--sku",
+            "MCOCAP",
+            "--units",
+            "1",
+        ],
+    );
     ok(
         d,
         &["direct-route", "add", "--enterprise", name, "--fqdn", &fqdn],
@@ -163,19 +177,37 @@ fn workflow(database_url: &str) {
         ],
         "enterprise",
     );
-    ok(
-        d,
-        &[
-            "direct-route",
-            "add",
-            "--enterprise",
-            "Acme",
-            "--fqdn",
-            "acme.teams.carrier.example",
-            "--max-sessions",
-            "20",
-        ],
-    );
+    // Creating a direct route licenses its Microsoft user from the pool (licensing.md §2.3):
+    // with nothing bought it fails and names the missing license.
+    let route = [
+        "direct-route",
+        "add",
+        "--enterprise",
+        "Acme",
+        "--fqdn",
+        "acme.teams.carrier.example",
+        "--max-sessions",
+        "20",
+    ];
+    let err = refused(d, &route, "enterprise");
+    assert!(err.contains("no Teams license"), "{err}");
+    assert!(err.contains("enterprise sku add"), "{err}");
+    for (sku, units) in [("ENTERPRISEPACK", "1"), ("MCOEV", "1")] {
+        ok(
+            d,
+            &[
+                "enterprise",
+                "sku",
+                "add",
+                "Acme",
+                "--sku",
+                sku,
+                "--units",
+                units,
+            ],
+        );
+    }
+    ok(d, &route);
     refused(
         d,
         &[
@@ -212,6 +244,11 @@ fn workflow(database_url: &str) {
     let json: serde_json::Value = serde_json::from_str(&routes).unwrap();
     assert_eq!(json[0]["fqdn"], "acme.teams.carrier.example");
     assert_eq!(json[0]["max_sessions"], 20);
+    assert_eq!(json[0]["ms_user"], "donotdelete@acme.teams.carrier.example");
+    assert_eq!(
+        json[0]["licenses"],
+        serde_json::json!(["ENTERPRISEPACK", "MCOEV"])
+    );
     let table = ok(d, &["direct-route", "list", "--enterprise", "Acme"]);
     assert!(
         table.contains("acme.teams.carrier.example  Acme        5061  20"),
@@ -474,6 +511,19 @@ fn running_daemon_sees_a_cli_change_after_sighup() {
             "--tenant-id",
             TENANT,
             "--acquired-licenses",
+            "1",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "enterprise",
+            "sku",
+            "add",
+            "Acme",
+            "--sku",
+            "SPE_E5",
+            "--units",
             "1",
         ],
     );

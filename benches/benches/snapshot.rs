@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use teamsgw_benches::{CountingAllocator, allocations};
-use teamsgw_store::{NewUser, PasswordKey, Pbx, Store, Transport};
+use teamsgw_store::{NewDirectRoute, NewUser, PasswordKey, Pbx, Store, Transport};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -55,11 +55,15 @@ async fn main() {
             .unwrap();
         store
             .add_direct_route(
-                &name,
-                &format!("e{e}.teams.carrier.example"),
-                "teams.carrier.example",
-                5061,
-                None,
+                &NewDirectRoute {
+                    enterprise: name.to_string(),
+                    fqdn: format!("e{e}.teams.carrier.example"),
+                    base_fqdn: "teams.carrier.example".to_string(),
+                    port: 5061,
+                    max_sessions: None,
+                    ms_user: None,
+                },
+                |_| Ok(Vec::new()),
             )
             .await
             .unwrap();

@@ -38,6 +38,19 @@ impl Default for Criteria {
     }
 }
 
+impl Criteria {
+    /// Compiles every pattern with sample placeholder values, so a broken regex is refused
+    /// when the configuration is loaded instead of when a report is counted.
+    pub fn check(&self) -> Result<(), CriteriaError> {
+        let sample = Enterprise {
+            tenant_id: "00000000-0000-0000-0000-000000000000".into(),
+            direct_routes: vec!["customer.sbc.example.net".into()],
+            ..Enterprise::default()
+        };
+        Compiled::new(self, &sample).map(|_| ())
+    }
+}
+
 const GATEWAY: &str = "_PSTNGATEWAY_TO_REPLACE_";
 const TENANT: &str = "_MSTENANTID_TO_REPLACE_";
 

@@ -9,17 +9,25 @@
 //! (the license crate owns them; callers check SKUs before storing), or how the daemon is
 //! signalled. Callers decide when to reload; this crate only builds snapshots.
 
+mod audit;
 mod catalogs;
+mod changes;
+mod changes_feed;
+mod direct_routes;
 mod migrations;
 mod password;
 mod provision;
 mod snapshot;
 mod users;
 
+pub use audit::AuditRow;
 pub use catalogs::{EnterpriseSku, LcmTemplate, MAX_RANGE, ServiceNumbers, parse_range};
+pub use changes::{PbxChange, UserChange};
+pub use changes_feed::ChangeListener;
+pub use direct_routes::{DirectRoute, NewDirectRoute, PoolUnit};
 pub use password::{PasswordKey, PasswordKeyError, SealError};
 pub use provision::{
-    DirectRoute, Enterprise, LicenseFactor, Pbx, ProvisionError, Transport, validate_tenant_fqdn,
+    Enterprise, LicenseFactor, Pbx, ProvisionError, Transport, validate_tenant_fqdn,
     validate_tenant_id,
 };
 pub use snapshot::{DirectRouteEntry, PbxEntry, RoutingSnapshot, UserEntry};
@@ -205,7 +213,7 @@ mod tests {
             .await
             .unwrap();
         assert!(file.exists());
-        assert_eq!(store.schema_version().await.unwrap(), 2);
+        assert_eq!(store.schema_version().await.unwrap(), 3);
         let snapshot = store.load_snapshot().await.unwrap();
         assert_eq!(snapshot.direct_routes(), 0);
         store.close().await;
@@ -214,6 +222,6 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}", file.display()))
             .await
             .unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 2);
+        assert_eq!(store.schema_version().await.unwrap(), 3);
     }
 }

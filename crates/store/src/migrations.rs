@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "provisioning model and license data",
         include_str!("../migrations/0002_provisioning.sql"),
     ),
+    (
+        3,
+        "license change times of direct-route users",
+        include_str!("../migrations/0003_license_changes.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -101,14 +101,6 @@ impl LicenseFactor {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DirectRoute {
-    pub enterprise: String,
-    pub fqdn: String,
-    pub port: u16,
-    pub max_sessions: Option<u32>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
@@ -127,7 +119,7 @@ impl Transport {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Udp => "udp",
             Self::Tcp => "tcp",
@@ -203,7 +195,7 @@ pub fn validate_tenant_fqdn(fqdn: &str, base_fqdn: &str) -> Result<String, Provi
     Ok(fqdn)
 }
 
-fn validate_name(field: &'static str, name: &str) -> Result<(), ProvisionError> {
+pub(crate) fn validate_name(field: &'static str, name: &str) -> Result<(), ProvisionError> {
     if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
         return Err(invalid(field, "must be 1 to 200 printable characters"));
     }
@@ -211,7 +203,7 @@ fn validate_name(field: &'static str, name: &str) -> Result<(), ProvisionError> 
 }
 
 /// A SIP host with an optional port: a DNS name or IPv4 address (`[v6]` in brackets).
-fn validate_host_port(field: &'static str, value: &str) -> Result<(), ProvisionError> {
+pub(crate) fn validate_host_port(field: &'static str, value: &str) -> Result<(), ProvisionError> {
     let host = match value.rsplit_once(':') {
         Some((host, port)) if !value.ends_with(']') => {
             port.parse::<u16>()
@@ -276,7 +268,7 @@ pub(crate) async fn enterprise_id(
     }
 }
 
-async fn count(
+pub(crate) async fn count(
     tx: &mut Transaction<'static, Any>,
     sql: &'static str,
     id: &str,
@@ -491,103 +483,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Adds a direct route (derived trunk) for an enterprise; see [`validate_tenant_fqdn`].
-    pub async fn add_direct_route(
-        &self,
-        enterprise: &str,
-        fqdn: &str,
-        base_fqdn: &str,
-        port: u16,
-        max_sessions: Option<u32>,
-    ) -> Result<DirectRoute, ProvisionError> {
-        let fqdn = validate_tenant_fqdn(fqdn, base_fqdn)?;
-        if port == 0 {
-            return Err(invalid("port", "must be 1-65535"));
-        }
-        if max_sessions == Some(0) {
-            return Err(invalid(
-                "max-sessions",
-                "must be at least 1 (omit for no limit)",
-            ));
-        }
-        let mut tx = self.pool.begin().await?;
-        let id = enterprise_id(&mut tx, enterprise).await?;
-        if count(
-            &mut tx,
-            "SELECT COUNT(*) AS n FROM direct_routes WHERE fqdn = $1",
-            &fqdn,
-        )
-        .await?
-            > 0
-        {
-            return Err(ProvisionError::Conflict {
-                field: "fqdn",
-                value: fqdn,
-            });
-        }
-        sqlx::query(
-            "INSERT INTO direct_routes (id, enterprise_id, fqdn, port, max_sessions, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(new_id()?)
-        .bind(&id)
-        .bind(&fqdn)
-        .bind(i64::from(port))
-        .bind(max_sessions.map(i64::from))
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(DirectRoute {
-            enterprise: enterprise.to_owned(),
-            fqdn,
-            port,
-            max_sessions,
-        })
-    }
-
-    /// Direct routes, of one enterprise or all, ordered by FQDN.
-    pub async fn list_direct_routes(
-        &self,
-        enterprise: Option<&str>,
-    ) -> Result<Vec<DirectRoute>, ProvisionError> {
-        let mut tx = self.pool.begin().await?;
-        let filter = match enterprise {
-            Some(name) => Some(enterprise_id(&mut tx, name).await?),
-            None => None,
-        };
-        let rows = sqlx::query(
-            "SELECT e.name AS enterprise, d.fqdn, d.port, d.max_sessions \
-             FROM direct_routes d JOIN enterprises e ON e.id = d.enterprise_id \
-             WHERE $1 IS NULL OR d.enterprise_id = $1 ORDER BY d.fqdn",
-        )
-        .bind(filter.as_deref())
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(|row| {
-                let port = u64_column(row, "port", "direct_routes")?;
-                let max_sessions: Option<i64> = row.try_get("max_sessions")?;
-                let bad = |column: &str| {
-                    ProvisionError::Store(StoreError::BadRow {
-                        table: "direct_routes",
-                        problem: format!("{column} out of range"),
-                    })
-                };
-                Ok(DirectRoute {
-                    enterprise: row.try_get("enterprise")?,
-                    fqdn: row.try_get("fqdn")?,
-                    port: u16::try_from(port).map_err(|_| bad("port"))?,
-                    max_sessions: max_sessions
-                        .map(u32::try_from)
-                        .transpose()
-                        .map_err(|_| bad("max_sessions"))?,
-                })
-            })
-            .collect()
     }
 
     /// Adds a PBX. The seeds' order is Enterprise → Direct Route → PBX: a PBX needs an

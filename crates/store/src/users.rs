@@ -46,6 +46,8 @@ pub struct User {
     pub pstn_gateway: Option<String>,
     pub groups: Vec<String>,
     pub managed_by_ui: bool,
+    /// Unix seconds of the last change of `skus`, for the license-change cooldown.
+    pub last_license_change: Option<i64>,
 }
 
 /// E.164 (ITU-T E.164 §6): `+`, a country code that does not start with 0, at most 15 digits.
@@ -83,7 +85,29 @@ pub fn validate_upn(upn: &str) -> Result<String, ProvisionError> {
 
 /// Extensions and digest user names become SIP URI user parts: keep them to the unreserved
 /// characters every PBX accepts.
-fn validate_sip_user(field: &'static str, value: &str) -> Result<(), ProvisionError> {
+pub(crate) fn validate_groups(groups: &[String]) -> Result<(), ProvisionError> {
+    if groups.iter().any(|g| g.is_empty() || g.contains(';')) {
+        return Err(invalid(
+            "group",
+            "group names are non-empty and contain no ';'",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn seal_password(
+    key: &PasswordKey,
+    password: &str,
+    upn: &str,
+) -> Result<String, ProvisionError> {
+    if password.is_empty() || password.len() > 256 {
+        return Err(invalid("password", "must be 1 to 256 bytes"));
+    }
+    key.seal(password, &password_context(upn))
+        .map_err(|e| invalid("password", e.to_string()))
+}
+
+pub(crate) fn validate_sip_user(field: &'static str, value: &str) -> Result<(), ProvisionError> {
     let ok = !value.is_empty()
         && value.len() <= 64
         && value
@@ -99,11 +123,11 @@ fn validate_sip_user(field: &'static str, value: &str) -> Result<(), ProvisionEr
     }
 }
 
-fn join(list: &[String]) -> String {
+pub(crate) fn join(list: &[String]) -> String {
     list.join(";")
 }
 
-fn split(text: &str) -> Vec<String> {
+pub(crate) fn split(text: &str) -> Vec<String> {
     text.split(';')
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
@@ -136,20 +160,8 @@ async fn insert_user(
         .clone()
         .unwrap_or_else(|| user.extension.clone());
     validate_sip_user("auth-user", &auth_user)?;
-    if user.password.is_empty() || user.password.len() > 256 {
-        return Err(invalid("password", "must be 1 to 256 bytes"));
-    }
-    for g in &user.groups {
-        if g.is_empty() || g.contains(';') {
-            return Err(invalid(
-                "group",
-                "group names are non-empty and contain no ';'",
-            ));
-        }
-    }
-    let sealed = key
-        .seal(&user.password, &password_context(&upn))
-        .map_err(|e| invalid("password", e.to_string()))?;
+    validate_groups(&user.groups)?;
+    let sealed = seal_password(key, &user.password, &upn)?;
     let mut token = [0u8; 8];
     SystemRandom::new()
         .fill(&mut token)
@@ -249,6 +261,33 @@ async fn insert_user(
         pstn_gateway: user.pstn_gateway.clone(),
         groups: user.groups.clone(),
         managed_by_ui: user.managed_by_ui,
+        last_license_change: (!user.skus.is_empty()).then_some(t),
+    })
+}
+
+/// The columns [`user_from_row`] reads, for `FROM users u JOIN pbxs p ON p.id = u.pbx_id`.
+pub(crate) const USER_COLUMNS: &str = "p.name AS pbx, u.upn, u.number, u.extension, u.auth_user, \
+     u.skus, u.ev_enabled, u.voice_routing_policy, u.pstn_gateway, u.groups, u.managed_by_ui, \
+     u.last_license_change";
+
+pub(crate) fn user_from_row(
+    enterprise: &str,
+    row: &sqlx::any::AnyRow,
+) -> Result<User, ProvisionError> {
+    Ok(User {
+        enterprise: enterprise.to_owned(),
+        pbx: row.try_get("pbx")?,
+        upn: row.try_get("upn")?,
+        number: row.try_get("number")?,
+        extension: row.try_get("extension")?,
+        auth_user: row.try_get("auth_user")?,
+        skus: split(&row.try_get::<String, _>("skus")?),
+        ev_enabled: row.try_get::<i64, _>("ev_enabled")? != 0,
+        voice_routing_policy: row.try_get("voice_routing_policy")?,
+        pstn_gateway: row.try_get("pstn_gateway")?,
+        groups: split(&row.try_get::<String, _>("groups")?),
+        managed_by_ui: row.try_get::<i64, _>("managed_by_ui")? != 0,
+        last_license_change: row.try_get("last_license_change")?,
     })
 }
 
@@ -274,6 +313,17 @@ impl Store {
         users: &[NewUser],
         key: &PasswordKey,
     ) -> Result<Vec<User>, (usize, ProvisionError)> {
+        self.add_users_reporting(users, key, |_| {}).await
+    }
+
+    /// [`Store::add_users`] calling `progress` with the number of users inserted so far
+    /// (every 1,000 and at the end), for a progress bar.
+    pub async fn add_users_reporting(
+        &self,
+        users: &[NewUser],
+        key: &PasswordKey,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<User>, (usize, ProvisionError)> {
         let mut tx = self.pool.begin().await.map_err(|e| (0, e.into()))?;
         let mut ids = IdCache::default();
         let mut added = Vec::with_capacity(users.len());
@@ -283,38 +333,30 @@ impl Store {
                     .await
                     .map_err(|e| (i, e))?,
             );
+            if (i + 1) % 1000 == 0 {
+                progress(i + 1);
+            }
         }
+        progress(users.len());
         tx.commit().await.map_err(|e| (users.len(), e.into()))?;
         Ok(added)
     }
 
     /// Users of an enterprise, ordered by UPN; passwords are never read.
     pub async fn list_users(&self, enterprise: &str) -> Result<Vec<User>, ProvisionError> {
-        let rows = self
-            .enterprise_rows(
-                enterprise,
-                "SELECT p.name AS pbx, u.upn, u.number, u.extension, u.auth_user, u.skus, \
-                 u.ev_enabled, u.voice_routing_policy, u.pstn_gateway, u.groups, u.managed_by_ui \
-                 FROM users u JOIN pbxs p ON p.id = u.pbx_id WHERE u.enterprise_id = $1 ORDER BY u.upn",
-            )
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN pbxs p ON p.id = u.pbx_id \
+             WHERE u.enterprise_id = $1 ORDER BY u.upn"
+        );
+        let mut tx = self.pool.begin().await?;
+        let id = enterprise_id(&mut tx, enterprise).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&id)
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         rows.iter()
-            .map(|row| {
-                Ok(User {
-                    enterprise: enterprise.to_owned(),
-                    pbx: row.try_get("pbx")?,
-                    upn: row.try_get("upn")?,
-                    number: row.try_get("number")?,
-                    extension: row.try_get("extension")?,
-                    auth_user: row.try_get("auth_user")?,
-                    skus: split(&row.try_get::<String, _>("skus")?),
-                    ev_enabled: row.try_get::<i64, _>("ev_enabled")? != 0,
-                    voice_routing_policy: row.try_get("voice_routing_policy")?,
-                    pstn_gateway: row.try_get("pstn_gateway")?,
-                    groups: split(&row.try_get::<String, _>("groups")?),
-                    managed_by_ui: row.try_get::<i64, _>("managed_by_ui")? != 0,
-                })
-            })
+            .map(|row| user_from_row(enterprise, row))
             .collect()
     }
 

@@ -41,15 +41,49 @@ pub struct LicenseSettings {
     pub lcm_factor: bool,
     pub ui_factor: bool,
     pub service_numbers_factor: bool,
+    /// A second license change to the same user within this many hours is refused unless forced.
+    pub change_cooldown_hours: u64,
+    /// `teamsgw_license_warning{enterprise}` is 1 when usage passes this percentage of acquired.
+    pub warning_percent: u8,
+    /// How often the daemon recounts licenses (gauges) and writes today's audit row.
+    pub refresh_seconds: u64,
+    /// Criteria regexes (licensing.md §1.4) with placeholders `_PSTNGATEWAY_TO_REPLACE_`
+    /// and `_MSTENANTID_TO_REPLACE_`.
+    pub licensed_users_by_gateway: String,
+    pub dr_numbers: String,
+    /// Empty: no service-number tag is rejected.
+    pub reject_as_service_numbers: String,
 }
 
 impl Default for LicenseSettings {
     fn default() -> Self {
+        let criteria = teamsgw_license::factors::Criteria::default();
         Self {
             lcm_factor: true,
             ui_factor: true,
             service_numbers_factor: true,
+            change_cooldown_hours: 24,
+            warning_percent: 90,
+            refresh_seconds: 300,
+            licensed_users_by_gateway: criteria.licensed_users_by_gateway,
+            dr_numbers: criteria.dr_numbers,
+            reject_as_service_numbers: criteria.reject_as_service_numbers.unwrap_or_default(),
         }
+    }
+}
+
+impl LicenseSettings {
+    pub fn criteria(&self) -> teamsgw_license::factors::Criteria {
+        teamsgw_license::factors::Criteria {
+            licensed_users_by_gateway: self.licensed_users_by_gateway.clone(),
+            dr_numbers: self.dr_numbers.clone(),
+            reject_as_service_numbers: (!self.reject_as_service_numbers.is_empty())
+                .then(|| self.reject_as_service_numbers.clone()),
+        }
+    }
+
+    pub fn cooldown(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.change_cooldown_hours.saturating_mul(3600))
     }
 }
 
@@ -465,6 +499,18 @@ impl Settings {
         }
         if self.media.timeout_seconds == 0 {
             bad("media.timeout_seconds", "must be at least 1".into());
+        }
+        if self.license.warning_percent > 100 {
+            bad(
+                "license.warning_percent",
+                format!("{} is above 100", self.license.warning_percent),
+            );
+        }
+        if self.license.refresh_seconds == 0 {
+            bad("license.refresh_seconds", "must be at least 1".into());
+        }
+        if let Err(e) = self.license.criteria().check() {
+            bad(&format!("license.{}", e.name), e.problem);
         }
         out
     }

@@ -20,11 +20,15 @@ use teamsgw_sip::transport::SipTransport;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
+use arc_swap::ArcSwap;
+
 use crate::admin::{self, AdminState};
+use crate::api::{self, ApiState};
 use crate::build_info::{GIT_SHA, VERSION};
 use crate::config::{Problem, Problems, Settings};
 use crate::devcert;
 use crate::drain::Drain;
+use crate::license_monitor::LicenseMonitor;
 use crate::logging::{self, LogHandle};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -61,6 +65,8 @@ pub fn report_problems(path: &Path, problems: &Problems) {
 struct Daemon {
     config_path: PathBuf,
     settings: Settings,
+    /// The same settings for the API and background tasks; replaced on a good SIGHUP.
+    shared_settings: Arc<ArcSwap<Settings>>,
     log: LogHandle,
     notifier: Notifier,
     tls: Arc<TlsStore>,
@@ -133,10 +139,18 @@ impl Daemon {
             .await
             .map_err(|e| format!("admin.listen {}: cannot bind: {e}", settings.admin.listen))?;
         let (stop_admin, mut stopped) = watch::channel(false);
+        let shared_settings = Arc::new(ArcSwap::from_pointee(settings.clone()));
         let app = admin::router(AdminState {
             metrics: Arc::clone(&metrics),
             readiness: Arc::clone(&readiness),
-        });
+        })
+        .nest(
+            "/api/v1",
+            api::router(ApiState {
+                provisioning: Arc::clone(&provisioning),
+                settings: Arc::clone(&shared_settings),
+            }),
+        );
         let admin_task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
@@ -161,9 +175,14 @@ impl Daemon {
         if provisioning.reload().await.is_err() {
             tokio::spawn(Arc::clone(&provisioning).load_until_ready());
         }
+        tokio::spawn(Arc::clone(&provisioning).follow_changes());
+        let licenses =
+            Arc::new(LicenseMonitor::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?);
+        tokio::spawn(licenses.run(Arc::clone(&provisioning), Arc::clone(&shared_settings)));
         Ok(Self {
             config_path,
             settings,
+            shared_settings,
             log,
             notifier: Notifier::from_env(),
             tls,
@@ -263,6 +282,7 @@ impl Daemon {
         for key in self.settings.restart_only_changes(&new) {
             tracing::warn!(key, "changed in the file; takes effect after a restart");
         }
+        self.shared_settings.store(Arc::new(new.clone()));
         self.settings = new;
         Ok(())
     }

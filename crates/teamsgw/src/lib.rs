@@ -1,5 +1,5 @@
 //! The `teamsgw` daemon and command line: configuration, the admin HTTP listener (metrics,
-//! health; the REST API is to come), signals and systemd integration, the provisioning
+//! health, the REST API under /api/v1), signals and systemd integration, the provisioning
 //! subcommands, user import and the license report.
 //!
 //! Owns: process life (start, SIGHUP reload, SIGTERM drain), config loading and validation,
@@ -9,16 +9,19 @@
 //! transports), or SQL (the store crate owns it). Keep protocol logic out of here.
 
 pub mod admin;
+pub mod api;
 pub mod build_info;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod devcert;
 pub mod drain;
+pub mod license_monitor;
 pub mod license_report;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod operations;
 pub mod provision_cli;
 pub mod provisioning;
 pub mod readiness;

@@ -3,13 +3,13 @@
 //! (seeds: the license page; licensing.md §1.2–§1.8). Each factor is `counted (configured)`:
 //! counted after priority de-duplication (what is billed), configured the raw number.
 
-use serde::Serialize;
-use teamsgw_license::factors::{self, Criteria, Factor, ServiceNumber, Switches};
+use serde::{Deserialize, Serialize};
+use teamsgw_license::factors::{self, Factor, ServiceNumber, Switches};
 use teamsgw_store::{Enterprise, ProvisionError, Store};
 
 use crate::config::LicenseSettings;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FactorJson {
     pub counted: u32,
     pub configured: u32,
@@ -26,7 +26,7 @@ impl From<Factor> for FactorJson {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Factors {
     pub direct_routing: FactorJson,
     pub lcm: FactorJson,
@@ -35,7 +35,7 @@ pub struct Factors {
 }
 
 /// One enterprise's line of the report (the `--json` shape).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnterpriseReport {
     pub enterprise: String,
     pub acquired: u32,
@@ -117,12 +117,11 @@ pub async fn build(
                 .collect(),
             switches: switches(e, global),
         };
-        let r = factors::count(&input, &Criteria::default()).map_err(|err| {
-            ProvisionError::Invalid {
+        let r =
+            factors::count(&input, &global.criteria()).map_err(|err| ProvisionError::Invalid {
                 field: "license.criteria",
                 rule: err.to_string(),
-            }
-        })?;
+            })?;
         out.push(EnterpriseReport {
             enterprise: e.name.clone(),
             acquired: r.acquired,
@@ -146,5 +145,92 @@ pub fn cell(f: &FactorJson) -> String {
         format!("{} ({})", f.counted, f.configured)
     } else {
         format!("off ({})", f.configured)
+    }
+}
+
+/// One day of `license history`: the report the daemon recorded that day.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditDay {
+    pub day: String,
+    pub report: EnterpriseReport,
+}
+
+/// The audit rows of an enterprise between two dates (inclusive).
+pub async fn history(
+    store: &Store,
+    enterprise: &str,
+    from: &str,
+    to: &str,
+) -> Result<Vec<AuditDay>, ProvisionError> {
+    store
+        .license_history(enterprise, from, to)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let report = serde_json::from_str(&row.report).map_err(|e| {
+                ProvisionError::Store(teamsgw_store::StoreError::BadRow {
+                    table: "license_audit",
+                    problem: format!("report of {} is not a license report: {e}", row.day),
+                })
+            })?;
+            Ok(AuditDay {
+                day: row.day,
+                report,
+            })
+        })
+        .collect()
+}
+
+/// Counts every enterprise and records today's audit row for each (UTC day).
+pub async fn record_audit(
+    store: &Store,
+    global: &LicenseSettings,
+) -> Result<Vec<EnterpriseReport>, ProvisionError> {
+    let reports = build(store, None, global).await?;
+    let day = today();
+    for r in &reports {
+        let json = serde_json::to_string(r).map_err(|e| ProvisionError::Invalid {
+            field: "report",
+            rule: e.to_string(),
+        })?;
+        store
+            .record_license_audit(&r.enterprise, &day, &json)
+            .await?;
+    }
+    Ok(reports)
+}
+
+/// Today as `YYYY-MM-DD` in UTC (civil-from-days, H. Hinnant's algorithm).
+pub fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    civil_date(i64::try_from(secs / 86_400).unwrap_or(0))
+}
+
+fn civil_date(days_since_epoch: i64) -> String {
+    let z = days_since_epoch + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_date;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(19_782), "2024-02-29");
+        assert_eq!(civil_date(20_780), "2026-11-23");
+        assert_eq!(civil_date(11_016), "2000-02-29");
     }
 }

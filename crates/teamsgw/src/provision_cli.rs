@@ -5,19 +5,20 @@
 //!
 //! A running daemon picks changes up on its next snapshot reload (SIGHUP).
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use teamsgw_license::catalogue as license;
-use teamsgw_store::{
-    EnterpriseSku, LicenseFactor, NewUser, PasswordKey, PasswordKeyError, Pbx, ProvisionError,
-    Store, Transport,
-};
+use teamsgw_store::{ProvisionError, Store};
 
 use crate::config::Settings;
 use crate::daemon;
 use crate::license_report;
+use crate::operations::{
+    DirectRouteAdd, EnterpriseAdd, EnterpriseSet, PbxAdd, PbxSet, Provisioner, SkuAdd, UserAdd,
+    UserSet, invalid,
+};
 use crate::user_import;
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +47,12 @@ pub enum EnterpriseCommand {
     Sku(SkuCommand),
     /// List enterprises.
     List(Output),
+    /// One enterprise with its SKUs, direct routes and how much lives under it.
+    Show {
+        name: String,
+        #[command(flatten)]
+        output: Output,
+    },
     /// Delete an enterprise; refused while it has children unless --cascade.
     Delete {
         name: String,
@@ -84,6 +91,17 @@ pub enum DirectRouteCommand {
         /// Concurrent call limit for this customer (unlimited when omitted).
         #[arg(long, value_name = "N")]
         max_sessions: Option<u32>,
+        /// The Microsoft user anchoring the domain (default donotdelete@FQDN); it gets one
+        /// Teams + Teams Phone (or inclusive) unit from the enterprise's SKUs.
+        #[arg(long, value_name = "UPN")]
+        ms_user: Option<String>,
+    },
+    /// Delete a direct route (its licenses return to the pool); the last route of an
+    /// enterprise with PBXs only with --cascade (deletes those PBXs and their users).
+    Delete {
+        fqdn: String,
+        #[arg(long)]
+        cascade: bool,
     },
     /// List direct routes, of one enterprise or all.
     List {
@@ -121,12 +139,45 @@ pub enum PbxCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// Change a PBX (its users re-register on the next snapshot reload).
+    Set {
+        #[arg(long, value_name = "NAME")]
+        enterprise: String,
+        #[arg(long, value_name = "PBX")]
+        name: String,
+        #[arg(long, value_name = "DOMAIN")]
+        domain: Option<String>,
+        /// HOST[:PORT], or "" to send to the domain.
+        #[arg(long, value_name = "HOST[:PORT]")]
+        proxy: Option<String>,
+        #[arg(long, value_name = "udp|tcp|tls")]
+        transport: Option<String>,
+        #[arg(long, value_name = "S")]
+        expires: Option<u32>,
+    },
+    /// Delete a PBX; refused while it has users unless --cascade.
+    Delete {
+        #[arg(long, value_name = "NAME")]
+        enterprise: String,
+        #[arg(long, value_name = "PBX")]
+        name: String,
+        #[arg(long)]
+        cascade: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Add a Teams user bridged to an extension on a PBX of its enterprise.
     Add(Box<UserArgs>),
+    /// Change a user (it then counts as managed by UI).
+    Set(Box<UserSetArgs>),
+    /// One user (never its password).
+    Show {
+        upn: String,
+        #[command(flatten)]
+        output: Output,
+    },
     /// Delete a user.
     Delete { upn: String },
     /// Import users from a CSV or JSON export shaped like Get-CsOnlineUser.
@@ -193,6 +244,43 @@ pub struct UserArgs {
     groups: Vec<String>,
 }
 
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("password").args(["password_file", "password_env"])))]
+pub struct UserSetArgs {
+    upn: String,
+    #[arg(long, value_name = "PBX")]
+    pbx: Option<String>,
+    #[arg(long, value_name = "E164")]
+    number: Option<String>,
+    #[arg(long, value_name = "EXT")]
+    extension: Option<String>,
+    #[arg(long, value_name = "U")]
+    auth_user: Option<String>,
+    #[arg(long, value_name = "F")]
+    password_file: Option<std::path::PathBuf>,
+    #[arg(long, value_name = "VAR")]
+    password_env: Option<String>,
+    /// Replaces the user's SKUs (repeatable); a license change, subject to the cooldown.
+    #[arg(long = "sku", value_name = "PART")]
+    skus: Vec<String>,
+    #[arg(long, conflicts_with = "ev_disabled")]
+    ev_enabled: bool,
+    #[arg(long)]
+    ev_disabled: bool,
+    /// "" clears it.
+    #[arg(long, value_name = "P")]
+    voice_routing_policy: Option<String>,
+    /// "" clears it.
+    #[arg(long, value_name = "FQDN")]
+    pstn_gateway: Option<String>,
+    /// Replaces the user's groups (repeatable).
+    #[arg(long = "group", value_name = "G")]
+    groups: Vec<String>,
+    /// Change licenses even within license.change_cooldown_hours of the last change.
+    #[arg(long)]
+    force: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ServiceNumberCommand {
     /// Add a service number or range (license factor 4 unless its tag matches the DR criteria).
@@ -211,6 +299,13 @@ pub enum ServiceNumberCommand {
         enterprise: String,
         #[command(flatten)]
         output: Output,
+    },
+    /// Delete a service number or the range that starts at it.
+    Delete {
+        #[arg(long, value_name = "NAME")]
+        enterprise: String,
+        #[arg(long, value_name = "E164")]
+        number: String,
     },
 }
 
@@ -233,6 +328,13 @@ pub enum LcmTemplateCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// Delete an LCM template.
+    Delete {
+        #[arg(long, value_name = "NAME")]
+        enterprise: String,
+        #[arg(long, value_name = "TEMPLATE")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -241,6 +343,17 @@ pub enum LicenseCommand {
     Report {
         #[arg(long, value_name = "NAME")]
         enterprise: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// The daily audit rows the daemon wrote (license.refresh_seconds) for a date range.
+    History {
+        #[arg(long, value_name = "NAME")]
+        enterprise: String,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        from: String,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: String,
         #[command(flatten)]
         output: Output,
     },
@@ -291,7 +404,14 @@ impl Provision {
                     return ExitCode::FAILURE;
                 }
             };
-            let result = self.apply(&store, &settings).await;
+            let ops = Provisioner {
+                store: &store,
+                settings: &settings,
+            };
+            let result = self.apply(&ops).await;
+            if result.is_ok() {
+                store.notify_changed().await;
+            }
             store.close().await;
             match result {
                 Ok(()) => ExitCode::SUCCESS,
@@ -303,273 +423,536 @@ impl Provision {
         })
     }
 
-    async fn apply(self, store: &Store, settings: &Settings) -> Result<(), ProvisionError> {
+    async fn apply(self, ops: &Provisioner<'_>) -> Result<(), ProvisionError> {
         match self {
-            Self::Enterprise(EnterpriseCommand::Add {
-                name,
-                tenant_id,
-                acquired_licenses,
-            }) => {
-                let e = store
-                    .add_enterprise(&name, &tenant_id, acquired_licenses)
-                    .await?;
-                println!("enterprise {:?} added (tenant {})", e.name, e.tenant_id);
-            }
-            Self::Enterprise(EnterpriseCommand::Set {
-                name,
+            Self::Enterprise(c) => enterprise(ops, c).await,
+            Self::DirectRoute(c) => direct_route(ops, c).await,
+            Self::Pbx(c) => pbx(ops, c).await,
+            Self::User(c) => user(ops, c).await,
+            Self::ServiceNumber(c) => service_number(ops, c).await,
+            Self::LcmTemplate(c) => lcm_template(ops, c).await,
+            Self::License(c) => license(ops, c).await,
+        }
+    }
+}
+
+async fn enterprise(ops: &Provisioner<'_>, c: EnterpriseCommand) -> Result<(), ProvisionError> {
+    let store = ops.store;
+    match c {
+        EnterpriseCommand::Add {
+            name,
+            tenant_id,
+            acquired_licenses,
+        } => {
+            let e = ops
+                .add_enterprise(&EnterpriseAdd {
+                    name,
+                    tenant_id,
+                    acquired_licenses,
+                })
+                .await?;
+            println!("enterprise {:?} added (tenant {})", e.name, e.tenant_id);
+        }
+        EnterpriseCommand::Set {
+            name,
+            acquired_licenses,
+            license_factors,
+        } => {
+            let req = EnterpriseSet {
                 acquired_licenses,
                 license_factors,
-            }) => {
-                let factors = license_factors
-                    .iter()
-                    .map(|s| LicenseFactor::parse_setting(s))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if acquired_licenses.is_none() && factors.is_empty() {
-                    return Err(invalid(
-                        "acquired-licenses",
-                        "nothing to change: give --acquired-licenses or --license-factor",
-                    ));
-                }
-                let e = store
-                    .set_enterprise(&name, acquired_licenses, &factors)
-                    .await?;
-                println!("enterprise {:?} updated", e.name);
-            }
-            Self::Enterprise(EnterpriseCommand::Sku(SkuCommand::Add {
-                name,
+            };
+            let e = ops.set_enterprise(&name, &req).await?;
+            println!("enterprise {:?} updated", e.name);
+        }
+        EnterpriseCommand::Sku(SkuCommand::Add {
+            name,
+            sku,
+            units,
+            acquired_on,
+        }) => {
+            let req = SkuAdd {
                 sku,
                 units,
                 acquired_on,
-            })) => {
-                let part = license::lookup(&sku)
-                    .ok_or_else(|| invalid("sku", format!("unknown SKU part number {sku:?}")))?;
-                if let Some(date) = &acquired_on
-                    && license::Date::parse(date).is_none()
-                {
-                    return Err(invalid("acquired-on", "must be a date YYYY-MM-DD"));
-                }
-                let record = EnterpriseSku {
-                    part_number: part.part_number.to_owned(),
-                    units,
-                    acquired_on,
-                };
-                store.set_enterprise_sku(&name, &record).await?;
-                println!("{name:?} holds {units} x {}", part.part_number);
-            }
-            Self::Enterprise(EnterpriseCommand::List(output)) => {
-                let list = store.list_enterprises().await?;
-                print_rows(
-                    output.json,
-                    &list,
-                    &["NAME", "TENANT ID", "ACQUIRED"],
-                    |e| {
-                        vec![
-                            e.name.clone(),
-                            e.tenant_id.clone(),
-                            e.acquired_licenses.to_string(),
-                        ]
-                    },
-                );
-            }
-            Self::Enterprise(EnterpriseCommand::Delete { name, cascade }) => {
-                store.delete_enterprise(&name, cascade).await?;
-                println!("enterprise {name:?} deleted");
-            }
-            Self::DirectRoute(DirectRouteCommand::Add {
-                enterprise,
-                fqdn,
-                port,
-                max_sessions,
-            }) => {
-                let route = store
-                    .add_direct_route(
-                        &enterprise,
-                        &fqdn,
-                        &settings.teams.base_fqdn,
-                        port,
-                        max_sessions,
-                    )
-                    .await?;
-                println!(
-                    "direct route {} added to {:?} (port {})",
-                    route.fqdn, route.enterprise, route.port
-                );
-            }
-            Self::DirectRoute(DirectRouteCommand::List { enterprise, output }) => {
-                let list = store.list_direct_routes(enterprise.as_deref()).await?;
-                print_rows(
-                    output.json,
-                    &list,
-                    &["FQDN", "ENTERPRISE", "PORT", "MAX SESSIONS"],
-                    |d| {
-                        vec![
-                            d.fqdn.clone(),
-                            d.enterprise.clone(),
-                            d.port.to_string(),
-                            d.max_sessions
-                                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
-                        ]
-                    },
-                );
-            }
-            Self::ServiceNumber(ServiceNumberCommand::Add {
-                enterprise,
-                number,
-                tag,
-            }) => {
-                let added = store
-                    .add_service_numbers(&enterprise, &number, &tag)
-                    .await?;
-                println!(
-                    "service numbers {}-{} ({}) added to {enterprise:?}",
-                    added.first, added.last, added.tag
-                );
-            }
-            Self::ServiceNumber(ServiceNumberCommand::List { enterprise, output }) => {
-                let list = store.list_service_numbers(&enterprise).await?;
-                print_rows(output.json, &list, &["FIRST", "LAST", "TAG"], |n| {
-                    vec![n.first.clone(), n.last.clone(), n.tag.clone()]
-                });
-            }
-            Self::LcmTemplate(LcmTemplateCommand::Add {
-                enterprise,
-                name,
-                group,
-            }) => {
-                store.add_lcm_template(&enterprise, &name, &group).await?;
-                println!("LCM template {name:?} (group {group:?}) added to {enterprise:?}");
-            }
-            Self::LcmTemplate(LcmTemplateCommand::List { enterprise, output }) => {
-                let list = store.list_lcm_templates(&enterprise).await?;
-                print_rows(output.json, &list, &["NAME", "GROUP"], |t| {
-                    vec![t.name.clone(), t.group.clone()]
-                });
-            }
-            Self::License(LicenseCommand::Report { enterprise, output }) => {
-                let report =
-                    license_report::build(store, enterprise.as_deref(), &settings.license).await?;
-                print_rows(
-                    output.json,
-                    &report,
-                    &[
-                        "ENTERPRISE",
-                        "ACQUIRED",
-                        "LICENSED",
-                        "AVAILABLE",
-                        "MONITORED",
-                        "DR",
-                        "LCM",
-                        "UI",
-                        "SERVICE NUMBERS",
-                    ],
-                    |r| {
-                        vec![
-                            r.enterprise.clone(),
-                            r.acquired.to_string(),
-                            r.currently_licensed.to_string(),
-                            r.available.to_string(),
-                            r.monitored_users.to_string(),
-                            license_report::cell(&r.factors.direct_routing),
-                            license_report::cell(&r.factors.lcm),
-                            license_report::cell(&r.factors.ui),
-                            license_report::cell(&r.factors.service_numbers),
-                        ]
-                    },
-                );
-            }
-            Self::User(UserCommand::Import {
-                enterprise,
-                pbx,
-                file,
-                dry_run,
-                strict,
-            }) => {
-                import_users(store, settings, &enterprise, &pbx, &file, dry_run, strict).await?;
-            }
-            Self::User(UserCommand::Delete { upn }) => {
-                store.delete_user(&upn).await?;
-                println!("user {upn} deleted");
-            }
-            Self::Pbx(PbxCommand::Add {
-                enterprise,
-                name,
-                domain,
-                proxy,
-                transport,
-                expires,
-            }) => {
-                let pbx = Pbx {
+            };
+            let held = ops.add_enterprise_sku(&name, &req).await?;
+            println!("{name:?} holds {} x {}", held.units, held.part_number);
+        }
+        EnterpriseCommand::List(output) => {
+            let list = store.list_enterprises().await?;
+            print_rows(
+                output.json,
+                &list,
+                &["NAME", "TENANT ID", "ACQUIRED"],
+                |e| {
+                    vec![
+                        e.name.clone(),
+                        e.tenant_id.clone(),
+                        e.acquired_licenses.to_string(),
+                    ]
+                },
+            );
+        }
+        EnterpriseCommand::Show { name, output } => {
+            let d = ops.show_enterprise(&name).await?;
+            let factor = |v: Option<bool>| match v {
+                Some(true) => "on".to_owned(),
+                Some(false) => "off".to_owned(),
+                None => "default".to_owned(),
+            };
+            print_record(
+                output.json,
+                &d,
+                &[
+                    ("name", d.enterprise.name.clone()),
+                    ("tenant id", d.enterprise.tenant_id.clone()),
+                    (
+                        "acquired licenses",
+                        d.enterprise.acquired_licenses.to_string(),
+                    ),
+                    ("lcm factor", factor(d.enterprise.lcm_factor)),
+                    ("ui factor", factor(d.enterprise.ui_factor)),
+                    (
+                        "service-numbers factor",
+                        factor(d.enterprise.service_numbers_factor),
+                    ),
+                    (
+                        "skus",
+                        d.skus
+                            .iter()
+                            .map(|s| format!("{} x {}", s.units, s.part_number))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                    (
+                        "direct routes",
+                        d.direct_routes
+                            .iter()
+                            .map(|r| r.fqdn.clone())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                    ("pbxs", d.pbxs.to_string()),
+                    ("users", d.users.to_string()),
+                    ("service numbers", d.service_numbers.to_string()),
+                    ("lcm templates", d.lcm_templates.to_string()),
+                ],
+            );
+        }
+        EnterpriseCommand::Delete { name, cascade } => {
+            store.delete_enterprise(&name, cascade).await?;
+            println!("enterprise {name:?} deleted");
+        }
+    }
+    Ok(())
+}
+
+async fn direct_route(ops: &Provisioner<'_>, c: DirectRouteCommand) -> Result<(), ProvisionError> {
+    match c {
+        DirectRouteCommand::Add {
+            enterprise,
+            fqdn,
+            port,
+            max_sessions,
+            ms_user,
+        } => {
+            let route = ops
+                .add_direct_route(&DirectRouteAdd {
+                    enterprise,
+                    fqdn,
+                    port,
+                    max_sessions,
+                    ms_user,
+                })
+                .await?;
+            println!(
+                "direct route {} added to {:?} (port {}); {} holds {}",
+                route.fqdn,
+                route.enterprise,
+                route.port,
+                route.ms_user.as_deref().unwrap_or("-"),
+                route.licenses.join(" + ")
+            );
+        }
+        DirectRouteCommand::List { enterprise, output } => {
+            let list = ops.store.list_direct_routes(enterprise.as_deref()).await?;
+            print_rows(
+                output.json,
+                &list,
+                &[
+                    "FQDN",
+                    "ENTERPRISE",
+                    "PORT",
+                    "MAX SESSIONS",
+                    "MS USER",
+                    "LICENSES",
+                ],
+                |d| {
+                    vec![
+                        d.fqdn.clone(),
+                        d.enterprise.clone(),
+                        d.port.to_string(),
+                        d.max_sessions
+                            .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                        d.ms_user.clone().unwrap_or_else(|| "-".to_owned()),
+                        d.licenses.join(","),
+                    ]
+                },
+            );
+        }
+        DirectRouteCommand::Delete { fqdn, cascade } => {
+            ops.store.delete_direct_route(&fqdn, cascade).await?;
+            println!("direct route {fqdn} deleted");
+        }
+    }
+    Ok(())
+}
+
+async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError> {
+    match c {
+        PbxCommand::Add {
+            enterprise,
+            name,
+            domain,
+            proxy,
+            transport,
+            expires,
+        } => {
+            let pbx = ops
+                .add_pbx(&PbxAdd {
                     enterprise,
                     name,
                     domain,
                     proxy,
-                    transport: Transport::parse(&transport)?,
+                    transport,
                     expires,
-                };
-                store.add_pbx(&pbx).await?;
-                println!("PBX {:?} added to {:?}", pbx.name, pbx.enterprise);
-            }
-            Self::Pbx(PbxCommand::List { enterprise, output }) => {
-                let list = store.list_pbxs(&enterprise).await?;
-                print_rows(
-                    output.json,
-                    &list,
-                    &["NAME", "DOMAIN", "PROXY", "TRANSPORT", "EXPIRES"],
-                    |p| {
-                        vec![
-                            p.name.clone(),
-                            p.domain.clone(),
-                            p.proxy.clone().unwrap_or_else(|| "-".to_owned()),
-                            format!("{:?}", p.transport).to_ascii_lowercase(),
-                            p.expires.to_string(),
-                        ]
-                    },
-                );
-            }
-            Self::User(UserCommand::Add(args)) => {
-                let dates =
-                    user_import::sku_dates(&store.list_enterprise_skus(&args.enterprise).await?);
-                let user = new_user(*args, &dates)?;
-                let key = password_key(&settings.database.password_key)?;
-                let user = store.add_user(&user, &key).await?;
-                println!(
-                    "user {} added ({} -> extension {})",
-                    user.upn, user.number, user.extension
-                );
-            }
-            Self::User(UserCommand::List { enterprise, output }) => {
-                let list = store.list_users(&enterprise).await?;
-                print_rows(
-                    output.json,
-                    &list,
-                    &["UPN", "NUMBER", "PBX", "EXTENSION", "EV", "SKUS", "GROUPS"],
-                    |u| {
-                        vec![
-                            u.upn.clone(),
-                            u.number.clone(),
-                            u.pbx.clone(),
-                            u.extension.clone(),
-                            if u.ev_enabled { "yes" } else { "no" }.to_owned(),
-                            u.skus.join(","),
-                            u.groups.join(","),
-                        ]
-                    },
-                );
-            }
+                })
+                .await?;
+            println!("PBX {:?} added to {:?}", pbx.name, pbx.enterprise);
         }
-        Ok(())
+        PbxCommand::List { enterprise, output } => {
+            let list = ops.store.list_pbxs(&enterprise).await?;
+            print_rows(
+                output.json,
+                &list,
+                &["NAME", "DOMAIN", "PROXY", "TRANSPORT", "EXPIRES"],
+                |p| {
+                    vec![
+                        p.name.clone(),
+                        p.domain.clone(),
+                        p.proxy.clone().unwrap_or_else(|| "-".to_owned()),
+                        p.transport.as_str().to_owned(),
+                        p.expires.to_string(),
+                    ]
+                },
+            );
+        }
+        PbxCommand::Set {
+            enterprise,
+            name,
+            domain,
+            proxy,
+            transport,
+            expires,
+        } => {
+            let req = PbxSet {
+                domain,
+                proxy,
+                transport,
+                expires,
+            };
+            let pbx = ops.set_pbx(&enterprise, &name, &req).await?;
+            println!("PBX {:?} of {:?} updated", pbx.name, pbx.enterprise);
+        }
+        PbxCommand::Delete {
+            enterprise,
+            name,
+            cascade,
+        } => {
+            ops.store.delete_pbx(&enterprise, &name, cascade).await?;
+            println!("PBX {name:?} of {enterprise:?} deleted");
+        }
+    }
+    Ok(())
+}
+
+async fn user(ops: &Provisioner<'_>, c: UserCommand) -> Result<(), ProvisionError> {
+    match c {
+        UserCommand::Add(args) => {
+            let args = *args;
+            let password =
+                read_password(args.password_file.as_deref(), args.password_env.as_deref())?
+                    .ok_or_else(|| {
+                        invalid(
+                            "password-file",
+                            "--password-file or --password-env is required",
+                        )
+                    })?;
+            let req = UserAdd {
+                enterprise: args.enterprise,
+                pbx: args.pbx,
+                upn: args.upn,
+                number: args.number,
+                extension: args.extension,
+                auth_user: args.auth_user,
+                password,
+                skus: args.skus,
+                ev_enabled: args.ev_enabled,
+                voice_routing_policy: args.voice_routing_policy,
+                pstn_gateway: args.pstn_gateway,
+                groups: args.groups,
+            };
+            let (user, warnings) = ops.add_user(&req).await?;
+            for w in warnings {
+                eprintln!("warning: {}: {w}", user.upn);
+            }
+            println!(
+                "user {} added ({} -> extension {})",
+                user.upn, user.number, user.extension
+            );
+        }
+        UserCommand::Set(args) => {
+            let args = *args;
+            let req = UserSet {
+                pbx: args.pbx,
+                number: args.number,
+                extension: args.extension,
+                auth_user: args.auth_user,
+                password: read_password(
+                    args.password_file.as_deref(),
+                    args.password_env.as_deref(),
+                )?,
+                skus: (!args.skus.is_empty()).then_some(args.skus),
+                ev_enabled: match (args.ev_enabled, args.ev_disabled) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+                voice_routing_policy: args.voice_routing_policy,
+                pstn_gateway: args.pstn_gateway,
+                groups: (!args.groups.is_empty()).then_some(args.groups),
+                force: args.force,
+            };
+            let (user, warnings) = ops.set_user(&args.upn, &req).await?;
+            for w in warnings {
+                eprintln!("warning: {}: {w}", user.upn);
+            }
+            println!("user {} updated", user.upn);
+        }
+        UserCommand::Show { upn, output } => {
+            let u = ops.store.user(&upn).await?;
+            let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+            print_record(
+                output.json,
+                &u,
+                &[
+                    ("upn", u.upn.clone()),
+                    ("enterprise", u.enterprise.clone()),
+                    ("pbx", u.pbx.clone()),
+                    ("number", u.number.clone()),
+                    ("extension", u.extension.clone()),
+                    ("auth user", u.auth_user.clone()),
+                    ("skus", u.skus.join(", ")),
+                    ("enterprise voice", yes_no(u.ev_enabled)),
+                    ("voice routing policy", opt(&u.voice_routing_policy)),
+                    ("pstn gateway", opt(&u.pstn_gateway)),
+                    ("groups", u.groups.join(", ")),
+                    ("managed by ui", yes_no(u.managed_by_ui)),
+                    (
+                        "last license change",
+                        u.last_license_change
+                            .map_or_else(|| "-".to_owned(), |t| format!("unix {t}")),
+                    ),
+                ],
+            );
+        }
+        UserCommand::Import {
+            enterprise,
+            pbx,
+            file,
+            dry_run,
+            strict,
+        } => {
+            import_users(ops, &enterprise, &pbx, &file, dry_run, strict).await?;
+        }
+        UserCommand::Delete { upn } => {
+            ops.store.delete_user(&upn).await?;
+            println!("user {upn} deleted");
+        }
+        UserCommand::List { enterprise, output } => {
+            let list = ops.store.list_users(&enterprise).await?;
+            print_rows(
+                output.json,
+                &list,
+                &["UPN", "NUMBER", "PBX", "EXTENSION", "EV", "SKUS", "GROUPS"],
+                |u| {
+                    vec![
+                        u.upn.clone(),
+                        u.number.clone(),
+                        u.pbx.clone(),
+                        u.extension.clone(),
+                        yes_no(u.ev_enabled),
+                        u.skus.join(","),
+                        u.groups.join(","),
+                    ]
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn service_number(
+    ops: &Provisioner<'_>,
+    c: ServiceNumberCommand,
+) -> Result<(), ProvisionError> {
+    match c {
+        ServiceNumberCommand::Add {
+            enterprise,
+            number,
+            tag,
+        } => {
+            let added = ops
+                .store
+                .add_service_numbers(&enterprise, &number, &tag)
+                .await?;
+            println!(
+                "service numbers {}-{} ({}) added to {enterprise:?}",
+                added.first, added.last, added.tag
+            );
+        }
+        ServiceNumberCommand::List { enterprise, output } => {
+            let list = ops.store.list_service_numbers(&enterprise).await?;
+            print_rows(output.json, &list, &["FIRST", "LAST", "TAG"], |n| {
+                vec![n.first.clone(), n.last.clone(), n.tag.clone()]
+            });
+        }
+        ServiceNumberCommand::Delete { enterprise, number } => {
+            ops.store
+                .delete_service_numbers(&enterprise, &number)
+                .await?;
+            println!("service numbers starting at {number} deleted from {enterprise:?}");
+        }
+    }
+    Ok(())
+}
+
+async fn lcm_template(ops: &Provisioner<'_>, c: LcmTemplateCommand) -> Result<(), ProvisionError> {
+    match c {
+        LcmTemplateCommand::Add {
+            enterprise,
+            name,
+            group,
+        } => {
+            ops.store
+                .add_lcm_template(&enterprise, &name, &group)
+                .await?;
+            println!("LCM template {name:?} (group {group:?}) added to {enterprise:?}");
+        }
+        LcmTemplateCommand::List { enterprise, output } => {
+            let list = ops.store.list_lcm_templates(&enterprise).await?;
+            print_rows(output.json, &list, &["NAME", "GROUP"], |t| {
+                vec![t.name.clone(), t.group.clone()]
+            });
+        }
+        LcmTemplateCommand::Delete { enterprise, name } => {
+            ops.store.delete_lcm_template(&enterprise, &name).await?;
+            println!("LCM template {name:?} deleted from {enterprise:?}");
+        }
+    }
+    Ok(())
+}
+
+const REPORT_HEADER: [&str; 8] = [
+    "ACQUIRED",
+    "LICENSED",
+    "AVAILABLE",
+    "MONITORED",
+    "DR",
+    "LCM",
+    "UI",
+    "SERVICE NUMBERS",
+];
+
+fn report_cells(r: &license_report::EnterpriseReport) -> Vec<String> {
+    vec![
+        r.acquired.to_string(),
+        r.currently_licensed.to_string(),
+        r.available.to_string(),
+        r.monitored_users.to_string(),
+        license_report::cell(&r.factors.direct_routing),
+        license_report::cell(&r.factors.lcm),
+        license_report::cell(&r.factors.ui),
+        license_report::cell(&r.factors.service_numbers),
+    ]
+}
+
+async fn license(ops: &Provisioner<'_>, c: LicenseCommand) -> Result<(), ProvisionError> {
+    match c {
+        LicenseCommand::Report { enterprise, output } => {
+            let report =
+                license_report::build(ops.store, enterprise.as_deref(), &ops.settings.license)
+                    .await?;
+            let header: Vec<&str> = std::iter::once("ENTERPRISE").chain(REPORT_HEADER).collect();
+            print_rows(output.json, &report, &header, |r| {
+                std::iter::once(r.enterprise.clone())
+                    .chain(report_cells(r))
+                    .collect()
+            });
+        }
+        LicenseCommand::History {
+            enterprise,
+            from,
+            to,
+            output,
+        } => {
+            let days = license_report::history(ops.store, &enterprise, &from, &to).await?;
+            let header: Vec<&str> = std::iter::once("DAY").chain(REPORT_HEADER).collect();
+            print_rows(output.json, &days, &header, |d| {
+                std::iter::once(d.day.clone())
+                    .chain(report_cells(&d.report))
+                    .collect()
+            });
+        }
+    }
+    Ok(())
+}
+
+fn yes_no(v: bool) -> String {
+    if v { "yes" } else { "no" }.to_owned()
+}
+
+/// The password from `--password-file` (first line) or `--password-env`, if either is given.
+fn read_password(file: Option<&Path>, env: Option<&str>) -> Result<Option<String>, ProvisionError> {
+    match (file, env) {
+        (Some(path), _) => Ok(Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| invalid("password-file", format!("{}: {e}", path.display())))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        )),
+        (None, Some(var)) => std::env::var(var).map(Some).map_err(|_| {
+            invalid(
+                "password-env",
+                format!("environment variable {var} is not set"),
+            )
+        }),
+        (None, None) => Ok(None),
     }
 }
 
 async fn import_users(
-    store: &Store,
-    settings: &Settings,
+    ops: &Provisioner<'_>,
     enterprise: &str,
     pbx: &str,
     file: &Path,
     dry_run: bool,
     strict: bool,
 ) -> Result<(), ProvisionError> {
+    let store = ops.store;
     let rows = user_import::read(file)?;
     let users = store.list_users(enterprise).await?;
     let existing = user_import::Existing {
@@ -592,17 +975,28 @@ async fn import_users(
     }
     let blocked = dry_run || (strict && !plan.refused.is_empty());
     if !blocked && !plan.add.is_empty() {
-        let key = password_key(&settings.database.password_key)?;
-        store.add_users(&plan.add, &key).await.map_err(|(i, e)| {
-            invalid(
-                "file",
-                format!(
-                    "{} (row {} of the valid ones); nothing was imported",
-                    e,
-                    i + 1
-                ),
-            )
-        })?;
+        let key = ops.password_key()?;
+        let total = plan.add.len();
+        let bar = std::io::stderr()
+            .is_terminal()
+            .then(|| ProgressBar::new(total));
+        store
+            .add_users_reporting(&plan.add, &key, |done| {
+                if let Some(bar) = &bar {
+                    bar.show(done);
+                }
+            })
+            .await
+            .map_err(|(i, e)| {
+                invalid(
+                    "file",
+                    format!(
+                        "{} (row {} of the valid ones); nothing was imported",
+                        e,
+                        i + 1
+                    ),
+                )
+            })?;
     }
     let verb = if blocked { "would add" } else { "added" };
     println!(
@@ -629,78 +1023,42 @@ async fn import_users(
     }
 }
 
-fn invalid(field: &'static str, rule: impl Into<String>) -> ProvisionError {
-    ProvisionError::Invalid {
-        field,
-        rule: rule.into(),
+/// A one-line progress bar on stderr, only drawn on a terminal.
+struct ProgressBar {
+    total: usize,
+}
+
+impl ProgressBar {
+    fn new(total: usize) -> Self {
+        Self { total }
+    }
+
+    fn show(&self, done: usize) {
+        const WIDTH: usize = 40;
+        let filled = (done * WIDTH).checked_div(self.total).unwrap_or(WIDTH);
+        let end = if done >= self.total { "\n" } else { "" };
+        eprint!(
+            "\rimporting [{}{}] {done}/{}{end}",
+            "#".repeat(filled),
+            " ".repeat(WIDTH - filled.min(WIDTH)),
+            self.total
+        );
     }
 }
 
-/// Checks the user's licenses (a user needs Teams and Teams Phone; reference: licensing.md
-/// §3) and reads the password, so nothing reaches the database unchecked.
-fn new_user(args: UserArgs, dates: &user_import::SkuDates) -> Result<NewUser, ProvisionError> {
-    let warnings =
-        user_import::check_user_skus(&args.skus, dates).map_err(|e| invalid("sku", e))?;
-    for w in warnings {
-        eprintln!("warning: {}: {w}", args.upn);
-    }
-    let password = match (&args.password_file, &args.password_env) {
-        (Some(path), _) => std::fs::read_to_string(path)
-            .map_err(|e| invalid("password-file", format!("{}: {e}", path.display())))?
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
-        (None, Some(var)) => std::env::var(var).map_err(|_| {
-            invalid(
-                "password-env",
-                format!("environment variable {var} is not set"),
-            )
-        })?,
-        (None, None) => {
-            return Err(invalid(
-                "password-file",
-                "--password-file or --password-env is required",
-            ));
+/// A single record: a JSON object for machines, `key: value` lines for people.
+fn print_record<T: serde::Serialize>(json: bool, item: &T, fields: &[(&str, String)]) {
+    if json {
+        match serde_json::to_string_pretty(item) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("teamsgw: cannot encode JSON: {e}"),
         }
-    };
-    Ok(NewUser {
-        enterprise: args.enterprise,
-        pbx: args.pbx,
-        upn: args.upn,
-        number: args.number,
-        extension: args.extension,
-        auth_user: args.auth_user,
-        password,
-        skus: args.skus,
-        ev_enabled: args.ev_enabled,
-        voice_routing_policy: args.voice_routing_policy,
-        pstn_gateway: args.pstn_gateway,
-        groups: args.groups,
-        // Created through the CLI: license factor 3 (By User Interface).
-        managed_by_ui: true,
-    })
-}
-
-/// Loads the password key, creating the key file on first use.
-fn password_key(source: &str) -> Result<PasswordKey, ProvisionError> {
-    let key_error = |e: PasswordKeyError| invalid("database.password_key", e.to_string());
-    if let Some(path) = source.strip_prefix("file:") {
-        let path = Path::new(path);
-        if !path.exists() {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    invalid("database.password_key", format!("{}: {e}", dir.display()))
-                })?;
-            }
-            PasswordKey::generate_file(path).map_err(key_error)?;
-            eprintln!(
-                "note: generated the password key {}; back it up with the database",
-                path.display()
-            );
-        }
+        return;
     }
-    PasswordKey::load(source).map_err(key_error)
+    let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in fields {
+        println!("{:<width$}  {v}", format!("{k}:"), width = width + 1);
+    }
 }
 
 /// JSON array for machines, or an aligned table for people.

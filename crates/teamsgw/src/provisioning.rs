@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use teamsgw_store::{RoutingSnapshot, Store};
+use teamsgw_store::{ChangeListener, RoutingSnapshot, Store};
 use tokio::sync::Mutex;
 
 use crate::metrics::Metrics;
@@ -65,18 +65,54 @@ impl Provisioning {
     }
 
     async fn try_reload(&self) -> Result<Arc<RoutingSnapshot>, String> {
-        let mut store = self.store.lock().await;
-        if store.is_none() {
-            *store = Some(Store::open(&self.url).await.map_err(|e| e.to_string())?);
-        }
-        let Some(store) = store.as_ref() else {
-            return Err("database not connected".to_owned());
-        };
-        store
+        self.store()
+            .await?
             .load_snapshot()
             .await
             .map(Arc::new)
             .map_err(|e| e.to_string())
+    }
+
+    /// The connected store (a cheap handle on the pool), connecting first when needed.
+    pub async fn store(&self) -> Result<Store, String> {
+        let mut store = self.store.lock().await;
+        if let Some(store) = store.as_ref() {
+            return Ok(store.clone());
+        }
+        let connected = Store::open(&self.url)
+            .await
+            .map_err(|e| format!("provisioning database: {e}"))?;
+        *store = Some(connected.clone());
+        Ok(connected)
+    }
+
+    /// Reloads whenever another process announces a change (PostgreSQL LISTEN/NOTIFY; see
+    /// `teamsgw_store::ChangeListener`). Returns at once on SQLite, which has no such channel.
+    pub async fn follow_changes(self: Arc<Self>) {
+        let mut delay = Duration::from_secs(1);
+        let mut listener = loop {
+            match ChangeListener::connect(&self.url).await {
+                Ok(Some(l)) => break l,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for provisioning changes; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+        };
+        tracing::info!("following provisioning changes (LISTEN teamsgw_provisioning)");
+        loop {
+            match listener.changed().await {
+                Ok(()) => tracing::info!("provisioning changed; reloading the routing snapshot"),
+                Err(e) => {
+                    // The listener reconnects by itself; reload to catch up on what was missed.
+                    tracing::warn!(error = %e, "provisioning change listener interrupted");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            let _ = self.reload().await;
+        }
     }
 
     /// Retries the first load with backoff (1 s doubling to 30 s) until a snapshot exists,

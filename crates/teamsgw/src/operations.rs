@@ -1,0 +1,457 @@
+//! The provisioning operations behind both the CLI and the REST API, so a rule holds the same
+//! way whichever door a change comes through: license checks (Teams + Teams Phone, the
+//! direct route's units from the pool, the license-change cooldown), password sealing, and
+//! the store's own rules. Requests are plain serde structs: the API decodes them from JSON,
+//! the CLI builds them from its arguments.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use teamsgw_license::catalogue as license;
+use teamsgw_store::{
+    DirectRoute, Enterprise, EnterpriseSku, LicenseFactor, NewDirectRoute, NewUser, PasswordKey,
+    PasswordKeyError, Pbx, PbxChange, PoolUnit, ProvisionError, Store, Transport, User, UserChange,
+};
+
+use crate::config::Settings;
+use crate::user_import;
+
+pub fn invalid(field: &'static str, rule: impl Into<String>) -> ProvisionError {
+    ProvisionError::Invalid {
+        field,
+        rule: rule.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnterpriseAdd {
+    pub name: String,
+    pub tenant_id: String,
+    pub acquired_licenses: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnterpriseSet {
+    pub acquired_licenses: Option<u64>,
+    /// `lcm|ui|service-numbers=on|off|default`.
+    pub license_factors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkuAdd {
+    pub sku: String,
+    pub units: u64,
+    pub acquired_on: Option<String>,
+}
+
+/// `enterprise show`: the enterprise with what it holds and how much lives under it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnterpriseDetail {
+    #[serde(flatten)]
+    pub enterprise: Enterprise,
+    pub skus: Vec<EnterpriseSku>,
+    pub direct_routes: Vec<DirectRoute>,
+    pub pbxs: usize,
+    pub users: usize,
+    pub service_numbers: usize,
+    pub lcm_templates: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectRouteAdd {
+    pub enterprise: String,
+    pub fqdn: String,
+    #[serde(default = "default_sip_tls_port")]
+    pub port: u16,
+    pub max_sessions: Option<u32>,
+    pub ms_user: Option<String>,
+}
+
+fn default_sip_tls_port() -> u16 {
+    5061
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PbxAdd {
+    pub enterprise: String,
+    pub name: String,
+    pub domain: String,
+    pub proxy: Option<String>,
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    #[serde(default = "default_expires")]
+    pub expires: u32,
+}
+
+fn default_transport() -> String {
+    "udp".to_owned()
+}
+
+fn default_expires() -> u32 {
+    600
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PbxSet {
+    pub domain: Option<String>,
+    /// Empty string: no proxy (send to the domain).
+    pub proxy: Option<String>,
+    pub transport: Option<String>,
+    pub expires: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserAdd {
+    pub enterprise: String,
+    pub pbx: String,
+    pub upn: String,
+    pub number: String,
+    pub extension: String,
+    pub auth_user: Option<String>,
+    pub password: String,
+    #[serde(default)]
+    pub skus: Vec<String>,
+    #[serde(default)]
+    pub ev_enabled: bool,
+    pub voice_routing_policy: Option<String>,
+    pub pstn_gateway: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserSet {
+    pub pbx: Option<String>,
+    pub number: Option<String>,
+    pub extension: Option<String>,
+    pub auth_user: Option<String>,
+    pub password: Option<String>,
+    pub skus: Option<Vec<String>>,
+    pub ev_enabled: Option<bool>,
+    pub voice_routing_policy: Option<String>,
+    pub pstn_gateway: Option<String>,
+    pub groups: Option<Vec<String>>,
+    /// Override the license-change cooldown.
+    pub force: bool,
+}
+
+/// The operations, bound to a store and the settings they need (base FQDN, password key,
+/// license rules).
+pub struct Provisioner<'a> {
+    pub store: &'a Store,
+    pub settings: &'a Settings,
+}
+
+impl Provisioner<'_> {
+    pub async fn add_enterprise(&self, req: &EnterpriseAdd) -> Result<Enterprise, ProvisionError> {
+        self.store
+            .add_enterprise(&req.name, &req.tenant_id, req.acquired_licenses)
+            .await
+    }
+
+    pub async fn set_enterprise(
+        &self,
+        name: &str,
+        req: &EnterpriseSet,
+    ) -> Result<Enterprise, ProvisionError> {
+        let factors = req
+            .license_factors
+            .iter()
+            .map(|s| LicenseFactor::parse_setting(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        if req.acquired_licenses.is_none() && factors.is_empty() {
+            return Err(invalid(
+                "acquired-licenses",
+                "nothing to change: give acquired licenses or a license factor",
+            ));
+        }
+        self.store
+            .set_enterprise(name, req.acquired_licenses, &factors)
+            .await
+    }
+
+    pub async fn add_enterprise_sku(
+        &self,
+        name: &str,
+        req: &SkuAdd,
+    ) -> Result<EnterpriseSku, ProvisionError> {
+        let part = license::lookup(&req.sku)
+            .ok_or_else(|| invalid("sku", format!("unknown SKU part number {:?}", req.sku)))?;
+        if let Some(date) = &req.acquired_on
+            && license::Date::parse(date).is_none()
+        {
+            return Err(invalid("acquired-on", "must be a date YYYY-MM-DD"));
+        }
+        let record = EnterpriseSku {
+            part_number: part.part_number.to_owned(),
+            units: req.units,
+            acquired_on: req.acquired_on.clone(),
+        };
+        self.store.set_enterprise_sku(name, &record).await?;
+        Ok(record)
+    }
+
+    pub async fn show_enterprise(&self, name: &str) -> Result<EnterpriseDetail, ProvisionError> {
+        let enterprise = self.store.enterprise(name).await?;
+        Ok(EnterpriseDetail {
+            skus: self.store.list_enterprise_skus(name).await?,
+            direct_routes: self.store.list_direct_routes(Some(name)).await?,
+            pbxs: self.store.list_pbxs(name).await?.len(),
+            users: self.store.list_users(name).await?.len(),
+            service_numbers: self.store.list_service_numbers(name).await?.len(),
+            lcm_templates: self.store.list_lcm_templates(name).await?.len(),
+            enterprise,
+        })
+    }
+
+    /// Creates the route and assigns its Microsoft user one inclusive unit, or one Teams and
+    /// one Teams Phone unit, from the enterprise's pool (licensing.md §2.3).
+    pub async fn add_direct_route(
+        &self,
+        req: &DirectRouteAdd,
+    ) -> Result<DirectRoute, ProvisionError> {
+        let route = NewDirectRoute {
+            enterprise: req.enterprise.clone(),
+            fqdn: req.fqdn.clone(),
+            base_fqdn: self.settings.teams.base_fqdn.clone(),
+            port: req.port,
+            max_sessions: req.max_sessions,
+            ms_user: req.ms_user.clone(),
+        };
+        self.store.add_direct_route(&route, assign_from_pool).await
+    }
+
+    pub async fn add_pbx(&self, req: &PbxAdd) -> Result<Pbx, ProvisionError> {
+        let pbx = Pbx {
+            enterprise: req.enterprise.clone(),
+            name: req.name.clone(),
+            domain: req.domain.clone(),
+            proxy: req.proxy.clone(),
+            transport: Transport::parse(&req.transport)?,
+            expires: req.expires,
+        };
+        self.store.add_pbx(&pbx).await?;
+        Ok(pbx)
+    }
+
+    pub async fn set_pbx(
+        &self,
+        enterprise: &str,
+        name: &str,
+        req: &PbxSet,
+    ) -> Result<Pbx, ProvisionError> {
+        let change = PbxChange {
+            domain: req.domain.clone(),
+            proxy: req.proxy.clone(),
+            transport: req.transport.as_deref().map(Transport::parse).transpose()?,
+            expires: req.expires,
+        };
+        if change.domain.is_none()
+            && change.proxy.is_none()
+            && change.transport.is_none()
+            && change.expires.is_none()
+        {
+            return Err(invalid(
+                "domain",
+                "nothing to change: give domain, proxy, transport or expires",
+            ));
+        }
+        self.store.set_pbx(enterprise, name, &change).await
+    }
+
+    /// Adds a user changed "by UI" (license factor 3) after checking its SKUs.
+    pub async fn add_user(&self, req: &UserAdd) -> Result<(User, Vec<String>), ProvisionError> {
+        let dates =
+            user_import::sku_dates(&self.store.list_enterprise_skus(&req.enterprise).await?);
+        let warnings =
+            user_import::check_user_skus(&req.skus, &dates).map_err(|e| invalid("sku", e))?;
+        let user = NewUser {
+            enterprise: req.enterprise.clone(),
+            pbx: req.pbx.clone(),
+            upn: req.upn.clone(),
+            number: req.number.clone(),
+            extension: req.extension.clone(),
+            auth_user: req.auth_user.clone(),
+            password: req.password.clone(),
+            skus: req.skus.clone(),
+            ev_enabled: req.ev_enabled,
+            voice_routing_policy: req.voice_routing_policy.clone(),
+            pstn_gateway: req.pstn_gateway.clone(),
+            groups: req.groups.clone(),
+            managed_by_ui: true,
+        };
+        let key = self.password_key()?;
+        Ok((self.store.add_user(&user, &key).await?, warnings))
+    }
+
+    /// Changes a user. New SKUs are checked like `add_user`; a license change within
+    /// `license.change_cooldown_hours` of the previous one is refused unless `force`.
+    pub async fn set_user(
+        &self,
+        upn: &str,
+        req: &UserSet,
+    ) -> Result<(User, Vec<String>), ProvisionError> {
+        let change = UserChange {
+            pbx: req.pbx.clone(),
+            number: req.number.clone(),
+            extension: req.extension.clone(),
+            auth_user: req.auth_user.clone(),
+            password: req.password.clone(),
+            skus: req.skus.clone(),
+            ev_enabled: req.ev_enabled,
+            voice_routing_policy: req.voice_routing_policy.clone(),
+            pstn_gateway: req.pstn_gateway.clone(),
+            groups: req.groups.clone(),
+        };
+        if change.is_empty() {
+            return Err(invalid("upn", "nothing to change"));
+        }
+        let mut warnings = Vec::new();
+        if let Some(skus) = &req.skus {
+            let current = self.store.user(upn).await?;
+            let dates = user_import::sku_dates(
+                &self.store.list_enterprise_skus(&current.enterprise).await?,
+            );
+            warnings = user_import::check_user_skus(skus, &dates).map_err(|e| invalid("sku", e))?;
+        }
+        let key = req
+            .password
+            .is_some()
+            .then(|| self.password_key())
+            .transpose()?;
+        let cooldown = self.settings.license.cooldown();
+        let user = self
+            .store
+            .update_user(upn, &change, key.as_ref(), |current| {
+                check_cooldown(
+                    &current.upn,
+                    current.last_license_change,
+                    cooldown,
+                    req.force,
+                )
+            })
+            .await?;
+        Ok((user, warnings))
+    }
+
+    /// Loads the password key, creating the key file on first use.
+    pub fn password_key(&self) -> Result<PasswordKey, ProvisionError> {
+        password_key(&self.settings.database.password_key)
+    }
+}
+
+/// Refuses a license change within `cooldown` of the last one unless `force` (Microsoft
+/// propagates license changes slowly: licensing.md §2.7).
+fn check_cooldown(
+    holder: &str,
+    last_change: Option<i64>,
+    cooldown: Duration,
+    force: bool,
+) -> Result<(), ProvisionError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let since = last_change.map(|t| Duration::from_secs(now.saturating_sub(t.max(0) as u64)));
+    match license::cooldown_remaining(since, cooldown, force) {
+        None => Ok(()),
+        Some(left) => {
+            let minutes = left.as_secs().div_ceil(60);
+            Err(invalid(
+                "sku",
+                format!(
+                    "the licenses of {holder} changed less than {} h ago; the next change is \
+                     allowed in {}h{:02}m (Microsoft propagates license changes slowly); \
+                     force it with --force",
+                    cooldown.as_secs() / 3600,
+                    minutes / 60,
+                    minutes % 60
+                ),
+            ))
+        }
+    }
+}
+
+/// The license choice for a new direct route's Microsoft user, as part numbers.
+fn assign_from_pool(pool: &[PoolUnit]) -> Result<Vec<String>, ProvisionError> {
+    let entries: Vec<license::PoolEntry> = pool
+        .iter()
+        .map(|u| license::PoolEntry {
+            holding: license::Holding {
+                part_number: u.part_number.clone(),
+                acquired_on: u.acquired_on.as_deref().and_then(license::Date::parse),
+            },
+            units: u32::try_from(u.units).unwrap_or(u32::MAX),
+            assigned: u32::try_from(u.assigned).unwrap_or(u32::MAX),
+        })
+        .collect();
+    let picked = license::pick_for_direct_route(&entries).map_err(|e| {
+        invalid(
+            "enterprise",
+            format!(
+                "cannot license the direct route's Microsoft user: {e}; add units with \
+                 `enterprise sku add`"
+            ),
+        )
+    })?;
+    Ok(picked.into_iter().map(|h| h.part_number).collect())
+}
+
+/// Loads the password key, creating the key file on first use.
+pub fn password_key(source: &str) -> Result<PasswordKey, ProvisionError> {
+    let key_error = |e: PasswordKeyError| invalid("database.password_key", e.to_string());
+    if let Some(path) = source.strip_prefix("file:") {
+        let path = std::path::Path::new(path);
+        if !path.exists() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    invalid("database.password_key", format!("{}: {e}", dir.display()))
+                })?;
+            }
+            PasswordKey::generate_file(path).map_err(key_error)?;
+            tracing::warn!(
+                path = %path.display(),
+                "generated the password key; back it up with the database"
+            );
+            eprintln!(
+                "note: generated the password key {}; back it up with the database",
+                path.display()
+            );
+        }
+    }
+    PasswordKey::load(source).map_err(key_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    fn ago(secs: u64) -> Option<i64> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        i64::try_from(now - secs).ok()
+    }
+
+    /// licensing.md §2.7: license changes take up to 24 h to propagate.
+    #[test]
+    fn cooldown_refuses_a_second_change_with_the_time_left() {
+        assert!(check_cooldown("a@b.c", None, DAY, false).is_ok());
+        let err = check_cooldown("a@b.c", ago(3600), DAY, false).unwrap_err();
+        assert_eq!(err.field(), Some("sku"));
+        assert!(err.to_string().contains("23h00m"), "{err}");
+        assert!(check_cooldown("a@b.c", ago(3600), DAY, true).is_ok());
+        assert!(check_cooldown("a@b.c", ago(25 * 3600), DAY, false).is_ok());
+    }
+}
