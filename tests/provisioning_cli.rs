@@ -1033,3 +1033,348 @@ fn seeds_worked_example_on_postgresql() {
     let pg = Postgres::start();
     seeds_worked_example(&pg.url);
 }
+
+/// show/set/delete of every entity, the license pool of direct routes and the license-change
+/// cooldown (licensing.md §2.3, §2.7).
+fn changes(database_url: &str) {
+    let dir = enterprise_with_pbx(database_url, "Fabrikam");
+    let d = dir.path();
+    std::fs::write(d.join("pw"), "secret\n").unwrap();
+
+    // The pool had one MCOCAP unit and the first route took it: a second route finds none.
+    let second = [
+        "direct-route",
+        "add",
+        "--enterprise",
+        "Fabrikam",
+        "--fqdn",
+        "fabrikam2.teams.carrier.example",
+    ];
+    let err = refused(d, &second, "enterprise");
+    assert!(err.contains("no Teams license"), "{err}");
+    ok(
+        d,
+        &[
+            "enterprise",
+            "sku",
+            "add",
+            "Fabrikam",
+            "--sku",
+            "SPE_E5",
+            "--units",
+            "2",
+        ],
+    );
+    ok(d, &second);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(d, &["enterprise", "show", "Fabrikam", "--json"])).unwrap();
+    assert_eq!(shown["pbxs"], 1);
+    assert_eq!(shown["direct_routes"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        shown["direct_routes"][1]["licenses"],
+        serde_json::json!(["SPE_E5"])
+    );
+    let table = ok(d, &["enterprise", "show", "Fabrikam"]);
+    assert!(table.contains("skus:"), "{table}");
+    assert!(table.contains("1 x MCOCAP, 2 x SPE_E5"), "{table}");
+    refused(d, &["enterprise", "show", "Nobody"], "enterprise");
+
+    // Deleting a route returns its unit to the pool; the last route is needed by the PBX.
+    ok(
+        d,
+        &["direct-route", "delete", "fabrikam2.teams.carrier.example"],
+    );
+    ok(d, &second);
+    ok(
+        d,
+        &["direct-route", "delete", "fabrikam2.teams.carrier.example"],
+    );
+    let err = refused(
+        d,
+        &["direct-route", "delete", "fabrikam.teams.carrier.example"],
+        "--cascade",
+    );
+    assert!(err.contains("1 PBXs"), "{err}");
+    refused(
+        d,
+        &["direct-route", "delete", "nope.teams.carrier.example"],
+        "fqdn",
+    );
+
+    // PBX set/delete.
+    ok(
+        d,
+        &[
+            "pbx",
+            "set",
+            "--enterprise",
+            "Fabrikam",
+            "--name",
+            "main",
+            "--proxy",
+            "10.0.0.9:5070",
+            "--transport",
+            "tcp",
+            "--expires",
+            "300",
+        ],
+    );
+    let pbxs: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &["pbx", "list", "--enterprise", "Fabrikam", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(pbxs[0]["proxy"], "10.0.0.9:5070");
+    assert_eq!(pbxs[0]["transport"], "tcp");
+    assert_eq!(pbxs[0]["expires"], 300);
+    refused(
+        d,
+        &[
+            "pbx",
+            "set",
+            "--enterprise",
+            "Fabrikam",
+            "--name",
+            "main",
+            "--expires",
+            "5",
+        ],
+        "expires",
+    );
+    refused(
+        d,
+        &["pbx", "set", "--enterprise", "Fabrikam", "--name", "main"],
+        "nothing to change",
+    );
+    ok(
+        d,
+        &[
+            "pbx",
+            "set",
+            "--enterprise",
+            "Fabrikam",
+            "--name",
+            "main",
+            "--proxy",
+            "",
+        ],
+    );
+
+    // Users: show, set, the cooldown between license changes, delete.
+    ok(
+        d,
+        &[
+            "user",
+            "add",
+            "--enterprise",
+            "Fabrikam",
+            "--pbx",
+            "main",
+            "--upn",
+            "carol@fabrikam.example",
+            "--number",
+            "+15551239001",
+            "--extension",
+            "9001",
+            "--password-file",
+            "pw",
+            "--sku",
+            "ENTERPRISEPACK",
+            "--sku",
+            "MCOEV",
+        ],
+    );
+    let shown: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &["user", "show", "carol@fabrikam.example", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(shown["extension"], "9001");
+    assert!(shown["last_license_change"].is_i64(), "{shown}");
+    assert!(!shown.to_string().contains("secret"), "{shown}");
+    ok(
+        d,
+        &[
+            "user",
+            "set",
+            "carol@fabrikam.example",
+            "--extension",
+            "9002",
+            "--ev-enabled",
+            "--group",
+            "Sales",
+            "--group",
+            "Support",
+        ],
+    );
+    let table = ok(d, &["user", "show", "carol@fabrikam.example"]);
+    assert!(table.contains("extension:"), "{table}");
+    assert!(table.contains("9002"), "{table}");
+    assert!(table.contains("Sales, Support"), "{table}");
+    let relicense = ["user", "set", "carol@fabrikam.example", "--sku", "SPE_E5"];
+    let err = refused(d, &relicense, "sku");
+    assert!(err.contains("--force"), "{err}");
+    assert!(
+        err.contains("allowed in 24h00m") || err.contains("allowed in 23h59m"),
+        "a fresh change leaves 24 h: {err}"
+    );
+    let mut forced = relicense.to_vec();
+    forced.push("--force");
+    ok(d, &forced);
+    let shown: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &["user", "show", "carol@fabrikam.example", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(shown["skus"], serde_json::json!(["SPE_E5"]));
+    // The same SKUs again is no license change: no cooldown.
+    ok(d, &relicense);
+    refused(
+        d,
+        &["user", "set", "carol@fabrikam.example", "--number", "12345"],
+        "number",
+    );
+    refused(
+        d,
+        &[
+            "user",
+            "set",
+            "carol@fabrikam.example",
+            "--sku",
+            "MCOCAP",
+            "--force",
+        ],
+        "sku",
+    );
+    refused(d, &["user", "show", "nobody@fabrikam.example"], "upn");
+    let err = refused(
+        d,
+        &[
+            "pbx",
+            "delete",
+            "--enterprise",
+            "Fabrikam",
+            "--name",
+            "main",
+        ],
+        "--cascade",
+    );
+    assert!(err.contains("1 users"), "{err}");
+
+    // Service numbers and LCM templates.
+    ok(
+        d,
+        &[
+            "service-number",
+            "add",
+            "--enterprise",
+            "Fabrikam",
+            "--number",
+            "+15550200-+15550209",
+            "--tag",
+            "IVR",
+        ],
+    );
+    refused(
+        d,
+        &[
+            "service-number",
+            "delete",
+            "--enterprise",
+            "Fabrikam",
+            "--number",
+            "+15550201",
+        ],
+        "number",
+    );
+    ok(
+        d,
+        &[
+            "service-number",
+            "delete",
+            "--enterprise",
+            "Fabrikam",
+            "--number",
+            "+15550200",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "lcm-template",
+            "add",
+            "--enterprise",
+            "Fabrikam",
+            "--name",
+            "Roma",
+            "--group",
+            "Sales",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "lcm-template",
+            "delete",
+            "--enterprise",
+            "Fabrikam",
+            "--name",
+            "Roma",
+        ],
+    );
+    refused(
+        d,
+        &[
+            "lcm-template",
+            "delete",
+            "--enterprise",
+            "Fabrikam",
+            "--name",
+            "Roma",
+        ],
+        "name",
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(d, &["enterprise", "show", "Fabrikam", "--json"])).unwrap();
+    assert_eq!(
+        (
+            shown["service_numbers"].clone(),
+            shown["lcm_templates"].clone()
+        ),
+        (serde_json::json!(0), serde_json::json!(0))
+    );
+
+    ok(
+        d,
+        &[
+            "pbx",
+            "delete",
+            "--enterprise",
+            "Fabrikam",
+            "--name",
+            "main",
+            "--cascade",
+        ],
+    );
+    let users: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &["user", "list", "--enterprise", "Fabrikam", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(users, serde_json::json!([]));
+    ok(
+        d,
+        &["direct-route", "delete", "fabrikam.teams.carrier.example"],
+    );
+}
+
+#[test]
+fn changes_on_sqlite() {
+    changes("sqlite://teamsgw.db");
+}
+
+#[test]
+fn changes_on_postgresql() {
+    let pg = Postgres::start();
+    changes(&pg.url);
+}
