@@ -33,6 +33,21 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# The API test runs schemathesis (PyPI only) from a venv outside the clone, reused between runs.
+SCHEMATHESIS_VENV=/var/tmp/teamsgw-schemathesis
+if [ ! -x "$SCHEMATHESIS_VENV/bin/schemathesis" ]; then
+  echo "== installing schemathesis into $SCHEMATHESIS_VENV"
+  /usr/bin/python3 -c "import venv, ensurepip" >/dev/null 2>&1 || {
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv
+  }
+  rm -rf "$SCHEMATHESIS_VENV"
+  /usr/bin/python3 -m venv "$SCHEMATHESIS_VENV"
+  "$SCHEMATHESIS_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis>=4,<5"
+fi
+export TEAMSGW_SCHEMATHESIS="$SCHEMATHESIS_VENV/bin/schemathesis"
+
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -12,6 +12,32 @@ fn nullable_string() -> Value {
     json!({"type": "string", "nullable": true})
 }
 
+fn pattern(regex: &str, example: &str) -> Value {
+    json!({"type": "string", "pattern": regex, "example": example})
+}
+
+fn guid() -> Value {
+    pattern(
+        "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        "0e1b2c3d-1111-2222-3333-444455556666",
+    )
+}
+
+fn e164() -> Value {
+    pattern("^\\+[1-9][0-9]{1,14}$", "+15551230001")
+}
+
+fn day() -> Value {
+    pattern("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "2026-11-23")
+}
+
+fn upn() -> Value {
+    pattern(
+        "^[a-z0-9._-]{1,20}@[a-z0-9-]{1,20}\\.example$",
+        "alice@acme.example",
+    )
+}
+
 fn integer(min: i64, max: i64) -> Value {
     json!({"type": "integer", "format": "int64", "minimum": min, "maximum": max})
 }
@@ -179,7 +205,7 @@ fn schemas() -> Value {
         "Enterprise": object(enterprise_fields, &enterprise_required, false),
         "EnterpriseDetail": object(detail_fields, &detail_required, false),
         "EnterpriseAdd": object(
-            json!({"name": string(), "tenant_id": string(), "acquired_licenses": integer(0, i64::MAX)}),
+            json!({"name": string(), "tenant_id": guid(), "acquired_licenses": integer(0, i64::MAX)}),
             &["name", "tenant_id", "acquired_licenses"],
             true,
         ),
@@ -197,7 +223,7 @@ fn schemas() -> Value {
             false,
         ),
         "SkuAdd": object(
-            json!({"sku": string(), "units": integer(0, i64::MAX), "acquired_on": nullable_string()}),
+            json!({"sku": string(), "units": integer(0, i64::MAX), "acquired_on": day()}),
             &["sku", "units"],
             true,
         ),
@@ -253,7 +279,7 @@ fn schemas() -> Value {
         ),
         "UserAdd": object(
             json!({
-                "enterprise": string(), "pbx": string(), "upn": string(), "number": string(),
+                "enterprise": string(), "pbx": string(), "upn": upn(), "number": e164(),
                 "extension": string(), "auth_user": nullable_string(),
                 "password": {"type": "string", "writeOnly": true}, "skus": strings(),
                 "ev_enabled": {"type": "boolean"}, "voice_routing_policy": nullable_string(),
@@ -407,7 +433,7 @@ pub fn document() -> Value {
             "/license/history": {
                 "get": op(
                     "Daily license audit rows",
-                    vec![enterprise_query(true), query("from", true, string()), query("to", true, string())],
+                    vec![enterprise_query(true), query("from", true, day()), query("to", true, day())],
                     None,
                     list("AuditDay"),
                 ),
