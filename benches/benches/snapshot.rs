@@ -2,7 +2,8 @@
 //!
 //! Figures: bulk insert of 100,000 users in one transaction (the import write path, with
 //! AES-GCM sealing), building the snapshot from the database, and lookups by tenant FQDN, by
-//! E.164 and by contact token (ns per lookup and allocations per lookup).
+//! E.164 and by contact token (ns per lookup and allocations per lookup), and the license
+//! report over all of them (the count behind `teamsgw license report`, the API and the gauges).
 //!
 //! `cargo bench -p teamsgw-benches --bench snapshot`
 #![allow(clippy::unwrap_used)]
@@ -149,5 +150,21 @@ async fn main() {
     measure("contact token", &|i| {
         snapshot.user_by_contact_token(&tokens[i]).is_some()
     });
+
+    let settings = teamsgw::config::LicenseSettings::default();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let report = teamsgw::license_report::build(&store, None, &settings)
+            .await
+            .unwrap();
+        best = best.min(started.elapsed().as_secs_f64());
+        let monitored: u32 = report.iter().map(|r| r.monitored_users).sum();
+        assert_eq!(monitored as usize, USERS);
+    }
+    println!(
+        "license report over {USERS} users in {ENTERPRISES} enterprises: {:.0} ms (best of 3)",
+        best * 1e3
+    );
     store.close().await;
 }
