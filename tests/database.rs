@@ -35,6 +35,7 @@ fn pbx(enterprise: &str, name: &str) -> Pbx {
         proxy: Some("10.0.0.5:5080".to_owned()),
         transport: Transport::Udp,
         expires: 600,
+        codecs: vec!["PCMU".into()],
     }
 }
 

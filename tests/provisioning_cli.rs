@@ -1127,6 +1127,38 @@ fn changes(database_url: &str) {
     assert_eq!(pbxs[0]["proxy"], "10.0.0.9:5070");
     assert_eq!(pbxs[0]["transport"], "tcp");
     assert_eq!(pbxs[0]["expires"], 300);
+    assert_eq!(pbxs[0]["codecs"], serde_json::json!(["PCMA", "PCMU"]));
+    // Codecs towards the PBX: G.711 only, since teamsgw never transcodes.
+    let err = refused(
+        d,
+        &[
+            "pbx",
+            "set",
+            "--enterprise",
+            "Fabrikam",
+            "--name",
+            "main",
+            "--codecs",
+            "G729,PCMU",
+        ],
+        "codecs",
+    );
+    assert!(err.contains("transcoding"), "{err}");
+    ok(
+        d,
+        &[
+            "pbx",
+            "set",
+            "--enterprise",
+            "Fabrikam",
+            "--name",
+            "main",
+            "--codecs",
+            "pcmu",
+        ],
+    );
+    let table = ok(d, &["pbx", "list", "--enterprise", "Fabrikam"]);
+    assert!(table.contains("300      PCMU"), "{table}");
     refused(
         d,
         &[

@@ -75,6 +75,7 @@ async fn main() {
             proxy: None,
             transport: Transport::Udp,
             expires: 600,
+            codecs: vec!["PCMA".into(), "PCMU".into()],
         };
         store.add_pbx(&pbx).await.unwrap();
     }

@@ -18,6 +18,7 @@ pub struct PbxChange {
     pub proxy: Option<String>,
     pub transport: Option<Transport>,
     pub expires: Option<u32>,
+    pub codecs: Option<Vec<String>>,
 }
 
 /// A change to a user: `None` keeps the current value; an empty policy or gateway clears it.
@@ -85,6 +86,11 @@ impl Store {
         {
             return Err(invalid("expires", "must be 60 to 86400 seconds"));
         }
+        let codecs = change
+            .codecs
+            .as_deref()
+            .map(crate::validate_codecs)
+            .transpose()?;
         let mut tx = self.pool.begin().await?;
         let id = enterprise_id(&mut tx, enterprise).await?;
         let row = sqlx::query("SELECT id FROM pbxs WHERE enterprise_id = $1 AND name = $2")
@@ -94,6 +100,13 @@ impl Store {
             .await?
             .ok_or_else(|| not_found("name", "PBX in this enterprise named", name))?;
         let pbx_id: String = row.try_get("id")?;
+        if let Some(codecs) = &codecs {
+            sqlx::query("UPDATE pbxs SET codecs = $1 WHERE id = $2")
+                .bind(codecs.join(";"))
+                .bind(&pbx_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some(domain) = &change.domain {
             sqlx::query("UPDATE pbxs SET domain = $1 WHERE id = $2")
                 .bind(domain.to_ascii_lowercase())

@@ -136,6 +136,33 @@ pub struct Pbx {
     pub proxy: Option<String>,
     pub transport: Transport,
     pub expires: u32,
+    /// G.711 variants in preference order (`PCMA`, `PCMU`): teamsgw never transcodes.
+    pub codecs: Vec<String>,
+}
+
+/// The codecs a PBX may be offered: the G.711 variants Teams also speaks (no transcoding).
+pub const PBX_CODECS: [&str; 2] = ["PCMA", "PCMU"];
+
+/// Upper-cases and checks a codec preference list.
+pub fn validate_codecs(codecs: &[String]) -> Result<Vec<String>, ProvisionError> {
+    let mut out: Vec<String> = Vec::new();
+    for c in codecs {
+        let c = c.trim().to_ascii_uppercase();
+        if !PBX_CODECS.contains(&c.as_str()) {
+            return Err(invalid(
+                "codecs",
+                format!("{c:?} is not PCMA or PCMU (teamsgw relays G.711 without transcoding)"),
+            ));
+        }
+        if out.contains(&c) {
+            return Err(invalid("codecs", format!("{c} is listed twice")));
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        return Err(invalid("codecs", "at least one of PCMA, PCMU"));
+    }
+    Ok(out)
 }
 
 /// A Microsoft tenant id: a GUID, `8-4-4-4-12` hex digits.
@@ -496,6 +523,7 @@ impl Store {
         if !(60..=86_400).contains(&pbx.expires) {
             return Err(invalid("expires", "must be 60 to 86400 seconds"));
         }
+        let codecs = validate_codecs(&pbx.codecs)?;
         let mut tx = self.pool.begin().await?;
         let id = enterprise_id(&mut tx, &pbx.enterprise).await?;
         if count(
@@ -538,7 +566,7 @@ impl Store {
         .bind(pbx.proxy.as_deref())
         .bind(pbx.transport.as_str())
         .bind(i64::from(pbx.expires))
-        .bind("PCMA;PCMU")
+        .bind(codecs.join(";"))
         .bind(now())
         .execute(&mut *tx)
         .await?;
@@ -550,7 +578,7 @@ impl Store {
         let rows = self
             .enterprise_rows(
                 enterprise,
-                "SELECT name, domain, proxy, transport, expires FROM pbxs \
+                "SELECT name, domain, proxy, transport, expires, codecs FROM pbxs \
                  WHERE enterprise_id = $1 ORDER BY name",
             )
             .await?;
@@ -571,6 +599,7 @@ impl Store {
                         table: "pbxs",
                         problem: format!("expires {expires} out of range"),
                     })?,
+                    codecs: crate::users::split(&row.try_get::<String, _>("codecs")?),
                 })
             })
             .collect()

@@ -34,6 +34,8 @@ pub struct PbxEntry {
     pub proxy: Option<String>,
     pub transport: String,
     pub expires: u32,
+    /// Codec preference towards this PBX (`PCMA`, `PCMU`), most preferred first.
+    pub codecs: Vec<String>,
 }
 
 /// A user as the gateway routes to it. The password stays sealed in the database.
@@ -204,10 +206,11 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
 }
 
 async fn load_pbxs(pool: &AnyPool) -> Result<HashMap<String, PbxEntry>, StoreError> {
-    let rows =
-        sqlx::query("SELECT id, enterprise_id, name, domain, proxy, transport, expires FROM pbxs")
-            .fetch_all(pool)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT id, enterprise_id, name, domain, proxy, transport, expires, codecs FROM pbxs",
+    )
+    .fetch_all(pool)
+    .await?;
     let mut pbxs = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
     for row in rows {
         let id: String = row.try_get("id")?;
@@ -224,6 +227,7 @@ async fn load_pbxs(pool: &AnyPool) -> Result<HashMap<String, PbxEntry>, StoreErr
             proxy: row.try_get("proxy")?,
             transport: row.try_get("transport")?,
             expires,
+            codecs: crate::users::split(&row.try_get::<String, _>("codecs")?),
         };
         pbxs.insert(id, entry);
     }

@@ -86,6 +86,12 @@ pub struct PbxAdd {
     pub transport: String,
     #[serde(default = "default_expires")]
     pub expires: u32,
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<String>,
+}
+
+fn default_codecs() -> Vec<String> {
+    teamsgw_store::PBX_CODECS.map(str::to_owned).to_vec()
 }
 
 fn default_transport() -> String {
@@ -104,6 +110,7 @@ pub struct PbxSet {
     pub proxy: Option<String>,
     pub transport: Option<String>,
     pub expires: Option<u32>,
+    pub codecs: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -237,6 +244,7 @@ impl Provisioner<'_> {
             proxy: req.proxy.clone(),
             transport: Transport::parse(&req.transport)?,
             expires: req.expires,
+            codecs: req.codecs.clone(),
         };
         self.store.add_pbx(&pbx).await?;
         Ok(pbx)
@@ -253,15 +261,17 @@ impl Provisioner<'_> {
             proxy: req.proxy.clone(),
             transport: req.transport.as_deref().map(Transport::parse).transpose()?,
             expires: req.expires,
+            codecs: req.codecs.clone(),
         };
         if change.domain.is_none()
             && change.proxy.is_none()
             && change.transport.is_none()
             && change.expires.is_none()
+            && change.codecs.is_none()
         {
             return Err(invalid(
                 "domain",
-                "nothing to change: give domain, proxy, transport or expires",
+                "nothing to change: give domain, proxy, transport, expires or codecs",
             ));
         }
         self.store.set_pbx(enterprise, name, &change).await

@@ -131,6 +131,14 @@ pub enum PbxCommand {
         /// Registration expiry we request, in seconds.
         #[arg(long, default_value_t = 600, value_name = "S")]
         expires: u32,
+        /// G.711 variants offered to the PBX, preferred first.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "PCMA,PCMU",
+            value_name = "PCMA,PCMU"
+        )]
+        codecs: Vec<String>,
     },
     /// List the PBXs of an enterprise.
     List {
@@ -154,6 +162,8 @@ pub enum PbxCommand {
         transport: Option<String>,
         #[arg(long, value_name = "S")]
         expires: Option<u32>,
+        #[arg(long, value_delimiter = ',', value_name = "PCMA,PCMU")]
+        codecs: Option<Vec<String>>,
     },
     /// Delete a PBX; refused while it has users unless --cascade.
     Delete {
@@ -618,6 +628,7 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
             proxy,
             transport,
             expires,
+            codecs,
         } => {
             let pbx = ops
                 .add_pbx(&PbxAdd {
@@ -627,6 +638,7 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
                     proxy,
                     transport,
                     expires,
+                    codecs,
                 })
                 .await?;
             println!("PBX {:?} added to {:?}", pbx.name, pbx.enterprise);
@@ -636,7 +648,7 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
             print_rows(
                 output.json,
                 &list,
-                &["NAME", "DOMAIN", "PROXY", "TRANSPORT", "EXPIRES"],
+                &["NAME", "DOMAIN", "PROXY", "TRANSPORT", "EXPIRES", "CODECS"],
                 |p| {
                     vec![
                         p.name.clone(),
@@ -644,6 +656,7 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
                         p.proxy.clone().unwrap_or_else(|| "-".to_owned()),
                         p.transport.as_str().to_owned(),
                         p.expires.to_string(),
+                        p.codecs.join(","),
                     ]
                 },
             );
@@ -655,12 +668,14 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
             proxy,
             transport,
             expires,
+            codecs,
         } => {
             let req = PbxSet {
                 domain,
                 proxy,
                 transport,
                 expires,
+                codecs,
             };
             let pbx = ops.set_pbx(&enterprise, &name, &req).await?;
             println!("PBX {:?} of {:?} updated", pbx.name, pbx.enterprise);

@@ -250,14 +250,16 @@ fn schemas() -> Value {
             json!({
                 "enterprise": string(), "name": string(), "domain": string(),
                 "proxy": nullable_string(), "transport": transport, "expires": integer(0, u32::MAX.into()),
+                "codecs": strings(),
             }),
-            &["enterprise", "name", "domain", "proxy", "transport", "expires"],
+            &["enterprise", "name", "domain", "proxy", "transport", "expires", "codecs"],
             false,
         ),
         "PbxAdd": object(
             json!({
                 "enterprise": string(), "name": string(), "domain": string(),
                 "proxy": nullable_string(), "transport": string(), "expires": integer(0, u32::MAX.into()),
+                "codecs": strings(),
             }),
             &["enterprise", "name", "domain"],
             true,
@@ -267,6 +269,7 @@ fn schemas() -> Value {
                 "domain": nullable_string(), "proxy": nullable_string(),
                 "transport": nullable_string(),
                 "expires": {"type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX, "nullable": true},
+                "codecs": {"type": "array", "items": string(), "nullable": true},
             }),
             &[],
             true,
