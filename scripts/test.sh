@@ -46,7 +46,7 @@ if [ ! -x "$SCHEMATHESIS_VENV/bin/schemathesis" ]; then
   /usr/bin/python3 -m venv "$SCHEMATHESIS_VENV"
   "$SCHEMATHESIS_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis>=4,<5"
 fi
-export TEAMSGW_SCHEMATHESIS="$SCHEMATHESIS_VENV/bin/schemathesis"
+export SCHEMATHESIS_FOR_TEAMSGW_TESTS="$SCHEMATHESIS_VENV/bin/schemathesis"
 
 echo "== format and lints"
 cargo fmt --all -- --check
