@@ -60,6 +60,22 @@ fn same_set(a: &[String], b: &[String]) -> bool {
     norm(a) == norm(b)
 }
 
+/// The id of PBX `name` of an enterprise; refused naming `field` when it has none.
+async fn pbx_id(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    enterprise_id: &str,
+    field: &'static str,
+    name: &str,
+) -> Result<String, ProvisionError> {
+    let row = sqlx::query("SELECT id FROM pbxs WHERE enterprise_id = $1 AND name = $2")
+        .bind(enterprise_id)
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| not_found(field, "PBX in this enterprise named", name))?;
+    Ok(row.try_get("id")?)
+}
+
 impl Store {
     pub async fn enterprise(&self, name: &str) -> Result<Enterprise, ProvisionError> {
         self.list_enterprises()
@@ -93,44 +109,21 @@ impl Store {
             .transpose()?;
         let mut tx = self.pool.begin().await?;
         let id = enterprise_id(&mut tx, enterprise).await?;
-        let row = sqlx::query("SELECT id FROM pbxs WHERE enterprise_id = $1 AND name = $2")
-            .bind(&id)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| not_found("name", "PBX in this enterprise named", name))?;
-        let pbx_id: String = row.try_get("id")?;
-        if let Some(codecs) = &codecs {
-            sqlx::query("UPDATE pbxs SET codecs = $1 WHERE id = $2")
-                .bind(codecs.join(";"))
-                .bind(&pbx_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(domain) = &change.domain {
-            sqlx::query("UPDATE pbxs SET domain = $1 WHERE id = $2")
-                .bind(domain.to_ascii_lowercase())
-                .bind(&pbx_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let pbx_id = pbx_id(&mut tx, &id, "name", name).await?;
+        sqlx::query(
+            "UPDATE pbxs SET domain = COALESCE($1, domain), transport = COALESCE($2, transport), \
+             expires = COALESCE($3, expires), codecs = COALESCE($4, codecs) WHERE id = $5",
+        )
+        .bind(change.domain.as_ref().map(|d| d.to_ascii_lowercase()))
+        .bind(change.transport.map(Transport::as_str))
+        .bind(change.expires.map(i64::from))
+        .bind(codecs.map(|c| c.join(";")))
+        .bind(&pbx_id)
+        .execute(&mut *tx)
+        .await?;
         if let Some(proxy) = &change.proxy {
             sqlx::query("UPDATE pbxs SET proxy = $1 WHERE id = $2")
                 .bind((!proxy.is_empty()).then_some(proxy.as_str()))
-                .bind(&pbx_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(transport) = change.transport {
-            sqlx::query("UPDATE pbxs SET transport = $1 WHERE id = $2")
-                .bind(transport.as_str())
-                .bind(&pbx_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(expires) = change.expires {
-            sqlx::query("UPDATE pbxs SET expires = $1 WHERE id = $2")
-                .bind(i64::from(expires))
                 .bind(&pbx_id)
                 .execute(&mut *tx)
                 .await?;
@@ -152,13 +145,7 @@ impl Store {
     ) -> Result<(), ProvisionError> {
         let mut tx = self.pool.begin().await?;
         let id = enterprise_id(&mut tx, enterprise).await?;
-        let row = sqlx::query("SELECT id FROM pbxs WHERE enterprise_id = $1 AND name = $2")
-            .bind(&id)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| not_found("name", "PBX in this enterprise named", name))?;
-        let pbx_id: String = row.try_get("id")?;
+        let pbx_id = pbx_id(&mut tx, &id, "name", name).await?;
         let users = count(
             &mut tx,
             "SELECT COUNT(*) AS n FROM users WHERE pbx_id = $1",
@@ -251,14 +238,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let enterprise = enterprise_id(&mut tx, &current.enterprise).await?;
         let pbx = change.pbx.as_deref().unwrap_or(&current.pbx);
-        let pbx_id: String =
-            sqlx::query("SELECT id FROM pbxs WHERE enterprise_id = $1 AND name = $2")
-                .bind(&enterprise)
-                .bind(pbx)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| not_found("pbx", "PBX in this enterprise named", pbx))?
-                .try_get("id")?;
+        let pbx_id = pbx_id(&mut tx, &enterprise, "pbx", pbx).await?;
         let taken: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM users WHERE enterprise_id = $1 AND number = $2 AND upn <> $3",
         )
