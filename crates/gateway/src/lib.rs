@@ -7,4 +7,5 @@
 //! Must never know: socket details below the SIP transport API, SQL, HTTP, or how the daemon is
 //! configured and signalled (the binary hands it plain settings).
 
+pub mod registration;
 pub mod stateless;

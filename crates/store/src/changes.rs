@@ -34,6 +34,7 @@ pub struct UserChange {
     pub voice_routing_policy: Option<String>,
     pub pstn_gateway: Option<String>,
     pub groups: Option<Vec<String>>,
+    pub enabled: Option<bool>,
 }
 
 impl UserChange {
@@ -234,6 +235,7 @@ impl Store {
         let policy = optional(&change.voice_routing_policy, &current.voice_routing_policy);
         let gateway = optional(&change.pstn_gateway, &current.pstn_gateway);
         let ev_enabled = change.ev_enabled.unwrap_or(current.ev_enabled);
+        let enabled = change.enabled.unwrap_or(current.enabled);
 
         let mut tx = self.pool.begin().await?;
         let enterprise = enterprise_id(&mut tx, &current.enterprise).await?;
@@ -258,7 +260,7 @@ impl Store {
         sqlx::query(
             "UPDATE users SET pbx_id = $1, number = $2, extension = $3, auth_user = $4, \
              skus = $5, ev_enabled = $6, voice_routing_policy = $7, pstn_gateway = $8, \
-             groups = $9, managed_by_ui = 1, updated_at = $10 WHERE upn = $11",
+             groups = $9, managed_by_ui = 1, updated_at = $10, enabled = $11 WHERE upn = $12",
         )
         .bind(&pbx_id)
         .bind(&number)
@@ -270,6 +272,7 @@ impl Store {
         .bind(gateway.as_deref())
         .bind(join(&groups))
         .bind(t)
+        .bind(i64::from(enabled))
         .bind(&current.upn)
         .execute(&mut *tx)
         .await?;

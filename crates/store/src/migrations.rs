@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "license change times of direct-route users",
         include_str!("../migrations/0003_license_changes.sql"),
     ),
+    (
+        4,
+        "users can be disabled",
+        include_str!("../migrations/0004_user_enabled.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -38,7 +38,7 @@ pub struct PbxEntry {
     pub codecs: Vec<String>,
 }
 
-/// A user as the gateway routes to it. The password stays sealed in the database.
+/// A user as the gateway routes to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEntry {
     pub upn: String,
@@ -48,6 +48,10 @@ pub struct UserEntry {
     pub extension: String,
     pub auth_user: String,
     pub contact_token: String,
+    /// Still sealed ([`crate::PasswordKey::open`] with [`crate::password_context`] of the UPN):
+    /// only the registration agent opens it, when it needs to answer a challenge.
+    pub password_sealed: String,
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +61,8 @@ pub struct RoutingSnapshot {
     by_fqdn: HashMap<String, DirectRouteEntry>,
     pbxs: HashMap<String, PbxEntry>,
     users: Vec<UserEntry>,
+    /// Enterprise id → name (for metric labels and status output).
+    enterprises: HashMap<String, String>,
     /// E.164 → index into `users` of the first user holding it. Numbers are unique per
     /// enterprise only, so a number held in several enterprises has the others in
     /// `by_number_shared` (enterprise id → E.164 → index); a lookup is one probe in the usual
@@ -74,6 +80,7 @@ impl RoutingSnapshot {
             by_fqdn: HashMap::default(),
             pbxs: HashMap::default(),
             users: Vec::new(),
+            enterprises: HashMap::default(),
             by_number: HashMap::default(),
             by_number_shared: HashMap::default(),
             by_contact_token: HashMap::default(),
@@ -129,6 +136,15 @@ impl RoutingSnapshot {
     pub fn pbx(&self, id: &str) -> Option<&PbxEntry> {
         self.pbxs.get(id)
     }
+
+    /// Every user, in no particular order (the registration agent walks them on a reload).
+    pub fn all_users(&self) -> &[UserEntry] {
+        &self.users
+    }
+
+    pub fn enterprise_name(&self, id: &str) -> Option<&str> {
+        self.enterprises.get(id).map(String::as_str)
+    }
 }
 
 pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> {
@@ -164,7 +180,8 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
     }
     let pbxs = load_pbxs(pool).await?;
     let rows = sqlx::query(
-        "SELECT upn, enterprise_id, pbx_id, number, extension, auth_user, contact_token FROM users",
+        "SELECT upn, enterprise_id, pbx_id, number, extension, auth_user, contact_token, \
+         password_sealed, enabled FROM users",
     )
     .fetch_all(pool)
     .await?;
@@ -182,6 +199,8 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
             extension: row.try_get("extension")?,
             auth_user: row.try_get("auth_user")?,
             contact_token: row.try_get("contact_token")?,
+            password_sealed: row.try_get("password_sealed")?,
+            enabled: row.try_get::<i64, _>("enabled")? != 0,
         };
         if by_number.contains_key(&user.number) {
             by_number_shared
@@ -194,11 +213,19 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
         by_contact_token.insert(user.contact_token.clone(), i);
         users.push(user);
     }
+    let mut enterprises = HashMap::default();
+    for row in sqlx::query("SELECT id, name FROM enterprises")
+        .fetch_all(pool)
+        .await?
+    {
+        enterprises.insert(row.try_get("id")?, row.try_get("name")?);
+    }
     Ok(RoutingSnapshot {
         loaded_at: SystemTime::now(),
         by_fqdn,
         pbxs,
         users,
+        enterprises,
         by_number,
         by_number_shared,
         by_contact_token,

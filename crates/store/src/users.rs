@@ -48,6 +48,8 @@ pub struct User {
     pub managed_by_ui: bool,
     /// Unix seconds of the last change of `skus`, for the license-change cooldown.
     pub last_license_change: Option<i64>,
+    /// Disabled users stay provisioned but are unregistered from their PBX.
+    pub enabled: bool,
 }
 
 /// E.164 (ITU-T E.164 §6): `+`, a country code that does not start with 0, at most 15 digits.
@@ -262,13 +264,14 @@ async fn insert_user(
         groups: user.groups.clone(),
         managed_by_ui: user.managed_by_ui,
         last_license_change: (!user.skus.is_empty()).then_some(t),
+        enabled: true,
     })
 }
 
 /// The columns [`user_from_row`] reads, for `FROM users u JOIN pbxs p ON p.id = u.pbx_id`.
 pub(crate) const USER_COLUMNS: &str = "p.name AS pbx, u.upn, u.number, u.extension, u.auth_user, \
      u.skus, u.ev_enabled, u.voice_routing_policy, u.pstn_gateway, u.groups, u.managed_by_ui, \
-     u.last_license_change";
+     u.last_license_change, u.enabled";
 
 pub(crate) fn user_from_row(
     enterprise: &str,
@@ -288,6 +291,7 @@ pub(crate) fn user_from_row(
         groups: split(&row.try_get::<String, _>("groups")?),
         managed_by_ui: row.try_get::<i64, _>("managed_by_ui")? != 0,
         last_license_change: row.try_get("last_license_change")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
     })
 }
 

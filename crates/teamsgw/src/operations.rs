@@ -146,6 +146,8 @@ pub struct UserSet {
     pub voice_routing_policy: Option<String>,
     pub pstn_gateway: Option<String>,
     pub groups: Option<Vec<String>>,
+    /// `false`: unregister from the PBX and take no calls; `true` again to resume.
+    pub enabled: Option<bool>,
     /// Override the license-change cooldown.
     pub force: bool,
 }
@@ -320,6 +322,7 @@ impl Provisioner<'_> {
             voice_routing_policy: req.voice_routing_policy.clone(),
             pstn_gateway: req.pstn_gateway.clone(),
             groups: req.groups.clone(),
+            enabled: req.enabled,
         };
         if change.is_empty() {
             return Err(invalid("upn", "nothing to change"));

@@ -286,6 +286,11 @@ pub struct UserSetArgs {
     /// Replaces the user's groups (repeatable).
     #[arg(long = "group", value_name = "G")]
     groups: Vec<String>,
+    /// Unregister the user from its PBX (it stays provisioned); --enable resumes.
+    #[arg(long, conflicts_with = "enable")]
+    disable: bool,
+    #[arg(long)]
+    enable: bool,
     /// Change licenses even within license.change_cooldown_hours of the last change.
     #[arg(long)]
     force: bool,
@@ -747,6 +752,11 @@ async fn user(ops: &Provisioner<'_>, c: UserCommand) -> Result<(), ProvisionErro
                 voice_routing_policy: args.voice_routing_policy,
                 pstn_gateway: args.pstn_gateway,
                 groups: (!args.groups.is_empty()).then_some(args.groups),
+                enabled: match (args.enable, args.disable) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
                 force: args.force,
             };
             let (user, warnings) = ops.set_user(&args.upn, &req).await?;
@@ -774,6 +784,7 @@ async fn user(ops: &Provisioner<'_>, c: UserCommand) -> Result<(), ProvisionErro
                     ("pstn gateway", opt(&u.pstn_gateway)),
                     ("groups", u.groups.join(", ")),
                     ("managed by ui", yes_no(u.managed_by_ui)),
+                    ("enabled", yes_no(u.enabled)),
                     (
                         "last license change",
                         u.last_license_change

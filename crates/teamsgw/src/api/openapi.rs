@@ -192,6 +192,7 @@ fn schemas() -> Value {
         "pstn_gateway": nullable_string(), "groups": strings(),
         "managed_by_ui": {"type": "boolean"},
         "last_license_change": {"type": "integer", "format": "int64", "nullable": true},
+        "enabled": {"type": "boolean"},
     });
     json!({
         "Error": object(
@@ -277,7 +278,8 @@ fn schemas() -> Value {
         "User": object(
             user_fields,
             &["enterprise", "pbx", "upn", "number", "extension", "auth_user", "skus", "ev_enabled",
-              "voice_routing_policy", "pstn_gateway", "groups", "managed_by_ui", "last_license_change"],
+              "voice_routing_policy", "pstn_gateway", "groups", "managed_by_ui", "last_license_change",
+              "enabled"],
             false,
         ),
         "UserAdd": object(
@@ -300,6 +302,7 @@ fn schemas() -> Value {
                 "ev_enabled": {"type": "boolean", "nullable": true},
                 "voice_routing_policy": nullable_string(), "pstn_gateway": nullable_string(),
                 "groups": {"type": "array", "items": string(), "nullable": true},
+                "enabled": {"type": "boolean", "nullable": true},
                 "force": {"type": "boolean"},
             }),
             &[],
