@@ -91,7 +91,7 @@ pub fn test_config(ports: &Ports, extra: &str) -> String {
     format!(
         "[daemon]\ndrain_seconds = 2\n\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
          [log]\nlevel = \"info\"\nformat = \"json\"\n\n[database]\nurl = \"sqlite://var/teamsgw.db\"\n\n\
-         [teams]\nlisten = \"127.0.0.1:{tls}\"\nallowed_sources = [\"127.0.0.0/8\"]\n\n\
+         [teams]\nlisten = \"127.0.0.1:{tls}\"\nallowed_sources = [\"127.0.0.0/8\"]\nproxies = []\n\n\
          [pbx]\nlisten_udp = \"127.0.0.1:{sip}\"\nlisten_tcp = \"127.0.0.1:{sip}\"\n\n{extra}",
         admin = ports.admin,
         sip = ports.sip,

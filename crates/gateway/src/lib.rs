@@ -7,5 +7,7 @@
 //! Must never know: socket details below the SIP transport API, SQL, HTTP, or how the daemon is
 //! configured and signalled (the binary hands it plain settings).
 
+pub mod client;
 pub mod registration;
 pub mod stateless;
+pub mod trunk;

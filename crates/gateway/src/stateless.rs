@@ -56,6 +56,18 @@ impl StatelessPolicy {
     }
 
     pub fn handle(&self, msg: &Message, source: SocketAddr, draining: bool) -> Verdict {
+        self.handle_with_contact(msg, source, draining, None)
+    }
+
+    /// [`Self::handle`] answering OPTIONS with `contact` (Teams computes its next hop from
+    /// it: teams-direct-routing.md §2.2).
+    pub fn handle_with_contact(
+        &self,
+        msg: &Message,
+        source: SocketAddr,
+        draining: bool,
+        contact: Option<&str>,
+    ) -> Verdict {
         if !msg.is_request() {
             return Verdict::Drop("unmatched_response");
         }
@@ -105,12 +117,16 @@ impl StatelessPolicy {
             }
         }
         let response = match method {
-            Method::Options => self
-                .base(msg, source, 200, "OK")
-                .header("Allow", ALLOW)
-                .header("Accept", "application/sdp")
-                .header("Supported", SUPPORTED.join(", "))
-                .finish(),
+            Method::Options => {
+                let mut b = self.base(msg, source, 200, "OK");
+                if let Some(contact) = contact {
+                    b = b.header("Contact", contact);
+                }
+                b.header("Allow", ALLOW)
+                    .header("Accept", "application/sdp")
+                    .header("Supported", SUPPORTED.join(", "))
+                    .finish()
+            }
             Method::Register => self
                 .base(msg, source, 403, "Forbidden")
                 .header("Warning", warning("this SBC is not a registrar"))
@@ -216,6 +232,24 @@ mod tests {
         // Same request again: same To-tag, without state.
         let again = answer(p.handle(&req, SRC.parse().unwrap(), false));
         assert_eq!(again.to_tag(), r.to_tag());
+    }
+
+    /// teams-direct-routing.md §2.2: OPTIONS from Teams get 200 with our Contact and Allow.
+    #[test]
+    fn options_from_teams_carry_our_contact() {
+        let req = request("OPTIONS sip:sbc.example.com SIP/2.0", "");
+        let contact = "<sip:sbc.carrier.example:5061;transport=tls>";
+        let r =
+            answer(policy().handle_with_contact(&req, SRC.parse().unwrap(), false, Some(contact)));
+        assert_eq!(r.status(), Some(200));
+        assert_eq!(
+            r.header(teamsgw_sip::HeaderName::Contact),
+            Some(contact.as_bytes())
+        );
+        assert_eq!(
+            r.header(teamsgw_sip::HeaderName::Allow),
+            Some(ALLOW.as_bytes())
+        );
     }
 
     #[test]

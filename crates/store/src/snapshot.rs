@@ -142,6 +142,10 @@ impl RoutingSnapshot {
         &self.users
     }
 
+    pub fn has_enterprise_named(&self, name: &str) -> bool {
+        self.enterprises.values().any(|n| n == name)
+    }
+
     pub fn enterprise_name(&self, id: &str) -> Option<&str> {
         self.enterprises.get(id).map(String::as_str)
     }

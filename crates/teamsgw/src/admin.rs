@@ -12,6 +12,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use teamsgw_gateway::client::ClientHandle;
+
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
@@ -19,6 +21,7 @@ use crate::readiness::Readiness;
 pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
+    pub client: ClientHandle,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -46,7 +49,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {
-    let (ready, body) = state.readiness.report();
+    let (ready, mut body) = state.readiness.report();
+    // Informational: an unreachable PBX never makes the daemon unready (it can still work).
+    body["registrations"] = serde_json::json!(state.client.summary());
     let status = if ready {
         StatusCode::OK
     } else {

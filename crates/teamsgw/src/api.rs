@@ -31,6 +31,7 @@ use crate::operations::{
     UserSet,
 };
 use crate::provisioning::Provisioning;
+use teamsgw_gateway::client::ClientHandle;
 
 mod openapi;
 
@@ -38,6 +39,8 @@ mod openapi;
 pub struct ApiState {
     pub provisioning: Arc<Provisioning>,
     pub settings: Arc<ArcSwap<Settings>>,
+    /// The registration agent and trunk health (live state, not the database).
+    pub client: ClientHandle,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -86,6 +89,8 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/license/report", get(license_report))
         .route("/license/history", get(license_history))
+        .route("/registrations", get(registrations))
+        .route("/trunk", get(trunk))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state);
     Router::new()
@@ -565,6 +570,34 @@ async fn license_history(State(s): State<ApiState>, Params(q): Params<HistoryRan
         license_report::history(ops.store, &q.enterprise, &q.from, &q.to).await
     })
     .await
+}
+
+async fn registrations(
+    State(s): State<ApiState>,
+    Params(q): Params<OptionalEnterprise>,
+) -> ApiResult {
+    let mut list = s.client.registrations().await;
+    if let Some(e) = &q.enterprise {
+        if !s
+            .provisioning
+            .snapshot()
+            .is_some_and(|snap| snap.has_enterprise_named(e))
+        {
+            return Err(ProvisionError::NotFound {
+                field: "enterprise",
+                what: "enterprise",
+                value: e.clone(),
+            }
+            .into());
+        }
+        list.retain(|r| &r.enterprise == e);
+    }
+    list.sort_by(|a, b| a.upn.cmp(&b.upn));
+    Ok(Json(list).into_response())
+}
+
+async fn trunk(State(s): State<ApiState>) -> ApiResult {
+    Ok(Json(s.client.trunk().await).into_response())
 }
 
 #[cfg(test)]

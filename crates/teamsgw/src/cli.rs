@@ -14,6 +14,7 @@ use crate::provision_cli::{
     DirectRouteCommand, EnterpriseCommand, LcmTemplateCommand, LicenseCommand, PbxCommand,
     Provision, ServiceNumberCommand, UserCommand,
 };
+use crate::status_cli::{self, TrunkCommand};
 
 pub const DEFAULT_CONFIG: &str = "/etc/teamsgw/teamsgw.toml";
 
@@ -59,6 +60,9 @@ pub enum Command {
     /// License usage reports.
     #[command(subcommand)]
     License(LicenseCommand),
+    /// The Teams trunk as the running daemon sees it.
+    #[command(subcommand)]
+    Trunk(TrunkCommand),
 }
 
 impl Cli {
@@ -81,7 +85,13 @@ impl Cli {
             Command::Enterprise(c) => Provision::Enterprise(c).execute(&self.config),
             Command::DirectRoute(c) => Provision::DirectRoute(c).execute(&self.config),
             Command::Pbx(c) => Provision::Pbx(c).execute(&self.config),
+            Command::User(UserCommand::Status { enterprise, output }) => {
+                status_cli::user_status(&self.config, enterprise.as_deref(), output.json)
+            }
             Command::User(c) => Provision::User(c).execute(&self.config),
+            Command::Trunk(TrunkCommand::Status(output)) => {
+                status_cli::trunk_status(&self.config, output.json)
+            }
             Command::ServiceNumber(c) => Provision::ServiceNumber(c).execute(&self.config),
             Command::LcmTemplate(c) => Provision::LcmTemplate(c).execute(&self.config),
             Command::License(c) => Provision::License(c).execute(&self.config),

@@ -246,7 +246,13 @@ pub struct TeamsSettings {
     pub proxies: Vec<String>,
     pub proxy_port: u16,
     pub options_interval_seconds: u64,
+    /// First part of `X-MS-SBC: <vendor>/teamsgw/<version>`.
+    pub sbc_vendor: String,
 }
+
+/// The embedded default `teams.base_fqdn`: a reserved name no SBC can have. While it is in
+/// use no OPTIONS are sent (Teams would refuse them, and a first run must not dial Microsoft).
+pub const PLACEHOLDER_BASE_FQDN: &str = "sbc.example.invalid";
 
 impl Default for TeamsSettings {
     fn default() -> Self {
@@ -255,13 +261,14 @@ impl Default for TeamsSettings {
             // reference: teams-direct-routing.md §1.4 (52.120.0.0/14 contains 52.122.0.0/15).
             allowed_sources: vec!["52.112.0.0/14".to_owned(), "52.120.0.0/14".to_owned()],
             allowed_peer_names: vec!["*.pstnhub.microsoft.com".to_owned()],
-            base_fqdn: "sbc.example.invalid".to_owned(),
+            base_fqdn: PLACEHOLDER_BASE_FQDN.to_owned(),
             proxies: ["sip", "sip2", "sip3"]
                 .iter()
                 .map(|h| format!("{h}.pstnhub.microsoft.com"))
                 .collect(),
             proxy_port: 5061,
             options_interval_seconds: 60,
+            sbc_vendor: "teamsgw".to_owned(),
         }
     }
 }
@@ -273,6 +280,13 @@ pub struct PbxSettings {
     pub listen_tcp: SocketAddr,
     pub allowed_sources: Vec<String>,
     pub unregister_on_shutdown: bool,
+    /// Address the PBXs reach us at (Contact and Via of our REGISTERs); unset: the
+    /// listen_udp address, which must then be a concrete one.
+    pub advertised_address: Option<String>,
+    /// New REGISTER attempts per second across all users.
+    pub register_rate_per_second: u32,
+    /// Authentication failures in a row after which a user is `auth_failed`.
+    pub max_auth_attempts: u32,
 }
 
 impl Default for PbxSettings {
@@ -283,6 +297,9 @@ impl Default for PbxSettings {
             listen_tcp: SocketAddr::new(any, 5060),
             allowed_sources: vec!["0.0.0.0/0".to_owned(), "::/0".to_owned()],
             unregister_on_shutdown: true,
+            advertised_address: None,
+            register_rate_per_second: 200,
+            max_auth_attempts: 3,
         }
     }
 }
@@ -499,6 +516,31 @@ impl Settings {
         }
         if self.media.timeout_seconds == 0 {
             bad("media.timeout_seconds", "must be at least 1".into());
+        }
+        if self.pbx.register_rate_per_second == 0 {
+            bad("pbx.register_rate_per_second", "must be at least 1".into());
+        }
+        if self.pbx.max_auth_attempts == 0 {
+            bad("pbx.max_auth_attempts", "must be at least 1".into());
+        }
+        if let Some(a) = &self.pbx.advertised_address
+            && (a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '@' || c == ';'))
+        {
+            bad(
+                "pbx.advertised_address",
+                format!("{a:?} is not a host or IP address"),
+            );
+        }
+        if self.teams.sbc_vendor.is_empty()
+            || self
+                .teams
+                .sbc_vendor
+                .contains(|c: char| c.is_control() || c == '/')
+        {
+            bad(
+                "teams.sbc_vendor",
+                "must be non-empty printable text without '/'".into(),
+            );
         }
         if self.license.warning_percent > 100 {
             bad(

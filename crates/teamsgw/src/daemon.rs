@@ -28,13 +28,17 @@ use crate::build_info::{GIT_SHA, VERSION};
 use crate::config::{Problem, Problems, Settings};
 use crate::devcert;
 use crate::drain::Drain;
+use crate::gateway_settings;
 use crate::license_monitor::LicenseMonitor;
 use crate::logging::{self, LogHandle};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::operations;
 use crate::provisioning::Provisioning;
 use crate::readiness::Readiness;
+use crate::registrations;
 use crate::sip_service;
+use teamsgw_gateway::client::{self, ClientHandle, ClientMetrics};
 
 pub async fn run(config_path: PathBuf) -> ExitCode {
     let settings = match Settings::load(&config_path) {
@@ -74,6 +78,8 @@ struct Daemon {
     readiness: Arc<Readiness>,
     provisioning: Arc<Provisioning>,
     drain: Arc<Drain>,
+    /// The registration agent and Teams trunk health.
+    client: ClientHandle,
     stop_admin: watch::Sender<bool>,
     admin_task: tokio::task::JoinHandle<()>,
     /// The media relay and its events; held (thread and port pool alive, metrics exported)
@@ -113,12 +119,24 @@ impl Daemon {
         .await
         .map_err(|e| format!("{}: {e}", sip_service::listener_key(e.name, e.transport)))?;
         let drain = Arc::new(Drain::default());
+        let (responses_tx, responses_rx) = mpsc::channel(8192);
         tokio::spawn(sip_service::run(
-            transport,
+            transport.clone(),
             inbound_rx,
+            responses_tx,
             sip_metrics,
             Arc::clone(&drain),
+            sip_service::teams_contact(&settings),
         ));
+        let client_metrics =
+            ClientMetrics::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?;
+        let client = client::spawn(
+            transport,
+            responses_rx,
+            gateway_settings::agent(&settings),
+            gateway_settings::trunk(&settings),
+            client_metrics,
+        );
 
         let media_metrics = MediaMetrics::new().map_err(|e| format!("metrics: {e}"))?;
         media_metrics
@@ -143,12 +161,14 @@ impl Daemon {
         let app = admin::router(AdminState {
             metrics: Arc::clone(&metrics),
             readiness: Arc::clone(&readiness),
+            client: client.clone(),
         })
         .nest(
             "/api/v1",
             api::router(ApiState {
                 provisioning: Arc::clone(&provisioning),
                 settings: Arc::clone(&shared_settings),
+                client: client.clone(),
             }),
         );
         let admin_task = tokio::spawn(async move {
@@ -176,6 +196,18 @@ impl Daemon {
             tokio::spawn(Arc::clone(&provisioning).load_until_ready());
         }
         tokio::spawn(Arc::clone(&provisioning).follow_changes());
+        let key = match operations::password_key(&settings.database.password_key) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                tracing::error!(error = %e, "no password key: users cannot be registered at their PBX");
+                None
+            }
+        };
+        tokio::spawn(registrations::follow(
+            provisioning.subscribe(),
+            client.clone(),
+            key,
+        ));
         let licenses =
             Arc::new(LicenseMonitor::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?);
         tokio::spawn(licenses.run(Arc::clone(&provisioning), Arc::clone(&shared_settings)));
@@ -190,6 +222,7 @@ impl Daemon {
             readiness,
             provisioning,
             drain,
+            client,
             stop_admin,
             admin_task,
             _media: media,
@@ -231,6 +264,11 @@ impl Daemon {
                 "drain limit reached; work still in flight is abandoned"
             );
         }
+        // Bindings go before the admin endpoint, so their progress stays observable.
+        let unregister_limit = Duration::from_secs(self.settings.daemon.drain_seconds.clamp(1, 10));
+        self.client
+            .shutdown(self.settings.pbx.unregister_on_shutdown, unregister_limit)
+            .await;
         let _ = self.stop_admin.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.admin_task).await;
         self.provisioning.close().await;

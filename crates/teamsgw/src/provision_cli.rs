@@ -182,6 +182,13 @@ pub enum UserCommand {
     Add(Box<UserArgs>),
     /// Change a user (it then counts as managed by UI).
     Set(Box<UserSetArgs>),
+    /// Registration state at the PBX, from the running daemon (needs admin.token).
+    Status {
+        #[arg(long, value_name = "NAME")]
+        enterprise: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
     /// One user (never its password).
     Show {
         upn: String,
@@ -378,7 +385,7 @@ pub enum LicenseCommand {
 pub struct Output {
     /// Print JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 /// A provisioning command with everything it needs to run.
@@ -765,6 +772,12 @@ async fn user(ops: &Provisioner<'_>, c: UserCommand) -> Result<(), ProvisionErro
             }
             println!("user {} updated", user.upn);
         }
+        UserCommand::Status { .. } => {
+            return Err(invalid(
+                "status",
+                "answered by the daemon, not the database",
+            ));
+        }
         UserCommand::Show { upn, output } => {
             let u = ops.store.user(&upn).await?;
             let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
@@ -1088,7 +1101,7 @@ fn print_record<T: serde::Serialize>(json: bool, item: &T, fields: &[(&str, Stri
 }
 
 /// JSON array for machines, or an aligned table for people.
-fn print_rows<T: serde::Serialize>(
+pub(crate) fn print_rows<T: serde::Serialize>(
     json: bool,
     items: &[T],
     header: &[&str],

@@ -16,6 +16,8 @@ pub struct Provisioning {
     url: String,
     store: Mutex<Option<Store>>,
     snapshot: ArcSwapOption<RoutingSnapshot>,
+    /// Every new snapshot, for the components that follow provisioning (registration agent).
+    published: tokio::sync::watch::Sender<Option<Arc<RoutingSnapshot>>>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
 }
@@ -26,9 +28,15 @@ impl Provisioning {
             url,
             store: Mutex::new(None),
             snapshot: ArcSwapOption::empty(),
+            published: tokio::sync::watch::Sender::new(None),
             metrics,
             readiness,
         }
+    }
+
+    /// Sees every snapshot swapped in from now on (and the current one).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Option<Arc<RoutingSnapshot>>> {
+        self.published.subscribe()
     }
 
     /// The snapshot in use, if one was ever loaded.
@@ -61,7 +69,10 @@ impl Provisioning {
                 self.readiness.snapshot_failed(e.clone());
             }
         }
-        result.map(|snapshot| self.snapshot.store(Some(snapshot)))
+        result.map(|snapshot| {
+            self.snapshot.store(Some(Arc::clone(&snapshot)));
+            self.published.send_replace(Some(snapshot));
+        })
     }
 
     async fn try_reload(&self) -> Result<Arc<RoutingSnapshot>, String> {

@@ -69,34 +69,59 @@ pub fn transport_settings(settings: &Settings) -> TransportSettings {
     }
 }
 
-/// Answers what arrives on `inbound` until the transports shut down.
+/// Our Contact towards Teams: the carrier FQDN and the TLS listener's port (§2.1, §2.2).
+pub fn teams_contact(settings: &Settings) -> String {
+    format!(
+        "<sip:{}:{};transport=tls>",
+        settings.teams.base_fqdn,
+        settings.teams.listen.port()
+    )
+}
+
+/// Answers what arrives on `inbound` until the transports shut down. Responses belong to the
+/// requests we originate: they go to the client driver on `responses`.
 pub async fn run(
     transport: SipTransport,
     mut inbound: mpsc::Receiver<Incoming>,
+    responses: mpsc::Sender<Incoming>,
     metrics: SipMetrics,
     drain: Arc<Drain>,
+    teams_contact: String,
 ) {
     let policy = StatelessPolicy::new("teamsgw");
-    while let Some(Incoming { message, source }) = inbound.recv().await {
-        let transport_label = source.transport.as_str();
-        let response = match policy.handle(&message, source.peer, drain.is_draining()) {
-            Verdict::Respond(r) => r,
-            Verdict::Reject(r, reason) => {
-                metrics
-                    .rejected
-                    .with_label_values(&[transport_label, reason])
-                    .inc();
-                r
-            }
-            Verdict::Drop(reason) => {
+    while let Some(incoming) = inbound.recv().await {
+        if !incoming.message.is_request() {
+            let label = incoming.source.transport.as_str();
+            if responses.try_send(incoming).is_err() {
                 metrics
                     .dropped
-                    .with_label_values(&[transport_label, reason])
+                    .with_label_values(&[label, "overload"])
                     .inc();
-                continue;
             }
-            Verdict::Ignore => continue,
-        };
+            continue;
+        }
+        let Incoming { message, source } = incoming;
+        let transport_label = source.transport.as_str();
+        let contact = (source.listener == "teams").then_some(teams_contact.as_str());
+        let response =
+            match policy.handle_with_contact(&message, source.peer, drain.is_draining(), contact) {
+                Verdict::Respond(r) => r,
+                Verdict::Reject(r, reason) => {
+                    metrics
+                        .rejected
+                        .with_label_values(&[transport_label, reason])
+                        .inc();
+                    r
+                }
+                Verdict::Drop(reason) => {
+                    metrics
+                        .dropped
+                        .with_label_values(&[transport_label, reason])
+                        .inc();
+                    continue;
+                }
+                Verdict::Ignore => continue,
+            };
         if let Err(e) = transport.respond(&source, response).await {
             metrics
                 .dropped

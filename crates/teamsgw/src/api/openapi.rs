@@ -323,6 +323,24 @@ fn schemas() -> Value {
             &["enterprise", "name", "group"],
             false,
         ),
+        "Registration": object(
+            json!({
+                "upn": string(), "enterprise": string(),
+                "state": {"type": "string", "enum": ["registering", "registered", "backoff", "auth_failed", "disabled", "unregistering"]},
+                "last_error": nullable_string(),
+                "next_attempt": {"type": "integer", "format": "int64", "minimum": 0, "nullable": true},
+            }),
+            &["upn", "enterprise", "state", "last_error", "next_attempt"],
+            false,
+        ),
+        "Proxy": object(
+            json!({
+                "proxy": string(), "up": {"type": "boolean"}, "last_result": nullable_string(),
+                "next_probe": {"type": "integer", "format": "int64", "minimum": 0},
+            }),
+            &["proxy", "up", "last_result", "next_probe"],
+            false,
+        ),
         "LcmTemplateAdd": object(
             json!({"enterprise": string(), "name": string(), "group": string()}),
             &["enterprise", "name", "group"],
@@ -443,6 +461,12 @@ pub fn document() -> Value {
                     None,
                     list("AuditDay"),
                 ),
+            },
+            "/registrations": {
+                "get": op("Registration state of each user at its PBX (live)", vec![enterprise_query(false)], None, list("Registration")),
+            },
+            "/trunk": {
+                "get": op("Health of each Teams SIP proxy (live)", vec![], None, list("Proxy")),
             },
             "/openapi.json": {
                 "get": {

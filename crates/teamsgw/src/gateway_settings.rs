@@ -1,0 +1,70 @@
+//! Turns the daemon's configuration into the gateway's plain settings (the gateway never sees
+//! the config file).
+
+use std::time::Duration;
+
+use teamsgw_gateway::registration::AgentSettings;
+use teamsgw_gateway::trunk::TrunkSettings;
+
+use crate::build_info::VERSION;
+use crate::config::{PLACEHOLDER_BASE_FQDN, Settings};
+
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
+        .unwrap_or(1)
+}
+
+pub fn agent(settings: &Settings) -> AgentSettings {
+    let pbx = &settings.pbx;
+    let contact_host = match &pbx.advertised_address {
+        Some(a) => a.clone(),
+        None if !pbx.listen_udp.ip().is_unspecified() => pbx.listen_udp.ip().to_string(),
+        None => {
+            tracing::warn!(
+                "pbx.advertised_address is not set and pbx.listen_udp is a wildcard: REGISTER \
+                 Contacts carry 127.0.0.1, which only a PBX on this host can reach"
+            );
+            "127.0.0.1".to_owned()
+        }
+    };
+    let contact_host = match contact_host.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => format!("[{v6}]"),
+        Err(_) => contact_host,
+    };
+    AgentSettings {
+        contact_host,
+        udp_port: pbx.listen_udp.port(),
+        tcp_port: pbx.listen_tcp.port(),
+        rate_per_second: pbx.register_rate_per_second,
+        max_auth_attempts: pbx.max_auth_attempts,
+        min_backoff: Duration::from_secs(5),
+        max_backoff: Duration::from_secs(300),
+        user_agent: format!("teamsgw/{VERSION}"),
+        seed: seed(),
+    }
+}
+
+pub fn trunk(settings: &Settings) -> TrunkSettings {
+    let teams = &settings.teams;
+    let placeholder = teams.base_fqdn == PLACEHOLDER_BASE_FQDN;
+    if placeholder && !teams.proxies.is_empty() {
+        tracing::info!(
+            "teams.base_fqdn is the placeholder {PLACEHOLDER_BASE_FQDN}: no OPTIONS to the Teams proxies"
+        );
+    }
+    TrunkSettings {
+        proxies: if placeholder {
+            Vec::new()
+        } else {
+            teams.proxies.clone()
+        },
+        port: teams.proxy_port,
+        interval: Duration::from_secs(teams.options_interval_seconds),
+        fqdn: teams.base_fqdn.clone(),
+        local_port: teams.listen.port(),
+        sbc_header: format!("{}/teamsgw/{VERSION}", teams.sbc_vendor),
+        seed: seed() ^ 0x5555,
+    }
+}
