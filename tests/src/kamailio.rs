@@ -2,7 +2,7 @@
 //! `tests/kamailio/registrar.cfg` on loopback ports of the test's choosing. Killed on drop.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ pub struct Kamailio {
     child: Child,
     dir: tempfile::TempDir,
     pub addr: SocketAddr,
+    defines: Vec<String>,
 }
 
 impl Kamailio {
@@ -27,38 +28,63 @@ impl Kamailio {
             .replace("LISTEN_UDP", &format!("udp:{addr}"))
             .replace("LISTEN_TCP", &format!("tcp:{addr}"))
             .replace("CTL_SOCKET", &format!("unix:{}", ctl.display()));
-        let cfg_path = dir.path().join("registrar.cfg");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
+        std::fs::write(dir.path().join("registrar.cfg"), cfg).unwrap();
+        let defines: Vec<String> = defines.iter().map(|d| (*d).to_owned()).collect();
+        let child = Self::spawn(dir.path(), &defines);
+        let k = Kamailio {
+            child,
+            dir,
+            addr,
+            defines,
+        };
+        k.wait_started();
+        k
+    }
+
+    fn spawn(dir: &Path, defines: &[String]) -> Child {
+        let _ = std::fs::remove_file(dir.join("ctl.sock"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("kamailio.log"))
+            .unwrap();
         let mut cmd = Command::new("kamailio");
         cmd.arg("-f")
-            .arg(&cfg_path)
+            .arg(dir.join("registrar.cfg"))
             .args(["-DD", "-E", "-Y"])
-            .arg(dir.path());
-        cmd.arg("-P").arg(dir.path().join("kamailio.pid"));
+            .arg(dir);
+        cmd.arg("-P").arg(dir.join("kamailio.pid"));
         // Own process group: kamailio forks workers that survive a SIGKILL
         // of the main process, so teardown signals the whole group.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         for d in defines {
             cmd.args(["-A", d]);
         }
-        let child = cmd
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .unwrap();
-        let k = Kamailio { child, dir, addr };
+            .unwrap()
+    }
+
+    fn wait_started(&self) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while !k.ctl_socket().exists() || k.kamcmd(&["core.version"]).is_err() {
+        while !self.ctl_socket().exists() || self.kamcmd(&["core.version"]).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "kamailio did not start:\n{}",
-                k.log()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        k
+    }
+
+    /// Starts a stopped instance again on the same address (its bindings are gone: they
+    /// live in memory, as on a PBX that restarted).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.dir.path(), &self.defines);
+        self.wait_started();
     }
 
     fn ctl_socket(&self) -> PathBuf {
@@ -93,7 +119,10 @@ impl Kamailio {
     /// stragglers); `start` again for a new instance.
     pub fn stop(&mut self) {
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.wait();
         let _ = Command::new("kill")
             .args(["-KILL", "--", &group])
