@@ -7,6 +7,7 @@
 
 pub mod kamailio;
 pub mod postgres;
+pub mod teams_proxy;
 pub mod ua;
 
 use std::io::{Read, Write};
