@@ -2,7 +2,8 @@
 //!
 //! Owns: Teams trunk health (OPTIONS towards the Teams SIP proxies), the PBX registration agent
 //! (one REGISTER binding per Teams user), call state machines, routing decisions against the
-//! provisioning snapshot, and CDRs. Its protocol cores are sans-IO; a thin tokio layer drives them.
+//! provisioning snapshot, and CDRs. Its protocol cores are sans-IO (`registration`, `trunk`,
+//! `stateless`); a thin tokio layer (`client`) drives them over the SIP transports.
 //!
 //! Must never know: socket details below the SIP transport API, SQL, HTTP, or how the daemon is
 //! configured and signalled (the binary hands it plain settings).

@@ -589,6 +589,32 @@ impl Settings {
             self.pbx.allowed_sources != new.pbx.allowed_sources,
             "pbx.allowed_sources",
         );
+        // The registration agent and trunk health take their settings at start.
+        check(
+            self.pbx.advertised_address != new.pbx.advertised_address,
+            "pbx.advertised_address",
+        );
+        check(
+            self.pbx.register_rate_per_second != new.pbx.register_rate_per_second,
+            "pbx.register_rate_per_second",
+        );
+        check(
+            self.pbx.max_auth_attempts != new.pbx.max_auth_attempts,
+            "pbx.max_auth_attempts",
+        );
+        let trunk = |t: &TeamsSettings| {
+            (
+                t.base_fqdn.clone(),
+                t.proxies.clone(),
+                t.proxy_port,
+                t.options_interval_seconds,
+                t.sbc_vendor.clone(),
+            )
+        };
+        check(
+            trunk(&self.teams) != trunk(&new.teams),
+            "teams.base_fqdn/proxies/proxy_port/options_interval_seconds/sbc_vendor",
+        );
         out
     }
 }
