@@ -13,6 +13,7 @@ cd "$WORK"
 printf '[database]\nurl = "sqlite://teamsgw.db"\n\n[teams]\nbase_fqdn = "teams.carrier.example"\n' > teamsgw.toml
 t() { "$BIN" --config teamsgw.toml "$@" > /dev/null; }
 t enterprise add Bench --tenant-id 00000000-0000-0000-0000-000000000001 --acquired-licenses "$N"
+t enterprise sku add Bench --sku MCOCAP --units 1
 t direct-route add --enterprise Bench --fqdn bench.teams.carrier.example
 t pbx add --enterprise Bench --name main --domain pbx.bench.example
 t lcm-template add --enterprise Bench --name T --group G
