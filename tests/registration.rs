@@ -288,6 +288,17 @@ fn users_register_at_kamailio_survive_an_outage_and_follow_provisioning() {
         || in_state(&daemon, "registered") == live,
         || daemon.log(),
     );
+
+    // Shutdown unregisters everyone (pbx.unregister_on_shutdown, default on).
+    daemon.signal("TERM");
+    let (exit, _) = daemon.wait_exit(Duration::from_secs(15));
+    assert!(exit.success(), "{exit}");
+    wait(
+        "no bindings left after shutdown",
+        Duration::from_secs(5),
+        || bound(&kamailio, &tokens) == 0,
+        || kamailio.bindings(),
+    );
 }
 
 /// Moves the test's `[pbx]` keys into the harness's `[pbx]` table (TOML allows one).
