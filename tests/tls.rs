@@ -57,6 +57,16 @@ fn options(tls: &mut Tls, call_id: &str) -> std::io::Result<u16> {
         response.extend_from_slice(&buf[..n]);
     }
     let text = String::from_utf8_lossy(&response);
+    // teams-direct-routing.md §2.2: 200 with our Contact (base FQDN, TLS port) and Allow.
+    if text.starts_with("SIP/2.0 200") {
+        let port = tls.sock.peer_addr()?.port();
+        let contact = format!("\r\nContact: <sip:sbc.example.invalid:{port};transport=tls>\r\n");
+        assert!(text.contains(&contact), "{text}");
+        assert!(
+            text.contains("\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n"),
+            "{text}"
+        );
+    }
     text.split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
