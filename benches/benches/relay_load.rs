@@ -76,10 +76,10 @@ struct Server {
 }
 
 impl Server {
-    fn start(recv_batch: usize) -> Server {
+    fn start() -> Server {
         let bin = env!("CARGO_BIN_EXE_relay_server");
         let mut child = Command::new("taskset")
-            .args(["-c", "0", bin, "30000", "39999", &recv_batch.to_string()])
+            .args(["-c", "0", bin, "30000", "39999"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -402,13 +402,13 @@ struct GenCall {
 
 /// Plays `calls` calls against the backend from one mio loop (the same design as the relay,
 /// so the generator is not the first thing to saturate).
-fn run(calls: usize, seconds: u64, rtpengine: bool, recv_batch: usize) -> Window {
+fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
     let mut backend = if rtpengine {
         Backend::Rtpengine(
             Rtpengine::start().expect("rtpengine (Debian rtpengine-daemon) did not answer ping"),
         )
     } else {
-        let mut server = Server::start(recv_batch);
+        let mut server = Server::start();
         let ports: Vec<u16> = server
             .ask(&format!("alloc {calls}"))
             .split_whitespace()
@@ -577,17 +577,11 @@ fn main() {
     );
     for n in calls {
         let mut per_packet = Vec::new();
-        // teamsgw as built (recvmmsg batches) and with one recv_from per datagram, then
-        // rtpengine: the three in the same run, so the ratios compare like with like.
-        for (name, rtpengine, batch) in [
-            ("teamsgw", false, teamsgw_media::relay::RECV_BATCH),
-            ("recv_from", false, 1),
-            ("rtpengine", true, 0),
-        ] {
+        for (name, rtpengine) in [("teamsgw", false), ("rtpengine", true)] {
             if rtpengine && !with_rtpengine {
                 continue;
             }
-            let mut w = run(n, seconds, rtpengine, batch);
+            let mut w = run(n, seconds, rtpengine);
             w.latencies.sort_unstable();
             let loss = 100.0 * (w.sent.saturating_sub(w.forwarded)) as f64 / w.sent.max(1) as f64;
             let us = w.cpu * 1e6 / w.forwarded.max(1) as f64;
@@ -604,14 +598,11 @@ fn main() {
                 w.generator_load,
             );
         }
-        if let [ours, plain, theirs] = per_packet[..] {
+        if let [ours, theirs] = per_packet[..] {
             println!(
-                "{:>10} {n:>6} CPU per forwarded packet: teamsgw/rtpengine = {:.2}, \
-                 recv_from/rtpengine = {:.2}, teamsgw/recv_from = {:.2}",
+                "{:>10} {n:>6} CPU per forwarded packet, teamsgw/rtpengine = {:.2}",
                 "ratio",
-                ours / theirs,
-                plain / theirs,
-                ours / plain
+                ours / theirs
             );
         }
     }

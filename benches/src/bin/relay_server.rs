@@ -37,9 +37,6 @@ fn main() {
             port_min: args[0],
             port_max: args[1],
             timeout: Duration::from_secs(3600),
-            recv_batch: args
-                .get(2)
-                .map_or(teamsgw_media::relay::RECV_BATCH, |b| usize::from(*b)),
         };
         let (relay, _events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
         let mut sessions = Vec::new();

@@ -38,13 +38,7 @@ pub struct RelayConfig {
     pub port_max: u16,
     /// No packet from either peer for this long (not counting hold) raises [`MediaEvent::Timeout`].
     pub timeout: Duration,
-    /// Datagrams per receive system call: [`RECV_BATCH`] (recvmmsg) in production; 1 reads
-    /// with one `recv_from` per datagram, the baseline `benches/relay_load.rs` compares against.
-    pub recv_batch: usize,
 }
-
-/// Datagrams per `recvmmsg` call (see `batch.rs` for why batching pays here).
-pub const RECV_BATCH: usize = crate::batch::BATCH;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
@@ -249,7 +243,6 @@ impl Relay {
             pool: pool.clone(),
             events,
             timeout: config.timeout,
-            recv_batch: config.recv_batch,
         };
         std::thread::Builder::new()
             .name("teamsgw-media".into())
@@ -376,7 +369,7 @@ fn rtp_fields(packet: &[u8]) -> Option<(u16, u32, u32)> {
 }
 
 const WAKER: Token = Token(usize::MAX);
-use crate::batch::{BUF, RecvBatch};
+const BUF: usize = 2048;
 
 /// One call's sockets and state, owned by the media thread. Sockets are declared before the
 /// leases so they close before the ports go back to the pool.
@@ -426,7 +419,6 @@ struct EventLoop {
     pool: PortPool,
     events: mpsc::Sender<MediaEvent>,
     timeout: Duration,
-    recv_batch: usize,
 }
 
 impl EventLoop {
@@ -440,8 +432,7 @@ impl EventLoop {
         };
         let started = Instant::now();
         let mut events = Events::with_capacity(1024);
-        let mut batch = RecvBatch::default();
-        let recv_batch = self.recv_batch;
+        let mut buf = [0u8; BUF];
         let check_every = Duration::from_millis(500);
         let mut next_check = Instant::now() + check_every;
         loop {
@@ -468,7 +459,7 @@ impl EventLoop {
                     continue;
                 };
                 let arrival = (started.elapsed().as_micros() / 125) as u32; // 8 kHz units
-                slot.drain(socket, &mut batch, recv_batch, arrival, &counters);
+                slot.drain(socket, &mut buf, arrival, &counters);
             }
             if Instant::now() >= next_check {
                 next_check = Instant::now() + check_every;
@@ -549,71 +540,36 @@ impl EventLoop {
 }
 
 impl Slot {
-    /// Reads the socket until it is drained (mio readiness is edge-triggered): batches of up
-    /// to `limit` datagrams; a short batch means empty. `limit` 1 is the `recv_from` baseline.
-    fn drain(
-        &mut self,
-        which: Socket,
-        batch: &mut RecvBatch,
-        limit: usize,
-        arrival: u32,
-        c: &Counters,
-    ) {
+    /// Reads the socket until it would block (mio readiness is edge-triggered).
+    fn drain(&mut self, which: Socket, buf: &mut [u8; BUF], arrival: u32, c: &Counters) {
         loop {
-            let socket = match which {
-                Socket::Teams => &self.teams,
-                Socket::PbxRtp => &self.pbx_rtp,
-                Socket::PbxRtcp => &self.pbx_rtcp,
+            let received = match which {
+                Socket::Teams => self.teams.recv_from(buf),
+                Socket::PbxRtp => self.pbx_rtp.recv_from(buf),
+                Socket::PbxRtcp => self.pbx_rtcp.recv_from(buf),
             };
-            let received = if limit <= 1 {
-                socket
-                    .recv_from(&mut batch.bufs[0])
-                    .map(|(n, src)| (1, Some((n, src))))
-            } else {
-                batch.recv(socket, limit).map(|n| (n, None))
-            };
-            let (count, single) = match received {
+            let (n, src) = match received {
                 Ok(r) => r,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => return, // WouldBlock, or an ICMP error surfacing: nothing more now
             };
-            for i in 0..count {
-                let Some((n, src)) = single.or_else(|| batch.datagram(i)) else {
-                    continue;
-                };
-                self.relay_one(which, &mut batch.bufs[i], n, src, arrival, c);
-            }
-            if limit > 1 && count < limit {
-                return;
-            }
-        }
-    }
-
-    fn relay_one(
-        &mut self,
-        which: Socket,
-        buf: &mut [u8; BUF],
-        n: usize,
-        src: SocketAddr,
-        arrival: u32,
-        c: &Counters,
-    ) {
-        match which {
-            Socket::Teams => {
-                self.last_rx = Instant::now();
-                c.teams_in.inc();
-                if self.relay_from_teams(buf, n, src, arrival, c) {
-                    c.pbx_out.inc();
-                }
-            }
-            Socket::PbxRtp | Socket::PbxRtcp => {
-                let rtcp_port = matches!(which, Socket::PbxRtcp);
-                if !rtcp_port {
+            match which {
+                Socket::Teams => {
                     self.last_rx = Instant::now();
+                    c.teams_in.inc();
+                    if self.relay_from_teams(buf, n, src, arrival, c) {
+                        c.pbx_out.inc();
+                    }
                 }
-                c.pbx_in.inc();
-                if self.relay_from_pbx(buf, n, src, arrival, rtcp_port) {
-                    c.teams_out.inc();
+                Socket::PbxRtp | Socket::PbxRtcp => {
+                    let rtcp_port = matches!(which, Socket::PbxRtcp);
+                    if !rtcp_port {
+                        self.last_rx = Instant::now();
+                    }
+                    c.pbx_in.inc();
+                    if self.relay_from_pbx(buf, n, src, arrival, rtcp_port) {
+                        c.teams_out.inc();
+                    }
                 }
             }
         }

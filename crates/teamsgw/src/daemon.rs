@@ -148,7 +148,6 @@ impl Daemon {
                 port_min: settings.media.port_min,
                 port_max: settings.media.port_max,
                 timeout: Duration::from_secs(settings.media.timeout_seconds),
-                recv_batch: teamsgw_media::relay::RECV_BATCH,
             },
             media_metrics,
         )
