@@ -136,6 +136,32 @@ async fn srtp_to_rtp_and_back_byte_for_byte() {
     drop(c.relay);
 }
 
+/// A burst queued on the socket before the relay wakes is drained and relayed complete and
+/// in order (edge-triggered readiness: one wake, many datagrams).
+#[tokio::test]
+async fn bursts_are_relayed_complete_and_in_order() {
+    let mut c = call(42500, Duration::from_secs(30)).await;
+    let teams_port = addr(c.session.teams_port());
+    // Latch both legs first.
+    let mut buf = [0u8; 2048];
+    let first = rtp(0, 0xaaaa);
+    buf[..first.len()].copy_from_slice(&first);
+    let n = c.teams_tx.protect_rtp(&mut buf, first.len()).unwrap();
+    c.teams.send_to(&buf[..n], teams_port).await.unwrap();
+    assert_eq!(recv(&c.pbx).await, first);
+    let mut sent = Vec::new();
+    for seq in 1..=100u16 {
+        let plain = rtp(seq, 0xaaaa);
+        buf[..plain.len()].copy_from_slice(&plain);
+        let n = c.teams_tx.protect_rtp(&mut buf, plain.len()).unwrap();
+        c.teams.send_to(&buf[..n], teams_port).await.unwrap();
+        sent.push(plain);
+    }
+    for (i, plain) in sent.iter().enumerate() {
+        assert_eq!(&recv(&c.pbx).await, plain, "packet {} of the burst", i + 1);
+    }
+}
+
 #[tokio::test]
 async fn latching_follows_a_new_pbx_source_port_and_bad_tags_are_dropped_and_counted() {
     let mut c = call(42100, Duration::from_secs(30)).await;
