@@ -81,7 +81,8 @@ fn users_register_at_kamailio_survive_an_outage_and_follow_provisioning() {
          [pbx]\nadvertised_address = \"127.0.0.1\"\nregister_rate_per_second = 400\nmax_auth_attempts = 2\n",
     )
     .replace("[admin]\n", &format!("[admin]\ntoken = \"{TOKEN}\"\n"))
-    .replace("[teams]\n", "[teams]\nbase_fqdn = \"teams.carrier.example\"\n");
+    .replace("[teams]\n", "[teams]\nbase_fqdn = \"teams.carrier.example\"\n")
+    .replace("register_users = false", "register_users = true");
     // test_config has its own [pbx] table: merge ours into it.
     let config = merge_pbx(&config);
     let mut daemon = Daemon::start(&config, &ports);

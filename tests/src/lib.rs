@@ -87,13 +87,16 @@ impl Default for Ports {
 }
 
 /// A config for tests: ephemeral loopback ports, SQLite in the scratch dir, JSON logs, the
-/// Teams listener open to loopback. `extra` must not repeat these sections.
+/// Teams listener open to loopback. No OPTIONS to Teams proxies and no user registrations
+/// (test data names PBXs nobody should resolve); tests of those switch them on.
+/// `extra` must not repeat these sections.
 pub fn test_config(ports: &Ports, extra: &str) -> String {
     format!(
         "[daemon]\ndrain_seconds = 2\n\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
          [log]\nlevel = \"info\"\nformat = \"json\"\n\n[database]\nurl = \"sqlite://var/teamsgw.db\"\n\n\
          [teams]\nlisten = \"127.0.0.1:{tls}\"\nallowed_sources = [\"127.0.0.0/8\"]\nproxies = []\n\n\
-         [pbx]\nlisten_udp = \"127.0.0.1:{sip}\"\nlisten_tcp = \"127.0.0.1:{sip}\"\n\n{extra}",
+         [pbx]\nlisten_udp = \"127.0.0.1:{sip}\"\nlisten_tcp = \"127.0.0.1:{sip}\"\n\
+         register_users = false\n\n{extra}",
         admin = ports.admin,
         sip = ports.sip,
         tls = ports.tls,

@@ -280,6 +280,9 @@ pub struct PbxSettings {
     pub listen_tcp: SocketAddr,
     pub allowed_sources: Vec<String>,
     pub unregister_on_shutdown: bool,
+    /// Keep a REGISTER binding at its PBX for every user; false on a standby node that shares
+    /// the database with the active one (two nodes must not fight over the same bindings).
+    pub register_users: bool,
     /// Address the PBXs reach us at (Contact and Via of our REGISTERs); unset: the
     /// listen_udp address, which must then be a concrete one.
     pub advertised_address: Option<String>,
@@ -297,6 +300,7 @@ impl Default for PbxSettings {
             listen_tcp: SocketAddr::new(any, 5060),
             allowed_sources: vec!["0.0.0.0/0".to_owned(), "::/0".to_owned()],
             unregister_on_shutdown: true,
+            register_users: true,
             advertised_address: None,
             register_rate_per_second: 200,
             max_auth_attempts: 3,
@@ -593,6 +597,10 @@ impl Settings {
         check(
             self.pbx.advertised_address != new.pbx.advertised_address,
             "pbx.advertised_address",
+        );
+        check(
+            self.pbx.register_users != new.pbx.register_users,
+            "pbx.register_users",
         );
         check(
             self.pbx.register_rate_per_second != new.pbx.register_rate_per_second,

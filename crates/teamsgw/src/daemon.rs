@@ -203,11 +203,17 @@ impl Daemon {
                 None
             }
         };
-        tokio::spawn(registrations::follow(
-            provisioning.subscribe(),
-            client.clone(),
-            key,
-        ));
+        if settings.pbx.register_users {
+            tokio::spawn(registrations::follow(
+                provisioning.subscribe(),
+                client.clone(),
+                key,
+            ));
+        } else {
+            tracing::info!(
+                "pbx.register_users = false: no user is registered at its PBX (standby)"
+            );
+        }
         let licenses =
             Arc::new(LicenseMonitor::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?);
         tokio::spawn(licenses.run(Arc::clone(&provisioning), Arc::clone(&shared_settings)));
