@@ -194,6 +194,8 @@ fn users_register_at_kamailio_survive_an_outage_and_follow_provisioning() {
         || bound(&kamailio, &tokens) == USERS,
         || daemon.log(),
     );
+    // Bindings are granted 60 s: each is refreshed 48-54 s after this.
+    let registered_at = Instant::now();
     wait(
         "status: 200 registered",
         Duration::from_secs(10),
@@ -258,7 +260,12 @@ fn users_register_at_kamailio_survive_an_outage_and_follow_provisioning() {
 
     // The registrar goes away for 30 s around the refresh time (60 s expiry: refresh at
     // 48-54 s): refreshes fail, users back off (5 s, 10 s, 20 s...), then come back alone.
-    std::thread::sleep(Duration::from_secs(35));
+    let outage_at = registered_at + Duration::from_secs(40);
+    std::thread::sleep(outage_at.saturating_duration_since(Instant::now()));
+    assert!(
+        registered_at.elapsed() < Duration::from_secs(47),
+        "the steps before the outage took too long to catch the refreshes in it"
+    );
     let before = register_requests(&daemon, "transport_error");
     let down_at = Instant::now();
     kamailio.stop();
