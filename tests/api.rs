@@ -374,6 +374,22 @@ fn api_provisions_like_the_cli() {
         expect(&api(&daemon, "GET", "/enterprises", None), 200, None),
         json!([])
     );
+    // The audit history outlives the enterprise: the carrier still bills its last days.
+    let all_days = "from=2000-01-01&to=2999-12-31";
+    let r = api(
+        &daemon,
+        "GET",
+        &format!("/license/history?enterprise=Acme&{all_days}"),
+        None,
+    );
+    assert_eq!(expect(&r, 200, None).as_array().unwrap().len(), 1);
+    let r = api(
+        &daemon,
+        "GET",
+        &format!("/license/history?enterprise=Never&{all_days}"),
+        None,
+    );
+    expect(&r, 404, Some("enterprise"));
 }
 
 #[test]

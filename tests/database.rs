@@ -15,12 +15,12 @@ use teamsgw_tests::{Daemon, Ports, test_config};
 async fn migrate_and_load(url: &str, backend: Backend) {
     let store = Store::open(url).await.unwrap();
     assert_eq!(store.backend(), backend);
-    assert_eq!(store.schema_version().await.unwrap(), 4);
+    assert_eq!(store.schema_version().await.unwrap(), 5);
     assert_eq!(store.load_snapshot().await.unwrap().direct_routes(), 0);
     store.close().await;
     // Opening a migrated database again changes nothing.
     let store = Store::open(url).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 4);
+    assert_eq!(store.schema_version().await.unwrap(), 5);
     store.close().await;
 }
 

@@ -1,5 +1,6 @@
 //! The daily license audit: one row per enterprise and day holding that day's license report
-//! (as JSON the license crate's caller produced; the store does not interpret it).
+//! (as JSON the license crate's caller produced; the store does not interpret it). Rows are
+//! keyed by enterprise name and survive the enterprise's deletion: billing needs them.
 
 use sqlx::Row;
 
@@ -39,14 +40,14 @@ impl Store {
     ) -> Result<(), ProvisionError> {
         validate_day("day", day)?;
         let mut tx = self.pool.begin().await?;
-        let id = enterprise_id(&mut tx, enterprise).await?;
-        sqlx::query("DELETE FROM license_audit WHERE enterprise_id = $1 AND day = $2")
-            .bind(&id)
+        enterprise_id(&mut tx, enterprise).await?;
+        sqlx::query("DELETE FROM license_history WHERE enterprise = $1 AND day = $2")
+            .bind(enterprise)
             .bind(day)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO license_audit (enterprise_id, day, report) VALUES ($1, $2, $3)")
-            .bind(&id)
+        sqlx::query("INSERT INTO license_history (enterprise, day, report) VALUES ($1, $2, $3)")
+            .bind(enterprise)
             .bind(day)
             .bind(report)
             .execute(&mut *tx)
@@ -55,7 +56,8 @@ impl Store {
         Ok(())
     }
 
-    /// Audit rows of an enterprise from `from` to `to` inclusive, oldest first.
+    /// Audit rows of an enterprise (existing, or deleted but audited) from `from` to `to`
+    /// inclusive, oldest first.
     pub async fn license_history(
         &self,
         enterprise: &str,
@@ -68,12 +70,26 @@ impl Store {
             return Err(invalid("to", "must not be before --from"));
         }
         let mut tx = self.pool.begin().await?;
-        let id = enterprise_id(&mut tx, enterprise).await?;
-        let rows = sqlx::query(
-            "SELECT day, report FROM license_audit \
-             WHERE enterprise_id = $1 AND day >= $2 AND day <= $3 ORDER BY day",
+        let known: i64 = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM enterprises WHERE name = $1) + \
+             (SELECT COUNT(*) FROM license_history WHERE enterprise = $1) AS n",
         )
-        .bind(&id)
+        .bind(enterprise)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if known == 0 {
+            return Err(crate::ProvisionError::NotFound {
+                field: "enterprise",
+                what: "enterprise (or audit history of one)",
+                value: enterprise.to_owned(),
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT day, report FROM license_history \
+             WHERE enterprise = $1 AND day >= $2 AND day <= $3 ORDER BY day",
+        )
+        .bind(enterprise)
         .bind(from)
         .bind(to)
         .fetch_all(&mut *tx)

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "users can be disabled",
         include_str!("../migrations/0004_user_enabled.sql"),
     ),
+    (
+        5,
+        "license history kept by enterprise name",
+        include_str!("../migrations/0005_license_history.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -503,7 +503,6 @@ impl Store {
             "DELETE FROM service_numbers WHERE enterprise_id = $1",
             "DELETE FROM lcm_templates WHERE enterprise_id = $1",
             "DELETE FROM enterprise_skus WHERE enterprise_id = $1",
-            "DELETE FROM license_audit WHERE enterprise_id = $1",
             "DELETE FROM enterprises WHERE id = $1",
         ] {
             sqlx::query(sql).bind(&id).execute(&mut *tx).await?;

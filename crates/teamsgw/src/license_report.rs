@@ -169,7 +169,7 @@ pub async fn history(
         .map(|row| {
             let report = serde_json::from_str(&row.report).map_err(|e| {
                 ProvisionError::Store(teamsgw_store::StoreError::BadRow {
-                    table: "license_audit",
+                    table: "license_history",
                     problem: format!("report of {} is not a license report: {e}", row.day),
                 })
             })?;
