@@ -74,6 +74,22 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// Unix seconds as people read them next to a table: `in 42s`, `3s ago`.
+fn relative(v: &Value) -> String {
+    let Some(at) = v.as_u64() else {
+        return "-".to_owned();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if at >= now {
+        format!("in {}s", at - now)
+    } else {
+        format!("{}s ago", now - at)
+    }
+}
+
 fn query_escape(s: &str) -> String {
     s.bytes()
         .map(|b| {
