@@ -37,7 +37,7 @@ pub fn user_status(config: &Path, enterprise: Option<&str>, json: bool) -> ExitC
                 text(&r["upn"]),
                 text(&r["enterprise"]),
                 text(&r["state"]),
-                text(&r["next_attempt"]),
+                relative(&r["next_attempt"]),
                 text(&r["last_error"]),
             ]
         },
@@ -60,7 +60,7 @@ pub fn trunk_status(config: &Path, json: bool) -> ExitCode {
                 }
                 .to_owned(),
                 text(&p["last_result"]),
-                text(&p["next_probe"]),
+                relative(&p["next_probe"]),
             ]
         },
     )
