@@ -31,7 +31,7 @@ pub use provision::{
     validate_tenant_fqdn, validate_tenant_id,
 };
 pub use snapshot::{DirectRouteEntry, PbxEntry, RoutingSnapshot, UserEntry};
-pub use users::{NewUser, User, password_context, validate_e164, validate_upn};
+pub use users::{LicenseFacts, NewUser, User, password_context, validate_e164, validate_upn};
 
 use std::path::Path;
 use std::str::FromStr;

@@ -76,7 +76,7 @@ pub async fn build(
         .iter()
         .filter(|e| only.is_none_or(|n| n == e.name))
     {
-        let users = store.list_users(&e.name).await?;
+        let users = store.license_facts(&e.name).await?;
         let input = factors::Enterprise {
             acquired: u32::try_from(e.acquired_licenses).unwrap_or(u32::MAX),
             tenant_id: e.tenant_id.clone(),
