@@ -71,6 +71,19 @@ impl ClientMetrics {
             ),
             &["proxy", "result"],
         )?;
+        // Every result exists from the start, so alerts on rate() see zeros, not gaps.
+        for result in [
+            "ok",
+            "challenged",
+            "auth_failed",
+            "interval_too_brief",
+            "rejected",
+            "server_error",
+            "timeout",
+            "transport_error",
+        ] {
+            register_requests.with_label_values(&[result]);
+        }
         registry.register(Box::new(registrations.clone()))?;
         registry.register(Box::new(register_requests.clone()))?;
         registry.register(Box::new(register_latency.clone()))?;
