@@ -430,8 +430,10 @@ impl Provision {
                 store: &store,
                 settings: &settings,
             };
+            let writes = self.writes();
             let result = self.apply(&ops).await;
-            if result.is_ok() {
+            // Also after an error: an import that refused some rows applied the others.
+            if writes {
                 store.notify_changed().await;
             }
             store.close().await;
@@ -443,6 +445,28 @@ impl Provision {
                 }
             }
         })
+    }
+
+    /// Whether the command changes the database (and running daemons must reload).
+    fn writes(&self) -> bool {
+        match self {
+            Self::Enterprise(c) => !matches!(
+                c,
+                EnterpriseCommand::List(_) | EnterpriseCommand::Show { .. }
+            ),
+            Self::DirectRoute(c) => !matches!(c, DirectRouteCommand::List { .. }),
+            Self::Pbx(c) => !matches!(c, PbxCommand::List { .. }),
+            Self::User(c) => match c {
+                UserCommand::Import { dry_run, .. } => !dry_run,
+                UserCommand::List { .. }
+                | UserCommand::Show { .. }
+                | UserCommand::Status { .. } => false,
+                _ => true,
+            },
+            Self::ServiceNumber(c) => !matches!(c, ServiceNumberCommand::List { .. }),
+            Self::LcmTemplate(c) => !matches!(c, LcmTemplateCommand::List { .. }),
+            Self::License(_) => false,
+        }
     }
 
     async fn apply(self, ops: &Provisioner<'_>) -> Result<(), ProvisionError> {
