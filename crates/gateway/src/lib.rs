@@ -10,5 +10,6 @@
 
 pub mod client;
 pub mod registration;
+mod rng;
 pub mod stateless;
 pub mod trunk;

@@ -31,6 +31,8 @@ use teamsgw_sip::digest::{Credentials, DigestClient, DigestError};
 use teamsgw_sip::message::{Contact, Message, MessageBuilder};
 use teamsgw_sip::transport::Transport;
 
+use crate::rng::Rng;
+
 /// Where a PBX takes registrations.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Registrar {
@@ -239,7 +241,7 @@ pub struct RegistrationAgent {
     out: VecDeque<Send>,
     finished: VecDeque<Finished>,
     next_id: u64,
-    rng: u64,
+    rng: Rng,
     shutting_down: bool,
 }
 
@@ -249,7 +251,7 @@ fn text(v: &[u8]) -> String {
 
 impl RegistrationAgent {
     pub fn new(settings: AgentSettings, now: Instant) -> Self {
-        let rng = settings.seed | 1;
+        let rng = Rng::new(settings.seed);
         let tokens = f64::from(settings.rate_per_second.max(1));
         Self {
             settings,
@@ -269,22 +271,12 @@ impl RegistrationAgent {
         }
     }
 
-    fn random(&mut self) -> u64 {
-        // xorshift64*: enough for tags, branches and jitter (not for secrets).
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
     fn token(&mut self) -> String {
-        format!("{:016x}", self.random())
+        self.rng.token()
     }
 
-    /// A factor in [lo, hi).
     fn jitter(&mut self, lo: f64, hi: f64) -> f64 {
-        let unit = (self.random() >> 11) as f64 / (1u64 << 53) as f64;
-        lo + (hi - lo) * unit
+        self.rng.between(lo, hi)
     }
 
     // ---- inputs ------------------------------------------------------------------------------
@@ -533,7 +525,7 @@ impl RegistrationAgent {
             } else {
                 e.state = State::Disabled;
                 e.wake = None;
-                self.after_flight(idx, now);
+                self.after_flight(idx);
             }
             return;
         }
@@ -543,7 +535,7 @@ impl RegistrationAgent {
         let refresh = Duration::from_secs_f64(f64::from(granted.max(1)) * jitter);
         let at = now + refresh;
         self.schedule(idx, at);
-        self.after_flight(idx, now);
+        self.after_flight(idx);
     }
 
     fn auth_failed(&mut self, idx: usize, flight: InFlight, error: String, now: Instant) {
@@ -561,7 +553,7 @@ impl RegistrationAgent {
                 result: "auth_failed",
                 latency: None,
             });
-            self.after_flight(idx, now);
+            self.after_flight(idx);
             return;
         }
         self.failed(idx, flight, "auth_failed", error, None, now);
@@ -604,11 +596,11 @@ impl RegistrationAgent {
         if !flight.unregister {
             self.schedule(idx, now + delay);
         }
-        self.after_flight(idx, now);
+        self.after_flight(idx);
     }
 
     /// Follows up on changes that arrived while a request was in flight.
-    fn after_flight(&mut self, idx: usize, now: Instant) {
+    fn after_flight(&mut self, idx: usize) {
         let Some(e) = self.entry_mut(idx) else { return };
         let then = std::mem::replace(&mut e.then, Then::Nothing);
         match then {
@@ -621,7 +613,6 @@ impl RegistrationAgent {
             }
             Then::Unregister => self.unregister(idx),
         }
-        let _ = now;
     }
 
     /// Runs refreshes, backoffs and the rate limit due at `now`.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use teamsgw_sip::message::{Message, MessageBuilder};
 
 use crate::registration::{Outcome, RequestId};
+use crate::rng::Rng;
 use crate::stateless::ALLOW;
 
 #[derive(Debug, Clone)]
@@ -63,7 +64,7 @@ pub struct TrunkHealth {
     /// (proxy, result label) for `teamsgw_teams_options_total{proxy,result}`.
     results: VecDeque<(String, &'static str)>,
     next_id: u64,
-    rng: u64,
+    rng: Rng,
 }
 
 impl TrunkHealth {
@@ -82,7 +83,7 @@ impl TrunkHealth {
                 in_flight: None,
             })
             .collect();
-        let rng = settings.seed | 1;
+        let rng = Rng::new(settings.seed);
         let mut health = Self {
             settings,
             proxies,
@@ -93,13 +94,6 @@ impl TrunkHealth {
         };
         health.handle_timeout(now);
         health
-    }
-
-    fn token(&mut self) -> String {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        format!("{:016x}", self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D))
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -115,7 +109,7 @@ impl TrunkHealth {
     fn options(&mut self, i: usize) -> Option<Probe> {
         let id = RequestId(self.next_id * 2 + 1);
         self.next_id += 1;
-        let (branch, tag, call_id) = (self.token(), self.token(), self.token());
+        let (branch, tag, call_id) = (self.rng.token(), self.rng.token(), self.rng.token());
         let s = &self.settings;
         let proxy = &self.proxies[i].name;
         let target = format!("sip:{proxy}:{}", s.port);
