@@ -27,8 +27,8 @@ pub use changes_feed::ChangeListener;
 pub use direct_routes::{DirectRoute, NewDirectRoute, PoolUnit};
 pub use password::{PasswordKey, PasswordKeyError, SealError};
 pub use provision::{
-    Enterprise, LicenseFactor, PBX_CODECS, Pbx, ProvisionError, Transport, validate_codecs,
-    validate_tenant_fqdn, validate_tenant_id,
+    Children, Enterprise, LicenseFactor, PBX_CODECS, Pbx, ProvisionError, Transport,
+    validate_codecs, validate_tenant_fqdn, validate_tenant_id,
 };
 pub use snapshot::{DirectRouteEntry, PbxEntry, RoutingSnapshot, UserEntry};
 pub use users::{LicenseFacts, NewUser, User, password_context, validate_e164, validate_upn};

@@ -322,7 +322,69 @@ fn flag(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<bool>, Provision
     Ok(row.try_get::<Option<i64>, _>(column)?.map(|v| v != 0))
 }
 
+/// How much lives under an enterprise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Children {
+    pub direct_routes: u64,
+    pub pbxs: u64,
+    pub users: u64,
+    pub service_numbers: u64,
+    pub lcm_templates: u64,
+}
+
+impl Children {
+    /// `"2 PBXs, 40 users"`-style parts for the non-zero counts.
+    fn describe(&self) -> Vec<String> {
+        [
+            (self.direct_routes, "direct routes"),
+            (self.pbxs, "PBXs"),
+            (self.users, "users"),
+            (self.service_numbers, "service numbers"),
+            (self.lcm_templates, "LCM templates"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect()
+    }
+}
+
+async fn children(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+) -> Result<Children, ProvisionError> {
+    const SQL: [&str; 5] = [
+        "SELECT COUNT(*) AS n FROM direct_routes WHERE enterprise_id = $1",
+        "SELECT COUNT(*) AS n FROM pbxs WHERE enterprise_id = $1",
+        "SELECT COUNT(*) AS n FROM users WHERE enterprise_id = $1",
+        "SELECT COUNT(*) AS n FROM service_numbers WHERE enterprise_id = $1",
+        "SELECT COUNT(*) AS n FROM lcm_templates WHERE enterprise_id = $1",
+    ];
+    let mut n = [0u64; 5];
+    for (slot, sql) in n.iter_mut().zip(SQL) {
+        *slot = u64::try_from(count(tx, sql, id).await?).unwrap_or(0);
+    }
+    let [direct_routes, pbxs, users, service_numbers, lcm_templates] = n;
+    Ok(Children {
+        direct_routes,
+        pbxs,
+        users,
+        service_numbers,
+        lcm_templates,
+    })
+}
+
 impl Store {
+    /// What lives under enterprise `name` (counts only: `enterprise show` must not read
+    /// 100,000 users to say how many there are).
+    pub async fn enterprise_children(&self, name: &str) -> Result<Children, ProvisionError> {
+        let mut tx = self.pool.begin().await?;
+        let id = enterprise_id(&mut tx, name).await?;
+        let c = children(&mut tx, &id).await?;
+        tx.commit().await?;
+        Ok(c)
+    }
+
     /// Rows of `sql` (`$1` = the enterprise's id) for the enterprise named `name`; refused
     /// with `enterprise: no enterprise ...` when there is none.
     pub(crate) async fn enterprise_rows(
@@ -457,35 +519,7 @@ impl Store {
     pub async fn delete_enterprise(&self, name: &str, cascade: bool) -> Result<(), ProvisionError> {
         let mut tx = self.pool.begin().await?;
         let id = enterprise_id(&mut tx, name).await?;
-        const CHILDREN: [(&str, &str); 5] = [
-            (
-                "direct routes",
-                "SELECT COUNT(*) AS n FROM direct_routes WHERE enterprise_id = $1",
-            ),
-            (
-                "PBXs",
-                "SELECT COUNT(*) AS n FROM pbxs WHERE enterprise_id = $1",
-            ),
-            (
-                "users",
-                "SELECT COUNT(*) AS n FROM users WHERE enterprise_id = $1",
-            ),
-            (
-                "service numbers",
-                "SELECT COUNT(*) AS n FROM service_numbers WHERE enterprise_id = $1",
-            ),
-            (
-                "LCM templates",
-                "SELECT COUNT(*) AS n FROM lcm_templates WHERE enterprise_id = $1",
-            ),
-        ];
-        let mut children = Vec::new();
-        for (what, sql) in CHILDREN {
-            let n = count(&mut tx, sql, &id).await?;
-            if n > 0 {
-                children.push(format!("{n} {what}"));
-            }
-        }
+        let children = children(&mut tx, &id).await?.describe();
         if !children.is_empty() && !cascade {
             return Err(ProvisionError::HasChildren {
                 what: "enterprise",

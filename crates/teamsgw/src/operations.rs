@@ -54,10 +54,10 @@ pub struct EnterpriseDetail {
     pub enterprise: Enterprise,
     pub skus: Vec<EnterpriseSku>,
     pub direct_routes: Vec<DirectRoute>,
-    pub pbxs: usize,
-    pub users: usize,
-    pub service_numbers: usize,
-    pub lcm_templates: usize,
+    pub pbxs: u64,
+    pub users: u64,
+    pub service_numbers: u64,
+    pub lcm_templates: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -210,13 +210,14 @@ impl Provisioner<'_> {
 
     pub async fn show_enterprise(&self, name: &str) -> Result<EnterpriseDetail, ProvisionError> {
         let enterprise = self.store.enterprise(name).await?;
+        let children = self.store.enterprise_children(name).await?;
         Ok(EnterpriseDetail {
             skus: self.store.list_enterprise_skus(name).await?,
             direct_routes: self.store.list_direct_routes(Some(name)).await?,
-            pbxs: self.store.list_pbxs(name).await?.len(),
-            users: self.store.list_users(name).await?.len(),
-            service_numbers: self.store.list_service_numbers(name).await?.len(),
-            lcm_templates: self.store.list_lcm_templates(name).await?.len(),
+            pbxs: children.pbxs,
+            users: children.users,
+            service_numbers: children.service_numbers,
+            lcm_templates: children.lcm_templates,
             enterprise,
         })
     }
