@@ -75,16 +75,18 @@ fn register_requests(daemon: &Daemon, result: &str) -> f64 {
 fn users_register_at_kamailio_survive_an_outage_and_follow_provisioning() {
     let mut kamailio = Kamailio::start(&[]);
     let ports = Ports::new();
-    let config = test_config(
-        &ports,
-        "[license]\nrefresh_seconds = 3600\n\n\
-         [pbx]\nadvertised_address = \"127.0.0.1\"\nregister_rate_per_second = 400\nmax_auth_attempts = 2\n",
-    )
-    .replace("[admin]\n", &format!("[admin]\ntoken = \"{TOKEN}\"\n"))
-    .replace("[teams]\n", "[teams]\nbase_fqdn = \"teams.carrier.example\"\n")
-    .replace("register_users = false", "register_users = true");
-    // test_config has its own [pbx] table: merge ours into it.
-    let config = merge_pbx(&config);
+    // The harness's [pbx] table registers nobody; this test is about registering.
+    let config = test_config(&ports, "[license]\nrefresh_seconds = 3600\n")
+        .replace("[admin]\n", &format!("[admin]\ntoken = \"{TOKEN}\"\n"))
+        .replace(
+            "[teams]\n",
+            "[teams]\nbase_fqdn = \"teams.carrier.example\"\n",
+        )
+        .replace(
+            "register_users = false",
+            "register_users = true\nadvertised_address = \"127.0.0.1\"\n\
+             register_rate_per_second = 400\nmax_auth_attempts = 2",
+        );
     let mut daemon = Daemon::start(&config, &ports);
     daemon.wait_ready(Duration::from_secs(30));
 
@@ -307,20 +309,4 @@ fn users_register_at_kamailio_survive_an_outage_and_follow_provisioning() {
         || bound(&kamailio, &tokens) == 0,
         || kamailio.bindings(),
     );
-}
-
-/// Moves the test's `[pbx]` keys into the harness's `[pbx]` table (TOML allows one).
-fn merge_pbx(config: &str) -> String {
-    let marker = "[pbx]\nadvertised_address";
-    let Some(start) = config.find(marker) else {
-        return config.to_owned();
-    };
-    let ours_end = config[start..]
-        .find("\n\n")
-        .map_or(config.len(), |e| start + e);
-    let ours = config[start + "[pbx]\n".len()..ours_end].to_owned();
-    let mut rest = format!("{}{}", &config[..start], &config[ours_end..]);
-    let harness = rest.find("[pbx]\n").expect("harness [pbx]") + "[pbx]\n".len();
-    rest.insert_str(harness, &format!("{ours}\n"));
-    rest
 }
