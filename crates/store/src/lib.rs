@@ -3,11 +3,14 @@
 //! Owns: the schema and its migrations (one portable folder, run through sqlx's `Any` driver on
 //! an embedded SQLite file by default or on PostgreSQL), the domain model (Enterprise → Direct
 //! Route → PBX → Users), the provisioning rules, SIP passwords sealed at rest
-//! ([`PasswordKey`]), and [`RoutingSnapshot`], the immutable index the gateway routes from.
+//! ([`PasswordKey`]), the license audit history (stored, not interpreted), change
+//! notifications between processes on PostgreSQL ([`ChangeListener`]), and
+//! [`RoutingSnapshot`], the immutable index the gateway routes from.
 //!
 //! Must never know: SIP, SDP, media or sockets (store never imports them), HTTP, license rules
-//! (the license crate owns them; callers check SKUs before storing), or how the daemon is
-//! signalled. Callers decide when to reload; this crate only builds snapshots.
+//! (the license crate owns them; callers check SKUs before storing and choose a direct route's
+//! units from the pool the store counts), or how the daemon is signalled. Callers decide when
+//! to reload; this crate only builds snapshots.
 
 mod audit;
 mod catalogs;
