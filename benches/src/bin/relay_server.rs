@@ -37,6 +37,12 @@ fn main() {
             port_min: args[0],
             port_max: args[1],
             timeout: Duration::from_secs(3600),
+            batch_window: Duration::from_micros(
+                std::env::var("RELAY_BATCH_WINDOW_US")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1000),
+            ),
         };
         let (relay, _events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
         let mut sessions = Vec::new();

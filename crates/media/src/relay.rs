@@ -2,10 +2,17 @@
 //! PBX leg (RTP, with RTCP on its own port or muxed) of every call, transcrypting in place in a
 //! buffer it owns. Nothing is allocated per packet.
 //!
-//! Why a dedicated thread with its own event loop (mio) rather than a tokio task per call:
-//! each socket carries one packet per 20 ms, so every packet is a wake-up, and a task wake-up
-//! plus a multi-branch `select!` cost more than the two syscalls that move the packet. The
-//! loop reads every ready socket until it would block and handles packets synchronously.
+//! Why a dedicated thread with its own event loop rather than a tokio task per call: each
+//! socket carries one packet per 20 ms, so every packet is a wake-up, and a task wake-up plus a
+//! multi-branch `select!` cost more than the two syscalls that move the packet. The loop
+//! (level-triggered epoll, [`crate::poller`]) reads one datagram per ready socket and handles
+//! it synchronously.
+//!
+//! Batch window: after a wake-up the loop does not wait again until `batch_window` has passed,
+//! so under load one wake-up serves the packets of many calls instead of a few (a wake-up costs
+//! about as much as forwarding a packet). A packet that finds the loop idle is forwarded at
+//! once; under load a packet waits at most the window. Arrival times (jitter) are taken per
+//! wake-up, so they carry up to the window too.
 //!
 //! Latching (symmetric RTP): a leg's peer address comes from the SDP and is replaced by the
 //! source of the first valid packet; on the SRTP leg only a packet whose tag verifies moves
@@ -16,18 +23,18 @@
 //! for negotiated parameters (and re-INVITEs), [`Session::stats`], and close on drop.
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token, Waker};
+use std::net::UdpSocket;
+
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tokio::sync::mpsc;
 
+use crate::poller::{Event, Poller, Waker};
 use crate::ports::{PortError, PortLease, PortPool};
 use crate::srtp::{Context, MasterKey, SrtpError, Suite};
 
@@ -38,6 +45,8 @@ pub struct RelayConfig {
     pub port_max: u16,
     /// No packet from either peer for this long (not counting hold) raises [`MediaEvent::Timeout`].
     pub timeout: Duration,
+    /// The loop waits at least this long between wake-ups (see the module doc). Zero: none.
+    pub batch_window: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +174,7 @@ struct Control {
 impl Control {
     fn send(&self, command: Command) {
         if self.tx.send(command).is_ok() {
-            let _ = self.waker.wake();
+            self.waker.wake();
         }
     }
 }
@@ -231,11 +240,12 @@ impl Relay {
         let pool = PortPool::new(config.bind, config.port_min, config.port_max)?;
         metrics.ports_free.set(pool.free() as i64);
         let (events, rx) = mpsc::channel(1024);
-        let poll = Poll::new().map_err(MediaError::Thread)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(MediaError::Thread)?);
+        let poller = Poller::new().map_err(MediaError::Thread)?;
+        let waker = Arc::new(Waker::new(&poller, WAKER).map_err(MediaError::Thread)?);
         let (tx, commands) = std_mpsc::channel();
         let thread = EventLoop {
-            poll,
+            poller,
+            waker: Arc::clone(&waker),
             commands,
             slots: Vec::new(),
             by_id: HashMap::new(),
@@ -243,6 +253,7 @@ impl Relay {
             pool: pool.clone(),
             events,
             timeout: config.timeout,
+            batch_window: config.batch_window,
         };
         std::thread::Builder::new()
             .name("teamsgw-media".into())
@@ -278,9 +289,9 @@ impl Relay {
         };
         let slot = Slot {
             id,
-            teams: UdpSocket::from_std(teams.rtp),
-            pbx_rtp: UdpSocket::from_std(pbx.rtp),
-            pbx_rtcp: UdpSocket::from_std(pbx.rtcp),
+            teams: teams.rtp,
+            pbx_rtp: pbx.rtp,
+            pbx_rtcp: pbx.rtcp,
             _teams_rtcp: teams.rtcp,
             _leases: (teams_lease, pbx_lease),
             stats,
@@ -294,6 +305,7 @@ impl Relay {
             pbx_rx: RxStats::default(),
             last_rx: Instant::now(),
             timed_out: false,
+            seen: [0; 3],
         };
         self.control.send(Command::Add(Box::new(slot)));
         Ok(session)
@@ -368,8 +380,10 @@ fn rtp_fields(packet: &[u8]) -> Option<(u16, u32, u32)> {
     ))
 }
 
-const WAKER: Token = Token(usize::MAX);
+const WAKER: u64 = u64::MAX;
 const BUF: usize = 2048;
+/// Datagrams read at most per wake-up from a socket with a backlog.
+const BACKLOG_READS: usize = 32;
 
 /// One call's sockets and state, owned by the media thread. Sockets are declared before the
 /// leases so they close before the ports go back to the pool.
@@ -379,7 +393,7 @@ struct Slot {
     pbx_rtp: UdpSocket,
     pbx_rtcp: UdpSocket,
     /// Held so the Teams RTCP port stays ours (Teams always muxes).
-    _teams_rtcp: std::net::UdpSocket,
+    _teams_rtcp: UdpSocket,
     _leases: (PortLease, PortLease),
     stats: Arc<SessionStats>,
     params: Option<Arc<SessionParams>>,
@@ -392,16 +406,29 @@ struct Slot {
     pbx_rx: RxStats,
     last_rx: Instant,
     timed_out: bool,
+    /// The wake-up at which each socket (by [`Socket`]) was last ready.
+    seen: [u64; 3],
 }
 
 #[derive(Clone, Copy)]
 enum Socket {
-    Teams,
-    PbxRtp,
-    PbxRtcp,
+    Teams = 0,
+    PbxRtp = 1,
+    PbxRtcp = 2,
 }
 
-/// Counters resolved once, so a packet costs an atomic add, not a label lookup.
+/// Packets counted during one wake-up, added to the Prometheus counters once per wake-up so
+/// a packet costs a local increment, not an atomic one on a shared line.
+#[derive(Default)]
+struct Counts {
+    teams_in: u64,
+    teams_out: u64,
+    pbx_in: u64,
+    pbx_out: u64,
+    auth_failures: u64,
+}
+
+/// Counters resolved once, so a flush costs atomic adds, not label lookups.
 struct Counters {
     teams_in: IntCounter,
     teams_out: IntCounter,
@@ -410,8 +437,32 @@ struct Counters {
     auth_failures: IntCounter,
 }
 
+impl Counters {
+    fn flush(&self, counts: &mut Counts) {
+        let counts = std::mem::take(counts);
+        for (counter, n) in [
+            (&self.teams_in, counts.teams_in),
+            (&self.teams_out, counts.teams_out),
+            (&self.pbx_in, counts.pbx_in),
+            (&self.pbx_out, counts.pbx_out),
+            (&self.auth_failures, counts.auth_failures),
+        ] {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
+    }
+}
+
+/// Adds to a counter only the media thread writes: a plain load and store, no locked
+/// read-modify-write (readers on other threads still see whole values).
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
 struct EventLoop {
-    poll: Poll,
+    poller: Poller,
+    waker: Arc<Waker>,
     commands: std_mpsc::Receiver<Command>,
     slots: Vec<Option<Box<Slot>>>,
     by_id: HashMap<u64, usize>,
@@ -419,6 +470,7 @@ struct EventLoop {
     pool: PortPool,
     events: mpsc::Sender<MediaEvent>,
     timeout: Duration,
+    batch_window: Duration,
 }
 
 impl EventLoop {
@@ -430,26 +482,39 @@ impl EventLoop {
             pbx_out: self.metrics.packets.with_label_values(&["pbx", "out"]),
             auth_failures: self.metrics.auth_failures.clone(),
         };
+        let mut counts = Counts::default();
         let started = Instant::now();
-        let mut events = Events::with_capacity(1024);
+        let mut events: Vec<Event> = Vec::with_capacity(1024);
         let mut buf = [0u8; BUF];
         let check_every = Duration::from_millis(500);
-        let mut next_check = Instant::now() + check_every;
+        let mut next_check = started + check_every;
+        let mut woke = started;
+        let mut wake: u64 = 0;
         loop {
+            let since = woke.elapsed();
+            if since < self.batch_window {
+                std::thread::sleep(self.batch_window - since);
+            }
             let wait = next_check.saturating_duration_since(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, Some(wait))
-                && e.kind() != ErrorKind::Interrupted
-            {
+            if self.poller.wait(&mut events, wait).is_err() {
                 return;
             }
-            for event in events.iter() {
-                if event.token() == WAKER {
+            let now = Instant::now();
+            woke = now;
+            let arrival = (now.duration_since(started).as_micros() / 125) as u32; // 8 kHz units
+            wake += 1;
+            // A full event list: the loop is behind and every socket may hold a backlog.
+            let behind = events.len() == events.capacity();
+            for event in &events {
+                let token = Poller::token(event);
+                if token == WAKER {
+                    self.waker.reset();
                     if !self.commands() {
                         return;
                     }
                     continue;
                 }
-                let (index, socket) = (event.token().0 / 3, event.token().0 % 3);
+                let (index, socket) = ((token / 3) as usize, token % 3);
                 let socket = match socket {
                     0 => Socket::Teams,
                     1 => Socket::PbxRtp,
@@ -458,11 +523,25 @@ impl EventLoop {
                 let Some(Some(slot)) = self.slots.get_mut(index) else {
                     continue;
                 };
-                let arrival = (started.elapsed().as_micros() / 125) as u32; // 8 kHz units
-                slot.drain(socket, &mut buf, arrival, &counters);
+                // A socket holds one packet per 20 ms, so it is ready at one wake-up in many
+                // and one read serves it (a second would come back empty). Ready at two wake-ups
+                // in a row it holds a backlog (a burst): drain it, as when the loop is behind.
+                let seen = &mut slot.seen[socket as usize];
+                let reads = if behind || *seen + 1 == wake {
+                    BACKLOG_READS
+                } else {
+                    1
+                };
+                *seen = wake;
+                for _ in 0..reads {
+                    if !slot.receive(socket, &mut buf, now, arrival, &mut counts) {
+                        break;
+                    }
+                }
             }
-            if Instant::now() >= next_check {
-                next_check = Instant::now() + check_every;
+            counters.flush(&mut counts);
+            if now >= next_check {
+                next_check = now + check_every;
                 self.check_timeouts();
             }
         }
@@ -472,24 +551,20 @@ impl EventLoop {
     fn commands(&mut self) -> bool {
         while let Ok(command) = self.commands.try_recv() {
             match command {
-                Command::Add(mut slot) => {
+                Command::Add(slot) => {
                     let index = self
                         .slots
                         .iter()
                         .position(Option::is_none)
                         .unwrap_or(self.slots.len());
-                    let registry = self.poll.registry();
-                    let ok = registry
-                        .register(&mut slot.teams, Token(index * 3), Interest::READABLE)
-                        .is_ok()
-                        && registry
-                            .register(&mut slot.pbx_rtp, Token(index * 3 + 1), Interest::READABLE)
-                            .is_ok()
-                        && registry
-                            .register(&mut slot.pbx_rtcp, Token(index * 3 + 2), Interest::READABLE)
-                            .is_ok();
+                    let token = index as u64 * 3;
+                    let ok = self.poller.add(&slot.teams, token).is_ok()
+                        && self.poller.add(&slot.pbx_rtp, token + 1).is_ok()
+                        && self.poller.add(&slot.pbx_rtcp, token + 2).is_ok();
                     if !ok {
-                        continue; // dropped: its ports go back to the pool
+                        // Dropped: closing its sockets removes them from epoll, its ports go
+                        // back to the pool.
+                        continue;
                     }
                     self.by_id.insert(slot.id, index);
                     if index == self.slots.len() {
@@ -507,12 +582,11 @@ impl EventLoop {
                 }
                 Command::Remove(id) => {
                     if let Some(index) = self.by_id.remove(&id)
-                        && let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take)
+                        && let Some(slot) = self.slots.get_mut(index).and_then(Option::take)
                     {
-                        let registry = self.poll.registry();
-                        let _ = registry.deregister(&mut slot.teams);
-                        let _ = registry.deregister(&mut slot.pbx_rtp);
-                        let _ = registry.deregister(&mut slot.pbx_rtcp);
+                        let _ = self.poller.delete(&slot.teams);
+                        let _ = self.poller.delete(&slot.pbx_rtp);
+                        let _ = self.poller.delete(&slot.pbx_rtcp);
                         drop(slot);
                         self.metrics.ports_free.set(self.pool.free() as i64);
                     }
@@ -540,39 +614,45 @@ impl EventLoop {
 }
 
 impl Slot {
-    /// Reads the socket until it would block (mio readiness is edge-triggered).
-    fn drain(&mut self, which: Socket, buf: &mut [u8; BUF], arrival: u32, c: &Counters) {
-        loop {
-            let received = match which {
-                Socket::Teams => self.teams.recv_from(buf),
-                Socket::PbxRtp => self.pbx_rtp.recv_from(buf),
-                Socket::PbxRtcp => self.pbx_rtcp.recv_from(buf),
-            };
-            let (n, src) = match received {
-                Ok(r) => r,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return, // WouldBlock, or an ICMP error surfacing: nothing more now
-            };
-            match which {
-                Socket::Teams => {
-                    self.last_rx = Instant::now();
-                    c.teams_in.inc();
-                    if self.relay_from_teams(buf, n, src, arrival, c) {
-                        c.pbx_out.inc();
-                    }
+    /// Reads and relays one datagram; false when there was none. The poller is
+    /// level-triggered: what is left queued is reported again.
+    fn receive(
+        &mut self,
+        which: Socket,
+        buf: &mut [u8; BUF],
+        now: Instant,
+        arrival: u32,
+        c: &mut Counts,
+    ) -> bool {
+        let received = match which {
+            Socket::Teams => self.teams.recv_from(buf),
+            Socket::PbxRtp => self.pbx_rtp.recv_from(buf),
+            Socket::PbxRtcp => self.pbx_rtcp.recv_from(buf),
+        };
+        // WouldBlock, EINTR, or an ICMP error surfacing: nothing to forward now.
+        let Ok((n, src)) = received else {
+            return false;
+        };
+        match which {
+            Socket::Teams => {
+                self.last_rx = now;
+                c.teams_in += 1;
+                if self.relay_from_teams(buf, n, src, arrival, c) {
+                    c.pbx_out += 1;
                 }
-                Socket::PbxRtp | Socket::PbxRtcp => {
-                    let rtcp_port = matches!(which, Socket::PbxRtcp);
-                    if !rtcp_port {
-                        self.last_rx = Instant::now();
-                    }
-                    c.pbx_in.inc();
-                    if self.relay_from_pbx(buf, n, src, arrival, rtcp_port) {
-                        c.teams_out.inc();
-                    }
+            }
+            Socket::PbxRtp | Socket::PbxRtcp => {
+                let rtcp_port = matches!(which, Socket::PbxRtcp);
+                if !rtcp_port {
+                    self.last_rx = now;
+                }
+                c.pbx_in += 1;
+                if self.relay_from_pbx(buf, n, src, arrival, rtcp_port) {
+                    c.teams_out += 1;
                 }
             }
         }
+        true
     }
 
     fn configure(&mut self, p: Arc<SessionParams>) {
@@ -605,11 +685,11 @@ impl Slot {
         n: usize,
         src: SocketAddr,
         arrival: u32,
-        c: &Counters,
+        c: &mut Counts,
     ) -> bool {
         let stats = &self.stats.teams;
-        stats.packets_in.fetch_add(1, Ordering::Relaxed);
-        stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        bump(&stats.packets_in, 1);
+        bump(&stats.bytes_in, n as u64);
         let (Some(params), Some(srtp)) = (self.params.as_ref(), self.srtp_in.as_mut()) else {
             return false;
         };
@@ -623,18 +703,18 @@ impl Slot {
             Ok(len) => len,
             Err(e) => {
                 if self.teams_peer.is_some_and(|p| p != src) {
-                    stats.unexpected_source.fetch_add(1, Ordering::Relaxed);
+                    bump(&stats.unexpected_source, 1);
                 }
                 match e {
                     SrtpError::AuthFailed => {
-                        stats.auth_failures.fetch_add(1, Ordering::Relaxed);
-                        c.auth_failures.inc();
+                        bump(&stats.auth_failures, 1);
+                        c.auth_failures += 1;
                     }
                     SrtpError::Replay | SrtpError::TooOld => {
-                        stats.replays.fetch_add(1, Ordering::Relaxed);
+                        bump(&stats.replays, 1);
                     }
                     _ => {
-                        stats.malformed.fetch_add(1, Ordering::Relaxed);
+                        bump(&stats.malformed, 1);
                     }
                 }
                 return false;
@@ -671,20 +751,20 @@ impl Slot {
         rtcp_port: bool,
     ) -> bool {
         let stats = &self.stats.pbx;
-        stats.packets_in.fetch_add(1, Ordering::Relaxed);
-        stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        bump(&stats.packets_in, 1);
+        bump(&stats.bytes_in, n as u64);
         let Some(params) = self.params.as_ref() else {
             return false;
         };
         let rtcp = rtcp_port || is_rtcp(&buf[..n]);
         if rtcp {
             if n < 8 || buf[0] >> 6 != 2 {
-                stats.malformed.fetch_add(1, Ordering::Relaxed);
+                bump(&stats.malformed, 1);
                 return false;
             }
         } else {
             let Some((seq, ts, ssrc)) = rtp_fields(&buf[..n]) else {
-                stats.malformed.fetch_add(1, Ordering::Relaxed);
+                bump(&stats.malformed, 1);
                 return false;
             };
             // Latch to the first valid packet; follow a new source only for the same SSRC.
@@ -695,7 +775,7 @@ impl Slot {
                 }
                 (Some(known), Some(peer)) if peer != src => {
                     if known != ssrc {
-                        stats.unexpected_source.fetch_add(1, Ordering::Relaxed);
+                        bump(&stats.unexpected_source, 1);
                         return false;
                     }
                     self.pbx_peer = Some(src);
@@ -723,7 +803,7 @@ impl Slot {
             srtp.protect_rtp(buf, n)
         };
         let Ok(len) = protected else {
-            stats.malformed.fetch_add(1, Ordering::Relaxed);
+            bump(&stats.malformed, 1);
             return false;
         };
         // Teams always gets rtcp-mux: one socket for both.
@@ -734,10 +814,8 @@ impl Slot {
 /// Non-blocking send; a full socket buffer drops the packet (late media is useless anyway).
 fn send(socket: &UdpSocket, data: &[u8], dest: SocketAddr, stats: &LegStats) -> bool {
     if socket.send_to(data, dest).is_ok() {
-        stats.packets_out.fetch_add(1, Ordering::Relaxed);
-        stats
-            .bytes_out
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        bump(&stats.packets_out, 1);
+        bump(&stats.bytes_out, data.len() as u64);
         true
     } else {
         false

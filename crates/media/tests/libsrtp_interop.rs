@@ -47,6 +47,7 @@ async fn libsrtp_packets_cross_the_relay_both_ways_with_rollover() {
         port_min: 43000,
         port_max: 43020,
         timeout: Duration::from_secs(30),
+        batch_window: Duration::from_millis(1),
     };
     let (relay, _events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
     let session = relay.allocate().unwrap();

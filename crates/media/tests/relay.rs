@@ -43,6 +43,7 @@ async fn call(port_min: u16, timeout: Duration) -> Call {
         port_min,
         port_max: port_min + 20,
         timeout,
+        batch_window: Duration::from_millis(1),
     };
     let (relay, events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
     let session = relay.allocate().unwrap();
@@ -248,6 +249,7 @@ async fn port_exhaustion_is_an_error_and_ports_come_back() {
         port_min: 42300,
         port_max: 42304,
         timeout: Duration::from_secs(30),
+        batch_window: Duration::from_millis(1),
     };
     let (relay, _events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
     let first = relay.allocate().unwrap();

@@ -316,6 +316,7 @@ pub struct MediaSettings {
     pub port_min: u16,
     pub port_max: u16,
     pub timeout_seconds: u64,
+    pub batch_window_microseconds: u64,
 }
 
 impl Default for MediaSettings {
@@ -326,6 +327,7 @@ impl Default for MediaSettings {
             port_min: 20000,
             port_max: 29999,
             timeout_seconds: 60,
+            batch_window_microseconds: 1000,
         }
     }
 }
@@ -520,6 +522,15 @@ impl Settings {
         }
         if self.media.timeout_seconds == 0 {
             bad("media.timeout_seconds", "must be at least 1".into());
+        }
+        if self.media.batch_window_microseconds > 5000 {
+            bad(
+                "media.batch_window_microseconds",
+                format!(
+                    "{} is more than 5000 (a quarter of a 20 ms packet interval)",
+                    self.media.batch_window_microseconds
+                ),
+            );
         }
         if self.pbx.register_rate_per_second == 0 {
             bad("pbx.register_rate_per_second", "must be at least 1".into());
@@ -813,6 +824,10 @@ mod tests {
                 "media.port_max"
             ]
         );
+
+        let err = load("[media]\nbatch_window_microseconds = 5001\n", &[]).unwrap_err();
+        assert_eq!(keys(&err), vec!["media.batch_window_microseconds"]);
+        assert!(load("[media]\nbatch_window_microseconds = 0\n", &[]).is_ok());
     }
 
     #[test]

@@ -148,6 +148,7 @@ impl Daemon {
                 port_min: settings.media.port_min,
                 port_max: settings.media.port_max,
                 timeout: Duration::from_secs(settings.media.timeout_seconds),
+                batch_window: Duration::from_micros(settings.media.batch_window_microseconds),
             },
             media_metrics,
         )
