@@ -100,10 +100,19 @@ impl PortPool {
     }
 }
 
+/// `SO_REUSEPORT` so the relay can add a connected twin on the same port; a port another
+/// user's (or a non-reusing) socket holds still fails to bind.
 fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
-    let socket = UdpSocket::bind(SocketAddr::new(ip, port))?;
+    let address = SocketAddr::new(ip, port);
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
-    Ok(socket)
+    socket.bind(&address.into())?;
+    Ok(socket.into())
 }
 
 #[cfg(test)]

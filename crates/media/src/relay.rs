@@ -19,6 +19,12 @@
 //! the latch, on the plain leg a source change is followed only for the same SSRC (a NAT
 //! rebinding). Everything else from elsewhere is dropped and counted.
 //!
+//! Connected twins: each leg's RTP socket gets a second socket on the same port
+//! (`SO_REUSEPORT`) connected to the latched peer. The kernel delivers the peer's packets to
+//! the connected one and everyone else's to the unconnected one, so latching still sees
+//! strangers, and sending on the connected socket skips the per-packet route lookup (measured
+//! about 0.3 us of a 3.3 us send). A latch move re-connects the twin.
+//!
 //! The gateway drives a session through [`Session`]: ports to put in SDP, [`Session::apply`]
 //! for negotiated parameters (and re-INVITEs), [`Session::stats`], and close on drop.
 
@@ -305,7 +311,10 @@ impl Relay {
             pbx_rx: RxStats::default(),
             last_rx: Instant::now(),
             timed_out: false,
-            seen: [0; 3],
+            seen: [0; SOCKETS_PER_SLOT as usize],
+            teams_twin: None,
+            pbx_twin: None,
+            tokens: 0,
         };
         self.control.send(Command::Add(Box::new(slot)));
         Ok(session)
@@ -407,15 +416,78 @@ struct Slot {
     last_rx: Instant,
     timed_out: bool,
     /// The wake-up at which each socket (by [`Socket`]) was last ready.
-    seen: [u64; 3],
+    seen: [u64; SOCKETS_PER_SLOT as usize],
+    /// Connected twins of `teams` and `pbx_rtp` (module doc), once a peer is known.
+    teams_twin: Option<Twin>,
+    pbx_twin: Option<Twin>,
+    /// This slot's first poller token; its sockets are `tokens + Socket as u64`.
+    tokens: u64,
 }
 
+/// A socket on a leg's port connected to the leg's latched peer.
+struct Twin {
+    socket: UdpSocket,
+    peer: SocketAddr,
+}
+
+impl Twin {
+    /// Binds a socket on `base`'s address (both share the port through `SO_REUSEPORT`) and
+    /// connects it to `peer`.
+    fn open(base: &UdpSocket, peer: SocketAddr) -> std::io::Result<UdpSocket> {
+        let local = base.local_addr()?;
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(local),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&local.into())?;
+        socket.connect(&peer.into())?;
+        Ok(socket.into())
+    }
+
+    /// Keeps `twin` connected to `peer`; on any failure there is no twin and the leg sends
+    /// from its unconnected socket.
+    fn follow(
+        twin: &mut Option<Twin>,
+        base: &UdpSocket,
+        peer: Option<SocketAddr>,
+        poller: &Poller,
+        token: u64,
+    ) {
+        let Some(peer) = peer else { return };
+        match twin {
+            Some(t) if t.peer == peer => {}
+            Some(t) => {
+                if t.socket.connect(peer).is_ok() {
+                    t.peer = peer;
+                } else if let Some(t) = twin.take() {
+                    let _ = poller.delete(&t.socket);
+                }
+            }
+            None => {
+                if let Ok(socket) = Self::open(base, peer)
+                    && poller.add(&socket, token).is_ok()
+                {
+                    *twin = Some(Twin { socket, peer });
+                }
+            }
+        }
+    }
+}
+
+/// Sockets of a slot, in poller token order.
 #[derive(Clone, Copy)]
 enum Socket {
     Teams = 0,
     PbxRtp = 1,
     PbxRtcp = 2,
+    TeamsTwin = 3,
+    PbxTwin = 4,
 }
+
+const SOCKETS_PER_SLOT: u64 = 5;
 
 /// Packets counted during one wake-up, added to the Prometheus counters once per wake-up so
 /// a packet costs a local increment, not an atomic one on a shared line.
@@ -514,11 +586,13 @@ impl EventLoop {
                     }
                     continue;
                 }
-                let (index, socket) = ((token / 3) as usize, token % 3);
-                let socket = match socket {
+                let index = (token / SOCKETS_PER_SLOT) as usize;
+                let socket = match token % SOCKETS_PER_SLOT {
                     0 => Socket::Teams,
                     1 => Socket::PbxRtp,
-                    _ => Socket::PbxRtcp,
+                    2 => Socket::PbxRtcp,
+                    3 => Socket::TeamsTwin,
+                    _ => Socket::PbxTwin,
                 };
                 let Some(Some(slot)) = self.slots.get_mut(index) else {
                     continue;
@@ -538,6 +612,7 @@ impl EventLoop {
                         break;
                     }
                 }
+                slot.connect_twins(&self.poller);
             }
             counters.flush(&mut counts);
             if now >= next_check {
@@ -551,13 +626,14 @@ impl EventLoop {
     fn commands(&mut self) -> bool {
         while let Ok(command) = self.commands.try_recv() {
             match command {
-                Command::Add(slot) => {
+                Command::Add(mut slot) => {
                     let index = self
                         .slots
                         .iter()
                         .position(Option::is_none)
                         .unwrap_or(self.slots.len());
-                    let token = index as u64 * 3;
+                    let token = index as u64 * SOCKETS_PER_SLOT;
+                    slot.tokens = token;
                     let ok = self.poller.add(&slot.teams, token).is_ok()
                         && self.poller.add(&slot.pbx_rtp, token + 1).is_ok()
                         && self.poller.add(&slot.pbx_rtcp, token + 2).is_ok();
@@ -578,6 +654,7 @@ impl EventLoop {
                         self.by_id.get(&id).and_then(|&i| self.slots.get_mut(i))
                     {
                         slot.configure(params);
+                        slot.connect_twins(&self.poller);
                     }
                 }
                 Command::Remove(id) => {
@@ -587,6 +664,9 @@ impl EventLoop {
                         let _ = self.poller.delete(&slot.teams);
                         let _ = self.poller.delete(&slot.pbx_rtp);
                         let _ = self.poller.delete(&slot.pbx_rtcp);
+                        for twin in [&slot.teams_twin, &slot.pbx_twin].into_iter().flatten() {
+                            let _ = self.poller.delete(&twin.socket);
+                        }
                         drop(slot);
                         self.metrics.ports_free.set(self.pool.free() as i64);
                     }
@@ -624,24 +704,28 @@ impl Slot {
         arrival: u32,
         c: &mut Counts,
     ) -> bool {
-        let received = match which {
-            Socket::Teams => self.teams.recv_from(buf),
-            Socket::PbxRtp => self.pbx_rtp.recv_from(buf),
-            Socket::PbxRtcp => self.pbx_rtcp.recv_from(buf),
+        let socket = match which {
+            Socket::Teams => Some(&self.teams),
+            Socket::PbxRtp => Some(&self.pbx_rtp),
+            Socket::PbxRtcp => Some(&self.pbx_rtcp),
+            Socket::TeamsTwin => self.teams_twin.as_ref().map(|t| &t.socket),
+            Socket::PbxTwin => self.pbx_twin.as_ref().map(|t| &t.socket),
         };
+        let Some(socket) = socket else { return false };
+        let received = socket.recv_from(buf);
         // WouldBlock, EINTR, or an ICMP error surfacing: nothing to forward now.
         let Ok((n, src)) = received else {
             return false;
         };
         match which {
-            Socket::Teams => {
+            Socket::Teams | Socket::TeamsTwin => {
                 self.last_rx = now;
                 c.teams_in += 1;
                 if self.relay_from_teams(buf, n, src, arrival, c) {
                     c.pbx_out += 1;
                 }
             }
-            Socket::PbxRtp | Socket::PbxRtcp => {
+            Socket::PbxRtp | Socket::PbxRtcp | Socket::PbxTwin => {
                 let rtcp_port = matches!(which, Socket::PbxRtcp);
                 if !rtcp_port {
                     self.last_rx = now;
@@ -653,6 +737,25 @@ impl Slot {
             }
         }
         true
+    }
+
+    /// Moves the connected twins to the latched peers.
+    fn connect_twins(&mut self, poller: &Poller) {
+        let tokens = self.tokens;
+        Twin::follow(
+            &mut self.teams_twin,
+            &self.teams,
+            self.teams_peer,
+            poller,
+            tokens + Socket::TeamsTwin as u64,
+        );
+        Twin::follow(
+            &mut self.pbx_twin,
+            &self.pbx_rtp,
+            self.pbx_peer,
+            poller,
+            tokens + Socket::PbxTwin as u64,
+        );
     }
 
     fn configure(&mut self, p: Arc<SessionParams>) {
@@ -729,16 +832,16 @@ impl Slot {
         if !params.pbx.send {
             return false;
         }
-        let (socket, dest) = if rtcp && !params.pbx.rtcp_mux {
+        let (socket, twin, dest) = if rtcp && !params.pbx.rtcp_mux {
             let fallback = self
                 .pbx_peer
                 .map(|p| SocketAddr::new(p.ip(), p.port().wrapping_add(1)));
-            (&self.pbx_rtcp, params.pbx.remote_rtcp.or(fallback))
+            (&self.pbx_rtcp, None, params.pbx.remote_rtcp.or(fallback))
         } else {
-            (&self.pbx_rtp, self.pbx_peer)
+            (&self.pbx_rtp, self.pbx_twin.as_ref(), self.pbx_peer)
         };
         let Some(dest) = dest else { return false };
-        send(socket, &buf[..len], dest, &self.stats.pbx)
+        send(socket, twin, &buf[..len], dest, &self.stats.pbx)
     }
 
     /// RTP/RTCP from the PBX to Teams, encrypted in place.
@@ -807,13 +910,30 @@ impl Slot {
             return false;
         };
         // Teams always gets rtcp-mux: one socket for both.
-        send(&self.teams, &buf[..len], dest, &self.stats.teams)
+        send(
+            &self.teams,
+            self.teams_twin.as_ref(),
+            &buf[..len],
+            dest,
+            &self.stats.teams,
+        )
     }
 }
 
 /// Non-blocking send; a full socket buffer drops the packet (late media is useless anyway).
-fn send(socket: &UdpSocket, data: &[u8], dest: SocketAddr, stats: &LegStats) -> bool {
-    if socket.send_to(data, dest).is_ok() {
+/// Goes out by the connected twin when it is connected to `dest`.
+fn send(
+    socket: &UdpSocket,
+    twin: Option<&Twin>,
+    data: &[u8],
+    dest: SocketAddr,
+    stats: &LegStats,
+) -> bool {
+    let sent = match twin {
+        Some(twin) if twin.peer == dest => twin.socket.send(data),
+        _ => socket.send_to(data, dest),
+    };
+    if sent.is_ok() {
         bump(&stats.packets_out, 1);
         bump(&stats.bytes_out, data.len() as u64);
         true
