@@ -5,7 +5,9 @@
 //! The relay runs as its own process (`relay_server`) pinned to CPU 0 with `taskset`; this
 //! generator pins itself to CPU 1. Reported per N: relay CPU microseconds per forwarded packet
 //! (utime+stime from /proc over the measured window), loss, p50/p99 added latency, and heap
-//! allocations per forwarded packet in the relay (counting allocator).
+//! allocations per forwarded packet in the relay (counting allocator), and the CPU seconds per
+//! second of relay and generator (near 1.0: that process is saturated, and its latency is
+//! queueing).
 //!
 //! The same generator then drives Debian's rtpengine (`rtpengine-daemon`, userspace only with
 //! `--table=-1`, one worker thread, pinned to CPU 0), with the calls set up through its ng
@@ -386,14 +388,14 @@ struct Window {
     latencies: Vec<u64>,
     /// CPU seconds per second the generator used: near 1.0 means it, not the relay, is the limit.
     generator_load: f64,
+    /// The measured interval (a saturated generator overruns the nominal one).
+    elapsed: f64,
 }
 
 /// One call on the generator side.
 struct GenCall {
     teams: mio::net::UdpSocket,
     pbx: mio::net::UdpSocket,
-    relay_teams: SocketAddr,
-    relay_pbx: SocketAddr,
     protect: Context,
     unprotect: Context,
     seq: u16,
@@ -425,6 +427,10 @@ fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
         teams.set_nonblocking(true).unwrap();
         pbx.set_nonblocking(true).unwrap();
         let cfg = backend.setup(call, teams.local_addr().unwrap(), pbx.local_addr().unwrap());
+        // Connected: a cheaper send for the generator (it shares the machine with the relay),
+        // and a check that the relay answers from the port it was sent to (symmetric RTP).
+        teams.connect(cfg.relay_teams).unwrap();
+        pbx.connect(cfg.relay_pbx).unwrap();
         let mut teams = mio::net::UdpSocket::from_std(teams);
         let mut pbx = mio::net::UdpSocket::from_std(pbx);
         poll.registry()
@@ -436,8 +442,6 @@ fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
         gen_calls.push(GenCall {
             teams,
             pbx,
-            relay_teams: cfg.relay_teams,
-            relay_pbx: cfg.relay_pbx,
             protect: Context::new(
                 Suite::AesCm128HmacSha1_80,
                 &MasterKey::from_bytes(&cfg.teams_tx_key).unwrap(),
@@ -457,6 +461,7 @@ fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
     let warmup_end = epoch + Duration::from_secs(2);
     let end = warmup_end + Duration::from_secs(seconds);
     let (mut cpu0, mut allocs0, mut gen0) = (0.0, None, 0.0);
+    let mut measured_from = warmup_end;
     let mut measuring = false;
     let (mut sent, mut received, mut bad) = (0u64, 0u64, 0u64);
     let mut latencies = Vec::with_capacity(1 << 22);
@@ -469,6 +474,7 @@ fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
         let now = Instant::now();
         if !measuring && now >= warmup_end {
             measuring = true;
+            measured_from = now;
             (cpu0, allocs0, gen0) = (
                 cpu_seconds(pid),
                 backend.allocs(),
@@ -484,9 +490,9 @@ fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
             let plain = packet(c.seq, 0x1000_0000 + c.ssrc, epoch);
             buf[..172].copy_from_slice(&plain);
             let n = c.protect.protect_rtp(&mut buf, 172).unwrap();
-            let _ = c.teams.send_to(&buf[..n], c.relay_teams);
+            let _ = c.teams.send(&buf[..n]);
             let plain = packet(c.seq, 0x2000_0000 + c.ssrc, epoch);
-            let _ = c.pbx.send_to(&plain, c.relay_pbx);
+            let _ = c.pbx.send(&plain);
             if measuring {
                 sent += 2;
             }
@@ -529,7 +535,8 @@ fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
         }
     }
     let (cpu1, allocs1) = (cpu_seconds(pid), backend.allocs());
-    let generator_load = (cpu_seconds(std::process::id()) - gen0) / seconds as f64;
+    let elapsed = measured_from.elapsed().as_secs_f64();
+    let generator_load = (cpu_seconds(std::process::id()) - gen0) / elapsed;
     backend.stop();
     assert_eq!(bad, 0, "packets failed the content check");
     Window {
@@ -540,6 +547,7 @@ fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
         allocs: allocs1.zip(allocs0).map(|(a, b)| a - b),
         latencies,
         generator_load,
+        elapsed,
     }
 }
 
@@ -564,7 +572,7 @@ fn main() {
     let with_rtpengine = std::env::var("RELAY_LOAD_RTPENGINE").map_or(true, |v| v != "0");
     println!("relays pinned to CPU 0, generator on CPU 1; {seconds} s measured per run");
     println!(
-        "{:>10} {:>6} {:>12} {:>10} {:>9} {:>9} {:>9} {:>12} {:>9}",
+        "{:>10} {:>6} {:>12} {:>10} {:>9} {:>9} {:>9} {:>12} {:>10} {:>9}",
         "relay",
         "calls",
         "pkts fwd/s",
@@ -573,6 +581,7 @@ fn main() {
         "p50 us",
         "p99 us",
         "allocs/pkt",
+        "relay load",
         "gen load"
     );
     for n in calls {
@@ -587,14 +596,15 @@ fn main() {
             let us = w.cpu * 1e6 / w.forwarded.max(1) as f64;
             per_packet.push(us);
             println!(
-                "{name:>10} {n:>6} {:>12.0} {us:>10.2} {loss:>9.3} {:>9} {:>9} {:>12} {:>9.2}",
-                w.forwarded as f64 / seconds as f64,
+                "{name:>10} {n:>6} {:>12.0} {us:>10.2} {loss:>9.3} {:>9} {:>9} {:>12} {:>10.2} {:>9.2}",
+                w.forwarded as f64 / w.elapsed,
                 percentile(&w.latencies, 0.5),
                 percentile(&w.latencies, 0.99),
                 w.allocs.map_or("-".into(), |a| format!(
                     "{:.4}",
                     a as f64 / w.forwarded.max(1) as f64
                 )),
+                w.cpu / w.elapsed,
                 w.generator_load,
             );
         }
