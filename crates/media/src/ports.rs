@@ -14,6 +14,10 @@ pub enum PortError {
     Exhausted,
     #[error("invalid media port range {0}..={1}")]
     BadRange(u16, u16),
+    /// Binding failed for another reason than the port being taken (out of file descriptors,
+    /// an address not on this host): not a full pool, and retrying other ports will not help.
+    #[error("binding media port {port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
 }
 
 #[derive(Debug)]
@@ -79,8 +83,16 @@ impl PortPool {
                 let mut inner = self.inner.lock().map_err(|_| PortError::Exhausted)?;
                 inner.free.pop_front().ok_or(PortError::Exhausted)?
             };
-            match (bind(self.bind, base), bind(self.bind, base + 1)) {
-                (Ok(rtp), Ok(rtcp)) => {
+            let pair = bind(self.bind, base)
+                .map_err(|e| (base, e))
+                .and_then(|rtp| Ok((rtp, bind(self.bind, base + 1).map_err(|e| (base + 1, e))?)));
+            if pair.is_err()
+                && let Ok(mut inner) = self.inner.lock()
+            {
+                inner.free.push_back(base);
+            }
+            match pair {
+                Ok((rtp, rtcp)) => {
                     return Ok((
                         PortLease {
                             pool: self.clone(),
@@ -89,11 +101,8 @@ impl PortPool {
                         PortPair { rtp, rtcp },
                     ));
                 }
-                _ => {
-                    if let Ok(mut inner) = self.inner.lock() {
-                        inner.free.push_back(base);
-                    }
-                }
+                Err((_, e)) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err((port, source)) => return Err(PortError::Bind { port, source }),
             }
         }
         Err(PortError::Exhausted)
@@ -139,6 +148,19 @@ mod tests {
             PortPool::new("127.0.0.1".parse().unwrap(), 5, 5),
             Err(PortError::BadRange(5, 5))
         ));
+    }
+
+    #[test]
+    fn a_bind_failure_other_than_a_taken_port_is_reported_as_itself() {
+        // 192.0.2.1 (TEST-NET-1, RFC 5737) is not an address of this host.
+        let pool = PortPool::new("192.0.2.1".parse().unwrap(), 41200, 41204).unwrap();
+        let err = pool.allocate().unwrap_err();
+        assert!(
+            matches!(&err, PortError::Bind { port: 41200, source }
+                if source.kind() == std::io::ErrorKind::AddrNotAvailable),
+            "{err:?}"
+        );
+        assert_eq!(pool.free(), 2, "the pair went back to the pool");
     }
 
     #[test]

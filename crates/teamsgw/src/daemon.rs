@@ -28,6 +28,7 @@ use crate::build_info::{GIT_SHA, VERSION};
 use crate::config::{Problem, Problems, Settings};
 use crate::devcert;
 use crate::drain::Drain;
+use crate::file_limit;
 use crate::gateway_settings;
 use crate::license_monitor::LicenseMonitor;
 use crate::logging::{self, LogHandle};
@@ -138,6 +139,19 @@ impl Daemon {
             client_metrics,
         );
 
+        let open_files = file_limit::raise();
+        match file_limit::media_calls(settings.media.port_min, settings.media.port_max, open_files)
+        {
+            (by_ports, Some(by_files)) => tracing::warn!(
+                open_files = open_files.unwrap_or(0),
+                "the open-file limit allows media for {by_files} calls, the media port range for \
+                 {by_ports}; raise LimitNOFILE (systemd) or ulimit -n"
+            ),
+            (by_ports, None) => tracing::info!(
+                open_files = open_files.map_or_else(|| "unlimited".to_owned(), |l| l.to_string()),
+                "media for up to {by_ports} calls"
+            ),
+        }
         let media_metrics = MediaMetrics::new().map_err(|e| format!("metrics: {e}"))?;
         media_metrics
             .register(metrics.registry())

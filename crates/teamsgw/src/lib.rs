@@ -16,6 +16,7 @@ pub mod config;
 pub mod daemon;
 pub mod devcert;
 pub mod drain;
+pub mod file_limit;
 pub mod gateway_settings;
 pub mod license_monitor;
 pub mod license_report;
