@@ -704,15 +704,18 @@ impl Slot {
         arrival: u32,
         c: &mut Counts,
     ) -> bool {
-        let socket = match which {
-            Socket::Teams => Some(&self.teams),
-            Socket::PbxRtp => Some(&self.pbx_rtp),
-            Socket::PbxRtcp => Some(&self.pbx_rtcp),
-            Socket::TeamsTwin => self.teams_twin.as_ref().map(|t| &t.socket),
-            Socket::PbxTwin => self.pbx_twin.as_ref().map(|t| &t.socket),
+        // A twin only receives from its peer, so it need not report the source.
+        let twin = |twin: &Option<Twin>, buf: &mut [u8; BUF]| match twin {
+            Some(t) => t.socket.recv(buf).map(|n| (n, t.peer)),
+            None => Err(std::io::ErrorKind::WouldBlock.into()),
         };
-        let Some(socket) = socket else { return false };
-        let received = socket.recv_from(buf);
+        let received = match which {
+            Socket::Teams => self.teams.recv_from(buf),
+            Socket::PbxRtp => self.pbx_rtp.recv_from(buf),
+            Socket::PbxRtcp => self.pbx_rtcp.recv_from(buf),
+            Socket::TeamsTwin => twin(&self.teams_twin, buf),
+            Socket::PbxTwin => twin(&self.pbx_twin, buf),
+        };
         // WouldBlock, EINTR, or an ICMP error surfacing: nothing to forward now.
         let Ok((n, src)) = received else {
             return false;
