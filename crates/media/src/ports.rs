@@ -109,10 +109,13 @@ impl PortPool {
     }
 }
 
-/// `SO_REUSEPORT` so the relay can add a connected twin on the same port; a port another
-/// user's (or a non-reusing) socket holds still fails to bind.
 fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
-    let address = SocketAddr::new(ip, port);
+    bind_shared(SocketAddr::new(ip, port)).map(UdpSocket::from)
+}
+
+/// A non-blocking UDP socket bound with `SO_REUSEPORT`, so the relay can add a connected twin
+/// on a leased port; a port another user's (or a non-reusing) socket holds still fails to bind.
+pub(crate) fn bind_shared(address: SocketAddr) -> std::io::Result<socket2::Socket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(address),
         socket2::Type::DGRAM,
@@ -121,7 +124,7 @@ fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
-    Ok(socket.into())
+    Ok(socket)
 }
 
 #[cfg(test)]

@@ -434,15 +434,7 @@ impl Twin {
     /// Binds a socket on `base`'s address (both share the port through `SO_REUSEPORT`) and
     /// connects it to `peer`.
     fn open(base: &UdpSocket, peer: SocketAddr) -> std::io::Result<UdpSocket> {
-        let local = base.local_addr()?;
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(local),
-            socket2::Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )?;
-        socket.set_reuse_port(true)?;
-        socket.set_nonblocking(true)?;
-        socket.bind(&local.into())?;
+        let socket = crate::ports::bind_shared(base.local_addr()?)?;
         socket.connect(&peer.into())?;
         Ok(socket.into())
     }
