@@ -25,6 +25,11 @@
 //! strangers, and sending on the connected socket skips the per-packet route lookup (measured
 //! about 0.3 us of a 3.3 us send). A latch move re-connects the twin.
 //!
+//! No batched syscalls: `recvmmsg` finds one packet per socket (measured no gain), `sendmmsg`
+//! sends from one socket only, and io_uring `sendmsg` batches measured slower than one `send`
+//! each (`benches/scripts/udp_send_cost.sh`). The kernel's send and receive paths are most of
+//! a forwarded packet's cost.
+//!
 //! The gateway drives a session through [`Session`]: ports to put in SDP, [`Session::apply`]
 //! for negotiated parameters (and re-INVITEs), [`Session::stats`], and close on drop.
 
