@@ -5,7 +5,7 @@
 //! Why a dedicated thread with its own event loop rather than a tokio task per call: each
 //! socket carries one packet per 20 ms, so every packet is a wake-up, and a task wake-up plus a
 //! multi-branch `select!` cost more than the two syscalls that move the packet. The loop
-//! (level-triggered epoll, [`crate::poller`]) reads one datagram per ready socket and handles
+//! (level-triggered epoll, see the `poller` module) reads one datagram per ready socket and handles
 //! it synchronously.
 //!
 //! Batch window: after a wake-up the loop does not wait again until `batch_window` has passed,
