@@ -184,8 +184,8 @@ async fn latching_follows_a_new_pbx_source_port_and_bad_tags_are_dropped_and_cou
     buf[..plain.len()].copy_from_slice(&plain);
     let n = c.teams_tx.protect_rtp(&mut buf, plain.len()).unwrap();
     c.teams.send_to(&buf[..n], teams_port).await.unwrap();
-    // From our advertised port (symmetric RTP, RFC 4961), also after the move (the connected twin
-    // socket follows the latch).
+    // From our advertised port (symmetric RTP, RFC 4961), also after the move (the connected
+    // twin socket follows the latch).
     assert_eq!(recv_from(&moved).await, (plain, pbx_port));
     assert!(nothing(&c.pbx).await, "the old port gets nothing");
     // A stranger with another SSRC is not followed.
