@@ -302,21 +302,22 @@ impl Daemon {
         tracing::info!(config = %self.config_path.display(), "SIGHUP: reloading configuration");
         match self.apply_new_config() {
             Ok(()) => {
-                self.metrics.config_reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(
                     log_level = self.settings.log.level.as_str(),
                     "configuration reloaded"
                 );
                 tracing::debug!("debug logging is on");
+                // Counted after the log lines: a reload is counted once everything about it shows.
+                self.metrics.config_reloads.with_label_values(&["ok"]).inc();
             }
             Err(problems) => {
+                for p in &problems.0 {
+                    tracing::error!(key = %p.key, problem = %p.message, "configuration reload rejected; the running configuration stays");
+                }
                 self.metrics
                     .config_reloads
                     .with_label_values(&["error"])
                     .inc();
-                for p in &problems.0 {
-                    tracing::error!(key = %p.key, problem = %p.message, "configuration reload rejected; the running configuration stays");
-                }
             }
         }
         // The provisioning reload hook: a new snapshot on every SIGHUP, counted on its own.

@@ -45,14 +45,11 @@ impl Provisioning {
     }
 
     /// Connects when not yet connected, loads a new snapshot and swaps it in.
+    ///
+    /// The counter moves last, after the log line and the swap, so whoever watches the metric
+    /// (ops, the tests) sees a reload's effects once it is counted.
     pub async fn reload(&self) -> Result<(), String> {
-        let result = self.try_reload().await;
-        let label = if result.is_ok() { "ok" } else { "error" };
-        self.metrics
-            .snapshot_reloads
-            .with_label_values(&[label])
-            .inc();
-        match &result {
+        let result = match self.try_reload().await {
             Ok(snapshot) => {
                 let summary = format!("{} direct routes", snapshot.direct_routes());
                 tracing::info!(
@@ -63,16 +60,22 @@ impl Provisioning {
                     .snapshot_direct_routes
                     .set(snapshot.direct_routes() as i64);
                 self.readiness.snapshot_loaded(summary);
+                self.snapshot.store(Some(Arc::clone(&snapshot)));
+                self.published.send_replace(Some(snapshot));
+                Ok(())
             }
             Err(e) => {
                 tracing::error!(error = %e, "routing snapshot reload failed; the previous snapshot stays in use");
                 self.readiness.snapshot_failed(e.clone());
+                Err(e)
             }
-        }
-        result.map(|snapshot| {
-            self.snapshot.store(Some(Arc::clone(&snapshot)));
-            self.published.send_replace(Some(snapshot));
-        })
+        };
+        let label = if result.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .snapshot_reloads
+            .with_label_values(&[label])
+            .inc();
+        result
     }
 
     async fn try_reload(&self) -> Result<Arc<RoutingSnapshot>, String> {
