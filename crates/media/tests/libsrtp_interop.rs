@@ -13,6 +13,7 @@ use teamsgw_media::{MediaMetrics, Relay, RelayConfig, SessionParams};
 use tokio::net::UdpSocket;
 
 const PACKETS: u32 = 1500; // from 65000: the rollover counter increments after 536
+const CHUNK: u32 = 50;
 
 fn rtp(n: u32, ssrc: u32) -> Vec<u8> {
     let seq = (65000 + n) as u16;
@@ -65,8 +66,16 @@ async fn libsrtp_packets_cross_the_relay_both_ways_with_rollover() {
         .unwrap();
     let mut stdin = peer.stdin.take().unwrap();
     let mut lines = BufReader::new(peer.stdout.take().unwrap()).lines();
-    let mut line = move || lines.next().unwrap().unwrap();
-    let peer_port: u16 = line().trim().parse().unwrap();
+    let peer_port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(lines));
+    let next_line = || {
+        let lines = std::sync::Arc::clone(&lines);
+        async move {
+            tokio::task::spawn_blocking(move || lines.lock().unwrap().next().unwrap().unwrap())
+                .await
+                .unwrap()
+        }
+    };
     let pbx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     session.apply(SessionParams {
         teams: TeamsParams {
@@ -85,11 +94,16 @@ async fn libsrtp_packets_cross_the_relay_both_ways_with_rollover() {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    // libsrtp -> relay -> plain RTP at the PBX.
-    writeln!(stdin, "send {PACKETS}").unwrap();
-    let receiver = tokio::spawn(async move {
-        let mut buf = [0u8; 2048];
-        for n in 0..PACKETS {
+    // Chunk by chunk, each acknowledged before the next, so a starved process on a busy
+    // machine cannot overflow a socket buffer and lose packets.
+    let relay_pbx: std::net::SocketAddr = ([127, 0, 0, 1], session.pbx_port()).into();
+    let mut buf = [0u8; 2048];
+    for first in (0..PACKETS).step_by(CHUNK as usize) {
+        let end = (first + CHUNK).min(PACKETS);
+
+        // libsrtp -> relay -> plain RTP at the PBX.
+        writeln!(stdin, "send {first} {end}").unwrap();
+        for n in first..end {
             let (len, _) = tokio::time::timeout(Duration::from_secs(5), pbx.recv_from(&mut buf))
                 .await
                 .expect("packet from the relay")
@@ -100,27 +114,15 @@ async fn libsrtp_packets_cross_the_relay_both_ways_with_rollover() {
                 "libsrtp packet {n} arrived changed"
             );
         }
-        pbx
-    });
-    let pbx = receiver.await.unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        assert_eq!(line(), "sent");
-        line
-    })
-    .await
-    .unwrap();
+        assert_eq!(next_line().await, "sent");
 
-    // PBX plain RTP -> relay -> libsrtp decrypts.
-    writeln!(stdin, "recv {PACKETS}").unwrap();
-    let relay_pbx: std::net::SocketAddr = ([127, 0, 0, 1], session.pbx_port()).into();
-    for n in 0..PACKETS {
-        pbx.send_to(&rtp(n, 0xbbbb), relay_pbx).await.unwrap();
-        if n % 100 == 0 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        // PBX plain RTP -> relay -> libsrtp decrypts.
+        writeln!(stdin, "recv {first} {end}").unwrap();
+        for n in first..end {
+            pbx.send_to(&rtp(n, 0xbbbb), relay_pbx).await.unwrap();
         }
+        assert_eq!(next_line().await, format!("ok {end}"));
     }
-    let verdict = tokio::task::spawn_blocking(line).await.unwrap();
-    assert_eq!(verdict, format!("ok {PACKETS}"));
     drop(stdin);
     let _ = peer.wait();
 }

@@ -21,9 +21,19 @@ pub struct LicenseMonitor {
     used: IntGaugeVec,
     acquired: IntGaugeVec,
     warning: IntGaugeVec,
-    /// Enterprises currently above the warning percentage (to log only on crossing).
-    above: Mutex<HashSet<String>>,
+    state: Mutex<Published>,
 }
+
+/// What the last count published.
+#[derive(Default)]
+struct Published {
+    /// Enterprises with series, so those that disappear lose theirs.
+    enterprises: HashSet<String>,
+    /// Enterprises above the warning percentage (to log only on crossing).
+    above: HashSet<String>,
+}
+
+const FACTORS: [&str; 4] = ["direct_routing", "lcm", "ui", "service_numbers"];
 
 impl LicenseMonitor {
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
@@ -55,36 +65,23 @@ impl LicenseMonitor {
             used,
             acquired,
             warning,
-            above: Mutex::new(HashSet::new()),
+            state: Mutex::new(Published::default()),
         })
     }
 
     /// Sets the gauges from a fresh count; enterprises that disappeared lose their series.
+    ///
+    /// Series are overwritten in place, never reset first, so a scrape during a refresh sees
+    /// the old or the new value, never a gap. Per enterprise the warning (and its log line) and
+    /// the acquired count are set before the usage, so whoever sees the new usage sees them too.
     pub fn publish(&self, reports: &[EnterpriseReport], warning_percent: u8) {
-        self.used.reset();
-        self.acquired.reset();
-        self.warning.reset();
-        let mut above = self.above.lock().unwrap_or_else(|e| e.into_inner());
-        let mut now_above = HashSet::new();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now = Published::default();
         for r in reports {
             let e = r.enterprise.as_str();
-            for (factor, f) in [
-                ("direct_routing", &r.factors.direct_routing),
-                ("lcm", &r.factors.lcm),
-                ("ui", &r.factors.ui),
-                ("service_numbers", &r.factors.service_numbers),
-            ] {
-                self.used
-                    .with_label_values(&[e, factor])
-                    .set(i64::from(f.counted));
-            }
-            self.acquired
-                .with_label_values(&[e])
-                .set(i64::from(r.acquired));
             let warn = over_threshold(r.currently_licensed, r.acquired, warning_percent);
-            self.warning.with_label_values(&[e]).set(i64::from(warn));
             if warn {
-                if !above.contains(e) {
+                if !state.above.contains(e) {
                     tracing::warn!(
                         enterprise = e,
                         licensed = r.currently_licensed,
@@ -93,10 +90,33 @@ impl LicenseMonitor {
                         "license usage passed the warning limit"
                     );
                 }
-                now_above.insert(e.to_owned());
+                now.above.insert(e.to_owned());
+            }
+            self.warning.with_label_values(&[e]).set(i64::from(warn));
+            self.acquired
+                .with_label_values(&[e])
+                .set(i64::from(r.acquired));
+            let counted = [
+                &r.factors.direct_routing,
+                &r.factors.lcm,
+                &r.factors.ui,
+                &r.factors.service_numbers,
+            ];
+            for (factor, f) in FACTORS.into_iter().zip(counted) {
+                self.used
+                    .with_label_values(&[e, factor])
+                    .set(i64::from(f.counted));
+            }
+            now.enterprises.insert(e.to_owned());
+        }
+        for gone in state.enterprises.difference(&now.enterprises) {
+            let _ = self.warning.remove_label_values(&[gone]);
+            let _ = self.acquired.remove_label_values(&[gone]);
+            for factor in FACTORS {
+                let _ = self.used.remove_label_values(&[gone, factor]);
             }
         }
-        *above = now_above;
+        *state = now;
     }
 
     /// Counts, publishes and audits every `license.refresh_seconds` (first run at once).
@@ -126,7 +146,57 @@ fn over_threshold(licensed: u32, acquired: u32, percent: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::over_threshold;
+    use super::{LicenseMonitor, over_threshold};
+    use crate::license_report::{EnterpriseReport, FactorJson, Factors};
+    use prometheus::{Encoder, Registry, TextEncoder};
+
+    fn report(enterprise: &str, acquired: u32, ui: u32) -> EnterpriseReport {
+        let factor = |counted| FactorJson {
+            counted,
+            configured: counted,
+            enabled: true,
+        };
+        EnterpriseReport {
+            enterprise: enterprise.into(),
+            acquired,
+            currently_licensed: ui,
+            available: i64::from(acquired) - i64::from(ui),
+            monitored_users: ui,
+            factors: Factors {
+                direct_routing: factor(0),
+                lcm: factor(0),
+                ui: factor(ui),
+                service_numbers: factor(0),
+            },
+        }
+    }
+
+    fn scrape(registry: &Registry) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut out)
+            .unwrap_or_default();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// A refresh overwrites each series in place and drops only the enterprises that are gone.
+    #[test]
+    fn publish_overwrites_and_drops_vanished_enterprises() {
+        let registry = Registry::new();
+        let Ok(monitor) = LicenseMonitor::new(&registry) else {
+            panic!("metrics register");
+        };
+        monitor.publish(&[report("Acme", 10, 2), report("Gone", 5, 5)], 90);
+        let text = scrape(&registry);
+        assert!(text.contains("teamsgw_license_used{enterprise=\"Acme\",factor=\"ui\"} 2"));
+        assert!(text.contains("teamsgw_license_warning{enterprise=\"Gone\"} 1"));
+
+        monitor.publish(&[report("Acme", 10, 3)], 90);
+        let text = scrape(&registry);
+        assert!(text.contains("teamsgw_license_used{enterprise=\"Acme\",factor=\"ui\"} 3"));
+        assert!(text.contains("teamsgw_license_acquired{enterprise=\"Acme\"} 10"));
+        assert!(!text.contains("Gone"), "{text}");
+    }
 
     /// licensing.md §1.7: the warning limit is a percentage of acquired (90 % of 10,000 = 9,000).
     #[test]
