@@ -155,8 +155,14 @@ fn keystream_xor(cipher: &Aes128, iv: &[u8; 16], data: &mut [u8]) {
             counter += 1;
         }
         cipher.encrypt_blocks(&mut blocks[..n]);
-        for (i, byte) in chunk.iter_mut().enumerate() {
-            *byte ^= blocks[i / 16][i % 16];
+        // Whole blocks as one 128-bit XOR each; the tail byte by byte.
+        for (bytes, key) in chunk.chunks_mut(16).zip(&blocks) {
+            if let Ok(whole) = <&mut [u8; 16]>::try_from(&mut *bytes) {
+                let key: [u8; 16] = (*key).into();
+                *whole = (u128::from_ne_bytes(*whole) ^ u128::from_ne_bytes(key)).to_ne_bytes();
+            } else {
+                bytes.iter_mut().zip(key.iter()).for_each(|(b, k)| *b ^= k);
+            }
         }
     }
 }
