@@ -6,7 +6,7 @@
 //! it through [`ClientHandle`]. Sends run on their own tasks (a TCP/TLS connect must not stall
 //! 100,000 refreshes); a failed send comes back as a transport error of its transaction.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,6 +17,7 @@ use teamsgw_sip::transaction::{Event, TimerSettings, TransactionLayer, TxId};
 use teamsgw_sip::transport::{Incoming, SipTransport, Target, Transport};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::gauge_series::GaugeSeries;
 use crate::registration::{
     AgentSettings, Outcome, Registrar, Registration, RegistrationAgent, RequestId, State,
 };
@@ -236,31 +237,6 @@ struct Driver {
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
     registration_series: GaugeSeries,
     proxy_series: GaugeSeries,
-}
-
-/// The label sets a gauge family got at the last refresh. A refresh overwrites series in place
-/// (resetting first would let a scrape catch the family empty) and removes only those that
-/// vanished (an enterprise deleted, a proxy taken out of the configuration).
-#[derive(Default)]
-struct GaugeSeries(HashSet<Vec<String>>);
-
-impl GaugeSeries {
-    fn publish<'a>(
-        &mut self,
-        gauge: &IntGaugeVec,
-        values: impl IntoIterator<Item = (Vec<&'a str>, i64)>,
-    ) {
-        let mut now = HashSet::new();
-        for (labels, value) in values {
-            gauge.with_label_values(&labels).set(value);
-            now.insert(labels.into_iter().map(str::to_owned).collect::<Vec<_>>());
-        }
-        for gone in self.0.difference(&now) {
-            let labels: Vec<&str> = gone.iter().map(String::as_str).collect();
-            let _ = gauge.remove_label_values(&labels);
-        }
-        self.0 = now;
-    }
 }
 
 const RESOLVE_TTL: Duration = Duration::from_secs(60);
@@ -596,33 +572,5 @@ impl Clock {
                 .unix
                 .saturating_sub(self.instant.duration_since(t).as_secs()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::GaugeSeries;
-    use prometheus::{IntGaugeVec, Opts};
-
-    /// A refresh keeps live series (no gap for a scrape) and removes the ones that vanished.
-    #[test]
-    fn gauge_series_overwrites_and_removes_vanished_label_sets() {
-        let Ok(gauge) = IntGaugeVec::new(Opts::new("g", "test"), &["enterprise", "state"]) else {
-            panic!("gauge");
-        };
-        let mut series = GaugeSeries::default();
-        series.publish(
-            &gauge,
-            [
-                (vec!["Acme", "registered"], 3),
-                (vec!["Gone", "registered"], 1),
-            ],
-        );
-        series.publish(&gauge, [(vec!["Acme", "registered"], 4)]);
-        assert_eq!(gauge.with_label_values(&["Acme", "registered"]).get(), 4);
-        assert!(
-            gauge.remove_label_values(&["Gone", "registered"]).is_err(),
-            "the vanished series was removed"
-        );
     }
 }

@@ -30,7 +30,8 @@ pub fn raise() -> Option<u64> {
 /// Calls the media port range can carry (two RTP/RTCP pairs each) and, when the open-file
 /// limit allows fewer, how many it allows.
 pub fn media_calls(port_min: u16, port_max: u16, limit: Option<u64>) -> (u64, Option<u64>) {
-    let pairs = (u64::from(port_max) + 1).saturating_sub(u64::from(port_min + port_min % 2)) / 2;
+    let first = u64::from(port_min) + u64::from(port_min % 2);
+    let pairs = (u64::from(port_max) + 1).saturating_sub(first) / 2;
     let by_ports = pairs / 2;
     let by_files = limit.map(|l| l.saturating_sub(RESERVE) / MEDIA_SOCKETS_PER_CALL);
     (by_ports, by_files.filter(|&f| f < by_ports))

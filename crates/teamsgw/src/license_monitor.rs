@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use prometheus::{IntGaugeVec, Opts, Registry};
+use teamsgw_gateway::gauge_series::GaugeSeries;
 
 use crate::config::Settings;
 use crate::license_report::{self, EnterpriseReport};
@@ -27,13 +28,12 @@ pub struct LicenseMonitor {
 /// What the last count published.
 #[derive(Default)]
 struct Published {
-    /// Enterprises with series, so those that disappear lose theirs.
-    enterprises: HashSet<String>,
+    used: GaugeSeries,
+    acquired: GaugeSeries,
+    warning: GaugeSeries,
     /// Enterprises above the warning percentage (to log only on crossing).
     above: HashSet<String>,
 }
-
-const FACTORS: [&str; 4] = ["direct_routing", "lcm", "ui", "service_numbers"];
 
 impl LicenseMonitor {
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
@@ -72,51 +72,52 @@ impl LicenseMonitor {
     /// Sets the gauges from a fresh count; enterprises that disappeared lose their series.
     ///
     /// Series are overwritten in place, never reset first, so a scrape during a refresh sees
-    /// the old or the new value, never a gap. Per enterprise the warning (and its log line) and
-    /// the acquired count are set before the usage, so whoever sees the new usage sees them too.
+    /// the old or the new value, never a gap. The warning log lines, the warnings and the
+    /// acquired counts are set before the usage, so whoever sees the new usage sees them too.
     pub fn publish(&self, reports: &[EnterpriseReport], warning_percent: u8) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut now = Published::default();
-        for r in reports {
-            let e = r.enterprise.as_str();
-            let warn = over_threshold(r.currently_licensed, r.acquired, warning_percent);
-            if warn {
-                if !state.above.contains(e) {
-                    tracing::warn!(
-                        enterprise = e,
-                        licensed = r.currently_licensed,
-                        acquired = r.acquired,
-                        warning_percent,
-                        "license usage passed the warning limit"
-                    );
-                }
-                now.above.insert(e.to_owned());
+        let warn = |r: &EnterpriseReport| {
+            over_threshold(r.currently_licensed, r.acquired, warning_percent)
+        };
+        let mut above = HashSet::new();
+        for r in reports.iter().filter(|r| warn(r)) {
+            if !state.above.contains(&r.enterprise) {
+                tracing::warn!(
+                    enterprise = r.enterprise,
+                    licensed = r.currently_licensed,
+                    acquired = r.acquired,
+                    warning_percent,
+                    "license usage passed the warning limit"
+                );
             }
-            self.warning.with_label_values(&[e]).set(i64::from(warn));
-            self.acquired
-                .with_label_values(&[e])
-                .set(i64::from(r.acquired));
-            let counted = [
-                &r.factors.direct_routing,
-                &r.factors.lcm,
-                &r.factors.ui,
-                &r.factors.service_numbers,
-            ];
-            for (factor, f) in FACTORS.into_iter().zip(counted) {
-                self.used
-                    .with_label_values(&[e, factor])
-                    .set(i64::from(f.counted));
-            }
-            now.enterprises.insert(e.to_owned());
+            above.insert(r.enterprise.clone());
         }
-        for gone in state.enterprises.difference(&now.enterprises) {
-            let _ = self.warning.remove_label_values(&[gone]);
-            let _ = self.acquired.remove_label_values(&[gone]);
-            for factor in FACTORS {
-                let _ = self.used.remove_label_values(&[gone, factor]);
-            }
-        }
-        *state = now;
+        state.above = above;
+        state.warning.publish(
+            &self.warning,
+            reports
+                .iter()
+                .map(|r| (vec![r.enterprise.as_str()], i64::from(warn(r)))),
+        );
+        state.acquired.publish(
+            &self.acquired,
+            reports
+                .iter()
+                .map(|r| (vec![r.enterprise.as_str()], i64::from(r.acquired))),
+        );
+        state.used.publish(
+            &self.used,
+            reports.iter().flat_map(|r| {
+                let f = &r.factors;
+                [
+                    ("direct_routing", &f.direct_routing),
+                    ("lcm", &f.lcm),
+                    ("ui", &f.ui),
+                    ("service_numbers", &f.service_numbers),
+                ]
+                .map(|(factor, f)| (vec![r.enterprise.as_str(), factor], i64::from(f.counted)))
+            }),
+        );
     }
 
     /// Counts, publishes and audits every `license.refresh_seconds` (first run at once).
