@@ -16,6 +16,7 @@
 //!
 //! `cargo bench -p teamsgw-benches --bench relay_load` (RELAY_LOAD_CALLS=100,500,1000,2000,
 //! RELAY_LOAD_SECONDS=10 to change the defaults; RELAY_LOAD_RTPENGINE=0 to skip rtpengine;
+//! RELAY_LOAD_SERVER=path to drive another build of relay_server, for an A/B;
 //! RELAY_LOAD_REPEAT=3 runs each pair three times and prints the median ratio, as one pair on a
 //! noisy 2-core machine is one sample).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -81,9 +82,11 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
-        let bin = env!("CARGO_BIN_EXE_relay_server");
+        // RELAY_LOAD_SERVER: another build of relay_server, for an A/B of two versions.
+        let bin = std::env::var("RELAY_LOAD_SERVER")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_relay_server").to_owned());
         let mut child = Command::new("taskset")
-            .args(["-c", "0", bin, "30000", "39999"])
+            .args(["-c", "0", &bin, "30000", "39999"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
