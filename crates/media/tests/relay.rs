@@ -268,3 +268,47 @@ async fn port_exhaustion_is_an_error_and_ports_come_back() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(relay.allocate().is_ok());
 }
+
+/// More packets ready at one wake-up than the relay sends per batch (its outbox holds 64):
+/// a long batch window lets 4 calls x 40 packets queue up while the loop sleeps. Every
+/// packet arrives, in order, on its own call.
+#[tokio::test]
+async fn more_ready_packets_than_one_send_batch_all_arrive_in_order() {
+    let config = RelayConfig {
+        bind: "127.0.0.1".parse().unwrap(),
+        port_min: 43000,
+        port_max: 43100,
+        timeout: Duration::from_secs(30),
+        batch_window: Duration::from_millis(100),
+    };
+    let (relay, _events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        let session = relay.allocate().unwrap();
+        let teams = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let pbx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        session.apply(params(&teams, &pbx, true));
+        calls.push((session, teams, pbx));
+    }
+    for seq in 0..40u16 {
+        for (i, (session, _, pbx)) in calls.iter().enumerate() {
+            pbx.send_to(&rtp(seq, 0x100 + i as u32), addr(session.pbx_port()))
+                .await
+                .unwrap();
+        }
+    }
+    for (i, (_, teams, _)) in calls.iter().enumerate() {
+        let mut teams_rx = Context::new(Suite::AesCm128HmacSha1_80, &key(2), None);
+        for seq in 0..40u16 {
+            let mut got = recv(teams).await;
+            let n = got.len();
+            let len = teams_rx.unprotect_rtp(&mut got, n).unwrap();
+            assert_eq!(
+                &got[..len],
+                &rtp(seq, 0x100 + i as u32)[..],
+                "call {i} packet {seq}"
+            );
+        }
+    }
+    drop(relay);
+}
