@@ -500,23 +500,12 @@ enum Exit {
     PbxRtcp,
 }
 
-/// A packet received and transformed, waiting in the [`Outbox`] for the send phase.
+/// Where a received and transformed packet goes: by which socket of its slot, to whom, and
+/// how long it is.
 struct Outgoing {
-    slot: usize,
     exit: Exit,
     dest: SocketAddr,
     len: usize,
-}
-
-impl Outgoing {
-    fn new(exit: Exit, dest: SocketAddr, len: usize) -> Self {
-        Self {
-            slot: 0,
-            exit,
-            dest,
-            len,
-        }
-    }
 }
 
 /// A packet buffer, one cache line longer than a power of two so that the buffers' first
@@ -535,7 +524,8 @@ const OUTBOX: usize = 64;
 /// run many times in a row with their code and data warm in cache.
 struct Outbox {
     buffers: Box<[Buffer]>,
-    queued: Vec<Outgoing>,
+    /// Slot index and destination of the packet in the buffer of the same position.
+    queued: Vec<(usize, Outgoing)>,
 }
 
 impl Outbox {
@@ -676,9 +666,8 @@ impl EventLoop {
                     let Some(out) = slot.receive(socket, buf, now, arrival, &mut counts) else {
                         break;
                     };
-                    if let Some(mut out) = out {
-                        out.slot = index;
-                        outbox.queued.push(out);
+                    if let Some(out) = out {
+                        outbox.queued.push((index, out));
                     }
                 }
                 slot.connect_twins(&self.poller);
@@ -703,8 +692,8 @@ impl EventLoop {
 
     /// The send phase: everything the receive phase queued goes out.
     fn send_all(&self, outbox: &mut Outbox, counts: &mut Counts) {
-        for (out, buf) in outbox.queued.drain(..).zip(outbox.buffers.iter()) {
-            let Some(Some(slot)) = self.slots.get(out.slot) else {
+        for ((index, out), buf) in outbox.queued.drain(..).zip(outbox.buffers.iter()) {
+            let Some(Some(slot)) = self.slots.get(index) else {
                 continue;
             };
             if slot.send(&out, &buf.data[..out.len]) {
@@ -933,7 +922,7 @@ impl Slot {
         } else {
             (Exit::PbxRtp, self.pbx_peer?)
         };
-        Some(Outgoing::new(exit, dest, len))
+        Some(Outgoing { exit, dest, len })
     }
 
     /// RTP/RTCP from the PBX to Teams, encrypted in place.
@@ -1000,7 +989,11 @@ impl Slot {
             return None;
         };
         // Teams always gets rtcp-mux: one socket for both.
-        Some(Outgoing::new(Exit::Teams, dest, len))
+        Some(Outgoing {
+            exit: Exit::Teams,
+            dest,
+            len,
+        })
     }
 
     /// Sends a packet `receive` prepared; whether it went out.
