@@ -9,6 +9,7 @@
 
 mod poller;
 pub mod ports;
+mod raw_send;
 pub mod relay;
 pub mod srtp;
 

@@ -25,16 +25,20 @@
 //! the latch, on the plain leg a source change is followed only for the same SSRC (a NAT
 //! rebinding). Everything else from elsewhere is dropped and counted.
 //!
-//! Connected twins: each leg's RTP socket gets a second socket on the same port
+//! Sending: with a raw socket ([`crate::raw_send`], `CAP_NET_RAW`, IPv4) the send phase is
+//! one `sendmmsg` of the whole outbox with the IP and UDP headers we write, source port the
+//! leg's own, and the calls' sockets are only read. Without it each packet is one send from
+//! its leg's socket: each leg's RTP socket then gets a connected twin on the same port
 //! (`SO_REUSEPORT`) connected to the latched peer. The kernel delivers the peer's packets to
-//! the connected one and everyone else's to the unconnected one, so latching still sees
-//! strangers, and sending on the connected socket skips the per-packet route lookup (measured
-//! about 0.3 us of a 3.3 us send). A latch move re-connects the twin.
+//! the twin and everyone else's to the unconnected socket, so latching still sees strangers,
+//! and sending on the twin skips the per-packet route lookup (about 0.3 us of a 3.3 us send).
+//! A latch move re-connects the twin.
 //!
-//! No batched syscalls: `recvmmsg` finds one packet per socket (measured no gain), `sendmmsg`
-//! sends from one socket only, and io_uring `sendmsg` batches measured slower than one `send`
-//! each (`benches/scripts/udp_send_cost.sh`). The kernel's send and receive paths are most of
-//! a forwarded packet's cost.
+//! Why the raw socket: a UDP send per packet is a syscall per packet, and the kernel's freeing
+//! of each sent packet wakes the sending socket's epoll entry (the write-space callback) since
+//! the relay also reads that socket. `recvmmsg` would find one packet per socket (measured no
+//! gain) and io_uring `sendmsg` batches measured slower than one `send` each
+//! (`benches/scripts/udp_send_cost.sh`, which also measures the raw socket).
 //!
 //! The gateway drives a session through [`Session`]: ports to put in SDP, [`Session::apply`]
 //! for negotiated parameters (and re-INVITEs), [`Session::stats`], and close on drop.
@@ -53,6 +57,7 @@ use tokio::sync::mpsc;
 
 use crate::poller::{Event, Poller, Waker};
 use crate::ports::{PortError, PortLease, PortPool};
+use crate::raw_send::{self, RawPacket, RawSender};
 use crate::srtp::{Context, MasterKey, SrtpError, Suite};
 
 #[derive(Debug, Clone)]
@@ -64,6 +69,10 @@ pub struct RelayConfig {
     pub timeout: Duration,
     /// The loop waits at least this long between wake-ups (see the module doc). Zero: none.
     pub batch_window: Duration,
+    /// Send through one raw IPv4 socket, a send phase per syscall ([`crate::raw_send`]), when
+    /// the process may (`CAP_NET_RAW`) and `bind` is IPv4; otherwise, or when false, from each
+    /// call's own sockets.
+    pub raw_socket: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +210,7 @@ pub struct Relay {
     metrics: MediaMetrics,
     control: Control,
     next_id: AtomicU64,
+    raw_socket: bool,
 }
 
 impl Drop for Relay {
@@ -260,7 +270,13 @@ impl Relay {
         let poller = Poller::new().map_err(MediaError::Thread)?;
         let waker = Arc::new(Waker::new(&poller, WAKER).map_err(MediaError::Thread)?);
         let (tx, commands) = std_mpsc::channel();
+        let raw = match config.bind {
+            IpAddr::V4(bind) if config.raw_socket => RawSender::open(bind).ok(),
+            _ => None,
+        };
+        let raw_socket = raw.is_some();
         let thread = EventLoop {
+            raw,
             poller,
             waker: Arc::clone(&waker),
             commands,
@@ -283,6 +299,7 @@ impl Relay {
                 metrics,
                 control,
                 next_id: AtomicU64::new(1),
+                raw_socket,
             },
             rx,
         ))
@@ -304,6 +321,7 @@ impl Relay {
             stats: Arc::clone(&stats),
             metrics: self.metrics.clone(),
         };
+        let ports = [teams_lease.base, pbx_lease.base, pbx_lease.base + 1];
         let slot = Slot {
             id,
             teams: teams.rtp,
@@ -326,6 +344,7 @@ impl Relay {
             teams_twin: None,
             pbx_twin: None,
             tokens: 0,
+            ports,
         };
         self.control.send(Command::Add(Box::new(slot)));
         Ok(session)
@@ -333,6 +352,12 @@ impl Relay {
 
     pub fn ports_free(&self) -> usize {
         self.pool.free()
+    }
+
+    /// Whether packets leave through the raw socket ([`RelayConfig::raw_socket`]); false when
+    /// it was asked for but could not be opened (no `CAP_NET_RAW`), which the daemon logs.
+    pub fn sends_raw(&self) -> bool {
+        self.raw_socket
     }
 }
 
@@ -433,6 +458,8 @@ struct Slot {
     pbx_twin: Option<Twin>,
     /// This slot's first poller token; its sockets are `tokens + Socket as u64`.
     tokens: u64,
+    /// Our port of each [`Exit`], the source port of what leaves by it.
+    ports: [u16; 3],
 }
 
 /// A socket on a leg's port connected to the leg's latched peer.
@@ -492,7 +519,7 @@ enum Socket {
 
 const SOCKETS_PER_SLOT: u64 = 5;
 
-/// The socket of a slot a packet leaves by.
+/// The socket of a slot a packet leaves by (in [`Slot::ports`] order).
 #[derive(Clone, Copy)]
 enum Exit {
     Teams,
@@ -516,8 +543,8 @@ struct Buffer {
     _stagger: [u8; 64],
 }
 
-/// Packets per send phase at most.
-const OUTBOX: usize = 64;
+/// Packets per send phase at most: one raw `sendmmsg`.
+const OUTBOX: usize = raw_send::BATCH;
 
 /// Buffers for the packets of one receive phase: a wake-up first receives and transforms
 /// everything ready, then sends it all, so the kernel's receive path and its send path each
@@ -588,6 +615,8 @@ fn bump(counter: &AtomicU64, n: u64) {
 }
 
 struct EventLoop {
+    /// The raw socket all packets leave by, when the relay may use one.
+    raw: Option<RawSender>,
     poller: Poller,
     waker: Arc<Waker>,
     commands: std_mpsc::Receiver<Command>,
@@ -670,7 +699,9 @@ impl EventLoop {
                         outbox.queued.push((index, out));
                     }
                 }
-                slot.connect_twins(&self.poller);
+                if self.raw.is_none() {
+                    slot.connect_twins(&self.poller);
+                }
                 if outbox.queued.len() == OUTBOX {
                     self.send_all(&mut outbox, &mut counts);
                 }
@@ -692,17 +723,59 @@ impl EventLoop {
 
     /// The send phase: everything the receive phase queued goes out.
     fn send_all(&self, outbox: &mut Outbox, counts: &mut Counts) {
+        if let Some(raw) = &self.raw {
+            self.send_all_raw(raw, outbox, counts);
+            return;
+        }
         for ((index, out), buf) in outbox.queued.drain(..).zip(outbox.buffers.iter()) {
             let Some(Some(slot)) = self.slots.get(index) else {
                 continue;
             };
             if slot.send(&out, &buf.data[..out.len]) {
-                match out.exit {
-                    Exit::Teams => counts.teams_out += 1,
-                    Exit::PbxRtp | Exit::PbxRtcp => counts.pbx_out += 1,
+                slot.sent(&out, counts);
+            }
+        }
+    }
+
+    /// The send phase through the raw socket: the whole outbox in one `sendmmsg`.
+    fn send_all_raw(&self, raw: &RawSender, outbox: &mut Outbox, counts: &mut Counts) {
+        let mut packets: [RawPacket<'_>; OUTBOX] = std::array::from_fn(|_| RawPacket::default());
+        // Position in `outbox.queued` of each raw packet.
+        let mut queued_at = [0usize; OUTBOX];
+        let mut n = 0;
+        for (k, ((index, out), buf)) in outbox.queued.iter().zip(outbox.buffers.iter()).enumerate()
+        {
+            let Some(Some(slot)) = self.slots.get(*index) else {
+                continue;
+            };
+            let payload = &buf.data[..out.len];
+            match raw_send::ipv4(out.dest) {
+                Some(dest) => {
+                    packets[n] = RawPacket {
+                        source_port: slot.ports[out.exit as usize],
+                        dest,
+                        payload,
+                    };
+                    queued_at[n] = k;
+                    n += 1;
+                }
+                // Not for an IPv4 socket: the call's own socket says why it cannot go.
+                None => {
+                    if slot.send(out, payload) {
+                        slot.sent(out, counts);
+                    }
                 }
             }
         }
+        let mut sent = [false; raw_send::BATCH];
+        raw.send(&packets[..n], &mut sent);
+        for (&k, _) in queued_at[..n].iter().zip(sent).filter(|(_, ok)| *ok) {
+            let (index, out) = &outbox.queued[k];
+            if let Some(Some(slot)) = self.slots.get(*index) {
+                slot.sent(out, counts);
+            }
+        }
+        outbox.queued.clear();
     }
 
     /// Applies queued commands; false when the relay is gone.
@@ -737,7 +810,9 @@ impl EventLoop {
                         self.by_id.get(&id).and_then(|&i| self.slots.get_mut(i))
                     {
                         slot.configure(params);
-                        slot.connect_twins(&self.poller);
+                        if self.raw.is_none() {
+                            slot.connect_twins(&self.poller);
+                        }
                     }
                 }
                 Command::Remove(id) => {
@@ -998,33 +1073,37 @@ impl Slot {
 
     /// Sends a packet `receive` prepared; whether it went out.
     fn send(&self, out: &Outgoing, data: &[u8]) -> bool {
-        let (socket, twin, stats) = match out.exit {
-            Exit::Teams => (&self.teams, self.teams_twin.as_ref(), &self.stats.teams),
-            Exit::PbxRtp => (&self.pbx_rtp, self.pbx_twin.as_ref(), &self.stats.pbx),
-            Exit::PbxRtcp => (&self.pbx_rtcp, None, &self.stats.pbx),
+        let (socket, twin) = match out.exit {
+            Exit::Teams => (&self.teams, self.teams_twin.as_ref()),
+            Exit::PbxRtp => (&self.pbx_rtp, self.pbx_twin.as_ref()),
+            Exit::PbxRtcp => (&self.pbx_rtcp, None),
         };
-        send(socket, twin, data, out.dest, stats)
+        send(socket, twin, data, out.dest)
+    }
+
+    /// Counts a packet that went out.
+    fn sent(&self, out: &Outgoing, counts: &mut Counts) {
+        let stats = match out.exit {
+            Exit::Teams => {
+                counts.teams_out += 1;
+                &self.stats.teams
+            }
+            Exit::PbxRtp | Exit::PbxRtcp => {
+                counts.pbx_out += 1;
+                &self.stats.pbx
+            }
+        };
+        bump(&stats.packets_out, 1);
+        bump(&stats.bytes_out, out.len as u64);
     }
 }
 
 /// Non-blocking send; a full socket buffer drops the packet (late media is useless anyway).
 /// Goes out by the connected twin when it is connected to `dest`.
-fn send(
-    socket: &UdpSocket,
-    twin: Option<&Twin>,
-    data: &[u8],
-    dest: SocketAddr,
-    stats: &LegStats,
-) -> bool {
+fn send(socket: &UdpSocket, twin: Option<&Twin>, data: &[u8], dest: SocketAddr) -> bool {
     let sent = match twin {
         Some(twin) if twin.peer == dest => twin.socket.send(data),
         _ => socket.send_to(data, dest),
     };
-    if sent.is_ok() {
-        bump(&stats.packets_out, 1);
-        bump(&stats.bytes_out, data.len() as u64);
-        true
-    } else {
-        false
-    }
+    sent.is_ok()
 }

@@ -37,15 +37,38 @@ struct Call {
     teams_rx: Context,
 }
 
-async fn call(port_min: u16, timeout: Duration) -> Call {
-    let config = RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        port_min,
-        port_max: port_min + 20,
-        timeout,
-        batch_window: Duration::from_millis(1),
-    };
+/// A relay that sends through its raw socket (`raw`) or from the calls' own sockets.
+fn relay(config: RelayConfig) -> (Relay, tokio::sync::mpsc::Receiver<MediaEvent>) {
+    let raw = config.raw_socket;
     let (relay, events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
+    assert_eq!(
+        relay.sends_raw(),
+        raw,
+        "the raw send path needs CAP_NET_RAW: run the tests as root"
+    );
+    (relay, events)
+}
+
+fn config(bind: &str, port_min: u16, port_max: u16, raw_socket: bool) -> RelayConfig {
+    RelayConfig {
+        bind: bind.parse().unwrap(),
+        port_min,
+        port_max,
+        timeout: Duration::from_secs(30),
+        batch_window: Duration::from_millis(1),
+        raw_socket,
+    }
+}
+
+async fn call(port_min: u16, timeout: Duration) -> Call {
+    call_on("127.0.0.1", port_min, timeout, true).await
+}
+
+async fn call_on(bind: &str, port_min: u16, timeout: Duration, raw: bool) -> Call {
+    let (relay, events) = relay(RelayConfig {
+        timeout,
+        ..config(bind, port_min, port_min + 20, raw)
+    });
     let session = relay.allocate().unwrap();
     let teams = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let pbx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -105,7 +128,27 @@ async fn nothing(socket: &UdpSocket) -> bool {
 
 #[tokio::test]
 async fn srtp_to_rtp_and_back_byte_for_byte() {
-    let mut c = call(42000, Duration::from_secs(30)).await;
+    srtp_to_rtp_and_back(call(42000, Duration::from_secs(30)).await).await;
+}
+
+/// The fallback send path (no raw socket: one send per packet from the call's sockets).
+#[tokio::test]
+async fn srtp_to_rtp_and_back_byte_for_byte_from_the_calls_sockets() {
+    let c = call_on("127.0.0.1", 47000, Duration::from_secs(30), false).await;
+    srtp_to_rtp_and_back(c).await;
+}
+
+/// Bound to the wildcard, the raw socket leaves the source address to the kernel (and sends
+/// no UDP checksum, RFC 768); packets still come from our ports on the peer's side.
+#[tokio::test]
+async fn srtp_to_rtp_and_back_byte_for_byte_on_the_wildcard_address() {
+    let c = call_on("0.0.0.0", 47100, Duration::from_secs(30), true).await;
+    srtp_to_rtp_and_back(c).await;
+}
+
+/// 1,000 packets each way across a sequence wrap; a packet whose UDP checksum the raw path
+/// got wrong would be dropped by the receiving kernel and fail the comparison.
+async fn srtp_to_rtp_and_back(mut c: Call) {
     let teams_port = addr(c.session.teams_port());
     let pbx_port = addr(c.session.pbx_port());
     for seq in 0..1000u16 {
@@ -170,7 +213,15 @@ async fn bursts_are_relayed_complete_and_in_order() {
 
 #[tokio::test]
 async fn latching_follows_a_new_pbx_source_port_and_bad_tags_are_dropped_and_counted() {
-    let mut c = call(42100, Duration::from_secs(30)).await;
+    latching(call(42100, Duration::from_secs(30)).await).await;
+}
+
+#[tokio::test]
+async fn latching_follows_a_new_pbx_source_port_from_the_calls_sockets() {
+    latching(call_on("127.0.0.1", 47200, Duration::from_secs(30), false).await).await;
+}
+
+async fn latching(mut c: Call) {
     let (teams_port, pbx_port) = (addr(c.session.teams_port()), addr(c.session.pbx_port()));
     c.pbx.send_to(&rtp(1, 0xcccc), pbx_port).await.unwrap();
     assert_eq!(recv_from(&c.teams).await.1, teams_port);
@@ -184,8 +235,8 @@ async fn latching_follows_a_new_pbx_source_port_and_bad_tags_are_dropped_and_cou
     buf[..plain.len()].copy_from_slice(&plain);
     let n = c.teams_tx.protect_rtp(&mut buf, plain.len()).unwrap();
     c.teams.send_to(&buf[..n], teams_port).await.unwrap();
-    // From our advertised port (symmetric RTP, RFC 4961), also after the move (the connected
-    // twin socket follows the latch).
+    // From our advertised port (symmetric RTP, RFC 4961), also after the move (the raw
+    // socket writes our port; without it the connected twin socket follows the latch).
     assert_eq!(recv_from(&moved).await, (plain, pbx_port));
     assert!(nothing(&c.pbx).await, "the old port gets nothing");
     // A stranger with another SSRC is not followed.
@@ -251,14 +302,7 @@ async fn hold_stops_forwarding_that_way_and_the_media_timeout_fires_only_off_hol
 
 #[tokio::test]
 async fn port_exhaustion_is_an_error_and_ports_come_back() {
-    let config = RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        port_min: 42300,
-        port_max: 42304,
-        timeout: Duration::from_secs(30),
-        batch_window: Duration::from_millis(1),
-    };
-    let (relay, _events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
+    let (relay, _events) = relay(config("127.0.0.1", 42300, 42304, true));
     let first = relay.allocate().unwrap();
     assert!(
         relay.allocate().is_err(),
@@ -274,14 +318,19 @@ async fn port_exhaustion_is_an_error_and_ports_come_back() {
 /// packet arrives, in order, on its own call.
 #[tokio::test]
 async fn more_ready_packets_than_one_send_batch_all_arrive_in_order() {
-    let config = RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        port_min: 43000,
-        port_max: 43100,
-        timeout: Duration::from_secs(30),
+    more_than_one_batch(43000, true).await;
+}
+
+#[tokio::test]
+async fn more_ready_packets_than_one_send_batch_arrive_from_the_calls_sockets() {
+    more_than_one_batch(48000, false).await;
+}
+
+async fn more_than_one_batch(port_min: u16, raw: bool) {
+    let (relay, _events) = relay(RelayConfig {
         batch_window: Duration::from_millis(100),
-    };
-    let (relay, _events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
+        ..config("127.0.0.1", port_min, port_min + 100, raw)
+    });
     let mut calls = Vec::new();
     for _ in 0..4 {
         let session = relay.allocate().unwrap();

@@ -317,6 +317,7 @@ pub struct MediaSettings {
     pub port_max: u16,
     pub timeout_seconds: u64,
     pub batch_window_microseconds: u64,
+    pub raw_socket: bool,
 }
 
 impl Default for MediaSettings {
@@ -328,6 +329,7 @@ impl Default for MediaSettings {
             port_max: 29999,
             timeout_seconds: 60,
             batch_window_microseconds: 1000,
+            raw_socket: true,
         }
     }
 }

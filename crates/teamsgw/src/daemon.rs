@@ -163,10 +163,20 @@ impl Daemon {
                 port_max: settings.media.port_max,
                 timeout: Duration::from_secs(settings.media.timeout_seconds),
                 batch_window: Duration::from_micros(settings.media.batch_window_microseconds),
+                raw_socket: settings.media.raw_socket,
             },
             media_metrics,
         )
         .map_err(|e| format!("media: {e}"))?;
+        if media.0.sends_raw() {
+            tracing::info!("media: sending through a raw socket, one syscall per batch");
+        } else if settings.media.raw_socket {
+            tracing::warn!(
+                "media: no raw socket (it needs CAP_NET_RAW and an IPv4 media.bind_address); \
+                 sending from each call's sockets, which costs more CPU per packet; grant \
+                 CAP_NET_RAW (deploy/systemd) or set media.raw_socket = false"
+            );
+        }
 
         let listener = tokio::net::TcpListener::bind(settings.admin.listen)
             .await
