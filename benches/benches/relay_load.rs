@@ -18,11 +18,20 @@
 //! RELAY_LOAD_SECONDS=10 to change the defaults; RELAY_LOAD_RTPENGINE=0 to skip rtpengine;
 //! RELAY_LOAD_SERVER=path to drive another build of relay_server, for an A/B;
 //! RELAY_LOAD_REPEAT=3 runs each pair three times and prints the median ratio, as one pair on a
-//! noisy 2-core machine is one sample).
+//! noisy 2-core machine is one sample; RELAY_LOAD_NETNS=1 for the veth topology below).
+//!
+//! Topology. On loopback (the default) a sender runs the receiver's whole receive path inside
+//! its own send and wakes the receiver, so each relay is also charged for the generator's
+//! receives. With RELAY_LOAD_NETNS=1 (root, iproute2 and ethtool; performance.md §4.1) the relay
+//! runs in a network namespace of its own (`teamsgw-bench`, 198.18.0.2, the RFC 2544
+//! benchmarking range) behind a veth pair with GRO and threaded NAPI: as with a NIC, a send
+//! ends at the device and the receiving side's kernel work runs in that side's NAPI thread.
+//! The relay side's NAPI thread is pinned to the relay's CPU and its CPU time counts as the
+//! relay's (it is the relay host's receive work); the generator side's runs on CPU 1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -67,6 +76,123 @@ fn cpu_seconds(pid: u32) -> f64 {
     (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
 }
 
+const NETNS: &str = "teamsgw-bench";
+const GEN_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const RELAY_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+/// Where relays and generator meet (module doc).
+struct Topology {
+    relay_ip: Ipv4Addr,
+    gen_ip: Ipv4Addr,
+    netns: bool,
+    /// NAPI threads of the relay side and of the generator side (veth only).
+    relay_napi: Vec<u32>,
+    gen_napi: Vec<u32>,
+}
+
+fn sh(command: &str) {
+    let status = Command::new("sh").args(["-c", command]).status().unwrap();
+    assert!(status.success(), "RELAY_LOAD_NETNS: `{command}` failed");
+}
+
+fn threads_named(prefix: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim().starts_with(prefix))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+impl Topology {
+    fn loopback() -> Self {
+        Self {
+            relay_ip: Ipv4Addr::LOCALHOST,
+            gen_ip: Ipv4Addr::LOCALHOST,
+            netns: false,
+            relay_napi: Vec::new(),
+            gen_napi: Vec::new(),
+        }
+    }
+
+    fn veth() -> Self {
+        Self::teardown();
+        sh(&format!(
+            "ip netns add {NETNS} && ip link add tgwb0 type veth peer name tgwb1 netns {NETNS} \
+             && ip addr add {GEN_IP}/30 dev tgwb0 && ip link set tgwb0 up \
+             && ip -n {NETNS} addr add {RELAY_IP}/30 dev tgwb1 && ip -n {NETNS} link set tgwb1 up \
+             && ip -n {NETNS} link set lo up \
+             && ethtool -K tgwb0 gro on tso off >/dev/null && ip netns exec {NETNS} ethtool -K tgwb1 gro on tso off >/dev/null \
+             && echo 1 > /sys/class/net/tgwb0/threaded \
+             && ip netns exec {NETNS} sh -c 'echo 1 > /sys/class/net/tgwb1/threaded'"
+        ));
+        let (relay_napi, gen_napi) = (threads_named("napi/tgwb1-"), threads_named("napi/tgwb0-"));
+        assert!(
+            !relay_napi.is_empty() && !gen_napi.is_empty(),
+            "RELAY_LOAD_NETNS: no threaded NAPI on the veth pair"
+        );
+        for (pids, cpu) in [(&relay_napi, "0"), (&gen_napi, "1")] {
+            for pid in pids {
+                sh(&format!("taskset -p -c {cpu} {pid} >/dev/null"));
+            }
+        }
+        Self {
+            relay_ip: RELAY_IP,
+            gen_ip: GEN_IP,
+            netns: true,
+            relay_napi,
+            gen_napi,
+        }
+    }
+
+    fn teardown() {
+        let _ = Command::new("sh")
+            .args([
+                "-c",
+                &format!("ip link del tgwb0 2>/dev/null; ip netns del {NETNS} 2>/dev/null"),
+            ])
+            .status();
+    }
+
+    /// `program` run on the relay's side (CPU 0).
+    fn relay_command(&self, program: &str) -> Command {
+        let mut command = if self.netns {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", NETNS, "taskset", "-c", "0", program]);
+            c
+        } else {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0", program]);
+            c
+        };
+        command.stdin(Stdio::null());
+        command
+    }
+
+    /// CPU seconds of the relay side's kernel threads (its receive work on a veth).
+    fn relay_kernel_cpu(&self) -> f64 {
+        self.relay_napi.iter().map(|&pid| cpu_seconds(pid)).sum()
+    }
+
+    fn gen_kernel_cpu(&self) -> f64 {
+        self.gen_napi.iter().map(|&pid| cpu_seconds(pid)).sum()
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if self.netns {
+            Self::teardown();
+        }
+    }
+}
+
 fn pin_self(cpu: &str) {
     let _ = Command::new("taskset")
         .args(["-p", "-c", cpu, &std::process::id().to_string()])
@@ -81,12 +207,16 @@ struct Server {
 }
 
 impl Server {
-    fn start() -> Server {
+    fn start(topology: &Topology) -> Server {
         // RELAY_LOAD_SERVER: another build of relay_server, for an A/B of two versions.
         let bin = std::env::var("RELAY_LOAD_SERVER")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_relay_server").to_owned());
-        let mut child = Command::new("taskset")
-            .args(["-c", "0", &bin, "30000", "39999"])
+        let mut command = topology.relay_command(&bin);
+        command.args(["30000", "39999"]);
+        if topology.netns {
+            command.arg(topology.relay_ip.to_string());
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -126,32 +256,32 @@ struct CallConfig {
 }
 
 enum Backend {
-    Teamsgw(Server, Vec<u16>),
+    Teamsgw(Server, Vec<u16>, Ipv4Addr),
     Rtpengine(Rtpengine),
 }
 
 impl Backend {
     fn pid(&self) -> u32 {
         match self {
-            Backend::Teamsgw(s, _) => s.child.id(),
+            Backend::Teamsgw(s, _, _) => s.child.id(),
             Backend::Rtpengine(r) => r.child.id(),
         }
     }
 
     fn allocs(&mut self) -> Option<u64> {
         match self {
-            Backend::Teamsgw(s, _) => Some(s.allocs()),
+            Backend::Teamsgw(s, _, _) => Some(s.allocs()),
             Backend::Rtpengine(_) => None,
         }
     }
 
     fn setup(&mut self, call: usize, teams: SocketAddr, pbx: SocketAddr) -> CallConfig {
         match self {
-            Backend::Teamsgw(server, ports) => {
+            Backend::Teamsgw(server, ports, ip) => {
                 assert_eq!(server.ask(&format!("apply {call} {teams} {pbx}")), "ok");
                 CallConfig {
-                    relay_teams: ([127, 0, 0, 1], ports[2 * call]).into(),
-                    relay_pbx: ([127, 0, 0, 1], ports[2 * call + 1]).into(),
+                    relay_teams: (*ip, ports[2 * call]).into(),
+                    relay_pbx: (*ip, ports[2 * call + 1]).into(),
                     teams_tx_key: TEAMS_KEY,
                     teams_rx_key: RELAY_KEY,
                 }
@@ -162,7 +292,7 @@ impl Backend {
 
     fn stop(self) {
         let mut child = match self {
-            Backend::Teamsgw(s, _) => s.child,
+            Backend::Teamsgw(s, _, _) => s.child,
             Backend::Rtpengine(r) => r.child,
         };
         let _ = child.kill();
@@ -267,26 +397,26 @@ struct Rtpengine {
     control: std::net::UdpSocket,
     ng: SocketAddr,
     cookie: u64,
+    relay_ip: Ipv4Addr,
+    gen_ip: Ipv4Addr,
 }
 
 impl Rtpengine {
-    fn start() -> Option<Rtpengine> {
-        let control = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+    fn start(topology: &Topology) -> Option<Rtpengine> {
+        let control = std::net::UdpSocket::bind((topology.gen_ip, 0)).ok()?;
         control
             .set_read_timeout(Some(Duration::from_secs(5)))
             .ok()?;
-        let ng: SocketAddr = ([127, 0, 0, 1], 22223).into();
-        let child = Command::new("taskset")
+        let ng: SocketAddr = (topology.relay_ip, 22223).into();
+        let child = topology
+            .relay_command("rtpengine")
             .args([
-                "-c",
-                "0",
-                "rtpengine",
                 "--foreground",
                 "--log-stderr",
                 "--log-level=4",
                 "--table=-1",
-                "--interface=127.0.0.1",
-                "--listen-ng=127.0.0.1:22223",
+                &format!("--interface={}", topology.relay_ip),
+                &format!("--listen-ng={ng}"),
                 "--port-min=40000",
                 "--port-max=49999",
                 "--num-threads=1",
@@ -302,6 +432,8 @@ impl Rtpengine {
             control,
             ng,
             cookie: 0,
+            relay_ip: topology.relay_ip,
+            gen_ip: topology.gen_ip,
         };
         for _ in 0..50 {
             if r.ng(vec![("command".into(), s("ping"))])
@@ -329,12 +461,14 @@ impl Rtpengine {
         use base64::Engine as _;
         let key_b64 = base64::engine::general_purpose::STANDARD.encode(TEAMS_KEY);
         let teams_sdp = format!(
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key_b64}|2^31\r\na=rtcp-mux\r\na=sendrecv\r\n",
-            teams.port()
+            "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key_b64}|2^31\r\na=rtcp-mux\r\na=sendrecv\r\n",
+            teams.port(),
+            ip = self.gen_ip
         );
         let pbx_sdp = format!(
-            "v=0\r\no=- 2 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
-            pbx.port()
+            "v=0\r\no=- 2 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
+            pbx.port(),
+            ip = self.gen_ip
         );
         let call_id = format!("load-{call}");
         let offer = self
@@ -373,9 +507,9 @@ impl Rtpengine {
         let mut teams_rx_key = [0u8; 30];
         teams_rx_key.copy_from_slice(&key);
         CallConfig {
-            relay_teams: ([127, 0, 0, 1], teams_media.port).into(),
+            relay_teams: (self.relay_ip, teams_media.port).into(),
             relay_pbx: (
-                [127, 0, 0, 1],
+                self.relay_ip,
                 to_pbx.audio().expect("audio towards PBX").port,
             )
                 .into(),
@@ -388,7 +522,10 @@ impl Rtpengine {
 struct Window {
     forwarded: u64,
     sent: u64,
+    /// Relay process CPU seconds, plus its side's NAPI thread on a veth.
     cpu: f64,
+    /// Of `cpu`, the relay side's NAPI thread.
+    napi: f64,
     allocs: Option<u64>,
     latencies: Vec<u64>,
     /// CPU seconds per second the generator used: near 1.0 means it, not the relay, is the limit.
@@ -409,26 +546,27 @@ struct GenCall {
 
 /// Plays `calls` calls against the backend from one mio loop (the same design as the relay,
 /// so the generator is not the first thing to saturate).
-fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
+fn run(calls: usize, seconds: u64, rtpengine: bool, topology: &Topology) -> Window {
     let mut backend = if rtpengine {
         Backend::Rtpengine(
-            Rtpengine::start().expect("rtpengine (Debian rtpengine-daemon) did not answer ping"),
+            Rtpengine::start(topology)
+                .expect("rtpengine (Debian rtpengine-daemon) did not answer ping"),
         )
     } else {
-        let mut server = Server::start();
+        let mut server = Server::start(topology);
         let ports: Vec<u16> = server
             .ask(&format!("alloc {calls}"))
             .split_whitespace()
             .skip(1)
             .map(|p| p.parse().unwrap())
             .collect();
-        Backend::Teamsgw(server, ports)
+        Backend::Teamsgw(server, ports, topology.relay_ip)
     };
     let mut poll = mio::Poll::new().unwrap();
     let mut gen_calls = Vec::with_capacity(calls);
     for call in 0..calls {
-        let teams = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let pbx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let teams = std::net::UdpSocket::bind((topology.gen_ip, 0)).unwrap();
+        let pbx = std::net::UdpSocket::bind((topology.gen_ip, 0)).unwrap();
         teams.set_nonblocking(true).unwrap();
         pbx.set_nonblocking(true).unwrap();
         let cfg = backend.setup(call, teams.local_addr().unwrap(), pbx.local_addr().unwrap());
@@ -465,7 +603,7 @@ fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
     let epoch = Instant::now();
     let warmup_end = epoch + Duration::from_secs(2);
     let end = warmup_end + Duration::from_secs(seconds);
-    let (mut cpu0, mut allocs0, mut gen0) = (0.0, None, 0.0);
+    let (mut cpu0, mut allocs0, mut gen0, mut napi0) = (0.0, None, 0.0, 0.0);
     let mut measured_from = warmup_end;
     let mut measuring = false;
     let (mut sent, mut received, mut bad) = (0u64, 0u64, 0u64);
@@ -480,10 +618,11 @@ fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
         if !measuring && now >= warmup_end {
             measuring = true;
             measured_from = now;
+            napi0 = topology.relay_kernel_cpu();
             (cpu0, allocs0, gen0) = (
-                cpu_seconds(pid),
+                cpu_seconds(pid) + napi0,
                 backend.allocs(),
-                cpu_seconds(std::process::id()),
+                cpu_seconds(std::process::id()) + topology.gen_kernel_cpu(),
             );
         }
         if now >= end {
@@ -539,15 +678,18 @@ fn run(calls: usize, seconds: u64, rtpengine: bool) -> Window {
             }
         }
     }
-    let (cpu1, allocs1) = (cpu_seconds(pid), backend.allocs());
+    let napi1 = topology.relay_kernel_cpu();
+    let (cpu1, allocs1) = (cpu_seconds(pid) + napi1, backend.allocs());
     let elapsed = measured_from.elapsed().as_secs_f64();
-    let generator_load = (cpu_seconds(std::process::id()) - gen0) / elapsed;
+    let generator_load =
+        (cpu_seconds(std::process::id()) + topology.gen_kernel_cpu() - gen0) / elapsed;
     backend.stop();
     assert_eq!(bad, 0, "packets failed the content check");
     Window {
         forwarded: received,
         sent,
         cpu: cpu1 - cpu0,
+        napi: napi1 - napi0,
         // The `allocs` round trips themselves allocate a little; they are in the delta.
         allocs: allocs1.zip(allocs0).map(|(a, b)| a - b),
         latencies,
@@ -579,13 +721,26 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    println!("relays pinned to CPU 0, generator on CPU 1; {seconds} s measured per run");
+    let topology = if std::env::var("RELAY_LOAD_NETNS").is_ok_and(|v| v == "1") {
+        Topology::veth()
+    } else {
+        Topology::loopback()
+    };
     println!(
-        "{:>10} {:>6} {:>12} {:>10} {:>9} {:>9} {:>9} {:>12} {:>10} {:>9}",
+        "relays pinned to CPU 0, generator on CPU 1; {seconds} s measured per run; {}",
+        if topology.netns {
+            "relay in netns teamsgw-bench behind a veth pair (threaded NAPI; `napi` = the relay side's NAPI thread, included in us/pkt)"
+        } else {
+            "loopback"
+        }
+    );
+    println!(
+        "{:>10} {:>6} {:>12} {:>10} {:>6} {:>9} {:>9} {:>9} {:>12} {:>10} {:>9}",
         "relay",
         "calls",
         "pkts fwd/s",
         "us/pkt",
+        "napi",
         "loss %",
         "p50 us",
         "p99 us",
@@ -596,7 +751,7 @@ fn main() {
     for n in calls {
         let mut ratios = Vec::new();
         for _ in 0..repeat {
-            if let Some(ratio) = compare(n, seconds, with_rtpengine) {
+            if let Some(ratio) = compare(n, seconds, with_rtpengine, &topology) {
                 ratios.push(ratio);
             }
         }
@@ -615,19 +770,26 @@ fn main() {
 }
 
 /// One run of each relay at `n` calls; the ratio of CPU per forwarded packet.
-fn compare(n: usize, seconds: u64, with_rtpengine: bool) -> Option<f64> {
+fn compare(n: usize, seconds: u64, with_rtpengine: bool, topology: &Topology) -> Option<f64> {
     let mut per_packet = Vec::new();
     for (name, rtpengine) in [("teamsgw", false), ("rtpengine", true)] {
         if rtpengine && !with_rtpengine {
             continue;
         }
-        let mut w = run(n, seconds, rtpengine);
+        let mut w = run(n, seconds, rtpengine, topology);
         w.latencies.sort_unstable();
         let loss = 100.0 * (w.sent.saturating_sub(w.forwarded)) as f64 / w.sent.max(1) as f64;
         let us = w.cpu * 1e6 / w.forwarded.max(1) as f64;
+        let napi_us = w.napi * 1e6 / w.forwarded.max(1) as f64;
         per_packet.push(us);
+        // performance.md §4.7: a generator above 80 % of its core invalidates the point.
+        let valid = if w.generator_load > 0.8 {
+            "  (generator > 0.8: invalid)"
+        } else {
+            ""
+        };
         println!(
-            "{name:>10} {n:>6} {:>12.0} {us:>10.2} {loss:>9.3} {:>9} {:>9} {:>12} {:>10.2} {:>9.2}",
+            "{name:>10} {n:>6} {:>12.0} {us:>10.2} {napi_us:>6.2} {loss:>9.3} {:>9} {:>9} {:>12} {:>10.2} {:>9.2}{valid}",
             w.forwarded as f64 / w.elapsed,
             percentile(&w.latencies, 0.5),
             percentile(&w.latencies, 0.99),

@@ -3,6 +3,7 @@
 //!   `alloc N`            -> `ports T1 P1 T2 P2 ...` (Teams and PBX port of each session)
 //!   `apply I TEAMS PBX`  -> `ok` (peer addresses of session I; fixed test keys)
 //!   `allocs`             -> `allocs N` (heap allocations so far)
+//! Arguments: PORT_MIN PORT_MAX [BIND_ADDRESS, default 127.0.0.1].
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, Write};
@@ -20,10 +21,13 @@ pub const TEAMS_KEY: [u8; 30] = [0x11; 30];
 pub const RELAY_KEY: [u8; 30] = [0x22; 30];
 
 fn main() {
-    let args: Vec<u16> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().unwrap())
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (port_min, port_max): (u16, u16) = (args[0].parse().unwrap(), args[1].parse().unwrap());
+    let bind = args
+        .get(2)
+        .map_or("127.0.0.1", String::as_str)
+        .parse()
+        .unwrap();
     // Like the daemon (multi-thread runtime), on the one core the bench pins it to. A
     // current-thread runtime measured the same.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -33,9 +37,9 @@ fn main() {
         .unwrap();
     runtime.block_on(async move {
         let config = RelayConfig {
-            bind: "127.0.0.1".parse().unwrap(),
-            port_min: args[0],
-            port_max: args[1],
+            bind,
+            port_min,
+            port_max,
             timeout: Duration::from_secs(3600),
             batch_window: Duration::from_micros(
                 std::env::var("RELAY_BATCH_WINDOW_US")

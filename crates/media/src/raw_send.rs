@@ -25,8 +25,12 @@ use rustix::net::{
 
 /// IPv4 header (no options) and UDP header.
 pub(crate) const HEADER: usize = 28;
-/// Packets per `sendmmsg` at most.
+/// Packets per [`RawSender::send`] at most (the relay's outbox).
 pub(crate) const BATCH: usize = 64;
+/// Packets per `sendmmsg`: the message arrays are built on the stack for every call, so a
+/// small send phase (light load) does not pay for 64; four syscalls for a full outbox instead
+/// of one cost little next to the packets' own kernel work.
+const CHUNK: usize = 16;
 /// Send buffer of the one raw socket: it carries every call's packets until the device takes
 /// them (on a NIC, until transmit completion).
 const SEND_BUFFER: usize = 4 << 20;
@@ -79,33 +83,43 @@ impl RawSender {
         })
     }
 
-    /// Sends up to [`BATCH`] packets in one syscall; `sent[i]` says whether packet `i` went out.
-    /// A packet the kernel refuses (no route, a full buffer) is skipped and the rest still go.
+    /// Sends up to [`BATCH`] packets, [`CHUNK`] per syscall; `sent[i]` says whether packet `i`
+    /// went out. A packet the kernel refuses (no route, a full buffer) is skipped and the rest
+    /// still go.
     pub(crate) fn send(&self, packets: &[RawPacket<'_>], sent: &mut [bool; BATCH]) {
+        *sent = [false; BATCH];
         let n = packets.len().min(BATCH);
-        let mut headers = [[0u8; HEADER]; BATCH];
-        for (header, p) in headers.iter_mut().zip(&packets[..n]) {
-            *header = udp_ipv4_header(self.source, p.source_port, p.dest, p.payload);
+        for (packets, sent) in packets[..n].chunks(CHUNK).zip(sent.chunks_mut(CHUNK)) {
+            self.send_chunk(packets, sent);
         }
-        let addrs: [SocketAddrAny; BATCH] = std::array::from_fn(|i| {
+    }
+
+    fn send_chunk(&self, packets: &[RawPacket<'_>], sent: &mut [bool]) {
+        let n = packets.len().min(CHUNK);
+        let header = |i: usize| {
+            packets.get(i).map_or([0; HEADER], |p| {
+                udp_ipv4_header(self.source, p.source_port, p.dest, p.payload)
+            })
+        };
+        let headers: [[u8; HEADER]; CHUNK] = std::array::from_fn(header);
+        let addrs: [SocketAddrAny; CHUNK] = std::array::from_fn(|i| {
             packets
                 .get(i)
                 .map_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), |p| p.dest)
                 .as_any()
         });
-        let iovs: [[IoSlice<'_>; 2]; BATCH] = std::array::from_fn(|i| {
+        let iovs: [[IoSlice<'_>; 2]; CHUNK] = std::array::from_fn(|i| {
             let payload = packets.get(i).map_or(&[][..], |p| p.payload);
             [IoSlice::new(&headers[i]), IoSlice::new(payload)]
         });
-        let mut controls: [SendAncillaryBuffer<'_, '_, '_>; BATCH] =
+        let mut controls: [SendAncillaryBuffer<'_, '_, '_>; CHUNK] =
             std::array::from_fn(|_| SendAncillaryBuffer::default());
         let mut i = 0;
-        let mut msgs: [MMsgHdr<'_>; BATCH] = controls.each_mut().map(|control| {
+        let mut msgs: [MMsgHdr<'_>; CHUNK] = controls.each_mut().map(|control| {
             let msg = MMsgHdr::new_with_addr(&addrs[i], &iovs[i], control);
             i += 1;
             msg
         });
-        *sent = [false; BATCH];
         let mut start = 0;
         while start < n {
             match sendmmsg(&self.socket, &mut msgs[start..n], SendFlags::empty()) {
