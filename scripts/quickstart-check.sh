@@ -13,7 +13,6 @@ if curl -s -o /dev/null "http://$admin/healthz"; then
   echo "something already listens on $admin; stop it first"; exit 1
 fi
 
-cargo build --release -p teamsgw --locked
 copy=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$copy"; }
@@ -22,6 +21,9 @@ git ls-files -z | xargs -0 cp --parents -t "$copy"
 [ ! -e "$copy/var" ] || { echo "a fresh copy must not contain var/"; exit 1; }
 
 cd "$copy"
+# The copy's crates sit at another path, so cargo rebuilds them: do that before the timed wait
+# (on a slow machine the release rebuild alone can take longer than it).
+cargo build --release -p teamsgw --locked
 echo "+ $run_cmd"
 bash -c "exec $run_cmd" >"$copy/quickstart.log" 2>&1 &
 pid=$!

@@ -522,9 +522,9 @@ const SOCKETS_PER_SLOT: u64 = 5;
 /// The socket of a slot a packet leaves by (in [`Slot::ports`] order).
 #[derive(Clone, Copy)]
 enum Exit {
-    Teams,
-    PbxRtp,
-    PbxRtcp,
+    Teams = 0,
+    PbxRtp = 1,
+    PbxRtcp = 2,
 }
 
 /// Where a received and transformed packet goes: by which socket of its slot, to whom, and
