@@ -47,8 +47,8 @@ fn main() {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(1000),
             ),
-            // RELAY_RAW_SOCKET=0: send from the calls' sockets (A/B of the two send paths).
-            raw_socket: std::env::var("RELAY_RAW_SOCKET").map_or(true, |v| v != "0"),
+            // RELAY_RAW_SOCKET=1: send through the raw socket (A/B of the two send paths).
+            raw_socket: std::env::var("RELAY_RAW_SOCKET").is_ok_and(|v| v == "1"),
         };
         let (relay, _events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
         let mut sessions = Vec::new();

@@ -7,7 +7,10 @@
 //! write, from any of our ports, so `sendmmsg` hands the kernel the whole outbox at once, and
 //! the socket is in no epoll set. Routing and netfilter still apply (it is a local output like
 //! any other). Measured on loopback (`benches/scripts/udp_send_cost.sh`): connected UDP send
-//! from a socket in epoll 5.2–5.6 us, raw `sendmmsg` of 64 4.1–4.5 us per packet.
+//! from a socket in epoll 5.2–5.6 us, raw `sendmmsg` of 64 4.1–4.5 us per packet. The relay
+//! as a whole measured the same on loopback either way (`relay_load`, `RELAY_RAW_SOCKET`),
+//! where the sender pays its peer's receive path and a raw send its own route lookup, so the
+//! daemon leaves it off (`media.raw_socket`) until it is shown to pay on a real NIC.
 //!
 //! It needs `CAP_NET_RAW`; without it (or for an IPv6 bind address) the relay sends from the
 //! calls' own sockets as before. An `IPPROTO_RAW` socket only sends: the kernel delivers

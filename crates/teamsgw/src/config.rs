@@ -329,7 +329,7 @@ impl Default for MediaSettings {
             port_max: 29999,
             timeout_seconds: 60,
             batch_window_microseconds: 1000,
-            raw_socket: true,
+            raw_socket: false,
         }
     }
 }
