@@ -14,7 +14,13 @@
 //! control protocol using the same SDP (RTP/SAVP + SDES from the Teams side, translated to
 //! RTP/AVP towards the PBX), and prints the ratio of CPU per forwarded packet.
 //!
-//! `cargo bench -p teamsgw-benches --bench relay_load` (RELAY_LOAD_CALLS=100,500,1000,2000,
+//! Which points compare. A point is marked and left out of the ratio medians when the generator
+//! used more than 0.8 of its core (performance.md §4.7: it may be what limits the point) or a
+//! relay is past §4.3's stopping point (loss above 0.1 % or its CPU at 100 %, read as a load of
+//! 0.98 or more): past it, CPU per forwarded packet measures how much a saturated relay drops
+//! and batches, not what a packet costs.
+//!
+//! `cargo bench -p teamsgw-benches --bench relay_load` (RELAY_LOAD_CALLS=100,250,500,1000,1500,2000,
 //! RELAY_LOAD_SECONDS=10 to change the defaults; RELAY_LOAD_RTPENGINE=0 to skip rtpengine;
 //! RELAY_LOAD_SERVER=path to drive another build of relay_server, for an A/B;
 //! RELAY_LOAD_REPEAT=3 runs each pair three times and prints the median ratio, as one pair on a
@@ -708,7 +714,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 fn main() {
     pin_self("1");
     let calls: Vec<usize> = std::env::var("RELAY_LOAD_CALLS")
-        .unwrap_or_else(|_| "100,500,1000,2000".into())
+        .unwrap_or_else(|_| "100,250,500,1000,1500,2000".into())
         .split(',')
         .map(|c| c.trim().parse().unwrap())
         .collect();
@@ -758,7 +764,7 @@ fn main() {
         if ratios.len() > 1 {
             ratios.sort_by(f64::total_cmp);
             println!(
-                "{:>10} {n:>6} median of {} ratios = {:.2} (lowest {:.2}, highest {:.2})",
+                "{:>10} {n:>6} median of {} comparable ratios = {:.2} (lowest {:.2}, highest {:.2})",
                 "ratio",
                 ratios.len(),
                 ratios[ratios.len() / 2],
@@ -769,9 +775,11 @@ fn main() {
     }
 }
 
-/// One run of each relay at `n` calls; the ratio of CPU per forwarded packet.
+/// One run of each relay at `n` calls; the ratio of CPU per forwarded packet when the point
+/// compares (module doc).
 fn compare(n: usize, seconds: u64, with_rtpengine: bool, topology: &Topology) -> Option<f64> {
     let mut per_packet = Vec::new();
+    let mut comparable = true;
     for (name, rtpengine) in [("teamsgw", false), ("rtpengine", true)] {
         if rtpengine && !with_rtpengine {
             continue;
@@ -782,9 +790,13 @@ fn compare(n: usize, seconds: u64, with_rtpengine: bool, topology: &Topology) ->
         let us = w.cpu * 1e6 / w.forwarded.max(1) as f64;
         let napi_us = w.napi * 1e6 / w.forwarded.max(1) as f64;
         per_packet.push(us);
-        // performance.md §4.7: a generator above 80 % of its core invalidates the point.
+        let load = w.cpu / w.elapsed;
         let valid = if w.generator_load > 0.8 {
-            "  (generator > 0.8: invalid)"
+            comparable = false;
+            "  (generator > 0.8: invalid, §4.7)"
+        } else if loss > 0.1 || load >= 0.98 {
+            comparable = false;
+            "  (past the stopping point: loss > 0.1 % or CPU at 100 %, §4.3)"
         } else {
             ""
         };
@@ -797,17 +809,18 @@ fn compare(n: usize, seconds: u64, with_rtpengine: bool, topology: &Topology) ->
                 "{:.4}",
                 a as f64 / w.forwarded.max(1) as f64
             )),
-            w.cpu / w.elapsed,
+            load,
             w.generator_load,
         );
     }
     if let [ours, theirs] = per_packet[..] {
         println!(
-            "{:>10} {n:>6} CPU per forwarded packet, teamsgw/rtpengine = {:.2}",
+            "{:>10} {n:>6} CPU per forwarded packet, teamsgw/rtpengine = {:.2}{}",
             "ratio",
-            ours / theirs
+            ours / theirs,
+            if comparable { "" } else { "  (not comparable)" }
         );
-        return Some(ours / theirs);
+        return comparable.then_some(ours / theirs);
     }
     None
 }
