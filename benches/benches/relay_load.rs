@@ -4,10 +4,15 @@
 //!
 //! The relay runs as its own process (`relay_server`) pinned to CPU 0 with `taskset`; this
 //! generator pins itself to CPU 1. Reported per N: relay CPU microseconds per forwarded packet
-//! (utime+stime from /proc over the measured window), loss, p50/p99 added latency, and heap
-//! allocations per forwarded packet in the relay (counting allocator), and the CPU seconds per
-//! second of relay and generator (near 1.0: that process is saturated, and its latency is
-//! queueing).
+//! (utime+stime from /proc over the measured window), loss, p50/p99/p99.9 added latency, the
+//! interarrival jitter the relay adds (RFC 3550 §6.4.1 estimate over each stream's transit times,
+//! mean of the streams), heap allocations per forwarded packet in the relay (counting
+//! allocator), resident memory per call (VmRSS growth from before the calls were set up to the
+//! end of the window; socket buffers are kernel memory and not in it), syscalls per forwarded
+//! packet (performance.md §4.4; counted by `perf stat -e raw_syscalls:sys_enter` in a 2 s
+//! window after the measured one, so the tracepoint does not weigh on the CPU figure), and the
+//! CPU seconds per second of relay and generator (near 1.0: that process is saturated, and its
+//! latency is queueing).
 //!
 //! The same generator then drives Debian's rtpengine (`rtpengine-daemon`, userspace only with
 //! `--table=-1`, one worker thread, pinned to CPU 0), with the calls set up through its ng
@@ -80,6 +85,59 @@ fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
     (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// Resident memory of a process in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Counts a process's syscalls for `seconds` with `perf stat`; None when perf cannot run.
+fn count_syscalls(pid: u32, seconds: u64) -> Option<std::process::Child> {
+    Command::new("perf")
+        .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p"])
+        .arg(pid.to_string())
+        .args(["--", "sleep"])
+        .arg(seconds.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()
+}
+
+/// Syscalls per second from `perf stat -x,` output (count, unit, event, ...). perf attaches
+/// before it starts `sleep`, so its window is the sleep (its "enabled" field is the time the
+/// process was on a CPU, not the window).
+fn syscall_rate(perf: std::process::Child) -> Option<f64> {
+    let out = perf.wait_with_output().ok()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("raw_syscalls:sys_enter"))?;
+    let count: f64 = line.split(',').next()?.parse().ok()?;
+    Some(count / SYSCALL_WINDOW as f64)
+}
+
+/// RFC 3550 §6.4.1 interarrival jitter of one stream, from its packets' transit times.
+#[derive(Default)]
+struct Jitter {
+    last_transit: Option<u64>,
+    estimate: f64,
+}
+
+impl Jitter {
+    fn update(&mut self, transit_us: u64) {
+        if let Some(last) = self.last_transit {
+            let d = transit_us.abs_diff(last) as f64;
+            self.estimate += (d - self.estimate) / 16.0;
+        }
+        self.last_transit = Some(transit_us);
+    }
 }
 
 const NETNS: &str = "teamsgw-bench";
@@ -538,6 +596,12 @@ struct Window {
     generator_load: f64,
     /// The measured interval (a saturated generator overruns the nominal one).
     elapsed: f64,
+    /// Mean over the streams of their RFC 3550 jitter, microseconds.
+    jitter_us: f64,
+    /// Relay resident memory added per call, KiB.
+    rss_per_call_kib: f64,
+    /// Relay syscalls per second in the window after the measured one (None: no perf).
+    syscalls_per_second: Option<f64>,
 }
 
 /// One call on the generator side.
@@ -548,25 +612,35 @@ struct GenCall {
     unprotect: Context,
     seq: u16,
     ssrc: u32,
+    /// Of what arrives on the Teams side and on the PBX side.
+    teams_jitter: Jitter,
+    pbx_jitter: Jitter,
 }
+
+/// Seconds of load after the measured window while `perf stat` counts the relay's syscalls.
+const SYSCALL_WINDOW: u64 = 2;
 
 /// Plays `calls` calls against the backend from one mio loop (the same design as the relay,
 /// so the generator is not the first thing to saturate).
 fn run(calls: usize, seconds: u64, rtpengine: bool, topology: &Topology) -> Window {
-    let mut backend = if rtpengine {
-        Backend::Rtpengine(
-            Rtpengine::start(topology)
-                .expect("rtpengine (Debian rtpengine-daemon) did not answer ping"),
-        )
+    // Memory is read once the relay is up and before any call exists.
+    let (mut backend, rss_before) = if rtpengine {
+        let r = Rtpengine::start(topology)
+            .expect("rtpengine (Debian rtpengine-daemon) did not answer ping");
+        let rss = rss_kib(r.child.id());
+        (Backend::Rtpengine(r), rss)
     } else {
         let mut server = Server::start(topology);
+        // A round trip: the server is up before its memory is read.
+        server.allocs();
+        let rss = rss_kib(server.child.id());
         let ports: Vec<u16> = server
             .ask(&format!("alloc {calls}"))
             .split_whitespace()
             .skip(1)
             .map(|p| p.parse().unwrap())
             .collect();
-        Backend::Teamsgw(server, ports, topology.relay_ip)
+        (Backend::Teamsgw(server, ports, topology.relay_ip), rss)
     };
     let mut poll = mio::Poll::new().unwrap();
     let mut gen_calls = Vec::with_capacity(calls);
@@ -603,12 +677,15 @@ fn run(calls: usize, seconds: u64, rtpengine: bool, topology: &Topology) -> Wind
             ),
             seq: 0,
             ssrc: call as u32,
+            teams_jitter: Jitter::default(),
+            pbx_jitter: Jitter::default(),
         });
     }
     let pid = backend.pid();
     let epoch = Instant::now();
     let warmup_end = epoch + Duration::from_secs(2);
     let end = warmup_end + Duration::from_secs(seconds);
+    let (mut perf, mut end_window) = (None, None);
     let (mut cpu0, mut allocs0, mut gen0, mut napi0) = (0.0, None, 0.0, 0.0);
     let mut measured_from = warmup_end;
     let mut measuring = false;
@@ -621,7 +698,7 @@ fn run(calls: usize, seconds: u64, rtpengine: bool, topology: &Topology) -> Wind
     let mut buf = [0u8; 2048];
     loop {
         let now = Instant::now();
-        if !measuring && now >= warmup_end {
+        if !measuring && end_window.is_none() && now >= warmup_end {
             measuring = true;
             measured_from = now;
             napi0 = topology.relay_kernel_cpu();
@@ -631,8 +708,24 @@ fn run(calls: usize, seconds: u64, rtpengine: bool, topology: &Topology) -> Wind
                 cpu_seconds(std::process::id()) + topology.gen_kernel_cpu(),
             );
         }
-        if now >= end {
-            break;
+        if now >= end && end_window.is_none() {
+            end_window = Some(WindowEnd {
+                napi: topology.relay_kernel_cpu(),
+                cpu: cpu_seconds(pid),
+                allocs: backend.allocs(),
+                elapsed: measured_from.elapsed().as_secs_f64(),
+                generator_cpu: cpu_seconds(std::process::id()) + topology.gen_kernel_cpu(),
+                rss: rss_kib(pid),
+            });
+            measuring = false;
+            perf = count_syscalls(pid, SYSCALL_WINDOW);
+        }
+        if end_window.is_some() {
+            // Load goes on until perf has counted its window.
+            match perf.as_mut().map(|p| p.try_wait()) {
+                Some(Ok(None)) => {}
+                _ => break,
+            }
         }
         while due <= now {
             let c = &mut gen_calls[cursor];
@@ -678,30 +771,49 @@ fn run(calls: usize, seconds: u64, rtpengine: bool, topology: &Topology) -> Wind
                     Some(us) => {
                         received += 1;
                         latencies.push(us);
+                        if teams_side {
+                            c.teams_jitter.update(us);
+                        } else {
+                            c.pbx_jitter.update(us);
+                        }
                     }
                     None => bad += 1,
                 }
             }
         }
     }
-    let napi1 = topology.relay_kernel_cpu();
-    let (cpu1, allocs1) = (cpu_seconds(pid) + napi1, backend.allocs());
-    let elapsed = measured_from.elapsed().as_secs_f64();
-    let generator_load =
-        (cpu_seconds(std::process::id()) + topology.gen_kernel_cpu() - gen0) / elapsed;
+    let w = end_window.expect("the loop ends after the measured window");
+    let syscalls_per_second = perf.and_then(syscall_rate);
     backend.stop();
     assert_eq!(bad, 0, "packets failed the content check");
+    let streams = gen_calls
+        .iter()
+        .flat_map(|c| [&c.teams_jitter, &c.pbx_jitter])
+        .map(|j| j.estimate);
     Window {
         forwarded: received,
         sent,
-        cpu: cpu1 - cpu0,
-        napi: napi1 - napi0,
+        cpu: w.cpu + w.napi - cpu0,
+        napi: w.napi - napi0,
         // The `allocs` round trips themselves allocate a little; they are in the delta.
-        allocs: allocs1.zip(allocs0).map(|(a, b)| a - b),
+        allocs: w.allocs.zip(allocs0).map(|(a, b)| a - b),
         latencies,
-        generator_load,
-        elapsed,
+        generator_load: (w.generator_cpu - gen0) / w.elapsed,
+        elapsed: w.elapsed,
+        jitter_us: streams.sum::<f64>() / (2 * calls) as f64,
+        rss_per_call_kib: w.rss.saturating_sub(rss_before) as f64 / calls as f64,
+        syscalls_per_second,
     }
+}
+
+/// Readings at the end of the measured window.
+struct WindowEnd {
+    napi: f64,
+    cpu: f64,
+    allocs: Option<u64>,
+    elapsed: f64,
+    generator_cpu: f64,
+    rss: u64,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -740,8 +852,16 @@ fn main() {
             "loopback"
         }
     );
+    let perf = Command::new("perf")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !perf {
+        println!("sys/pkt needs perf: apt-get install linux-perf (column left as -)");
+    }
     println!(
-        "{:>10} {:>6} {:>12} {:>10} {:>6} {:>9} {:>9} {:>9} {:>12} {:>10} {:>9}",
+        "{:>10} {:>6} {:>12} {:>10} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>9} {:>9} {:>10} {:>9}",
         "relay",
         "calls",
         "pkts fwd/s",
@@ -750,7 +870,11 @@ fn main() {
         "loss %",
         "p50 us",
         "p99 us",
+        "p99.9 us",
+        "jitter us",
         "allocs/pkt",
+        "KiB/call",
+        "sys/pkt",
         "relay load",
         "gen load"
     );
@@ -791,6 +915,7 @@ fn compare(n: usize, seconds: u64, with_rtpengine: bool, topology: &Topology) ->
         let napi_us = w.napi * 1e6 / w.forwarded.max(1) as f64;
         per_packet.push(us);
         let load = w.cpu / w.elapsed;
+        let forwarded_per_second = w.forwarded as f64 / w.elapsed;
         let valid = if w.generator_load > 0.8 {
             comparable = false;
             "  (generator > 0.8: invalid, §4.7)"
@@ -801,13 +926,20 @@ fn compare(n: usize, seconds: u64, with_rtpengine: bool, topology: &Topology) ->
             ""
         };
         println!(
-            "{name:>10} {n:>6} {:>12.0} {us:>10.2} {napi_us:>6.2} {loss:>9.3} {:>9} {:>9} {:>12} {:>10.2} {:>9.2}{valid}",
-            w.forwarded as f64 / w.elapsed,
+            "{name:>10} {n:>6} {:>12.0} {us:>10.2} {napi_us:>6.2} {loss:>9.3} {:>9} {:>9} {:>9} {:>9.0} {:>12} {:>9.1} {:>9} {:>10.2} {:>9.2}{valid}",
+            forwarded_per_second,
             percentile(&w.latencies, 0.5),
             percentile(&w.latencies, 0.99),
+            percentile(&w.latencies, 0.999),
+            w.jitter_us,
             w.allocs.map_or("-".into(), |a| format!(
                 "{:.4}",
                 a as f64 / w.forwarded.max(1) as f64
+            )),
+            w.rss_per_call_kib,
+            w.syscalls_per_second.map_or("-".into(), |r| format!(
+                "{:.2}",
+                r / forwarded_per_second.max(1.0)
             )),
             load,
             w.generator_load,
