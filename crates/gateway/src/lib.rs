@@ -8,6 +8,7 @@
 //! Must never know: socket details below the SIP transport API, SQL, HTTP, or how the daemon is
 //! configured and signalled (the binary hands it plain settings).
 
+pub mod call;
 pub mod client;
 pub mod gauge_series;
 pub mod registration;

@@ -846,7 +846,7 @@ impl RegistrationAgent {
     }
 }
 
-fn transport_token(t: Transport) -> (&'static str, &'static str) {
+pub(crate) fn transport_token(t: Transport) -> (&'static str, &'static str) {
     match t {
         Transport::Udp => ("UDP", ""),
         Transport::Tcp => ("TCP", ";transport=tcp"),

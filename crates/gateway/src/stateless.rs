@@ -168,7 +168,7 @@ impl StatelessPolicy {
 }
 
 /// `Warning: 399 teamsgw "text"` (RFC 3261 §20.43), text escaped for a quoted-string.
-fn warning(text: &str) -> String {
+pub(crate) fn warning(text: &str) -> String {
     let escaped: String = text
         .chars()
         .flat_map(|c| match c {

@@ -1,0 +1,763 @@
+//! [`CallCore`]: one shard's calls, the transaction layer they share, and their timers.
+//!
+//! Calls live in a slab addressed by a generational [`Handle`], so a late event for a reused
+//! slot never reaches the wrong call (quinn's known hazard). Transactions, dialogs and media
+//! sessions map to handles; a call's events are handled by the call itself (`state.rs`).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use teamsgw_sip::Message;
+use teamsgw_sip::message::{MessageBuilder, Method};
+use teamsgw_sip::transaction::{Event, TransactionLayer, TxId};
+use teamsgw_sip::transport::{Source, Target, Transport};
+
+use super::cause::{EndCause, Side};
+use super::inbound::{Inbound, LegProfile};
+use super::media::MediaPlane;
+use super::outbound::{InviteTemplate, Outbound};
+use super::routing::{self, Rejection, SharedView};
+use super::sdp_bridge::SdpBridge;
+use super::state::{Call, Leg, Phase};
+use super::{
+    CallEvent, CallRecord, CallSettings, CallView, Dest, Direction, Input, Output, RoutingView,
+};
+use crate::registration::transport_token;
+use crate::rng::Rng;
+use crate::stateless::{ALLOW, warning};
+use teamsgw_sip::digest::Credentials;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Handle {
+    index: u32,
+    generation: u32,
+}
+
+/// What a call needs from the core while it handles one event.
+pub struct Ctx<'a> {
+    pub now: Instant,
+    pub layer: &'a mut TransactionLayer<Dest>,
+    pub media: &'a mut dyn MediaPlane,
+    pub settings: &'a CallSettings,
+    pub out: &'a mut VecDeque<Output>,
+    rng: &'a mut Rng,
+    down: &'a HashSet<String>,
+    held: &'a HashMap<String, Instant>,
+    owned: Vec<TxId>,
+}
+
+impl Ctx<'_> {
+    pub fn branch(&mut self) -> String {
+        format!("z9hG4bK-{}", self.rng.token())
+    }
+
+    /// Routes the events of `tx` to the current call.
+    pub fn own(&mut self, tx: TxId) {
+        self.owned.push(tx);
+    }
+
+    /// Down by trunk health (OPTIONS) or held down by a 503 with Retry-After (§1.6).
+    pub fn proxy_is_down(&self, name: &str) -> bool {
+        self.down.contains(name) || self.held.get(name).is_some_and(|&until| self.now < until)
+    }
+
+    pub fn setup_event(&mut self, direction: Direction, stage: &'static str, took: Duration) {
+        self.out.push_back(Output::Event(CallEvent::Setup {
+            direction,
+            stage,
+            seconds: took.as_secs_f64(),
+        }));
+    }
+}
+
+struct Slot {
+    generation: u32,
+    call: Option<Call>,
+}
+
+pub struct CallCore<M: MediaPlane> {
+    settings: CallSettings,
+    view: SharedView,
+    layer: TransactionLayer<Dest>,
+    media: M,
+    rng: Rng,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    by_tx: HashMap<TxId, Handle>,
+    /// (Call-ID, our tag) → call: in-dialog requests and ACKs.
+    by_dialog: HashMap<(Vec<u8>, Vec<u8>), Handle>,
+    by_session: HashMap<u64, Handle>,
+    timers: BinaryHeap<Reverse<(Instant, Handle)>>,
+    out: VecDeque<Output>,
+    down: HashSet<String>,
+    held: HashMap<String, Instant>,
+    drain: Option<Instant>,
+}
+
+impl<M: MediaPlane> CallCore<M> {
+    pub fn new(settings: CallSettings, view: SharedView, media: M) -> Self {
+        Self {
+            layer: TransactionLayer::new(settings.timers),
+            rng: Rng::new(settings.seed),
+            settings,
+            view,
+            media,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_tx: HashMap::new(),
+            by_dialog: HashMap::new(),
+            by_session: HashMap::new(),
+            timers: BinaryHeap::new(),
+            out: VecDeque::new(),
+            down: HashSet::new(),
+            held: HashMap::new(),
+            drain: None,
+        }
+    }
+
+    pub fn media(&self) -> &M {
+        &self.media
+    }
+
+    pub fn active(&self) -> usize {
+        self.slots.iter().filter(|s| s.call.is_some()).count()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let call = self.timers.peek().map(|Reverse((t, _))| *t);
+        let drain = self.drain.filter(|_| self.active() > 0);
+        [self.layer.poll_timeout(), call, drain]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Message { message, source } => {
+                let reliable = source.transport != Transport::Udp;
+                self.layer
+                    .receive(message, Dest::Reply(source), reliable, now);
+            }
+            Input::SendFailed { target } => self.send_failed(&target),
+            Input::MediaTimeout { session } => {
+                if let Some(&h) = self.by_session.get(&session) {
+                    self.with_call(h, now, |call, ctx| {
+                        call.hangup(ctx, EndCause::MediaTimeout, None)
+                    });
+                }
+            }
+            Input::Routes(view) => self.view = view,
+            Input::ProxyState { proxy, up } => {
+                if up {
+                    self.down.remove(&proxy);
+                } else {
+                    self.down.insert(proxy);
+                }
+            }
+            Input::Drain { deadline } => self.drain = Some(deadline),
+        }
+        self.pump(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        self.pump(now);
+        while let Some(Reverse((at, h))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            self.with_call(h, now, |call, ctx| call.handle_timeout(ctx));
+            self.pump(now);
+        }
+        if self.drain.is_some_and(|d| now >= d) {
+            for h in self.handles() {
+                self.with_call(h, now, |call, ctx| {
+                    call.hangup(ctx, EndCause::Drained, None)
+                });
+            }
+            self.pump(now);
+        }
+    }
+
+    fn handles(&self) -> Vec<Handle> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.call.is_some())
+            .map(|(i, s)| Handle {
+                index: i as u32,
+                generation: s.generation,
+            })
+            .collect()
+    }
+
+    /// Live calls for `call list`.
+    pub fn calls(&self, now: Instant) -> Vec<CallView> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.call.as_ref())
+            .map(|c| CallView {
+                call_id: c.log_id(),
+                direction: c.direction,
+                enterprise: c.tenant.enterprise.clone(),
+                user: c.user.upn.clone(),
+                caller: c.caller.clone(),
+                callee: c.callee.clone(),
+                state: c.phase.as_str(),
+                seconds: now.saturating_duration_since(c.started).as_secs(),
+            })
+            .collect()
+    }
+
+    fn send_failed(&mut self, target: &Target) {
+        let txs: Vec<TxId> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.call.as_ref())
+            .filter(|c| {
+                c.outbound.target.addr == target.addr
+                    && c.outbound.target.transport == target.transport
+                    && !c.outbound.heard
+            })
+            .filter_map(|c| c.outbound.tx)
+            .collect();
+        for tx in txs {
+            self.layer.transport_error(tx);
+        }
+    }
+
+    /// Moves the transaction layer's events to their calls until quiet.
+    fn pump(&mut self, now: Instant) {
+        while let Some(event) = self.layer.poll_event() {
+            match event {
+                Event::Transmit { dest, data } => {
+                    self.out.push_back(Output::Transmit { dest, data });
+                }
+                Event::Request {
+                    tx,
+                    message,
+                    source,
+                } => match source {
+                    Dest::Reply(source) => self.on_request(now, tx, message, source),
+                    Dest::To(_) => {}
+                },
+                Event::Ack { message, .. } => {
+                    if let Some((h, _)) = self.dialog_of(&message) {
+                        self.with_call(h, now, |call, ctx| call.on_ack(ctx, &message));
+                    }
+                }
+                Event::Response { tx, message } => {
+                    if let Some(&h) = self.by_tx.get(&tx) {
+                        self.with_call(h, now, |call, ctx| {
+                            call.on_invite_response(ctx, tx, message)
+                        });
+                    }
+                }
+                Event::Timeout { tx } => self.invite_failed(now, tx, "timeout"),
+                Event::TransportError { tx } => self.invite_failed(now, tx, "transport_error"),
+                Event::Cancelled { tx } => {
+                    if let Some(&h) = self.by_tx.get(&tx) {
+                        self.with_call(h, now, |call, ctx| call.on_cancelled(ctx));
+                    }
+                }
+                Event::StrayResponse { .. } | Event::AckTimeout { .. } => {}
+            }
+        }
+    }
+
+    fn invite_failed(&mut self, now: Instant, tx: TxId, cause: &'static str) {
+        if let Some(&h) = self.by_tx.get(&tx) {
+            self.with_call(h, now, |call, ctx| call.on_invite_failed(ctx, tx, cause));
+        }
+    }
+
+    fn dialog_of(&self, msg: &Message) -> Option<(Handle, Leg)> {
+        let key = (msg.call_id()?.to_vec(), msg.to_tag()?.to_vec());
+        let h = *self.by_dialog.get(&key)?;
+        let call = self.call(h)?;
+        let tag = String::from_utf8_lossy(&key.1);
+        Some((h, call.leg_of(&tag)?))
+    }
+
+    fn call(&self, h: Handle) -> Option<&Call> {
+        let slot = self.slots.get(h.index as usize)?;
+        (slot.generation == h.generation)
+            .then_some(slot.call.as_ref())
+            .flatten()
+    }
+
+    /// Runs `f` on the call with a context, then files what it started and its next timer,
+    /// and retires it when it is done.
+    fn with_call(&mut self, h: Handle, now: Instant, f: impl FnOnce(&mut Call, &mut Ctx<'_>)) {
+        let Some(slot) = self.slots.get_mut(h.index as usize) else {
+            return;
+        };
+        if slot.generation != h.generation {
+            return;
+        }
+        let Some(call) = slot.call.as_mut() else {
+            return;
+        };
+        let mut ctx = Ctx {
+            now,
+            layer: &mut self.layer,
+            media: &mut self.media,
+            settings: &self.settings,
+            out: &mut self.out,
+            rng: &mut self.rng,
+            down: &self.down,
+            held: &self.held,
+            owned: Vec::new(),
+        };
+        f(call, &mut ctx);
+        let owned = std::mem::take(&mut ctx.owned);
+        for tx in owned {
+            self.by_tx.insert(tx, h);
+        }
+        if call.phase == Phase::Done {
+            self.retire(h, now);
+        } else if let Some(at) = call.poll_timeout() {
+            self.timers.push(Reverse((at, h)));
+        }
+        self.take_proxy_holds(now);
+    }
+
+    /// Applies 503 Retry-After holds to this shard's own proxy choice too.
+    fn take_proxy_holds(&mut self, now: Instant) {
+        for o in &self.out {
+            if let Output::ProxyDown { proxy, retry_after } = o {
+                self.held.insert(proxy.clone(), now + *retry_after);
+            }
+        }
+    }
+
+    fn retire(&mut self, h: Handle, now: Instant) {
+        let Some(slot) = self.slots.get_mut(h.index as usize) else {
+            return;
+        };
+        let Some(mut call) = slot.call.take() else {
+            return;
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(h.index);
+        for tx in &call.txs {
+            self.by_tx.remove(tx);
+        }
+        self.by_tx.remove(&call.inbound.tx);
+        let inbound_key = (
+            call.inbound.request.call_id().unwrap_or_default().to_vec(),
+            call.inbound.local_tag.clone().into_bytes(),
+        );
+        self.by_dialog.remove(&inbound_key);
+        self.by_dialog.remove(&(
+            call.outbound.call_id.clone().into_bytes(),
+            call.outbound.from_tag.clone().into_bytes(),
+        ));
+        self.by_session.remove(&call.media.session);
+        let counters = self.media.release(call.media.session);
+        self.settings.sessions.release(&call.tenant.fqdn);
+        let (cause, status, by) = call
+            .end
+            .take()
+            .unwrap_or((EndCause::Unreachable, 500, None));
+        tracing::info!(call_id = %call.log_id(), direction = call.direction.as_str(), result = cause.result(), reason = %cause.describe(), "call ended");
+        let record = CallRecord {
+            call_id: call.log_id(),
+            direction: call.direction,
+            enterprise: call.tenant.enterprise.clone(),
+            direct_route: call.tenant.fqdn.clone(),
+            user: call.user.upn.clone(),
+            caller: call.caller.clone(),
+            callee: call.callee.clone(),
+            teams_proxy: call.proxy.clone(),
+            failovers: std::mem::take(&mut call.failovers),
+            started: call.started,
+            answered: call.answered,
+            ended: now,
+            status,
+            result: cause.result(),
+            reason: cause.describe(),
+            hung_up_by: by,
+            codec: call.sdp.codec(),
+            media: counters,
+        };
+        self.out
+            .push_back(Output::Event(CallEvent::Finished(Box::new(record))));
+    }
+
+    // ---- new requests ------------------------------------------------------------------------
+
+    fn on_request(&mut self, now: Instant, tx: TxId, message: Message, source: Source) {
+        if message.to_tag().is_some() {
+            match self.dialog_of(&message) {
+                Some((h, leg)) => self.with_call(h, now, |call, ctx| {
+                    call.on_in_dialog(ctx, leg, tx, &message)
+                }),
+                None => self.stateless(
+                    now,
+                    tx,
+                    &message,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    &[],
+                ),
+            }
+            return;
+        }
+        if message.method() != Some(Method::Invite) {
+            self.stateless(
+                now,
+                tx,
+                &message,
+                481,
+                "Call/Transaction Does Not Exist",
+                &[],
+            );
+            return;
+        }
+        if self.drain.is_some() {
+            let extra = [
+                ("Retry-After", "30".to_owned()),
+                ("Warning", warning("shutting down")),
+            ];
+            self.stateless(now, tx, &message, 503, "Service Unavailable", &extra);
+            self.refused("draining");
+            return;
+        }
+        let trying = MessageBuilder::response_to(&message, 100, "Trying", None, None).finish();
+        self.layer.respond(tx, 100, trying, now);
+        match self.new_call(now, tx, &message, source) {
+            Ok(h) => self.with_call(h, now, |call, ctx| call.start(ctx)),
+            Err(r) => {
+                let mut extra = vec![("Warning", warning(&r.warning))];
+                if r.status == 503 {
+                    extra.push(("Retry-After", "5".to_owned()));
+                    extra.push(("Reason", format!("Q.850;cause=41;text=\"{}\"", r.label)));
+                }
+                self.stateless(now, tx, &message, r.status, r.reason, &extra);
+                self.refused(r.label);
+            }
+        }
+    }
+
+    fn refused(&mut self, reason: &'static str) {
+        self.out
+            .push_back(Output::Event(CallEvent::Refused { reason }));
+    }
+
+    fn stateless(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        request: &Message,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, String)],
+    ) {
+        let tag = self.rng.token();
+        let mut b = MessageBuilder::response_to(request, status, reason, Some(&tag), None)
+            .header("Server", &self.settings.user_agent);
+        for (name, value) in extra {
+            b = b.header(name, value);
+        }
+        self.layer.respond(tx, status, b.finish(), now);
+    }
+
+    fn new_call(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        request: &Message,
+        source: Source,
+    ) -> Result<Handle, Rejection> {
+        let view = std::sync::Arc::clone(&self.view);
+        let direction = if source.listener == "pbx" {
+            Direction::ToTeams
+        } else {
+            Direction::FromTeams
+        };
+        let parts = match direction {
+            Direction::FromTeams => self.route_from_teams(&view, request, &source)?,
+            Direction::ToTeams => self.route_to_teams(&view, request, &source)?,
+        };
+        let tenant = parts.tenant.clone();
+        if !self
+            .settings
+            .sessions
+            .try_acquire(&tenant.fqdn, tenant.max_sessions)
+        {
+            return Err(admission(
+                "max_sessions",
+                format!("{} is at its limit of concurrent calls", tenant.fqdn),
+            ));
+        }
+        let Some(media) = self.media.allocate() else {
+            self.settings.sessions.release(&tenant.fqdn);
+            return Err(admission("media_ports", "no free media ports".into()));
+        };
+        let mut sdp = SdpBridge::new(
+            &self.settings.media_address,
+            media.teams_port,
+            media.pbx_port,
+            media.local_key.clone(),
+            self.rng.next_u64() >> 1,
+            &parts.pbx_codecs,
+        );
+        let body = request.body();
+        let offer = match direction {
+            Direction::FromTeams if body.is_empty() => Err(super::sdp_bridge::unacceptable(
+                "an SDP offer is required (teams-direct-routing.md §3.3)",
+            )),
+            Direction::FromTeams => sdp.offer_from_teams(body),
+            Direction::ToTeams => sdp.offer_from_pbx((!body.is_empty()).then_some(body)),
+        };
+        let offer = match offer {
+            Ok(o) => o,
+            Err(e) => {
+                self.media.release(media.session);
+                self.settings.sessions.release(&tenant.fqdn);
+                return Err(Rejection {
+                    status: 488,
+                    reason: "Not Acceptable Here",
+                    warning: format!("SDP: {}", e.reason),
+                    label: "bad_sdp",
+                });
+            }
+        };
+        let local_tag = self.rng.token();
+        let call_id = format!("{}-c{}@teamsgw", self.rng.token(), self.settings.shard);
+        let from_tag = self.rng.token();
+        let mut template = parts.template;
+        template.sdp = Some(offer.clone());
+        let inbound = Inbound::new(
+            parts.inbound,
+            tx,
+            request.clone(),
+            source,
+            local_tag.clone(),
+        );
+        let outbound = Outbound::new(
+            parts.outbound,
+            parts.target,
+            call_id.clone(),
+            from_tag.clone(),
+            template,
+            parts.credentials,
+        );
+        let session = media.session;
+        let call = Call {
+            direction,
+            phase: Phase::Proceeding,
+            tenant,
+            user: parts.user,
+            caller: parts.caller,
+            callee: parts.callee,
+            inbound,
+            outbound,
+            sdp,
+            media,
+            proxies: parts.proxies,
+            proxy: None,
+            failovers: Vec::new(),
+            attempt_deadline: None,
+            no_answer_deadline: Some(now + self.settings.no_answer_timeout),
+            terminating_deadline: None,
+            started: now,
+            ringing: None,
+            answered: None,
+            last_inbound_sdp: None,
+            last_outbound_sdp: Some(offer),
+            end: None,
+            txs: vec![tx],
+        };
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    call: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.call = Some(call);
+        let h = Handle {
+            index,
+            generation: slot.generation,
+        };
+        self.by_tx.insert(tx, h);
+        let inbound_call_id = request.call_id().unwrap_or_default().to_vec();
+        self.by_dialog
+            .insert((inbound_call_id, local_tag.into_bytes()), h);
+        self.by_dialog
+            .insert((call_id.into_bytes(), from_tag.into_bytes()), h);
+        self.by_session.insert(session, h);
+        self.out
+            .push_back(Output::Event(CallEvent::Started { direction }));
+        Ok(h)
+    }
+
+    fn teams_profile(&self, fqdn: &str, user: Option<&str>) -> LegProfile {
+        let port = self.settings.teams_port;
+        let contact = match user {
+            // §3.2: `<sip:+caller@<tenant FQDN>:<port>;transport=tls>`; Teams picks the tenant
+            // from this FQDN (§3.1).
+            Some(u) => format!("<sip:{u}@{fqdn}:{port};transport=tls>"),
+            None => format!("<sip:{fqdn}:{port};transport=tls>"),
+        };
+        LegProfile {
+            side: Side::Teams,
+            contact,
+            via_transport: "TLS",
+            via_host: format!("{fqdn}:{port}"),
+            headers: vec![
+                ("Allow", ALLOW.to_owned()),
+                ("X-MS-SBC", self.settings.sbc_header.clone()),
+            ],
+        }
+    }
+
+    fn pbx_profile(&self, token: &str, transport: Transport) -> LegProfile {
+        let (via_transport, param) = transport_token(transport);
+        let port = match transport {
+            Transport::Udp => self.settings.pbx_udp_port,
+            _ => self.settings.pbx_tcp_port,
+        };
+        let host = &self.settings.pbx_host;
+        LegProfile {
+            side: Side::Pbx,
+            // The same Contact as the user's registration, so the PBX sees its own device.
+            contact: format!("<sip:{token}@{host}:{port}{param}>"),
+            via_transport,
+            via_host: format!("{host}:{port}"),
+            headers: vec![
+                ("Allow", ALLOW.to_owned()),
+                ("User-Agent", self.settings.user_agent.clone()),
+            ],
+        }
+    }
+
+    fn route_from_teams(
+        &self,
+        view: &RoutingView,
+        request: &Message,
+        _source: &Source,
+    ) -> Result<CallParts, Rejection> {
+        let route = routing::route_teams_call(view, request)?;
+        let pbx = &route.pbx;
+        let addr = pbx.addrs.first().copied().ok_or_else(|| {
+            admission("pbx_unresolved", format!("cannot resolve {}", pbx.next_hop))
+        })?;
+        let user = &route.user;
+        let display = user
+            .display_name
+            .as_deref()
+            .map(|d| format!("\"{}\" ", d.replace('"', "")))
+            .unwrap_or_default();
+        Ok(CallParts {
+            inbound: self.teams_profile(&route.tenant.fqdn, None),
+            outbound: self.pbx_profile(&user.contact_token, pbx.transport),
+            target: Target {
+                transport: pbx.transport,
+                addr,
+                server_name: (pbx.transport == Transport::Tls).then(|| host_only(&pbx.next_hop)),
+            },
+            template: InviteTemplate {
+                uri: format!("sip:{}@{}", route.called, pbx.domain),
+                from: format!("{display}<sip:{}@{}>", user.extension, pbx.domain),
+                to: format!("<sip:{}@{}>", route.called, pbx.domain),
+                headers: Vec::new(),
+                sdp: None,
+            },
+            credentials: Some(Credentials {
+                username: user.auth_user.clone(),
+                password: user.password.clone(),
+            }),
+            proxies: VecDeque::new(),
+            pbx_codecs: pbx.codecs.clone(),
+            caller: route.caller.clone(),
+            callee: route.called.clone(),
+            tenant: route.tenant,
+            user: route.user,
+        })
+    }
+
+    fn route_to_teams(
+        &self,
+        view: &RoutingView,
+        request: &Message,
+        source: &Source,
+    ) -> Result<CallParts, Rejection> {
+        let route = routing::route_pbx_call(view, request, source.peer.ip())?;
+        let fqdn = &route.tenant.fqdn;
+        let display = route
+            .caller_display
+            .as_deref()
+            .map(|d| format!("\"{}\" ", d.replace('"', "")))
+            .unwrap_or_default();
+        let number = &route.user.number;
+        Ok(CallParts {
+            inbound: self.pbx_profile(&route.user.contact_token, source.transport),
+            outbound: self.teams_profile(fqdn, Some(&route.caller)),
+            // Replaced by the first proxy tried.
+            target: Target {
+                transport: Transport::Tls,
+                addr: source.peer,
+                server_name: None,
+            },
+            template: InviteTemplate {
+                uri: String::new(),
+                from: format!("{display}<sip:{}@{fqdn};user=phone>", route.caller),
+                to: format!("<sip:{number}@{fqdn};user=phone>"),
+                headers: Vec::new(),
+                sdp: None,
+            },
+            credentials: None,
+            proxies: view.proxies.iter().cloned().collect(),
+            pbx_codecs: route.pbx.codecs.clone(),
+            caller: route.caller.clone(),
+            callee: number.clone(),
+            tenant: route.tenant,
+            user: route.user,
+        })
+    }
+}
+
+/// The pieces a new call is built from, per direction.
+struct CallParts {
+    inbound: LegProfile,
+    outbound: LegProfile,
+    target: Target,
+    template: InviteTemplate,
+    credentials: Option<Credentials>,
+    proxies: VecDeque<routing::TeamsProxy>,
+    pbx_codecs: Vec<String>,
+    caller: String,
+    callee: String,
+    tenant: routing::Tenant,
+    user: routing::UserRoute,
+}
+
+fn admission(label: &'static str, warning: String) -> Rejection {
+    Rejection {
+        status: 503,
+        reason: "Service Unavailable",
+        warning,
+        label,
+    }
+}
+
+fn host_only(host_port: &str) -> String {
+    match host_port.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() && !host_port.ends_with(']') => h.to_owned(),
+        _ => host_port.to_owned(),
+    }
+}

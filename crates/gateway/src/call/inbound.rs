@@ -1,0 +1,275 @@
+//! The leg that called us: we are its UAS. It owns the INVITE server transaction, the tag we
+//! answer with, the dialog once we answer, and the 2xx retransmission until the ACK (RFC 3261
+//! §13.3.1.4; over TLS/TCP the transport is reliable and only the ACK wait remains).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use teamsgw_sip::Message;
+use teamsgw_sip::dialog::{Dialog, Retransmit, TwoXxRetransmitter};
+use teamsgw_sip::message::MessageBuilder;
+use teamsgw_sip::transaction::{TimerSettings, TransactionLayer, TxId};
+use teamsgw_sip::transport::{Source, Transport};
+
+use super::{Dest, Side};
+
+/// How we present ourselves on one side: Contact, Via and the side's own headers.
+#[derive(Debug, Clone)]
+pub struct LegProfile {
+    pub side: Side,
+    /// The Contact header value, `<sip:...>`.
+    pub contact: String,
+    /// `TLS`, `UDP` or `TCP` for our Via.
+    pub via_transport: &'static str,
+    /// `host:port` for our Via.
+    pub via_host: String,
+    /// Added to every request and response on this side (Allow, X-MS-SBC, User-Agent...).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl LegProfile {
+    pub fn via(&self, branch: &str) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            self.via_transport, self.via_host
+        )
+    }
+
+    pub fn add_headers(&self, mut b: MessageBuilder) -> MessageBuilder {
+        for (name, value) in &self.headers {
+            b = b.header(name, value);
+        }
+        b
+    }
+}
+
+pub struct Inbound {
+    pub profile: LegProfile,
+    pub tx: TxId,
+    pub request: Message,
+    pub source: Source,
+    pub local_tag: String,
+    pub dialog: Option<Dialog>,
+    /// A final response went out.
+    pub answered: bool,
+    pub final_status: Option<u16>,
+    /// The ACK for our 2xx arrived.
+    pub acked: bool,
+    pub ringing_sent: bool,
+    retransmit: Option<TwoXxRetransmitter>,
+    /// Reliable transports: when to give up waiting for the ACK (64*T1).
+    ack_deadline: Option<Instant>,
+}
+
+/// An extra header for one response (Reason, Warning, Retry-After...).
+pub type Extra<'a> = &'a [(&'a str, String)];
+
+impl Inbound {
+    pub fn new(
+        profile: LegProfile,
+        tx: TxId,
+        request: Message,
+        source: Source,
+        local_tag: String,
+    ) -> Self {
+        Self {
+            profile,
+            tx,
+            request,
+            source,
+            local_tag,
+            dialog: None,
+            answered: false,
+            final_status: None,
+            acked: false,
+            ringing_sent: false,
+            retransmit: None,
+            ack_deadline: None,
+        }
+    }
+
+    pub fn reliable(&self) -> bool {
+        self.source.transport != Transport::Udp
+    }
+
+    fn response(&self, status: u16, reason: &str, extra: Extra<'_>) -> MessageBuilder {
+        let udp = (!self.reliable()).then_some(self.source.peer);
+        let mut b =
+            MessageBuilder::response_to(&self.request, status, reason, Some(&self.local_tag), udp);
+        if (101..300).contains(&status) {
+            // §12.1.1: responses that establish a dialog carry our Contact.
+            b = b.header("Contact", &self.profile.contact);
+        }
+        b = self.profile.add_headers(b);
+        for (name, value) in extra {
+            b = b.header(name, value);
+        }
+        b
+    }
+
+    /// 100 Trying at once (RFC 3261 §8.2.6.1; §1.6: Teams fails over without it).
+    pub fn trying(&self, layer: &mut TransactionLayer<Dest>, now: Instant) {
+        let data = MessageBuilder::response_to(&self.request, 100, "Trying", None, None).finish();
+        layer.respond(self.tx, 100, data, now);
+    }
+
+    /// A provisional response with or without SDP.
+    pub fn provisional(
+        &mut self,
+        layer: &mut TransactionLayer<Dest>,
+        status: u16,
+        reason: &str,
+        sdp: Option<&str>,
+        now: Instant,
+    ) {
+        if self.answered {
+            return;
+        }
+        let b = self.response(status, reason, &[]);
+        let data = match sdp {
+            Some(s) => b.body(Some("application/sdp"), s.as_bytes()),
+            None => b.finish(),
+        };
+        if self.dialog.is_none() {
+            self.dialog = Dialog::uas(&self.request, &self.local_tag).ok();
+        }
+        layer.respond(self.tx, status, data, now);
+    }
+
+    /// The 2xx with our SDP; retransmitted over UDP until the ACK (§13.3.1.4).
+    pub fn accept(
+        &mut self,
+        layer: &mut TransactionLayer<Dest>,
+        timers: &TimerSettings,
+        sdp: Option<&str>,
+        now: Instant,
+    ) {
+        if self.answered {
+            return;
+        }
+        let b = self.response(200, "OK", &[]);
+        let data = match sdp {
+            Some(s) => b.body(Some("application/sdp"), s.as_bytes()),
+            None => b.finish(),
+        };
+        if self.dialog.is_none() {
+            self.dialog = Dialog::uas(&self.request, &self.local_tag).ok();
+        }
+        self.answered = true;
+        self.final_status = Some(200);
+        layer.respond(self.tx, 200, data.clone(), now);
+        if self.reliable() {
+            self.ack_deadline = Some(now + timers.t1 * 64);
+        } else {
+            self.retransmit = Some(TwoXxRetransmitter::new(data, timers, now));
+        }
+    }
+
+    /// A final failure (3xx–6xx) with the extra headers that say why.
+    pub fn reject(
+        &mut self,
+        layer: &mut TransactionLayer<Dest>,
+        status: u16,
+        reason: &str,
+        extra: Extra<'_>,
+        now: Instant,
+    ) {
+        if self.answered {
+            return;
+        }
+        self.answered = true;
+        self.final_status = Some(status);
+        let data = self.response(status, reason, extra).finish();
+        layer.respond(self.tx, status, data, now);
+    }
+
+    /// The ACK for our 2xx arrived; returns false if it was one we had seen.
+    pub fn on_ack(&mut self) -> bool {
+        let first = !self.acked;
+        self.acked = true;
+        self.ack_deadline = None;
+        if let Some(r) = &mut self.retransmit {
+            r.on_ack();
+        }
+        self.retransmit = None;
+        if let Some(d) = &mut self.dialog {
+            d.confirm();
+        }
+        first
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let r = self
+            .retransmit
+            .as_ref()
+            .and_then(TwoXxRetransmitter::poll_timeout);
+        [r, self.ack_deadline].into_iter().flatten().min()
+    }
+
+    /// Retransmits the 2xx when due; `true` when the ACK never came.
+    pub fn handle_timeout(&mut self, layer: &mut TransactionLayer<Dest>, now: Instant) -> bool {
+        if self.ack_deadline.is_some_and(|d| now >= d) {
+            self.ack_deadline = None;
+            return true;
+        }
+        match self.retransmit.as_mut().and_then(|r| r.handle_timeout(now)) {
+            Some(Retransmit::Send(data)) => {
+                layer.send_stateless(Dest::Reply(self.source.clone()), data);
+                false
+            }
+            Some(Retransmit::GaveUp) => {
+                self.retransmit = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Answers an in-dialog request on this leg.
+    pub fn answer_request(
+        &self,
+        layer: &mut TransactionLayer<Dest>,
+        tx: TxId,
+        request: &Message,
+        (status, reason): (u16, &str),
+        sdp: Option<&str>,
+        now: Instant,
+    ) {
+        let udp = (!self.reliable()).then_some(self.source.peer);
+        let mut b = MessageBuilder::response_to(request, status, reason, None, udp);
+        if sdp.is_some() {
+            b = b.header("Contact", &self.profile.contact);
+        }
+        let b = self.profile.add_headers(b);
+        let data: Bytes = match sdp {
+            Some(s) => b.body(Some("application/sdp"), s.as_bytes()),
+            None => b.finish(),
+        };
+        layer.respond(tx, status, data, now);
+    }
+
+    /// A BYE on this leg's dialog, sent back the way the INVITE came.
+    pub fn bye(
+        &mut self,
+        layer: &mut TransactionLayer<Dest>,
+        branch: &str,
+        reason: Option<&str>,
+        now: Instant,
+    ) {
+        let reliable = self.reliable();
+        let Some(dialog) = self.dialog.as_mut() else {
+            return;
+        };
+        let mut b = dialog
+            .request("BYE")
+            .header("Via", self.profile.via(branch));
+        b = self.profile.add_headers(b);
+        if let Some(r) = reason {
+            b = b.header("Reason", r);
+        }
+        let Ok(msg) = Message::parse(b.finish()) else {
+            return;
+        };
+        layer.send_request(msg, Dest::Reply(self.source.clone()), reliable, now);
+    }
+}

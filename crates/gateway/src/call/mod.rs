@@ -1,0 +1,267 @@
+//! Calls: the B2BUA core that bridges a Teams leg (TLS, SRTP) and a PBX leg (UDP/TCP, RTP).
+//!
+//! A [`CallCore`] is one shard's sans-IO state machine, driven like `quinn-proto`'s
+//! `Endpoint`: [`CallCore::handle`] takes an [`Input`] with `now`, [`CallCore::poll_output`]
+//! is drained until `None` after every input, and [`CallCore::poll_timeout`] /
+//! [`CallCore::handle_timeout`] carry the passage of time. It never touches a socket or a
+//! clock, so a 32 s Timer B failover runs in microseconds under test.
+//!
+//! The life of a call, one file per concern:
+//! - [`routing`]: which tenant, user and PBX a new INVITE is for, and who may place it;
+//! - [`inbound`]: the leg that called us (UAS: responses, its dialog, 2xx until ACK);
+//! - [`outbound`]: the leg we call (UAC: INVITE, digest, forks, CANCEL, ACK);
+//! - [`state`]: one call joining the two legs (responses across, hang-ups, failover);
+//! - [`sdp_bridge`]: offer/answer carried from one leg to the other;
+//! - [`media`]: the relay session, behind a small interface the driver implements;
+//! - [`cause`]: why a call ended, for the CDR, metrics and `Reason` headers;
+//! - [`core`]: many calls, their transactions and timers.
+
+pub mod cause;
+pub mod core;
+pub mod inbound;
+pub mod media;
+pub mod outbound;
+pub mod routing;
+pub mod sdp_bridge;
+pub mod state;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use teamsgw_sip::transaction::TimerSettings;
+use teamsgw_sip::transport::{Source, Target};
+
+pub use cause::{EndCause, Side};
+pub use core::CallCore;
+pub use media::{MediaCounters, MediaPlane};
+pub use routing::{RoutingView, SharedView};
+
+/// Where a message goes: back the way a request came (its connection, or the UDP socket it
+/// arrived on), or to a target we chose.
+#[derive(Debug, Clone)]
+pub enum Dest {
+    Reply(Source),
+    To(Target),
+}
+
+/// Which way a call goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// A Teams user calls out through their PBX.
+    FromTeams,
+    /// A call to the user's PBX extension rings their Teams client.
+    ToTeams,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::FromTeams => "from_teams",
+            Direction::ToTeams => "to_teams",
+        }
+    }
+}
+
+/// Concurrent calls per direct route, shared by every shard (`max_sessions` counts both
+/// directions of all shards).
+#[derive(Debug, Default)]
+pub struct SessionCounts(Mutex<std::collections::HashMap<String, u32>>);
+
+impl SessionCounts {
+    /// Takes a slot unless `limit` calls of `fqdn` are up.
+    pub fn try_acquire(&self, fqdn: &str, limit: Option<u32>) -> bool {
+        let Ok(mut map) = self.0.lock() else {
+            return false;
+        };
+        let n = map.entry(fqdn.to_owned()).or_insert(0);
+        if limit.is_some_and(|l| *n >= l) {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    pub fn release(&self, fqdn: &str) {
+        if let Ok(mut map) = self.0.lock()
+            && let Some(n) = map.get_mut(fqdn)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    pub fn total(&self) -> u32 {
+        self.0.lock().map(|m| m.values().sum()).unwrap_or(0)
+    }
+}
+
+/// Plain settings the daemon derives from its configuration.
+#[derive(Debug, Clone)]
+pub struct CallSettings {
+    /// `X-MS-SBC` (§3.2).
+    pub sbc_header: String,
+    pub user_agent: String,
+    /// Our TLS port as Teams reaches it (Contact, Via).
+    pub teams_port: u16,
+    /// The Teams proxies' port (5061).
+    pub teams_proxy_port: u16,
+    /// Host the PBX reaches us at (Contact, Via), and our PBX listener ports.
+    pub pbx_host: String,
+    pub pbx_udp_port: u16,
+    pub pbx_tcp_port: u16,
+    /// The address put in SDP for both legs.
+    pub media_address: String,
+    /// An INVITE to a Teams proxy that gets no response at all in this time fails over (§1.6;
+    /// shorter than Timer B's 32 s).
+    pub invite_timeout: Duration,
+    /// A call not answered in this time is ended (the caller gets 480 or our CANCEL goes out).
+    pub no_answer_timeout: Duration,
+    pub timers: TimerSettings,
+    /// This core's shard number, encoded in the Call-IDs it creates.
+    pub shard: u16,
+    pub seed: u64,
+    pub sessions: Arc<SessionCounts>,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        Self {
+            sbc_header: "teamsgw/teamsgw/0".into(),
+            user_agent: "teamsgw".into(),
+            teams_port: 5061,
+            teams_proxy_port: 5061,
+            pbx_host: "127.0.0.1".into(),
+            pbx_udp_port: 5060,
+            pbx_tcp_port: 5060,
+            media_address: "127.0.0.1".into(),
+            invite_timeout: Duration::from_secs(5),
+            no_answer_timeout: Duration::from_secs(180),
+            timers: TimerSettings::default(),
+            shard: 0,
+            seed: 1,
+            sessions: Arc::new(SessionCounts::default()),
+        }
+    }
+}
+
+/// What the core takes in.
+#[derive(Debug)]
+pub enum Input {
+    /// A SIP message from a transport (requests the stateless policy passed, and responses
+    /// to the requests this shard sent).
+    Message {
+        message: teamsgw_sip::Message,
+        source: Source,
+    },
+    /// A message to `target` could not be sent (connect or TLS failure).
+    SendFailed { target: Target },
+    /// The relay saw no packets on this session for too long.
+    MediaTimeout { session: u64 },
+    /// A new routing view (each call keeps the decision it started with).
+    Routes(SharedView),
+    /// Trunk health: a Teams proxy went up or down.
+    ProxyState { proxy: String, up: bool },
+    /// SIGTERM: refuse new calls; end those still up at `deadline`.
+    Drain { deadline: Instant },
+}
+
+/// What the core asks of its driver.
+#[derive(Debug)]
+pub enum Output {
+    Transmit {
+        dest: Dest,
+        data: Bytes,
+    },
+    /// A 503 with Retry-After: the trunk health should hold this proxy down that long.
+    ProxyDown {
+        proxy: String,
+        retry_after: Duration,
+    },
+    Event(CallEvent),
+}
+
+/// Call events, for metrics and the CDR writer.
+#[derive(Debug)]
+pub enum CallEvent {
+    Started {
+        direction: Direction,
+    },
+    /// A call refused before it started (`teamsgw_call_admission_rejected_total{reason}`).
+    Refused {
+        reason: &'static str,
+    },
+    /// INVITE to first 18x (`ringing`) or to 200 (`answered`).
+    Setup {
+        direction: Direction,
+        stage: &'static str,
+        seconds: f64,
+    },
+    Failover {
+        from_proxy: String,
+        cause: &'static str,
+    },
+    Finished(Box<CallRecord>),
+}
+
+/// One finished call, as the CDR stores it. Times are the core's instants; the driver turns
+/// them into wall-clock times.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub direction: Direction,
+    pub enterprise: String,
+    pub direct_route: String,
+    pub user: String,
+    pub caller: String,
+    pub callee: String,
+    /// The Teams proxy the call went through, when it went to Teams.
+    pub teams_proxy: Option<String>,
+    /// Each proxy tried before it, with why it was left.
+    pub failovers: Vec<(String, String)>,
+    pub started: Instant,
+    pub answered: Option<Instant>,
+    pub ended: Instant,
+    /// The final status the caller saw (200 for answered calls).
+    pub status: u16,
+    pub result: &'static str,
+    pub reason: String,
+    pub hung_up_by: Option<Side>,
+    pub codec: Option<String>,
+    pub media: MediaCounters,
+}
+
+/// A live call, for `call list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallView {
+    pub call_id: String,
+    pub direction: Direction,
+    pub enterprise: String,
+    pub user: String,
+    pub caller: String,
+    pub callee: String,
+    pub state: &'static str,
+    pub seconds: u64,
+}
+
+/// Call-IDs we create carry their shard: `<token>-c<shard>@teamsgw`, so responses and
+/// in-dialog requests find their owner without a table (DESIGN.md "Owners by Call-ID").
+pub fn shard_of_call_id(call_id: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(call_id).ok()?;
+    let local = text.strip_suffix("@teamsgw")?;
+    let (_, shard) = local.rsplit_once("-c")?;
+    shard.parse().ok()
+}
+
+/// The shard of a peer-chosen Call-ID (FNV-1a: stable across processes and cheap).
+pub fn shard_for_peer_call_id(call_id: &[u8], shards: u16) -> u16 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in call_id {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(shards.max(1))) as u16
+}
+
+#[cfg(test)]
+mod tests;

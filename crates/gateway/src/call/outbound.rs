@@ -1,0 +1,219 @@
+//! The leg we call: we are its UAC. It owns the INVITE client transaction (a new one per
+//! digest retry and per failover attempt), the early dialogs of every fork, the one dialog a
+//! 2xx confirms, the ACK for each 2xx (RFC 3261 §13.2.2.4) and CANCEL (§9.1).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use teamsgw_sip::Message;
+use teamsgw_sip::dialog::{Dialog, ForkedDialogs};
+use teamsgw_sip::digest::{Credentials, DigestClient};
+use teamsgw_sip::message::MessageBuilder;
+use teamsgw_sip::transaction::{TransactionLayer, TxId};
+use teamsgw_sip::transport::{Target, Transport};
+
+use super::Dest;
+use super::inbound::LegProfile;
+
+/// What the INVITE we send is made of, so a retry can rebuild it.
+#[derive(Debug, Clone)]
+pub struct InviteTemplate {
+    pub uri: String,
+    /// From without the tag, To, and the body.
+    pub from: String,
+    pub to: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub sdp: Option<String>,
+}
+
+pub struct Outbound {
+    pub profile: LegProfile,
+    pub target: Target,
+    pub call_id: String,
+    pub from_tag: String,
+    pub template: InviteTemplate,
+    /// The INVITE in flight and its transaction.
+    pub invite: Option<Message>,
+    pub tx: Option<TxId>,
+    pub cseq: u32,
+    pub forks: Option<ForkedDialogs>,
+    /// The dialog the first 2xx confirmed.
+    pub confirmed: Option<Dialog>,
+    /// Any response (even 100) to the INVITE in flight.
+    pub heard: bool,
+    /// A provisional above 100: CANCEL may go now (§9.1).
+    pub provisional: bool,
+    /// CANCEL wanted before any provisional arrived: sent on the first one.
+    pub cancel_pending: bool,
+    pub cancelled: bool,
+    pub digest: DigestClient,
+    pub credentials: Option<Credentials>,
+}
+
+impl Outbound {
+    pub fn new(
+        profile: LegProfile,
+        target: Target,
+        call_id: String,
+        from_tag: String,
+        template: InviteTemplate,
+        credentials: Option<Credentials>,
+    ) -> Self {
+        Self {
+            profile,
+            target,
+            call_id,
+            from_tag,
+            template,
+            invite: None,
+            tx: None,
+            cseq: 0,
+            forks: None,
+            confirmed: None,
+            heard: false,
+            provisional: false,
+            cancel_pending: false,
+            cancelled: false,
+            digest: DigestClient::new(),
+            credentials,
+        }
+    }
+
+    pub fn reliable(&self) -> bool {
+        self.target.transport != Transport::Udp
+    }
+
+    /// Sends the INVITE (again, after a challenge or to another target) in a new
+    /// transaction with the next CSeq (§8.1.3.5, §22.2).
+    pub fn send_invite(
+        &mut self,
+        layer: &mut TransactionLayer<Dest>,
+        branch: &str,
+        now: Instant,
+    ) -> Option<TxId> {
+        self.cseq += 1;
+        let t = &self.template;
+        let mut b = MessageBuilder::request("INVITE", &t.uri)
+            .header("Via", self.profile.via(branch))
+            .header("Max-Forwards", "70")
+            .header("From", format!("{};tag={}", t.from, self.from_tag))
+            .header("To", &t.to)
+            .header("Call-ID", &self.call_id)
+            .header("CSeq", format!("{} INVITE", self.cseq))
+            .header("Contact", &self.profile.contact);
+        b = self.profile.add_headers(b);
+        for (name, value) in &t.headers {
+            b = b.header(name, value);
+        }
+        if let Some(creds) = &self.credentials {
+            for (name, value) in self.digest.authorize(creds, "INVITE", &t.uri) {
+                b = b.header(name, value);
+            }
+        }
+        let data = match &t.sdp {
+            Some(sdp) => b.body(Some("application/sdp"), sdp.as_bytes()),
+            None => b.finish(),
+        };
+        let msg = Message::parse(data).ok()?;
+        self.forks = Some(ForkedDialogs::new(msg.clone()));
+        self.invite = Some(msg.clone());
+        self.heard = false;
+        self.provisional = false;
+        let tx = layer.send_request(msg, Dest::To(self.target.clone()), self.reliable(), now);
+        self.tx = tx;
+        tx
+    }
+
+    /// A response to the INVITE with a To tag: its fork's early or confirmed dialog.
+    pub fn track(&mut self, response: &Message) -> Option<Dialog> {
+        self.forks.as_mut()?.on_response(response).cloned()
+    }
+
+    /// The ACK for a 2xx of the fork `dialog` (§13.2.2.4): transaction-less, its own branch.
+    pub fn ack(&self, layer: &mut TransactionLayer<Dest>, dialog: &Dialog, branch: &str) {
+        let mut b = dialog
+            .ack(self.cseq)
+            .header("Via", self.profile.via(branch));
+        b = self.profile.add_headers(b);
+        // Our INVITEs always carry the offer, so the ACK carries no body (RFC 3264 §5).
+        layer.send_stateless(Dest::To(self.target.clone()), b.finish());
+    }
+
+    /// CANCEL for the INVITE in flight (§9.1): same Request-URI, Call-ID, From, To, top Via
+    /// and CSeq number; only after a provisional, else it waits for one.
+    pub fn cancel(&mut self, layer: &mut TransactionLayer<Dest>, now: Instant) {
+        if self.cancelled || self.confirmed.is_some() {
+            return;
+        }
+        if !self.provisional {
+            self.cancel_pending = true;
+            return;
+        }
+        let Some(invite) = &self.invite else {
+            return;
+        };
+        let header = |name| {
+            invite
+                .header(name)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        use teamsgw_sip::HeaderName as H;
+        let b = MessageBuilder::request("CANCEL", &self.template.uri)
+            .header("Via", header(H::Via))
+            .header("Max-Forwards", "70")
+            .header("From", header(H::From))
+            .header("To", header(H::To))
+            .header("Call-ID", &self.call_id)
+            .header("CSeq", format!("{} CANCEL", self.cseq));
+        let b = self.profile.add_headers(b);
+        self.cancelled = true;
+        self.cancel_pending = false;
+        if let Ok(msg) = Message::parse(b.finish()) {
+            layer.send_request(msg, Dest::To(self.target.clone()), self.reliable(), now);
+        }
+    }
+
+    /// BYE on a confirmed dialog (ours or a late fork's, §13.2.2.4).
+    pub fn bye(
+        &self,
+        layer: &mut TransactionLayer<Dest>,
+        dialog: &mut Dialog,
+        branch: &str,
+        reason: Option<&str>,
+        now: Instant,
+    ) {
+        let mut b = dialog
+            .request("BYE")
+            .header("Via", self.profile.via(branch));
+        b = self.profile.add_headers(b);
+        if let Some(r) = reason {
+            b = b.header("Reason", r);
+        }
+        if let Ok(msg) = Message::parse(b.finish()) {
+            layer.send_request(msg, Dest::To(self.target.clone()), self.reliable(), now);
+        }
+    }
+
+    /// Answers an in-dialog request from this leg's peer.
+    pub fn answer_request(
+        &self,
+        layer: &mut TransactionLayer<Dest>,
+        tx: TxId,
+        request: &Message,
+        (status, reason): (u16, &str),
+        sdp: Option<&str>,
+        now: Instant,
+    ) {
+        let mut b = MessageBuilder::response_to(request, status, reason, None, None);
+        if sdp.is_some() {
+            b = b.header("Contact", &self.profile.contact);
+        }
+        let b = self.profile.add_headers(b);
+        let data: Bytes = match sdp {
+            Some(s) => b.body(Some("application/sdp"), s.as_bytes()),
+            None => b.finish(),
+        };
+        layer.respond(tx, status, data, now);
+    }
+}

@@ -1,0 +1,376 @@
+//! Routing decisions for new calls, read from a narrow gateway-owned view of the provisioning
+//! snapshot. The daemon builds a [`RoutingView`] for every new snapshot (passwords opened,
+//! PBX and Teams proxy names already resolved, so no call ever waits on DNS) and hands it to
+//! every call shard; each call copies its decision when it is created, so a reload or a
+//! deleted user never changes a call that is up.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use teamsgw_sip::message::{Message, NameAddr, Uri, unescape};
+use teamsgw_sip::transport::Transport;
+
+/// A tenant's direct route (the derived trunk FQDN of the hosting model, §3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub fqdn: String,
+    /// Our TLS port as Teams knows it (the Contact port, §3.2).
+    pub port: u16,
+    pub enterprise_id: String,
+    pub enterprise: String,
+    pub max_sessions: Option<u32>,
+}
+
+/// How a PBX wants called numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NumberFormat {
+    /// `+4930123456`
+    #[default]
+    E164,
+    /// `4930123456`
+    Digits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PbxRoute {
+    pub id: String,
+    pub domain: String,
+    /// Where requests go: the proxy, else the domain (`host[:port]`).
+    pub next_hop: String,
+    pub transport: Transport,
+    /// The next hop's addresses, resolved when the view was built; the first is used.
+    pub addrs: Vec<SocketAddr>,
+    pub codecs: Vec<String>,
+    pub number_format: NumberFormat,
+    /// Country calling code (`49`) that turns national caller numbers into E.164.
+    pub country_code: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRoute {
+    pub upn: String,
+    pub enterprise_id: String,
+    pub pbx_id: String,
+    /// E.164 with `+`.
+    pub number: String,
+    pub extension: String,
+    pub display_name: Option<String>,
+    pub auth_user: String,
+    pub password: String,
+    pub contact_token: String,
+    pub enabled: bool,
+}
+
+/// A Teams SIP proxy in `teams.proxies` order, with its resolved address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamsProxy {
+    pub name: String,
+    pub addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default)]
+pub struct RoutingView {
+    tenants: HashMap<String, Tenant>,
+    /// Enterprise id → its first direct route's FQDN (calls towards Teams).
+    tenant_of: HashMap<String, String>,
+    pbxs: HashMap<String, PbxRoute>,
+    users: Vec<UserRoute>,
+    by_number: HashMap<(String, String), usize>,
+    by_token: HashMap<String, usize>,
+    pub proxies: Vec<TeamsProxy>,
+}
+
+impl RoutingView {
+    pub fn new(
+        tenants: Vec<Tenant>,
+        pbxs: Vec<PbxRoute>,
+        users: Vec<UserRoute>,
+        proxies: Vec<TeamsProxy>,
+    ) -> Self {
+        let mut view = Self {
+            proxies,
+            ..Self::default()
+        };
+        for t in tenants {
+            view.tenant_of
+                .entry(t.enterprise_id.clone())
+                .or_insert_with(|| t.fqdn.to_ascii_lowercase());
+            view.tenants.insert(t.fqdn.to_ascii_lowercase(), t);
+        }
+        for p in pbxs {
+            view.pbxs.insert(p.id.clone(), p);
+        }
+        for (i, u) in users.iter().enumerate() {
+            view.by_number
+                .insert((u.enterprise_id.clone(), u.number.clone()), i);
+            view.by_token.insert(u.contact_token.clone(), i);
+        }
+        view.users = users;
+        view
+    }
+
+    pub fn tenant(&self, fqdn: &str) -> Option<&Tenant> {
+        self.tenants.get(&fqdn.to_ascii_lowercase())
+    }
+
+    pub fn tenant_of_enterprise(&self, enterprise_id: &str) -> Option<&Tenant> {
+        self.tenant_of
+            .get(enterprise_id)
+            .and_then(|f| self.tenants.get(f))
+    }
+
+    pub fn user_by_number(&self, enterprise_id: &str, number: &str) -> Option<&UserRoute> {
+        self.by_number
+            .get(&(enterprise_id.to_owned(), number.to_owned()))
+            .and_then(|&i| self.users.get(i))
+    }
+
+    pub fn user_by_token(&self, token: &str) -> Option<&UserRoute> {
+        self.by_token.get(token).and_then(|&i| self.users.get(i))
+    }
+
+    pub fn pbx(&self, id: &str) -> Option<&PbxRoute> {
+        self.pbxs.get(id)
+    }
+}
+
+/// A refused call: the status, its reason phrase and the Warning text that says why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: u16,
+    pub reason: &'static str,
+    pub warning: String,
+    /// Metric label (`teamsgw_call_admission_rejected_total{reason}` or routing failures).
+    pub label: &'static str,
+}
+
+fn reject(status: u16, label: &'static str, warning: String) -> Rejection {
+    let reason = match status {
+        403 => "Forbidden",
+        404 => "Not Found",
+        488 => "Not Acceptable Here",
+        _ => "Service Unavailable",
+    };
+    Rejection {
+        status,
+        reason,
+        warning,
+        label,
+    }
+}
+
+/// The decision a Teams-originated call copies when it starts.
+#[derive(Debug, Clone)]
+pub struct TeamsCall {
+    pub tenant: Tenant,
+    pub user: UserRoute,
+    pub pbx: PbxRoute,
+    /// The called number as the PBX wants it.
+    pub called: String,
+    pub caller: String,
+}
+
+/// The decision a PBX-originated call copies when it starts.
+#[derive(Debug, Clone)]
+pub struct PbxCall {
+    pub tenant: Tenant,
+    pub user: UserRoute,
+    pub pbx: PbxRoute,
+    /// The caller in E.164 when it could be derived, else as the PBX sent it.
+    pub caller: String,
+    pub caller_display: Option<String>,
+}
+
+/// The number in a URI: `tel:+E164`, `sip:+E164@host;user=phone`, or a digits user part.
+/// Visual separators (RFC 3966 §5.1.1) are removed.
+pub fn number_of(uri: &Uri<'_>) -> Option<String> {
+    let raw = match uri {
+        Uri::Tel(t) => t.number,
+        Uri::Sip(s) => s.user?,
+        Uri::Other { .. } => return None,
+    };
+    let raw = unescape(raw);
+    let text = std::str::from_utf8(&raw).ok()?;
+    // A user part may carry its own parameters (`+1555;isub=1`): the number ends there.
+    let text = text.split(';').next().unwrap_or(text);
+    let number: String = text
+        .chars()
+        .filter(|c| !matches!(c, '-' | '.' | '(' | ')'))
+        .collect();
+    let digits = number.strip_prefix('+').unwrap_or(&number);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(number)
+}
+
+/// The caller's identity: P-Asserted-Identity first, else From (RFC 3325 §9.1).
+fn caller_identity(request: &Message) -> Option<(Option<String>, String)> {
+    let pick = |a: NameAddr<'_>| {
+        let display = a.display.map(|d| String::from_utf8_lossy(d).into_owned());
+        number_of(&a.uri).map(|n| (display, n))
+    };
+    request
+        .p_asserted_identities()
+        .filter_map(Result::ok)
+        .find_map(pick)
+        .or_else(|| request.from().and_then(Result::ok).and_then(pick))
+}
+
+fn host_of(request: &Message) -> Option<String> {
+    match request.request_uri()?.ok()? {
+        Uri::Sip(s) => match s.host {
+            teamsgw_sip::message::Host::Name(n) => Some(n.to_owned()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A call from Teams (§3.1): the Request-URI host names the tenant, and the caller must be
+/// one of its enabled users (caller-number screening).
+pub fn route_teams_call(view: &RoutingView, request: &Message) -> Result<TeamsCall, Rejection> {
+    let host = host_of(request).unwrap_or_default();
+    let tenant = view.tenant(&host).ok_or_else(|| {
+        reject(
+            404,
+            "unknown_tenant",
+            format!("no direct route for tenant FQDN {host:?}"),
+        )
+    })?;
+    let called = request
+        .request_uri()
+        .and_then(Result::ok)
+        .and_then(|u| number_of(&u))
+        .ok_or_else(|| {
+            reject(
+                404,
+                "no_called_number",
+                "no called number in the Request-URI".into(),
+            )
+        })?;
+    let (_, caller) = caller_identity(request).ok_or_else(|| {
+        reject(
+            403,
+            "caller_not_provisioned",
+            "no caller number in P-Asserted-Identity or From".into(),
+        )
+    })?;
+    let user = view
+        .user_by_number(&tenant.enterprise_id, &caller)
+        .filter(|u| u.enabled)
+        .ok_or_else(|| {
+            reject(
+                403,
+                "caller_not_provisioned",
+                format!(
+                    "caller {caller} is not an enabled user of enterprise {}",
+                    tenant.enterprise
+                ),
+            )
+        })?;
+    let pbx = view.pbx(&user.pbx_id).ok_or_else(|| {
+        reject(
+            503,
+            "no_pbx",
+            format!("the PBX of {} is not provisioned", user.upn),
+        )
+    })?;
+    let digits = called.strip_prefix('+').unwrap_or(&called);
+    let called = match pbx.number_format {
+        NumberFormat::E164 if called.starts_with('+') => called.clone(),
+        NumberFormat::E164 | NumberFormat::Digits => digits.to_owned(),
+    };
+    Ok(TeamsCall {
+        tenant: tenant.clone(),
+        user: user.clone(),
+        pbx: pbx.clone(),
+        called,
+        caller,
+    })
+}
+
+/// A call from a PBX: the Request-URI user is our contact token (what the PBX's location
+/// table holds for the user), and the request must come from that user's PBX.
+pub fn route_pbx_call(
+    view: &RoutingView,
+    request: &Message,
+    source: IpAddr,
+) -> Result<PbxCall, Rejection> {
+    let token = match request.request_uri().and_then(Result::ok) {
+        Some(Uri::Sip(s)) => s
+            .user
+            .map(|u| String::from_utf8_lossy(&unescape(u)).into_owned()),
+        _ => None,
+    }
+    .unwrap_or_default();
+    let user = view.user_by_token(&token).ok_or_else(|| {
+        reject(
+            404,
+            "unknown_user",
+            format!("no user with contact {token:?}"),
+        )
+    })?;
+    if !user.enabled {
+        return Err(reject(
+            403,
+            "user_disabled",
+            format!("user {} is disabled", user.upn),
+        ));
+    }
+    let pbx = view.pbx(&user.pbx_id).ok_or_else(|| {
+        reject(
+            503,
+            "no_pbx",
+            format!("the PBX of {} is not provisioned", user.upn),
+        )
+    })?;
+    if !pbx.addrs.iter().any(|a| a.ip() == source) {
+        return Err(reject(
+            403,
+            "source_not_pbx",
+            format!("{source} is not the PBX of {}", user.upn),
+        ));
+    }
+    let tenant = view
+        .tenant_of_enterprise(&user.enterprise_id)
+        .ok_or_else(|| {
+            reject(
+                503,
+                "no_direct_route",
+                format!("the enterprise of {} has no direct route", user.upn),
+            )
+        })?;
+    let (caller_display, caller) = caller_identity(request)
+        .map(|(d, n)| (d, to_e164(&n, pbx.country_code.as_deref())))
+        .or_else(|| {
+            let from = request.from().and_then(Result::ok)?;
+            let user = from.uri.user()?;
+            Some((
+                from.display
+                    .map(|d| String::from_utf8_lossy(d).into_owned()),
+                String::from_utf8_lossy(user).into_owned(),
+            ))
+        })
+        .unwrap_or((None, "anonymous".to_owned()));
+    Ok(PbxCall {
+        tenant: tenant.clone(),
+        user: user.clone(),
+        pbx: pbx.clone(),
+        caller,
+        caller_display,
+    })
+}
+
+/// National (`0301234`) and international (`0049301234`) numbers to E.164 with the PBX's
+/// country code (§3.2: Teams wants `+E164` in From); anything else passes as it is.
+pub fn to_e164(number: &str, country_code: Option<&str>) -> String {
+    if number.starts_with('+') {
+        return number.to_owned();
+    }
+    match country_code {
+        Some(_) if let Some(rest) = number.strip_prefix("00") => format!("+{rest}"),
+        Some(cc) if let Some(rest) = number.strip_prefix('0') => format!("+{cc}{rest}"),
+        _ => number.to_owned(),
+    }
+}
+
+pub type SharedView = Arc<RoutingView>;

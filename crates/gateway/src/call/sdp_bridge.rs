@@ -1,0 +1,388 @@
+//! Offer/answer across the two legs (RFC 3264): each leg negotiates on its own terms through
+//! `crates/sdp`, and this bridge carries the codec choice from one leg to the other. The relay
+//! never transcodes, so the answer on one leg may only list what the other leg chose.
+//!
+//! Teams calls: Teams' offer becomes our RTP/AVP offer to the PBX (G.711, telephone-event,
+//! CN; ICE and Microsoft lines dropped); the PBX's answer picks the codec, and our SRTP answer
+//! to Teams offers only that codec (teams-direct-routing.md §4.1, §4.4).
+//! PBX calls: the PBX's offer (or, for a delayed offer, our own) becomes our SDES offer to
+//! Teams (§3.2: Teams requires an offer); Teams' answer picks the codec for the PBX's answer.
+//! Teams' address and port, and ours towards it, never change during the call (§3.5).
+
+use teamsgw_sdp::negotiate::{
+    self, Codec, Local, NegotiationError, answer_pbx_offer, answer_teams_offer, offer_to_pbx,
+    offer_to_teams, relayable_codecs,
+};
+use teamsgw_sdp::{Direction, SessionDescription, model::static_rtpmap};
+
+use super::media::{MasterKey, PbxParams, SessionParams, Suite, TeamsParams, sdp_addr};
+
+pub fn unacceptable(reason: impl Into<String>) -> NegotiationError {
+    NegotiationError {
+        status: 488,
+        reason: reason.into(),
+    }
+}
+
+/// Parses an SDP body; every defect is a 488 naming it (RFC 3261 §13.3.1.1).
+pub fn parse_body(body: &[u8]) -> Result<SessionDescription, NegotiationError> {
+    let text = std::str::from_utf8(body).map_err(|_| unacceptable("SDP is not UTF-8"))?;
+    teamsgw_sdp::parse(text).map_err(|e| unacceptable(format!("malformed SDP: {e}")))
+}
+
+/// Teams' side as negotiated: where it listens and the key it sends with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TeamsRemote {
+    address: String,
+    port: u16,
+    suite: Suite,
+    key: MasterKey,
+    hold: bool,
+}
+
+/// The PBX's side as negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PbxRemote {
+    address: String,
+    port: u16,
+    rtcp_port: Option<u16>,
+    rtcp_mux: bool,
+    hold: bool,
+}
+
+/// One call's offer/answer state on both legs.
+#[derive(Debug)]
+pub struct SdpBridge {
+    teams_local: Local,
+    pbx_local: Local,
+    local_key: Vec<u8>,
+    /// Codec names the PBX accepts (its provisioned list), preferred first.
+    pbx_codecs: Vec<String>,
+    teams_offer: Option<SessionDescription>,
+    pbx_offer: Option<SessionDescription>,
+    /// The codecs we offered on the leg we called.
+    offered: Vec<Codec>,
+    /// The audio codec the answer chose.
+    chosen: Option<String>,
+    teams: Option<TeamsRemote>,
+    pbx: Option<PbxRemote>,
+    /// The SDP we sent to each side last (repeated verbatim for 183 then 200).
+    teams_answer: Option<String>,
+    pbx_answer: Option<String>,
+}
+
+impl SdpBridge {
+    pub fn new(
+        media_address: &str,
+        teams_port: u16,
+        pbx_port: u16,
+        local_key: Vec<u8>,
+        session_id: u64,
+        pbx_codecs: &[String],
+    ) -> Self {
+        let local = |port| Local {
+            address: media_address.to_owned(),
+            port,
+            session_id: session_id.to_string(),
+            session_version: 1,
+        };
+        Self {
+            teams_local: local(teams_port),
+            pbx_local: local(pbx_port),
+            local_key,
+            pbx_codecs: pbx_codecs.to_vec(),
+            teams_offer: None,
+            pbx_offer: None,
+            offered: Vec::new(),
+            chosen: None,
+            teams: None,
+            pbx: None,
+            teams_answer: None,
+            pbx_answer: None,
+        }
+    }
+
+    fn pbx_allows(&self, c: &Codec) -> bool {
+        is_auxiliary(c)
+            || self
+                .pbx_codecs
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(&c.encoding))
+    }
+
+    // ---- Teams called: Teams offers, the PBX answers -------------------------------------
+
+    /// Teams' offer in; our offer to the PBX out.
+    pub fn offer_from_teams(&mut self, body: &[u8]) -> Result<String, NegotiationError> {
+        let offer = parse_body(body)?;
+        // Validates the Teams offer now (SRTP, a usable crypto line) rather than after ringing.
+        answer_teams_offer(&offer, &self.teams_local, &self.local_key)?;
+        let audio = offer
+            .audio()
+            .ok_or_else(|| unacceptable("no audio stream offered"))?;
+        let mut codecs: Vec<Codec> = relayable_codecs(audio)
+            .into_iter()
+            .filter(|c| self.pbx_allows(c))
+            .collect();
+        // The PBX's own preference among the G.711 codecs Teams offered.
+        codecs.sort_by_key(|c| self.preference(c));
+        if !codecs.iter().any(|c| !is_auxiliary(c)) {
+            return Err(unacceptable(
+                "no codec in common with the PBX (G.711 needed, no transcoding)",
+            ));
+        }
+        let hold = negotiate::is_hold(&offer);
+        self.offered = codecs;
+        self.teams_offer = Some(offer);
+        Ok(offer_to_pbx(&self.pbx_local, &self.offered, hold).to_string())
+    }
+
+    fn preference(&self, c: &Codec) -> usize {
+        self.pbx_codecs
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(&c.encoding))
+            .unwrap_or(usize::MAX)
+    }
+
+    /// The PBX's answer (in a 183 or the 200) in; our answer to Teams out. The same PBX SDP
+    /// twice gives the same answer.
+    pub fn answer_from_pbx(&mut self, body: &[u8]) -> Result<String, NegotiationError> {
+        let answer = parse_body(body)?;
+        let (pbx, chosen) = read_pbx(&answer)?;
+        self.chosen = first_audio(&chosen);
+        let offer = self
+            .teams_offer
+            .as_ref()
+            .ok_or_else(|| unacceptable("no Teams offer to answer"))?;
+        let filtered = keep_encodings(offer, &chosen);
+        let leg = answer_teams_offer(&filtered, &self.teams_local, &self.local_key)?;
+        self.teams = Some(teams_from_leg(&leg)?);
+        self.pbx = Some(pbx);
+        let text = leg.sdp.to_string();
+        self.teams_answer = Some(text.clone());
+        Ok(text)
+    }
+
+    // ---- the PBX called: we offer to Teams, Teams answers --------------------------------
+
+    /// The PBX's offer (or none: a delayed offer) in; our offer to Teams out.
+    pub fn offer_from_pbx(&mut self, body: Option<&[u8]>) -> Result<String, NegotiationError> {
+        let (codecs, hold) = match body {
+            Some(body) => {
+                let offer = parse_body(body)?;
+                // Validates the PBX offer (RTP/AVP, a shared G.711 codec) before ringing Teams.
+                let leg = answer_pbx_offer(&offer, &self.pbx_local, &self.allowed())?;
+                let hold = leg.hold;
+                self.pbx_offer = Some(offer);
+                (leg.codecs, hold)
+            }
+            None => (self.default_codecs(), false),
+        };
+        self.offered = codecs;
+        Ok(offer_to_teams(&self.teams_local, &self.local_key, &self.offered, hold).to_string())
+    }
+
+    fn allowed(&self) -> Vec<&str> {
+        self.pbx_codecs.iter().map(String::as_str).collect()
+    }
+
+    fn default_codecs(&self) -> Vec<Codec> {
+        let mut codecs: Vec<Codec> = self
+            .pbx_codecs
+            .iter()
+            .filter_map(|n| match n.to_ascii_uppercase().as_str() {
+                "PCMU" => Some(negotiate::pcmu()),
+                "PCMA" => Some(negotiate::pcma()),
+                _ => None,
+            })
+            .collect();
+        if codecs.is_empty() {
+            codecs = vec![negotiate::pcmu(), negotiate::pcma()];
+        }
+        codecs.push(negotiate::telephone_event());
+        codecs.push(negotiate::comfort_noise());
+        codecs
+    }
+
+    /// Teams' answer (183 or 200) in; the SDP for the PBX out: our answer to its offer, or
+    /// for a delayed offer our offer in the 200 (its answer comes in the ACK, §13.2.1).
+    pub fn answer_from_teams(&mut self, body: &[u8]) -> Result<String, NegotiationError> {
+        let answer = parse_body(body)?;
+        let teams = read_teams_answer(&answer)?;
+        let audio = answer
+            .audio()
+            .ok_or_else(|| unacceptable("no audio stream in the answer"))?;
+        let chosen: Vec<Codec> = relayable_codecs(audio);
+        if !chosen.iter().any(|c| !is_auxiliary(c)) {
+            return Err(unacceptable("Teams answered no G.711 codec"));
+        }
+        self.chosen = first_audio(&chosen);
+        let text = match &self.pbx_offer {
+            Some(offer) => {
+                let filtered = keep_encodings(offer, &chosen);
+                let leg = answer_pbx_offer(&filtered, &self.pbx_local, &self.allowed())?;
+                self.pbx = Some(PbxRemote {
+                    address: leg.remote_address.clone(),
+                    port: leg.remote_port,
+                    rtcp_port: leg.remote_rtcp_port,
+                    rtcp_mux: leg.rtcp_mux,
+                    hold: leg.hold,
+                });
+                leg.sdp.to_string()
+            }
+            None => offer_to_pbx(&self.pbx_local, &chosen, teams.hold).to_string(),
+        };
+        self.teams = Some(teams);
+        self.pbx_answer = Some(text.clone());
+        Ok(text)
+    }
+
+    /// The PBX's answer in its ACK, after a delayed offer.
+    pub fn answer_in_ack(&mut self, body: &[u8]) -> Result<(), NegotiationError> {
+        let answer = parse_body(body)?;
+        let (pbx, _) = read_pbx(&answer)?;
+        self.pbx = Some(pbx);
+        Ok(())
+    }
+
+    pub fn awaits_ack_answer(&self) -> bool {
+        self.pbx_offer.is_none() && self.pbx.is_none() && self.teams.is_some()
+    }
+
+    /// What the relay needs, once both legs have negotiated (the PBX leg may still be
+    /// unknown during early media from Teams: then it only latches).
+    pub fn params(&self) -> Option<SessionParams> {
+        let teams = self.teams.as_ref()?;
+        let local_key = MasterKey::from_bytes(&self.local_key)?;
+        let pbx = self.pbx.as_ref();
+        Some(SessionParams {
+            teams: TeamsParams {
+                remote: sdp_addr(&teams.address, teams.port),
+                suite: teams.suite,
+                remote_key: teams.key.clone(),
+                local_key,
+                send: !teams.hold,
+            },
+            pbx: PbxParams {
+                remote_rtp: pbx.and_then(|p| sdp_addr(&p.address, p.port)),
+                remote_rtcp: pbx.and_then(|p| p.rtcp_port.and_then(|r| sdp_addr(&p.address, r))),
+                rtcp_mux: pbx.is_some_and(|p| p.rtcp_mux),
+                send: pbx.is_none_or(|p| !p.hold),
+            },
+        })
+    }
+
+    /// The codec name the call settled on (for the CDR).
+    pub fn codec(&self) -> Option<String> {
+        self.chosen.clone()
+    }
+}
+
+fn first_audio(codecs: &[Codec]) -> Option<String> {
+    codecs
+        .iter()
+        .find(|c| !is_auxiliary(c))
+        .map(|c| c.encoding.clone())
+}
+
+fn is_auxiliary(c: &Codec) -> bool {
+    c.encoding.eq_ignore_ascii_case("telephone-event") || c.encoding.eq_ignore_ascii_case("CN")
+}
+
+fn teams_from_leg(leg: &negotiate::TeamsLeg) -> Result<TeamsRemote, NegotiationError> {
+    Ok(TeamsRemote {
+        address: leg.remote_address.clone(),
+        port: leg.remote_port,
+        suite: Suite::from_name(&leg.suite)
+            .ok_or_else(|| unacceptable(format!("unsupported crypto suite {}", leg.suite)))?,
+        key: MasterKey::from_bytes(&leg.remote_key)
+            .ok_or_else(|| unacceptable("crypto key is not 30 bytes"))?,
+        hold: leg.hold,
+    })
+}
+
+/// The PBX's answer: where it listens and which codecs it kept.
+fn read_pbx(answer: &SessionDescription) -> Result<(PbxRemote, Vec<Codec>), NegotiationError> {
+    let audio = answer
+        .audio()
+        .ok_or_else(|| unacceptable("no audio stream in the answer"))?;
+    if audio.proto != "RTP/AVP" {
+        return Err(unacceptable(format!(
+            "audio must be RTP/AVP, answered {}",
+            audio.proto
+        )));
+    }
+    let codecs = relayable_codecs(audio);
+    if !codecs.iter().any(|c| !is_auxiliary(c)) {
+        return Err(unacceptable("the PBX answered no G.711 codec"));
+    }
+    let conn = answer
+        .connection_for(audio)
+        .ok_or_else(|| unacceptable("no connection address"))?;
+    let rtcp_mux = audio.rtcp_mux();
+    let remote = PbxRemote {
+        address: conn.address.clone(),
+        port: audio.port,
+        rtcp_port: (!rtcp_mux).then(|| audio.rtcp_port().unwrap_or(audio.port.wrapping_add(1))),
+        rtcp_mux,
+        hold: negotiate::is_hold(answer),
+    };
+    Ok((remote, codecs))
+}
+
+/// Teams' answer to our SDES offer: its key (RFC 4568 §7.1.2: one crypto line, ours answered).
+fn read_teams_answer(answer: &SessionDescription) -> Result<TeamsRemote, NegotiationError> {
+    let audio = answer
+        .audio()
+        .ok_or_else(|| unacceptable("no audio stream in the answer"))?;
+    if !audio.proto.ends_with("RTP/SAVP") {
+        return Err(unacceptable(format!(
+            "audio must be RTP/SAVP, answered {}",
+            audio.proto
+        )));
+    }
+    let crypto = audio
+        .cryptos()
+        .into_iter()
+        .find(|c| !c.has_mki() && c.keys.len() == 1 && Suite::from_name(&c.suite).is_some())
+        .ok_or_else(|| unacceptable("no usable crypto line in the answer"))?;
+    let conn = answer
+        .connection_for(audio)
+        .ok_or_else(|| unacceptable("no connection address"))?;
+    let direction = audio.direction_or(answer.session_direction());
+    Ok(TeamsRemote {
+        address: conn.address.clone(),
+        port: audio.port,
+        suite: Suite::from_name(&crypto.suite)
+            .ok_or_else(|| unacceptable("unsupported crypto suite"))?,
+        key: MasterKey::from_bytes(&crypto.keys[0].key_salt)
+            .ok_or_else(|| unacceptable("crypto key is not 30 bytes"))?,
+        hold: matches!(direction, Direction::Inactive | Direction::SendOnly),
+    })
+}
+
+/// `sdp` with its audio formats cut to the encodings in `keep` (by name), in its own order.
+fn keep_encodings(sdp: &SessionDescription, keep: &[Codec]) -> SessionDescription {
+    let mut out = sdp.clone();
+    if let Some(audio) = out.audio_mut() {
+        let kept: Vec<String> = audio
+            .formats
+            .iter()
+            .filter(|f| {
+                f.parse::<u8>().ok().is_some_and(|pt| {
+                    let map = audio.rtpmap(pt).or_else(|| static_rtpmap(pt));
+                    map.is_some_and(|m| {
+                        keep.iter()
+                            .any(|k| k.encoding.eq_ignore_ascii_case(&m.encoding))
+                    })
+                })
+            })
+            .cloned()
+            .collect();
+        audio.formats = kept;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
