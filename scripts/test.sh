@@ -10,6 +10,7 @@ NEEDED=(
   curl:curl
   sipp:sip-tester
   kamailio:kamailio
+  baresip:baresip-core
 )
 
 # python-module:package pairs, imported with Debian's /usr/bin/python3.

@@ -18,11 +18,16 @@ pub struct Kamailio {
 impl Kamailio {
     /// Starts Kamailio; `defines` are `-A` config defines such as `ALGORITHM_SHA256`.
     pub fn start(defines: &[&str]) -> Kamailio {
+        Self::start_config("kamailio/registrar.cfg", defines)
+    }
+
+    /// Starts Kamailio with a config from `tests/` (`kamailio/pbx.cfg`: the hosted PBX).
+    pub fn start_config(config: &str, defines: &[&str]) -> Kamailio {
         require_program("kamailio", "kamailio");
         let dir = tempfile::tempdir().unwrap();
         let port = free_tcp_udp_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let template = std::fs::read_to_string(fixture("kamailio/registrar.cfg")).unwrap();
+        let template = std::fs::read_to_string(fixture(config)).unwrap();
         let ctl = dir.path().join("ctl.sock");
         let cfg = template
             .replace("LISTEN_UDP", &format!("udp:{addr}"))

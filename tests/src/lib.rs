@@ -5,6 +5,9 @@
 //! first; the README's test command does), or `TEAMSGW_BIN` when set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod baresip;
+pub mod call_lab;
+pub mod dns;
 pub mod kamailio;
 pub mod postgres;
 pub mod teams_proxy;

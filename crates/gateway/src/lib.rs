@@ -9,6 +9,7 @@
 //! configured and signalled (the binary hands it plain settings).
 
 pub mod call;
+pub mod call_driver;
 pub mod client;
 pub mod gauge_series;
 pub mod registration;

@@ -2,11 +2,12 @@
 //! (yet): a pure function from a received message to what to send back.
 //!
 //! Rules, in order (RFC 3261 section in brackets):
-//! 1. responses without a transaction are dropped; ACK gets nothing (§17.2.3);
+//! 1. responses without a transaction are dropped; ACK gets nothing (§17.2.3) or goes to the
+//!    call layer;
 //! 2. a malformed request is answered 400 (505 for another SIP version) naming the defect in
 //!    the reason phrase and a Warning, or dropped when it cannot be answered (§8.2, RFC 4475);
-//! 3. while draining, every request gets 503 with Retry-After so Teams fails over
-//!    (reference: teams-direct-routing.md §3.8);
+//! 3. while draining, every request outside a call gets 503 with Retry-After so Teams fails
+//!    over (reference: teams-direct-routing.md §3.8);
 //! 4. an unsupported Request-URI scheme gets 416 (§8.2.2.1);
 //! 5. a Require we do not support gets 420 with Unsupported (§8.2.2.3; not for CANCEL);
 //! 6. OPTIONS gets 200 with Allow, Accept and Supported — whatever its Max-Forwards, because
@@ -15,6 +16,9 @@
 //! 8. unknown methods get 501 with Allow (§8.2.1);
 //! 9. CANCEL and requests inside a dialog we do not have get 481 (§9.2, §12.2.2);
 //! 10. anything else gets 404.
+//!
+//! With the call layer ([`StatelessPolicy::with_calls`]) INVITE, ACK, CANCEL, BYE and every
+//! in-dialog request pass to it after rule 5 instead of rules 9 and 10.
 
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
@@ -22,8 +26,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use teamsgw_sip::message::{Defect, Message, MessageBuilder, Method};
 
-/// Methods we accept (Allow). Calls arrive with the call layer; the set is what the B2BUA
-/// handles end to end.
+/// Methods we accept (Allow): what the B2BUA handles end to end.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
 /// Option tags we support (Supported / checked against Require). None until the call layer.
 pub const SUPPORTED: &[&str] = &[];
@@ -37,6 +40,8 @@ pub enum Verdict {
     /// Dropped unanswered; the label is for metrics.
     Drop(&'static str),
     Ignore,
+    /// A valid request the call layer handles (INVITE, ACK, CANCEL, BYE, in-dialog).
+    Pass,
 }
 
 pub struct StatelessPolicy {
@@ -44,6 +49,7 @@ pub struct StatelessPolicy {
     tag_key: RandomState,
     server: String,
     retry_after_seconds: u32,
+    calls: bool,
 }
 
 impl StatelessPolicy {
@@ -52,7 +58,23 @@ impl StatelessPolicy {
             tag_key: RandomState::new(),
             server: server.into(),
             retry_after_seconds: 30,
+            calls: false,
         }
+    }
+
+    /// Passes call requests to the call layer instead of answering them (rules 9 and 10).
+    pub fn with_calls(mut self) -> Self {
+        self.calls = true;
+        self
+    }
+
+    fn for_calls(&self, msg: &Message, method: Method<'_>) -> bool {
+        self.calls
+            && method != Method::Register
+            && (matches!(
+                method,
+                Method::Invite | Method::Ack | Method::Cancel | Method::Bye
+            ) || msg.to_tag().is_some())
     }
 
     pub fn handle(&self, msg: &Message, source: SocketAddr, draining: bool) -> Verdict {
@@ -82,9 +104,15 @@ impl StatelessPolicy {
             return Verdict::Drop("bad_request_line");
         };
         if method == Method::Ack {
-            return Verdict::Ignore;
+            return if self.calls {
+                Verdict::Pass
+            } else {
+                Verdict::Ignore
+            };
         }
-        if draining {
+        // Calls already up keep their in-dialog requests and CANCEL while draining.
+        let in_call = self.calls && (msg.to_tag().is_some() || method == Method::Cancel);
+        if draining && !in_call {
             let r = self
                 .base(msg, source, 503, "Service Unavailable")
                 .header("Retry-After", self.retry_after_seconds.to_string())
@@ -115,6 +143,9 @@ impl StatelessPolicy {
                     .finish();
                 return Verdict::Respond(r);
             }
+        }
+        if self.for_calls(msg, method) {
+            return Verdict::Pass;
         }
         let response = match method {
             Method::Options => {

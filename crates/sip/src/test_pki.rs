@@ -87,6 +87,7 @@ impl TestCa {
     }
 
     /// A leaf for `dns_names` (plus 127.0.0.1), usable as server and client certificate.
+    /// Names that are IP addresses become IP subject alternative names.
     pub fn leaf(&self, file_stem: &str, dns_names: &[&str]) -> LeafFiles {
         let mut params = CertificateParams::default();
         params.distinguished_name.push(
@@ -95,7 +96,10 @@ impl TestCa {
         );
         params.subject_alt_names = dns_names
             .iter()
-            .map(|n| SanType::DnsName((*n).try_into().unwrap()))
+            .map(|n| match n.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*n).try_into().unwrap()),
+            })
             .chain([SanType::IpAddress("127.0.0.1".parse().unwrap())])
             .collect();
         params.extended_key_usages = vec![

@@ -137,6 +137,16 @@ impl RoutingSnapshot {
         self.pbxs.get(id)
     }
 
+    /// Every direct route, in no particular order (the call layer's routing view).
+    pub fn all_direct_routes(&self) -> impl Iterator<Item = &DirectRouteEntry> {
+        self.by_fqdn.values()
+    }
+
+    /// Every PBX, in no particular order.
+    pub fn all_pbxs(&self) -> impl Iterator<Item = &PbxEntry> {
+        self.pbxs.values()
+    }
+
     /// Every user, in no particular order (the registration agent walks them on a reload).
     pub fn all_users(&self) -> &[UserEntry] {
         &self.users

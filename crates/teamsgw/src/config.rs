@@ -248,6 +248,8 @@ pub struct TeamsSettings {
     pub options_interval_seconds: u64,
     /// First part of `X-MS-SBC: <vendor>/teamsgw/<version>`.
     pub sbc_vendor: String,
+    /// An INVITE to a Teams proxy with no response at all in this time goes to the next one.
+    pub invite_timeout_seconds: u64,
 }
 
 /// The embedded default `teams.base_fqdn`: a reserved name no SBC can have. While it is in
@@ -269,6 +271,7 @@ impl Default for TeamsSettings {
             proxy_port: 5061,
             options_interval_seconds: 60,
             sbc_vendor: "teamsgw".to_owned(),
+            invite_timeout_seconds: 5,
         }
     }
 }
@@ -499,6 +502,12 @@ impl Settings {
             bad(
                 "sip.tls_handshake_timeout_seconds",
                 "must be at least 1".into(),
+            );
+        }
+        if self.teams.invite_timeout_seconds == 0 || self.teams.invite_timeout_seconds > 32 {
+            bad(
+                "teams.invite_timeout_seconds",
+                "must be 1 to 32 (Timer B ends an INVITE at 32 s anyway)".into(),
             );
         }
         if self.teams.options_interval_seconds == 0 {

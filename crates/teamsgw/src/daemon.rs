@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use teamsgw_media::{MediaEvent, MediaMetrics, Relay, RelayConfig};
+use teamsgw_gateway::call::SessionCounts;
+use teamsgw_gateway::call_driver::{self, CallLayer, CallMetrics, CallsHandle};
+use teamsgw_media::{MediaMetrics, Relay, RelayConfig};
 use teamsgw_sip::metrics::SipMetrics;
 use teamsgw_sip::tls::{TlsError, TlsMaterial, TlsPaths, TlsStore};
 use teamsgw_sip::transport::SipTransport;
@@ -25,6 +27,8 @@ use arc_swap::ArcSwap;
 use crate::admin::{self, AdminState};
 use crate::api::{self, ApiState};
 use crate::build_info::{GIT_SHA, VERSION};
+use crate::call_routes;
+use crate::cdr;
 use crate::config::{Problem, Problems, Settings};
 use crate::devcert;
 use crate::drain::Drain;
@@ -83,9 +87,24 @@ struct Daemon {
     client: ClientHandle,
     stop_admin: watch::Sender<bool>,
     admin_task: tokio::task::JoinHandle<()>,
-    /// The media relay and its events; held (thread and port pool alive, metrics exported)
-    /// until the call layer allocates sessions from it.
-    _media: (Relay, mpsc::Receiver<MediaEvent>),
+    /// The call shards (each holds the media relay).
+    calls: CallsHandle,
+}
+
+/// Finished calls waiting for the database (a 30 s outage at 300 calls/s fits).
+const CDR_QUEUE: usize = 10_000;
+
+/// Trunk health's view of the Teams proxies, passed to the call shards as it changes.
+async fn follow_trunk(client: ClientHandle, calls: CallsHandle) {
+    let mut known: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+    loop {
+        for p in client.trunk().await {
+            if known.insert(p.proxy.clone(), p.up) != Some(p.up) {
+                calls.proxy_state(&p.proxy, p.up).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 impl Daemon {
@@ -119,26 +138,6 @@ impl Daemon {
         )
         .await
         .map_err(|e| format!("{}: {e}", sip_service::listener_key(e.name, e.transport)))?;
-        let drain = Arc::new(Drain::default());
-        let (responses_tx, responses_rx) = mpsc::channel(8192);
-        tokio::spawn(sip_service::run(
-            transport.clone(),
-            inbound_rx,
-            responses_tx,
-            sip_metrics,
-            Arc::clone(&drain),
-            sip_service::teams_contact(&settings),
-        ));
-        let client_metrics =
-            ClientMetrics::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?;
-        let client = client::spawn(
-            transport,
-            responses_rx,
-            gateway_settings::agent(&settings),
-            gateway_settings::trunk(&settings),
-            client_metrics,
-        );
-
         let open_files = file_limit::raise();
         match file_limit::media_calls(settings.media.port_min, settings.media.port_max, open_files)
         {
@@ -177,6 +176,45 @@ impl Daemon {
                  CAP_NET_RAW (deploy/systemd) or set media.raw_socket = false"
             );
         }
+
+        let (relay, media_events) = media;
+        let relay = Arc::new(relay);
+        let call_metrics =
+            CallMetrics::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?;
+        let (cdr_tx, cdr_rx) = mpsc::channel(CDR_QUEUE);
+        let shards = std::thread::available_parallelism()
+            .map(|n| n.get().min(8) as u16)
+            .unwrap_or(1);
+        let calls = call_driver::spawn(CallLayer {
+            sip: transport.clone(),
+            relay: Arc::clone(&relay),
+            media_events,
+            settings: gateway_settings::calls(&settings, Arc::new(SessionCounts::default())),
+            shards,
+            metrics: call_metrics,
+            records: cdr_tx,
+        });
+        tokio::spawn(cdr::run(cdr_rx, Arc::clone(&provisioning)));
+        let drain = Arc::new(Drain::default());
+        let (responses_tx, responses_rx) = mpsc::channel(8192);
+        tokio::spawn(sip_service::run(
+            transport.clone(),
+            inbound_rx,
+            responses_tx,
+            calls.clone(),
+            sip_metrics,
+            Arc::clone(&drain),
+            sip_service::teams_contact(&settings),
+        ));
+        let client_metrics =
+            ClientMetrics::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?;
+        let client = client::spawn(
+            transport,
+            responses_rx,
+            gateway_settings::agent(&settings),
+            gateway_settings::trunk(&settings),
+            client_metrics,
+        );
 
         let listener = tokio::net::TcpListener::bind(settings.admin.listen)
             .await
@@ -228,6 +266,17 @@ impl Daemon {
                 None
             }
         };
+        tokio::spawn(call_routes::follow(
+            provisioning.subscribe(),
+            calls.clone(),
+            match &settings.database.password_key {
+                k if key.is_some() => operations::password_key(k).ok(),
+                _ => None,
+            },
+            settings.teams.proxies.clone(),
+            settings.teams.proxy_port,
+        ));
+        tokio::spawn(follow_trunk(client.clone(), calls.clone()));
         if settings.pbx.register_users {
             tokio::spawn(registrations::follow(
                 provisioning.subscribe(),
@@ -256,7 +305,7 @@ impl Daemon {
             client,
             stop_admin,
             admin_task,
-            _media: media,
+            calls,
         })
     }
 
@@ -284,8 +333,16 @@ impl Daemon {
         self.notifier.notify("STOPPING=1");
         self.readiness.set_draining();
         let limit = Duration::from_secs(self.settings.daemon.drain_seconds);
+        // New INVITEs get 503; calls still up at the limit get BYE on both legs.
+        self.calls.drain(std::time::Instant::now() + limit).await;
+        let calls = self.calls.clone();
+        let wait = async {
+            let left = self.drain.drain(limit).await;
+            calls.wait_idle(limit + Duration::from_secs(2)).await;
+            left + calls.active()
+        };
         let left = tokio::select! {
-            left = self.drain.drain(limit) => left,
+            left = wait => left,
             _ = term.recv() => { tracing::warn!("second signal: not waiting for the drain"); self.drain.active() }
             _ = int.recv() => { tracing::warn!("second signal: not waiting for the drain"); self.drain.active() }
         };

@@ -1,8 +1,10 @@
 //! Turns the daemon's configuration into the gateway's plain settings (the gateway never sees
 //! the config file).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use teamsgw_gateway::call::{CallSettings, SessionCounts};
 use teamsgw_gateway::registration::AgentSettings;
 use teamsgw_gateway::trunk::TrunkSettings;
 
@@ -66,5 +68,37 @@ pub fn trunk(settings: &Settings) -> TrunkSettings {
         local_port: teams.listen.port(),
         sbc_header: format!("{}/teamsgw/{VERSION}", teams.sbc_vendor),
         seed: seed() ^ 0x5555,
+    }
+}
+
+/// The call layer's settings. The contact host is the registration agent's, so a call from
+/// the PBX's point of view comes from the same device as the user's binding.
+pub fn calls(settings: &Settings, sessions: Arc<SessionCounts>) -> CallSettings {
+    let media_address = match settings.media.advertised_address {
+        Some(a) => a.to_string(),
+        None if !settings.media.bind_address.is_unspecified() => {
+            settings.media.bind_address.to_string()
+        }
+        None => {
+            tracing::warn!(
+                "media.advertised_address is not set and media.bind_address is a wildcard: SDP \
+                 carries 127.0.0.1, which only peers on this host can reach"
+            );
+            "127.0.0.1".to_owned()
+        }
+    };
+    let agent = agent(settings);
+    CallSettings {
+        sbc_header: format!("{}/teamsgw/{VERSION}", settings.teams.sbc_vendor),
+        user_agent: format!("teamsgw/{VERSION}"),
+        teams_proxy_port: settings.teams.proxy_port,
+        pbx_host: agent.contact_host,
+        pbx_udp_port: settings.pbx.listen_udp.port(),
+        pbx_tcp_port: settings.pbx.listen_tcp.port(),
+        media_address,
+        invite_timeout: Duration::from_secs(settings.teams.invite_timeout_seconds),
+        seed: seed() ^ 0xA5A5,
+        sessions,
+        ..CallSettings::default()
     }
 }

@@ -11,6 +11,8 @@
 pub mod admin;
 pub mod api;
 pub mod build_info;
+pub mod call_routes;
+pub mod cdr;
 pub mod cli;
 pub mod config;
 pub mod daemon;

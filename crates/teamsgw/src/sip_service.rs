@@ -1,8 +1,10 @@
-//! Wires the SIP transports to the protocol logic: every received message goes through the
-//! stateless policy until call and registration handling claim their messages.
+//! Wires the SIP transports to the protocol logic: every received request goes through the
+//! stateless policy, which passes calls' requests to the call shards; responses go to their
+//! owner by Call-ID (a call shard, else the registration agent and trunk health).
 
 use std::sync::Arc;
 
+use teamsgw_gateway::call_driver::CallsHandle;
 use teamsgw_gateway::stateless::{StatelessPolicy, Verdict};
 use teamsgw_sip::acl::{AllowList, Cidr};
 use teamsgw_sip::message::Limits;
@@ -78,21 +80,30 @@ pub fn teams_contact(settings: &Settings) -> String {
     )
 }
 
-/// Answers what arrives on `inbound` until the transports shut down. Responses belong to the
-/// requests we originate: they go to the client driver on `responses`.
+/// Answers what arrives on `inbound` until the transports shut down. Responses to calls go
+/// to their shard; the rest belong to the requests the client driver originates
+/// (`responses`).
 pub async fn run(
     transport: SipTransport,
     mut inbound: mpsc::Receiver<Incoming>,
     responses: mpsc::Sender<Incoming>,
+    calls: CallsHandle,
     metrics: SipMetrics,
     drain: Arc<Drain>,
     teams_contact: String,
 ) {
-    let policy = StatelessPolicy::new("teamsgw");
+    let policy = StatelessPolicy::new("teamsgw").with_calls();
     while let Some(incoming) = inbound.recv().await {
         if !incoming.message.is_request() {
             let label = incoming.source.transport.as_str();
-            if responses.try_send(incoming).is_err() {
+            let for_calls =
+                CallsHandle::owns_response(incoming.message.call_id().unwrap_or_default());
+            let queued = if for_calls {
+                calls.dispatch(incoming)
+            } else {
+                responses.try_send(incoming).is_ok()
+            };
+            if !queued {
                 metrics
                     .dropped
                     .with_label_values(&[label, "overload"])
@@ -100,28 +111,42 @@ pub async fn run(
             }
             continue;
         }
-        let Incoming { message, source } = incoming;
-        let transport_label = source.transport.as_str();
-        let contact = (source.listener == "teams").then_some(teams_contact.as_str());
-        let response =
-            match policy.handle_with_contact(&message, source.peer, drain.is_draining(), contact) {
-                Verdict::Respond(r) => r,
-                Verdict::Reject(r, reason) => {
-                    metrics
-                        .rejected
-                        .with_label_values(&[transport_label, reason])
-                        .inc();
-                    r
-                }
-                Verdict::Drop(reason) => {
-                    metrics
-                        .dropped
-                        .with_label_values(&[transport_label, reason])
-                        .inc();
-                    continue;
-                }
-                Verdict::Ignore => continue,
-            };
+        let transport_label = incoming.source.transport.as_str();
+        let contact = (incoming.source.listener == "teams").then_some(teams_contact.as_str());
+        let verdict = policy.handle_with_contact(
+            &incoming.message,
+            incoming.source.peer,
+            drain.is_draining(),
+            contact,
+        );
+        if verdict == Verdict::Pass {
+            if !calls.dispatch(incoming) {
+                metrics
+                    .dropped
+                    .with_label_values(&[transport_label, "overload"])
+                    .inc();
+            }
+            continue;
+        }
+        let Incoming { message: _, source } = incoming;
+        let response = match verdict {
+            Verdict::Respond(r) => r,
+            Verdict::Reject(r, reason) => {
+                metrics
+                    .rejected
+                    .with_label_values(&[transport_label, reason])
+                    .inc();
+                r
+            }
+            Verdict::Drop(reason) => {
+                metrics
+                    .dropped
+                    .with_label_values(&[transport_label, reason])
+                    .inc();
+                continue;
+            }
+            Verdict::Ignore | Verdict::Pass => continue,
+        };
         if let Err(e) = transport.respond(&source, response).await {
             metrics
                 .dropped

@@ -605,8 +605,8 @@ impl<M: MediaPlane> CallCore<M> {
         Ok(h)
     }
 
-    fn teams_profile(&self, fqdn: &str, user: Option<&str>) -> LegProfile {
-        let port = self.settings.teams_port;
+    /// `port` is the direct route's SIP port: where Teams reaches us for this tenant.
+    fn teams_profile(&self, fqdn: &str, port: u16, user: Option<&str>) -> LegProfile {
         let contact = match user {
             // §3.2: `<sip:+caller@<tenant FQDN>:<port>;transport=tls>`; Teams picks the tenant
             // from this FQDN (§3.1).
@@ -663,7 +663,7 @@ impl<M: MediaPlane> CallCore<M> {
             .map(|d| format!("\"{}\" ", d.replace('"', "")))
             .unwrap_or_default();
         Ok(CallParts {
-            inbound: self.teams_profile(&route.tenant.fqdn, None),
+            inbound: self.teams_profile(&route.tenant.fqdn, route.tenant.port, None),
             outbound: self.pbx_profile(&user.contact_token, pbx.transport),
             target: Target {
                 transport: pbx.transport,
@@ -706,7 +706,7 @@ impl<M: MediaPlane> CallCore<M> {
         let number = &route.user.number;
         Ok(CallParts {
             inbound: self.pbx_profile(&route.user.contact_token, source.transport),
-            outbound: self.teams_profile(fqdn, Some(&route.caller)),
+            outbound: self.teams_profile(fqdn, route.tenant.port, Some(&route.caller)),
             // Replaced by the first proxy tried.
             target: Target {
                 transport: Transport::Tls,

@@ -102,8 +102,6 @@ pub struct CallSettings {
     /// `X-MS-SBC` (§3.2).
     pub sbc_header: String,
     pub user_agent: String,
-    /// Our TLS port as Teams reaches it (Contact, Via).
-    pub teams_port: u16,
     /// The Teams proxies' port (5061).
     pub teams_proxy_port: u16,
     /// Host the PBX reaches us at (Contact, Via), and our PBX listener ports.
@@ -129,7 +127,6 @@ impl Default for CallSettings {
         Self {
             sbc_header: "teamsgw/teamsgw/0".into(),
             user_agent: "teamsgw".into(),
-            teams_port: 5061,
             teams_proxy_port: 5061,
             pbx_host: "127.0.0.1".into(),
             pbx_udp_port: 5060,

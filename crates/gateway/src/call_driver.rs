@@ -1,0 +1,507 @@
+//! The tokio driver of the call layer: one task per shard, each owning a [`CallCore`] over the
+//! media relay, fed by Call-ID (our Call-IDs name their shard, peers' are hashed), so calls
+//! use several cores with no lock between shards.
+//!
+//! Sends keep their order per peer: each TCP/TLS target has one sender task, so an INVITE and
+//! the CANCEL after it leave in that order and a slow TLS connect stalls only its own peer.
+//! Answers on an existing connection and UDP sends go out at once. Nothing in a shard's loop
+//! awaits DNS: names are resolved when the routing view is built.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use teamsgw_media::relay::{Relay, Session};
+use teamsgw_sip::transport::{Incoming, SipTransport, Target, Transport};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::call::media::{Allocation, LegCounters, MediaCounters, MediaPlane, SessionParams};
+use crate::call::{
+    CallCore, CallEvent, CallRecord, CallSettings, CallView, Dest, Input, Output, SharedView,
+    shard_for_peer_call_id, shard_of_call_id,
+};
+
+/// Call metrics (README "Metrics").
+#[derive(Clone)]
+pub struct CallMetrics {
+    active: IntGaugeVec,
+    total: IntCounterVec,
+    setup: HistogramVec,
+    rejected: IntCounterVec,
+    failover: IntCounterVec,
+}
+
+impl CallMetrics {
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let active = IntGaugeVec::new(
+            Opts::new(
+                "teamsgw_calls_active",
+                "Calls up or being set up, by direction.",
+            ),
+            &["direction"],
+        )?;
+        let total = IntCounterVec::new(
+            Opts::new(
+                "teamsgw_calls_total",
+                "Finished calls by direction and result (answered, busy, no_answer, rejected, failed, cancelled).",
+            ),
+            &["direction", "result"],
+        )?;
+        let setup = HistogramVec::new(
+            HistogramOpts::new(
+                "teamsgw_call_setup_seconds",
+                "From the INVITE to the first 18x (stage ringing) and to the 200 (stage answered).",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            &["stage"],
+        )?;
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "teamsgw_call_admission_rejected_total",
+                "INVITEs refused before a call started, by reason.",
+            ),
+            &["reason"],
+        )?;
+        let failover = IntCounterVec::new(
+            Opts::new(
+                "teamsgw_teams_failover_total",
+                "INVITEs to Teams moved to the next proxy, by the proxy left and why.",
+            ),
+            &["from_proxy", "cause"],
+        )?;
+        // Every label value exists from the start, so rate() sees zeros, not gaps.
+        for d in ["from_teams", "to_teams"] {
+            active.with_label_values(&[d]);
+            for r in [
+                "answered",
+                "busy",
+                "no_answer",
+                "rejected",
+                "failed",
+                "cancelled",
+            ] {
+                total.with_label_values(&[d, r]);
+            }
+        }
+        for s in ["ringing", "answered"] {
+            setup.with_label_values(&[s]);
+        }
+        for r in ["max_sessions", "media_ports", "draining"] {
+            rejected.with_label_values(&[r]);
+        }
+        registry.register(Box::new(active.clone()))?;
+        registry.register(Box::new(total.clone()))?;
+        registry.register(Box::new(setup.clone()))?;
+        registry.register(Box::new(rejected.clone()))?;
+        registry.register(Box::new(failover.clone()))?;
+        Ok(Self {
+            active,
+            total,
+            setup,
+            rejected,
+            failover,
+        })
+    }
+
+    fn event(&self, event: &CallEvent) {
+        match event {
+            CallEvent::Started { direction } => {
+                self.active.with_label_values(&[direction.as_str()]).inc()
+            }
+            CallEvent::Refused { reason } => self.rejected.with_label_values(&[reason]).inc(),
+            CallEvent::Setup { stage, seconds, .. } => {
+                self.setup.with_label_values(&[stage]).observe(*seconds)
+            }
+            CallEvent::Failover { from_proxy, cause } => self
+                .failover
+                .with_label_values(&[from_proxy.as_str(), cause])
+                .inc(),
+            CallEvent::Finished(r) => {
+                let d = r.direction.as_str();
+                self.active.with_label_values(&[d]).dec();
+                self.total.with_label_values(&[d, r.result]).inc();
+            }
+        }
+    }
+}
+
+/// The relay as a [`MediaPlane`]: sessions kept here, keys from the OS's CSPRNG.
+pub struct RelayMedia {
+    relay: Arc<Relay>,
+    sessions: HashMap<u64, Session>,
+}
+
+impl RelayMedia {
+    pub fn new(relay: Arc<Relay>) -> Self {
+        Self {
+            relay,
+            sessions: HashMap::new(),
+        }
+    }
+}
+
+fn counters(s: &teamsgw_media::relay::LegStats) -> LegCounters {
+    use std::sync::atomic::Ordering::Relaxed;
+    LegCounters {
+        packets_in: s.packets_in.load(Relaxed),
+        packets_out: s.packets_out.load(Relaxed),
+        bytes_in: s.bytes_in.load(Relaxed),
+        bytes_out: s.bytes_out.load(Relaxed),
+        lost: s.lost.load(Relaxed),
+        jitter: s.jitter.load(Relaxed),
+        srtp_auth_failures: s.auth_failures.load(Relaxed),
+    }
+}
+
+impl MediaPlane for RelayMedia {
+    fn allocate(&mut self) -> Option<Allocation> {
+        let mut key = vec![0u8; 30];
+        // RFC 4568 §6.1: the master key must be random; no key, no call.
+        getrandom::getrandom(&mut key).ok()?;
+        let session = match self.relay.allocate() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "no media ports for a new call");
+                return None;
+            }
+        };
+        let a = Allocation {
+            session: session.id,
+            teams_port: session.teams_port(),
+            pbx_port: session.pbx_port(),
+            local_key: key,
+        };
+        self.sessions.insert(session.id, session);
+        Some(a)
+    }
+
+    fn apply(&mut self, session: u64, params: SessionParams) {
+        if let Some(s) = self.sessions.get(&session) {
+            s.apply(params);
+        }
+    }
+
+    fn release(&mut self, session: u64) -> MediaCounters {
+        match self.sessions.remove(&session) {
+            Some(s) => MediaCounters {
+                teams: counters(&s.stats().teams),
+                pbx: counters(&s.stats().pbx),
+            },
+            None => MediaCounters::default(),
+        }
+    }
+}
+
+// Nearly every command is an Input; boxing it would allocate per SIP message.
+#[allow(clippy::large_enum_variant)]
+enum Command {
+    Input(Input),
+    List(oneshot::Sender<Vec<CallView>>),
+}
+
+/// How the daemon talks to the call shards.
+#[derive(Clone)]
+pub struct CallsHandle {
+    shards: Arc<Vec<mpsc::Sender<Command>>>,
+    active: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A finished call with wall-clock times (unix milliseconds), for the CDR writer.
+#[derive(Debug, Clone)]
+pub struct FinishedCall {
+    pub record: CallRecord,
+    pub started_ms: u64,
+    pub answered_ms: Option<u64>,
+    pub ended_ms: u64,
+}
+
+impl CallsHandle {
+    /// A message for the call layer: responses and requests by their Call-ID's owner.
+    /// Returns false when the shard is overloaded (the message is dropped and counted).
+    pub fn dispatch(&self, incoming: Incoming) -> bool {
+        let n = self.shards.len() as u16;
+        let call_id = incoming.message.call_id().unwrap_or_default();
+        let shard = shard_of_call_id(call_id)
+            .filter(|s| *s < n)
+            .unwrap_or_else(|| shard_for_peer_call_id(call_id, n));
+        let input = Input::Message {
+            message: incoming.message,
+            source: incoming.source,
+        };
+        self.shards[usize::from(shard)]
+            .try_send(Command::Input(input))
+            .is_ok()
+    }
+
+    /// Whether a response's Call-ID is one the call layer created.
+    pub fn owns_response(call_id: &[u8]) -> bool {
+        shard_of_call_id(call_id).is_some()
+    }
+
+    async fn broadcast(&self, make: impl Fn() -> Input) {
+        for s in self.shards.iter() {
+            let _ = s.send(Command::Input(make())).await;
+        }
+    }
+
+    pub async fn set_routes(&self, view: SharedView) {
+        self.broadcast(|| Input::Routes(Arc::clone(&view))).await;
+    }
+
+    pub async fn proxy_state(&self, proxy: &str, up: bool) {
+        self.broadcast(|| Input::ProxyState {
+            proxy: proxy.to_owned(),
+            up,
+        })
+        .await;
+    }
+
+    /// SIGTERM: new INVITEs get 503; calls still up at `deadline` get BYE.
+    pub async fn drain(&self, deadline: Instant) {
+        self.broadcast(|| Input::Drain { deadline }).await;
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub async fn calls(&self) -> Vec<CallView> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            let (tx, rx) = oneshot::channel();
+            if s.send(Command::List(tx)).await.is_ok()
+                && let Ok(v) = rx.await
+            {
+                out.extend(v);
+            }
+        }
+        out
+    }
+
+    /// Waits until no call is up, at most `limit`.
+    pub async fn wait_idle(&self, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        while self.active() > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// What the call layer runs on.
+pub struct CallLayer {
+    pub sip: SipTransport,
+    pub relay: Arc<Relay>,
+    pub media_events: mpsc::Receiver<teamsgw_media::MediaEvent>,
+    pub settings: CallSettings,
+    pub shards: u16,
+    pub metrics: CallMetrics,
+    /// Finished calls, for the CDR writer.
+    pub records: mpsc::Sender<FinishedCall>,
+}
+
+/// Starts the call shards with an empty routing view (every INVITE gets 404 until the first
+/// [`CallsHandle::set_routes`]).
+pub fn spawn(layer: CallLayer) -> CallsHandle {
+    let CallLayer {
+        sip,
+        relay,
+        mut media_events,
+        settings,
+        shards,
+        metrics,
+        records,
+    } = layer;
+    let view: SharedView = Arc::new(crate::call::RoutingView::default());
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut senders = Vec::new();
+    for shard in 0..shards.max(1) {
+        let (tx, rx) = mpsc::channel(4096);
+        let settings = CallSettings {
+            shard,
+            seed: settings.seed.wrapping_add(u64::from(shard) * 0x9E37_79B9),
+            ..settings.clone()
+        };
+        let core = CallCore::new(
+            settings,
+            Arc::clone(&view),
+            RelayMedia::new(Arc::clone(&relay)),
+        );
+        let worker = Shard {
+            core,
+            sip: sip.clone(),
+            peers: HashMap::new(),
+            inputs: tx.clone(),
+            metrics: metrics.clone(),
+            records: records.clone(),
+            active: Arc::clone(&active),
+            clock: WallClock::now(),
+        };
+        tokio::spawn(worker.run(rx));
+        senders.push(tx);
+    }
+    let handle = CallsHandle {
+        shards: Arc::new(senders),
+        active,
+    };
+    let h = handle.clone();
+    tokio::spawn(async move {
+        while let Some(teamsgw_media::MediaEvent::Timeout { session }) = media_events.recv().await {
+            // Rare: every shard checks whether the session is its own.
+            h.broadcast(|| Input::MediaTimeout { session }).await;
+        }
+    });
+    handle
+}
+
+struct Shard {
+    core: CallCore<RelayMedia>,
+    sip: SipTransport,
+    /// One ordered sender per TCP/TLS target.
+    peers: HashMap<(Transport, std::net::SocketAddr), mpsc::Sender<Bytes>>,
+    inputs: mpsc::Sender<Command>,
+    metrics: CallMetrics,
+    records: mpsc::Sender<FinishedCall>,
+    active: Arc<std::sync::atomic::AtomicUsize>,
+    clock: WallClock,
+}
+
+impl Shard {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        loop {
+            let wake = self.core.poll_timeout();
+            let sleep = wake.map(|w| w.saturating_duration_since(Instant::now()));
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { return };
+                    match cmd {
+                        Command::Input(input) => self.core.handle(Instant::now(), input),
+                        Command::List(reply) => { let _ = reply.send(self.core.calls(Instant::now())); }
+                    }
+                }
+                _ = tokio::time::sleep(sleep.unwrap_or(Duration::from_secs(3600))) => {
+                    self.core.handle_timeout(Instant::now());
+                }
+            }
+            self.flush().await;
+        }
+    }
+
+    async fn flush(&mut self) {
+        while let Some(out) = self.core.poll_output() {
+            match out {
+                Output::Transmit { dest, data } => self.transmit(dest, data).await,
+                Output::ProxyDown { proxy, retry_after } => {
+                    tracing::warn!(%proxy, seconds = retry_after.as_secs(), "Teams proxy answered 503 with Retry-After; held down");
+                }
+                Output::Event(event) => {
+                    self.metrics.event(&event);
+                    match event {
+                        CallEvent::Started { .. } => {
+                            self.active
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        CallEvent::Finished(record) => {
+                            self.active
+                                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                            let finished = self.clock.finished(*record);
+                            if self.records.try_send(finished).is_err() {
+                                tracing::error!("CDR queue full: a call record is lost");
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn transmit(&mut self, dest: Dest, data: Bytes) {
+        match dest {
+            Dest::Reply(source) => {
+                if let Err(e) = self.sip.respond(&source, data).await {
+                    tracing::debug!(peer = %source.peer, error = %e, "cannot send");
+                }
+            }
+            Dest::To(target) if target.transport == Transport::Udp => {
+                if let Err(e) = self.sip.send(&target, data).await {
+                    tracing::debug!(peer = %target.addr, error = %e, "cannot send");
+                }
+            }
+            Dest::To(target) => {
+                let key = (target.transport, target.addr);
+                let (sip, inputs) = (self.sip.clone(), self.inputs.clone());
+                let sender = self
+                    .peers
+                    .entry(key)
+                    .or_insert_with(|| spawn_peer(sip, target.clone(), inputs));
+                if let Err(mpsc::error::TrySendError::Closed(data)) = sender.try_send(data) {
+                    let fresh = spawn_peer(self.sip.clone(), target.clone(), self.inputs.clone());
+                    let _ = fresh.try_send(data);
+                    self.peers.insert(key, fresh);
+                }
+            }
+        }
+    }
+}
+
+/// The ordered sender of one TCP/TLS peer; it ends when idle for a minute.
+fn spawn_peer(
+    sip: SipTransport,
+    target: Target,
+    inputs: mpsc::Sender<Command>,
+) -> mpsc::Sender<Bytes> {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await;
+            let Ok(Some(data)) = next else { return };
+            if let Err(e) = sip.send(&target, data).await {
+                tracing::debug!(peer = %target.addr, error = %e, "cannot send");
+                let _ = inputs
+                    .send(Command::Input(Input::SendFailed {
+                        target: target.clone(),
+                    }))
+                    .await;
+            }
+        }
+    });
+    tx
+}
+
+/// Turns the core's instants into unix milliseconds.
+struct WallClock {
+    instant: Instant,
+    unix_ms: u64,
+}
+
+impl WallClock {
+    fn now() -> Self {
+        Self {
+            instant: Instant::now(),
+            unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }
+    }
+
+    fn ms(&self, t: Instant) -> u64 {
+        match t.checked_duration_since(self.instant) {
+            Some(d) => self.unix_ms + d.as_millis() as u64,
+            None => self
+                .unix_ms
+                .saturating_sub(self.instant.duration_since(t).as_millis() as u64),
+        }
+    }
+
+    fn finished(&self, record: CallRecord) -> FinishedCall {
+        FinishedCall {
+            started_ms: self.ms(record.started),
+            answered_ms: record.answered.map(|a| self.ms(a)),
+            ended_ms: self.ms(record.ended),
+            record,
+        }
+    }
+}

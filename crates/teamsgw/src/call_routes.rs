@@ -1,0 +1,159 @@
+//! Feeds the call layer from provisioning: on every new routing snapshot (and every few
+//! minutes, as DNS answers change) a [`RoutingView`] with passwords opened and the PBXs' and
+//! Teams proxies' names resolved, so no call ever waits on DNS.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use teamsgw_gateway::call::routing::{
+    NumberFormat, PbxRoute, RoutingView, TeamsProxy, Tenant, UserRoute,
+};
+use teamsgw_gateway::call_driver::CallsHandle;
+use teamsgw_gateway::registration::Registrar;
+use teamsgw_sip::transport::Transport;
+use teamsgw_store::{PasswordKey, RoutingSnapshot, password_context};
+use tokio::sync::watch;
+
+const REFRESH: Duration = Duration::from_secs(300);
+
+/// Addresses of `host` (an IP literal, `[v6]`, or a name), IPv4 first.
+async fn resolve(host: &str, port: u16) -> Vec<SocketAddr> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return vec![SocketAddr::new(ip, port)];
+    }
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::lookup_host((host, port)),
+    )
+    .await
+    {
+        Ok(Ok(addrs)) => {
+            let mut v: Vec<SocketAddr> = addrs.collect();
+            v.sort_by_key(|a| !a.is_ipv4());
+            v
+        }
+        _ => {
+            tracing::warn!(
+                host,
+                "cannot resolve; calls through it are refused until it resolves"
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn transport(name: &str) -> Transport {
+    match name {
+        "tcp" => Transport::Tcp,
+        "tls" => Transport::Tls,
+        _ => Transport::Udp,
+    }
+}
+
+/// The view `snapshot` gives, with `proxies` (`teams.proxies`) on `proxy_port`.
+pub async fn build(
+    snapshot: &RoutingSnapshot,
+    key: Option<&PasswordKey>,
+    proxies: &[String],
+    proxy_port: u16,
+) -> RoutingView {
+    let tenants = snapshot
+        .all_direct_routes()
+        .map(|d| Tenant {
+            fqdn: d.fqdn.clone(),
+            port: d.port,
+            enterprise_id: d.enterprise_id.clone(),
+            enterprise: d.enterprise_name.clone(),
+            max_sessions: d.max_sessions,
+        })
+        .collect();
+    let mut resolved: HashMap<(String, u16), Vec<SocketAddr>> = HashMap::new();
+    let mut pbxs = Vec::new();
+    for p in snapshot.all_pbxs() {
+        let next_hop = p.proxy.clone().unwrap_or_else(|| p.domain.clone());
+        let t = transport(&p.transport);
+        let registrar = Registrar::parse(&next_hop, t);
+        let port = registrar.port_or_default();
+        let key = (registrar.host.clone(), port);
+        if !resolved.contains_key(&key) {
+            let addrs = resolve(&registrar.host, port).await;
+            resolved.insert(key.clone(), addrs);
+        }
+        pbxs.push(PbxRoute {
+            id: p.id.clone(),
+            domain: p.domain.clone(),
+            next_hop,
+            transport: t,
+            addrs: resolved.get(&key).cloned().unwrap_or_default(),
+            codecs: p.codecs.clone(),
+            number_format: NumberFormat::E164,
+            country_code: None,
+        });
+    }
+    let mut unreadable = 0;
+    let users = snapshot
+        .all_users()
+        .iter()
+        .filter_map(|u| {
+            let password = match key.map(|k| k.open(&u.password_sealed, &password_context(&u.upn)))
+            {
+                Some(Ok(p)) => p,
+                _ => {
+                    unreadable += 1;
+                    return None;
+                }
+            };
+            Some(UserRoute {
+                upn: u.upn.clone(),
+                enterprise_id: u.enterprise_id.clone(),
+                pbx_id: u.pbx_id.clone(),
+                number: u.number.clone(),
+                extension: u.extension.clone(),
+                display_name: None,
+                auth_user: u.auth_user.clone(),
+                password,
+                contact_token: u.contact_token.clone(),
+                enabled: u.enabled,
+            })
+        })
+        .collect();
+    if unreadable > 0 {
+        tracing::error!(
+            users = unreadable,
+            "cannot open the SIP passwords of some users with database.password_key; they cannot place or take calls"
+        );
+    }
+    let mut teams = Vec::new();
+    for name in proxies {
+        let addr = resolve(name, proxy_port).await.first().copied();
+        teams.push(TeamsProxy {
+            name: name.clone(),
+            addr,
+        });
+    }
+    RoutingView::new(tenants, pbxs, users, teams)
+}
+
+/// Hands every new snapshot's view to the call shards until the daemon stops.
+pub async fn follow(
+    mut snapshots: watch::Receiver<Option<Arc<RoutingSnapshot>>>,
+    calls: CallsHandle,
+    key: Option<PasswordKey>,
+    proxies: Vec<String>,
+    proxy_port: u16,
+) {
+    loop {
+        let snapshot = snapshots.borrow_and_update().clone();
+        if let Some(snapshot) = snapshot {
+            let view = build(&snapshot, key.as_ref(), &proxies, proxy_port).await;
+            calls.set_routes(Arc::new(view)).await;
+        }
+        tokio::select! {
+            changed = snapshots.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(REFRESH) => {}
+        }
+    }
+}

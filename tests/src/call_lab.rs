@@ -1,0 +1,282 @@
+//! A lab for call tests: a test CA, the real daemon with its Teams TLS listener, Kamailio as
+//! the customer's hosted PBX (`kamailio/pbx.cfg`), one enterprise with its direct route, PBX
+//! and Teams user provisioned through the CLI, and the user registered at Kamailio.
+//! baresip instances (phones behind the PBX, the Teams endpoint) are added by the tests.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use teamsgw_sip::test_pki::TestCa;
+
+use crate::baresip::{Baresip, BaresipSpec};
+use crate::dns::Dns;
+use crate::kamailio::Kamailio;
+use crate::{Daemon, Ports, free_port, free_tcp_udp_port, run_cli, test_config};
+
+pub const TENANT: &str = "cust1.sbc.test";
+/// The Teams user: number, extension at the PBX.
+pub const TEAMS_NUMBER: &str = "+49301001001";
+pub const TEAMS_EXTENSION: &str = "1001";
+pub const ADMIN_TOKEN: &str = "call-lab-token";
+
+pub struct CallLab {
+    pub ca: TestCa,
+    pub kamailio: Kamailio,
+    pub daemon: Daemon,
+    pub ports: Ports,
+    pub dir: tempfile::TempDir,
+    /// The Teams endpoint's certificate and key in one file (baresip's `sip_certificate`).
+    pub teams_cert: PathBuf,
+    /// Resolves the tenant FQDN to loopback for the Teams endpoint.
+    pub dns: Dns,
+}
+
+impl CallLab {
+    /// `extra_config` is added to the daemon's config (sections the harness does not set);
+    /// `proxies` are `teams.proxies` on `proxy_port`.
+    pub fn start(
+        extra_config: &str,
+        proxies: &[&str],
+        proxy_port: u16,
+        max_sessions: Option<u32>,
+    ) -> CallLab {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new(dir.path(), "call-lab-ca");
+        let ours = ca.leaf("sbc", &["sbc.test", "*.sbc.test"]);
+        let mut names = vec!["sip.pstnhub.test"];
+        names.extend_from_slice(proxies);
+        let teams = ca.leaf("teams", &names);
+        let teams_cert = dir.path().join("teams-cert-key.pem");
+        let pem = std::fs::read_to_string(&teams.cert).unwrap()
+            + &std::fs::read_to_string(&teams.key).unwrap();
+        std::fs::write(&teams_cert, pem).unwrap();
+        let kamailio = Kamailio::start_config("kamailio/pbx.cfg", &[]);
+        let ports = Ports::new();
+        let media_min = 30000 + 2 * (free_port() % 10000);
+        let proxies_toml: Vec<String> = proxies.iter().map(|p| format!("\"{p}\"")).collect();
+        let config = test_config(
+            &ports,
+            &format!(
+                "{}\n[media]\nbind_address = \"127.0.0.1\"\nport_min = {media_min}\nport_max = {}\ntimeout_seconds = 10\n\n\
+                 [license]\nrefresh_seconds = 3600\n\n{extra_config}",
+                ours.tls_section(&ca),
+                media_min + 199,
+            ),
+        )
+        .replace("[admin]\n", &format!("[admin]\ntoken = \"{ADMIN_TOKEN}\"\n"))
+        .replace(
+            "proxies = []\n",
+            &format!(
+                "proxies = [{}]\nproxy_port = {proxy_port}\nbase_fqdn = \"sbc.test\"\n\
+                 allowed_peer_names = [\"sip.pstnhub.test\"]\noptions_interval_seconds = 1\n",
+                proxies_toml.join(", ")
+            ),
+        )
+        .replace(
+            "register_users = false",
+            "register_users = true\nadvertised_address = \"127.0.0.1\"",
+        );
+        let mut daemon = Daemon::start(&config, &ports);
+        daemon.wait_ready(Duration::from_secs(30));
+        let lab = CallLab {
+            ca,
+            kamailio,
+            daemon,
+            ports,
+            dir,
+            teams_cert,
+            dns: Dns::start(&[TENANT]),
+        };
+        lab.provision(max_sessions);
+        lab
+    }
+
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut full = vec!["--config", "teamsgw.toml"];
+        full.extend_from_slice(args);
+        let (code, out, err) = run_cli(self.daemon.dir(), &full);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    }
+
+    fn provision(&self, max_sessions: Option<u32>) {
+        self.cli(&[
+            "enterprise",
+            "add",
+            "Contoso",
+            "--tenant-id",
+            "0e1b2c3d-1111-2222-3333-444455556666",
+            "--acquired-licenses",
+            "10",
+        ]);
+        self.cli(&[
+            "enterprise",
+            "sku",
+            "add",
+            "Contoso",
+            "--sku",
+            "SPE_E5",
+            "--units",
+            "10",
+        ]);
+        let port = self.ports.tls.to_string();
+        let max = max_sessions.map(|m| m.to_string());
+        let mut route = vec![
+            "direct-route",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--fqdn",
+            TENANT,
+            "--port",
+            &port,
+        ];
+        if let Some(m) = &max {
+            route.extend_from_slice(&["--max-sessions", m]);
+        }
+        self.cli(&route);
+        let proxy = self.kamailio.addr.to_string();
+        self.cli(&[
+            "pbx",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--name",
+            "main",
+            "--domain",
+            "127.0.0.1",
+            "--proxy",
+            &proxy,
+            "--transport",
+            "udp",
+            "--expires",
+            "600",
+        ]);
+        std::fs::write(
+            self.daemon.dir().join("pw"),
+            format!("pw-{TEAMS_EXTENSION}"),
+        )
+        .unwrap();
+        self.cli(&[
+            "user",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--pbx",
+            "main",
+            "--upn",
+            "alice@contoso.test",
+            "--number",
+            TEAMS_NUMBER,
+            "--extension",
+            TEAMS_EXTENSION,
+            "--password-file",
+            "pw",
+            "--sku",
+            "SPE_E5",
+        ]);
+        self.daemon.signal("HUP");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self
+            .kamailio
+            .bindings()
+            .contains(&format!("AoR: {TEAMS_EXTENSION}\n"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the Teams user never registered at the PBX:\n{}\n{}",
+                self.daemon.log(),
+                self.kamailio.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A phone with `extension` registered at the PBX, auto-answering, sending `tone_hz`.
+    pub fn phone(&self, extension: &str, tone_hz: u32) -> Baresip {
+        let listen: SocketAddr = ([127, 0, 0, 1], free_tcp_udp_port()).into();
+        let k = self.kamailio.addr;
+        let b = Baresip::start(BaresipSpec {
+            account: format!(
+                "<sip:{extension}@127.0.0.1>;auth_pass=pw-{extension};outbound=\"sip:{k}\";regint=600;answermode=auto"
+            ),
+            tone_hz,
+            listen,
+            tls: None,
+            dns: None,
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self
+            .kamailio
+            .bindings()
+            .contains(&format!("AoR: {extension}\n"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "phone {extension} did not register:\n{}",
+                b.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        b
+    }
+
+    /// The Teams endpoint: TLS with the Teams certificate, mandatory SRTP, calls through our
+    /// Teams listener keeping the tenant FQDN in the Request-URI (test-peers.md). It listens
+    /// on `listen` (a Teams proxy address for calls towards Teams: TLS on port + 1... as
+    /// baresip binds it).
+    pub fn teams_endpoint(&self, listen: SocketAddr, tone_hz: u32) -> Baresip {
+        let tls = self.ports.tls;
+        Baresip::start(BaresipSpec {
+            account: format!(
+                "<sip:{TEAMS_NUMBER}@{TENANT}>;regint=0;outbound=\"sip:127.0.0.1:{tls};transport=tls\";mediaenc=srtp-mand;answermode=auto"
+            ),
+            tone_hz,
+            listen,
+            tls: Some((self.teams_cert.clone(), self.ca.ca_path())),
+            dns: Some(self.dns.addr),
+        })
+    }
+
+    /// Waits until no call is up (`teamsgw_calls_active` 0 both ways).
+    pub fn wait_calls_ended(&self, peers: &[&Baresip]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, metrics) = self.daemon.get("/metrics");
+            let active: f64 = metrics
+                .lines()
+                .filter(|l| l.starts_with("teamsgw_calls_active{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            if active == 0.0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "calls still active:\n{}\n{}\n{}",
+                peers
+                    .iter()
+                    .map(|p| p.log())
+                    .collect::<Vec<_>>()
+                    .join("\n---\n"),
+                metrics
+                    .lines()
+                    .filter(|l| l.starts_with("teamsgw_call") || l.starts_with("teamsgw_sip_"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The CDR-bearing log lines and metrics, for failure messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "--- teamsgw\n{}\n--- kamailio\n{}",
+            self.daemon.log(),
+            self.kamailio.log()
+        )
+    }
+}
