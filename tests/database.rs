@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use teamsgw_store::{
-    Backend, NewDirectRoute, NewUser, PasswordKey, Pbx, ProvisionError, Store, Transport,
-    password_context,
+    Backend, Cdr, CdrFilter, CdrLeg, NewDirectRoute, NewUser, PasswordKey, Pbx, ProvisionError,
+    Store, Transport, password_context,
 };
 use teamsgw_tests::postgres::Postgres;
 use teamsgw_tests::{Daemon, Ports, test_config};
@@ -15,12 +15,12 @@ use teamsgw_tests::{Daemon, Ports, test_config};
 async fn migrate_and_load(url: &str, backend: Backend) {
     let store = Store::open(url).await.unwrap();
     assert_eq!(store.backend(), backend);
-    assert_eq!(store.schema_version().await.unwrap(), 5);
+    assert_eq!(store.schema_version().await.unwrap(), 6);
     assert_eq!(store.load_snapshot().await.unwrap().direct_routes(), 0);
     store.close().await;
     // Opening a migrated database again changes nothing.
     let store = Store::open(url).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 5);
+    assert_eq!(store.schema_version().await.unwrap(), 6);
     store.close().await;
 }
 
@@ -307,6 +307,70 @@ async fn schema_and_provisioning_rules_on_sqlite_and_postgresql() {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     migrate_and_load(&pg.url, Backend::Postgres).await;
     provisioning_rules(&pg.url).await;
+    cdrs(&sqlite).await;
+    cdrs(&pg.url).await;
+}
+
+fn cdr(call_id: &str, enterprise: &str, started_at: &str) -> Cdr {
+    Cdr {
+        call_id: call_id.into(),
+        direction: "from_teams".into(),
+        enterprise: enterprise.into(),
+        direct_route: "acme.teams.carrier.example".into(),
+        user: "alice@acme.example".into(),
+        caller: "+15551230001".into(),
+        callee: "+15557654321".into(),
+        teams_proxy: Some("sip2.pstnhub.microsoft.com".into()),
+        failovers: vec!["sip.pstnhub.microsoft.com:timeout".into()],
+        started_at: started_at.into(),
+        answered_at: None,
+        ended_at: started_at.into(),
+        status: 486,
+        result: "busy".into(),
+        reason: "busy".into(),
+        hung_up_by: Some("pbx".into()),
+        codec: Some("PCMA".into()),
+        teams: CdrLeg {
+            packets_in: 3_000_000_000,
+            ..CdrLeg::default()
+        },
+        pbx: CdrLeg {
+            lost: 7,
+            ..CdrLeg::default()
+        },
+    }
+}
+
+/// Call records round-trip with every field, filter by enterprise and whole days, and a
+/// record written twice is kept once.
+async fn cdrs(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    let a = cdr("c1", "Acme", "2026-12-01T23:59:59.999Z");
+    let b = cdr("c2", "Acme", "2026-12-02T00:00:00.000Z");
+    let c = cdr("c3", "Other", "2026-12-02T10:00:00.000Z");
+    for r in [&a, &b, &c, &a] {
+        store.insert_cdr(r).await.unwrap();
+    }
+    let all = store.list_cdrs(&CdrFilter::default()).await.unwrap();
+    assert_eq!(all, vec![a.clone(), b.clone(), c.clone()]);
+    let acme_on_the_2nd = CdrFilter {
+        enterprise: Some("Acme".into()),
+        from: Some("2026-12-02".into()),
+        to: Some("2026-12-02".into()),
+    };
+    assert_eq!(store.list_cdrs(&acme_on_the_2nd).await.unwrap(), vec![b]);
+    let up_to_the_1st = CdrFilter {
+        to: Some("2026-12-01".into()),
+        ..CdrFilter::default()
+    };
+    assert_eq!(store.list_cdrs(&up_to_the_1st).await.unwrap(), vec![a]);
+    let bad = CdrFilter {
+        from: Some("yesterday".into()),
+        ..CdrFilter::default()
+    };
+    let e = store.list_cdrs(&bad).await.unwrap_err();
+    assert!(e.to_string().contains("from"), "{e}");
+    store.close().await;
 }
 
 #[test]

@@ -271,6 +271,20 @@ impl CallLab {
         }
     }
 
+    /// `teamsgw cdr list --json`, waiting up to 5 s for `n` records (they are written
+    /// after the call ends).
+    pub fn cdrs(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = self.cli(&["cdr", "list", "--json"]);
+            let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+            if rows.len() >= n || Instant::now() > deadline {
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The CDR-bearing log lines and metrics, for failure messages.
     pub fn logs(&self) -> String {
         format!(

@@ -3,7 +3,8 @@
 //! Owns: the schema and its migrations (one portable folder, run through sqlx's `Any` driver on
 //! an embedded SQLite file by default or on PostgreSQL), the domain model (Enterprise → Direct
 //! Route → PBX → Users), the provisioning rules, SIP passwords sealed at rest
-//! ([`PasswordKey`]), the license audit history (stored, not interpreted), change
+//! ([`PasswordKey`]), the license audit history and call detail records (stored, not
+//! interpreted), change
 //! notifications between processes on PostgreSQL ([`ChangeListener`]), and
 //! [`RoutingSnapshot`], the immutable index the gateway routes from.
 //!
@@ -14,6 +15,7 @@
 
 mod audit;
 mod catalogs;
+mod cdrs;
 mod changes;
 mod changes_feed;
 mod direct_routes;
@@ -25,6 +27,7 @@ mod users;
 
 pub use audit::AuditRow;
 pub use catalogs::{EnterpriseSku, LcmTemplate, MAX_RANGE, ServiceNumbers, parse_range};
+pub use cdrs::{Cdr, CdrFilter, CdrLeg};
 pub use changes::{PbxChange, UserChange};
 pub use changes_feed::ChangeListener;
 pub use direct_routes::{DirectRoute, NewDirectRoute, PoolUnit};

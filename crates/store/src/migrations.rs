@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "license history kept by enterprise name",
         include_str!("../migrations/0005_license_history.sql"),
     ),
+    (
+        6,
+        "call detail records",
+        include_str!("../migrations/0006_cdrs.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -31,6 +31,7 @@ use crate::operations::{
     UserSet,
 };
 use crate::provisioning::Provisioning;
+use teamsgw_gateway::call_driver::CallsHandle;
 use teamsgw_gateway::client::ClientHandle;
 
 mod openapi;
@@ -41,6 +42,8 @@ pub struct ApiState {
     pub settings: Arc<ArcSwap<Settings>>,
     /// The registration agent and trunk health (live state, not the database).
     pub client: ClientHandle,
+    /// The call shards (live calls).
+    pub calls: CallsHandle,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -91,6 +94,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/license/history", get(license_history))
         .route("/registrations", get(registrations))
         .route("/trunk", get(trunk))
+        .route("/calls", get(calls))
+        .route("/cdrs", get(cdrs))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state);
     Router::new()
@@ -355,6 +360,14 @@ struct HistoryRange {
     to: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CdrQuery {
+    enterprise: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
 async fn list_enterprises(State(s): State<ApiState>) -> ApiResult {
     read(&s, async |ops| ops.store.list_enterprises().await).await
 }
@@ -598,6 +611,21 @@ async fn registrations(
 
 async fn trunk(State(s): State<ApiState>) -> ApiResult {
     Ok(Json(s.client.trunk().await).into_response())
+}
+
+async fn calls(State(s): State<ApiState>) -> ApiResult {
+    let mut list = s.calls.calls().await;
+    list.sort_by(|a, b| b.seconds.cmp(&a.seconds).then(a.call_id.cmp(&b.call_id)));
+    Ok(Json(list).into_response())
+}
+
+async fn cdrs(State(s): State<ApiState>, Params(q): Params<CdrQuery>) -> ApiResult {
+    let filter = teamsgw_store::CdrFilter {
+        enterprise: q.enterprise,
+        from: q.from,
+        to: q.to,
+    };
+    read(&s, async |ops| ops.store.list_cdrs(&filter).await).await
 }
 
 #[cfg(test)]

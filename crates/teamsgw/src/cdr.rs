@@ -1,31 +1,267 @@
 //! Call detail records: finished calls from the call shards, written to the provisioning
-//! database off the call path. The queue is bounded (`CDR_QUEUE` in the daemon); a full
-//! queue is counted and logged by the shards, never silent.
+//! database off the call path. The queue is bounded (`CDR_QUEUE` in the daemon) and a full
+//! queue is counted and logged by the shards, never silent. While the database is down a
+//! record waits here and is retried, so an outage shorter than the queue loses none.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use prometheus::{IntCounterVec, Opts, Registry};
+use teamsgw_gateway::call::media::LegCounters;
 use teamsgw_gateway::call_driver::FinishedCall;
+use teamsgw_store::{Cdr, CdrLeg};
 use tokio::sync::mpsc;
 
+use crate::license_report::civil_date;
 use crate::provisioning::Provisioning;
 
-/// Writes records as they come until the shards stop.
-pub async fn run(mut records: mpsc::Receiver<FinishedCall>, _provisioning: Arc<Provisioning>) {
+/// `teamsgw_cdr_writes_total{result}`: `ok`, `retried` (a failed attempt, tried again).
+#[derive(Clone)]
+pub struct CdrMetrics(IntCounterVec);
+
+impl CdrMetrics {
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let c = IntCounterVec::new(
+            Opts::new(
+                "teamsgw_cdr_writes_total",
+                "Call detail record writes: ok, or retried after a database error.",
+            ),
+            &["result"],
+        )?;
+        for r in ["ok", "retried"] {
+            c.with_label_values(&[r]);
+        }
+        registry.register(Box::new(c.clone()))?;
+        Ok(Self(c))
+    }
+}
+
+/// `2026-12-02T07:59:29.180Z` from unix milliseconds.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let day = civil_date(i64::try_from(secs / 86_400).unwrap_or(0));
+    let t = secs % 86_400;
+    format!(
+        "{day}T{:02}:{:02}:{:02}.{:03}Z",
+        t / 3600,
+        t / 60 % 60,
+        t % 60,
+        ms % 1000
+    )
+}
+
+fn leg(c: &LegCounters) -> CdrLeg {
+    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    CdrLeg {
+        packets_in: i(c.packets_in),
+        packets_out: i(c.packets_out),
+        bytes_in: i(c.bytes_in),
+        bytes_out: i(c.bytes_out),
+        lost: i(c.lost),
+        jitter: i(c.jitter),
+        srtp_auth_failures: i(c.srtp_auth_failures),
+    }
+}
+
+pub fn to_cdr(f: &FinishedCall) -> Cdr {
+    let r = &f.record;
+    Cdr {
+        call_id: r.call_id.clone(),
+        direction: r.direction.as_str().to_owned(),
+        enterprise: r.enterprise.clone(),
+        direct_route: r.direct_route.clone(),
+        user: r.user.clone(),
+        caller: r.caller.clone(),
+        callee: r.callee.clone(),
+        teams_proxy: r.teams_proxy.clone(),
+        failovers: r
+            .failovers
+            .iter()
+            .map(|(p, c)| format!("{p}:{c}"))
+            .collect(),
+        started_at: rfc3339(f.started_ms),
+        answered_at: f.answered_ms.map(rfc3339),
+        ended_at: rfc3339(f.ended_ms),
+        status: i64::from(r.status),
+        result: r.result.to_owned(),
+        reason: r.reason.clone(),
+        hung_up_by: r.hung_up_by.map(|s| s.as_str().to_owned()),
+        codec: r.codec.clone(),
+        teams: leg(&r.media.teams),
+        pbx: leg(&r.media.pbx),
+    }
+}
+
+/// Writes records as they come until the shards stop; a record the database refuses is
+/// retried every second until it is written.
+pub async fn run(
+    mut records: mpsc::Receiver<FinishedCall>,
+    provisioning: Arc<Provisioning>,
+    metrics: CdrMetrics,
+) {
     while let Some(f) = records.recv().await {
-        let r = &f.record;
+        let cdr = to_cdr(&f);
         tracing::info!(
-            call_id = %r.call_id,
-            direction = r.direction.as_str(),
-            enterprise = %r.enterprise,
-            user = %r.user,
-            caller = %r.caller,
-            callee = %r.callee,
-            status = r.status,
-            result = r.result,
-            reason = %r.reason,
-            teams_packets_in = r.media.teams.packets_in,
-            pbx_packets_in = r.media.pbx.packets_in,
-            "cdr"
+            call_id = %cdr.call_id,
+            direction = %cdr.direction,
+            enterprise = %cdr.enterprise,
+            user = %cdr.user,
+            caller = %cdr.caller,
+            callee = %cdr.callee,
+            status = cdr.status,
+            result = %cdr.result,
+            reason = %cdr.reason,
+            teams_proxy = cdr.teams_proxy.as_deref().unwrap_or(""),
+            failovers = %cdr.failovers.join(","),
+            "call record"
         );
+        let mut logged = false;
+        loop {
+            let written = match provisioning.store().await {
+                Ok(store) => store.insert_cdr(&cdr).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match written {
+                Ok(()) => {
+                    metrics.0.with_label_values(&["ok"]).inc();
+                    break;
+                }
+                Err(e) => {
+                    metrics.0.with_label_values(&["retried"]).inc();
+                    if !logged {
+                        tracing::warn!(call_id = %cdr.call_id, error = %e, "cannot write the call record; retrying every second");
+                        logged = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Answered time in whole seconds (`-` for an unanswered call), from the RFC 3339 times.
+pub fn seconds(r: &Cdr) -> String {
+    fn ms(t: &str) -> Option<i64> {
+        // Same day prefix handling is not needed: compare as unix ms via the date parts.
+        let (date, time) = t.split_once('T')?;
+        let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+        let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+        let mut tp = time
+            .trim_end_matches('Z')
+            .split([':', '.'])
+            .map(|p| p.parse::<i64>().ok());
+        let (h, mi, s, frac) = (tp.next()??, tp.next()??, tp.next()??, tp.next()??);
+        // days from civil (H. Hinnant)
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        Some(((days * 86_400 + h * 3600 + mi * 60 + s) * 1000) + frac)
+    }
+    match r.answered_at.as_deref().and_then(ms).zip(ms(&r.ended_at)) {
+        Some((a, e)) => ((e - a).max(0) / 1000).to_string(),
+        None => "-".to_owned(),
+    }
+}
+
+/// RFC 4180 CSV of `rows`, one column per field (legs flattened as `teams_packets_in`...).
+pub fn csv(rows: &[Cdr]) -> String {
+    fn field(v: &str) -> String {
+        if v.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", v.replace('"', "\"\""))
+        } else {
+            v.to_owned()
+        }
+    }
+    let legs = ["teams", "pbx"];
+    let counters = [
+        "packets_in",
+        "packets_out",
+        "bytes_in",
+        "bytes_out",
+        "lost",
+        "jitter",
+        "srtp_auth_failures",
+    ];
+    let mut header: Vec<String> = [
+        "call_id",
+        "direction",
+        "enterprise",
+        "direct_route",
+        "user",
+        "caller",
+        "callee",
+        "teams_proxy",
+        "failovers",
+        "started_at",
+        "answered_at",
+        "ended_at",
+        "status",
+        "result",
+        "reason",
+        "hung_up_by",
+        "codec",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for l in legs {
+        for c in counters {
+            header.push(format!("{l}_{c}"));
+        }
+    }
+    let mut out = header.join(",");
+    out.push_str("\r\n");
+    for r in rows {
+        let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+        let mut cells = vec![
+            r.call_id.clone(),
+            r.direction.clone(),
+            r.enterprise.clone(),
+            r.direct_route.clone(),
+            r.user.clone(),
+            r.caller.clone(),
+            r.callee.clone(),
+            opt(&r.teams_proxy),
+            r.failovers.join(";"),
+            r.started_at.clone(),
+            opt(&r.answered_at),
+            r.ended_at.clone(),
+            r.status.to_string(),
+            r.result.clone(),
+            r.reason.clone(),
+            opt(&r.hung_up_by),
+            opt(&r.codec),
+        ];
+        for l in [&r.teams, &r.pbx] {
+            for v in [
+                l.packets_in,
+                l.packets_out,
+                l.bytes_in,
+                l.bytes_out,
+                l.lost,
+                l.jitter,
+                l.srtp_auth_failures,
+            ] {
+                cells.push(v.to_string());
+            }
+        }
+        let line: Vec<String> = cells.iter().map(|c| field(c)).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_764_662_369_180), "2025-12-02T07:59:29.180Z");
     }
 }

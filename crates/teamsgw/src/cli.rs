@@ -11,10 +11,10 @@ use crate::build_info::LONG_VERSION;
 use crate::config::Settings;
 use crate::daemon;
 use crate::provision_cli::{
-    DirectRouteCommand, EnterpriseCommand, LcmTemplateCommand, LicenseCommand, PbxCommand,
-    Provision, ServiceNumberCommand, UserCommand,
+    CdrCommand, DirectRouteCommand, EnterpriseCommand, LcmTemplateCommand, LicenseCommand,
+    PbxCommand, Provision, ServiceNumberCommand, UserCommand,
 };
-use crate::status_cli::{self, TrunkCommand};
+use crate::status_cli::{self, CallCommand, TrunkCommand};
 
 pub const DEFAULT_CONFIG: &str = "/etc/teamsgw/teamsgw.toml";
 
@@ -63,6 +63,12 @@ pub enum Command {
     /// The Teams trunk as the running daemon sees it.
     #[command(subcommand)]
     Trunk(TrunkCommand),
+    /// Live calls in the running daemon.
+    #[command(subcommand)]
+    Call(CallCommand),
+    /// Call detail records in the database.
+    #[command(subcommand)]
+    Cdr(CdrCommand),
 }
 
 impl Cli {
@@ -92,6 +98,10 @@ impl Cli {
             Command::Trunk(TrunkCommand::Status(output)) => {
                 status_cli::trunk_status(&self.config, output.json)
             }
+            Command::Call(CallCommand::List(output)) => {
+                status_cli::call_list(&self.config, output.json)
+            }
+            Command::Cdr(c) => Provision::Cdr(c).execute(&self.config),
             Command::ServiceNumber(c) => Provision::ServiceNumber(c).execute(&self.config),
             Command::LcmTemplate(c) => Provision::LcmTemplate(c).execute(&self.config),
             Command::License(c) => Provision::License(c).execute(&self.config),

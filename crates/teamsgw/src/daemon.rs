@@ -194,7 +194,9 @@ impl Daemon {
             metrics: call_metrics,
             records: cdr_tx,
         });
-        tokio::spawn(cdr::run(cdr_rx, Arc::clone(&provisioning)));
+        let cdr_metrics =
+            cdr::CdrMetrics::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?;
+        tokio::spawn(cdr::run(cdr_rx, Arc::clone(&provisioning), cdr_metrics));
         let drain = Arc::new(Drain::default());
         let (responses_tx, responses_rx) = mpsc::channel(8192);
         tokio::spawn(sip_service::run(
@@ -232,6 +234,7 @@ impl Daemon {
                 provisioning: Arc::clone(&provisioning),
                 settings: Arc::clone(&shared_settings),
                 client: client.clone(),
+                calls: calls.clone(),
             }),
         );
         let admin_task = tokio::spawn(async move {

@@ -209,7 +209,7 @@ pub fn today() -> String {
     civil_date(i64::try_from(secs / 86_400).unwrap_or(0))
 }
 
-fn civil_date(days_since_epoch: i64) -> String {
+pub fn civil_date(days_since_epoch: i64) -> String {
     let z = days_since_epoch + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -381,6 +381,26 @@ pub enum LicenseCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum CdrCommand {
+    /// Call detail records, oldest first (times are UTC).
+    List {
+        #[arg(long, value_name = "NAME")]
+        enterprise: Option<String>,
+        /// First day, inclusive.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        from: Option<String>,
+        /// Last day, inclusive.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: Option<String>,
+        #[command(flatten)]
+        output: Output,
+        /// Print CSV (a header row, then one row per call) instead of a table.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct Output {
     /// Print JSON instead of a table.
@@ -397,6 +417,7 @@ pub enum Provision {
     ServiceNumber(ServiceNumberCommand),
     LcmTemplate(LcmTemplateCommand),
     License(LicenseCommand),
+    Cdr(CdrCommand),
 }
 
 impl Provision {
@@ -465,7 +486,7 @@ impl Provision {
             },
             Self::ServiceNumber(c) => !matches!(c, ServiceNumberCommand::List { .. }),
             Self::LcmTemplate(c) => !matches!(c, LcmTemplateCommand::List { .. }),
-            Self::License(_) => false,
+            Self::License(_) | Self::Cdr(_) => false,
         }
     }
 
@@ -478,6 +499,7 @@ impl Provision {
             Self::ServiceNumber(c) => service_number(ops, c).await,
             Self::LcmTemplate(c) => lcm_template(ops, c).await,
             Self::License(c) => license(ops, c).await,
+            Self::Cdr(c) => cdr(ops, c).await,
         }
     }
 }
@@ -979,6 +1001,58 @@ async fn license(ops: &Provisioner<'_>, c: LicenseCommand) -> Result<(), Provisi
             });
         }
     }
+    Ok(())
+}
+
+const CDR_HEADER: [&str; 12] = [
+    "STARTED",
+    "DIRECTION",
+    "ENTERPRISE",
+    "USER",
+    "CALLER",
+    "CALLEE",
+    "RESULT",
+    "STATUS",
+    "SECONDS",
+    "HUNG UP BY",
+    "TEAMS PROXY",
+    "REASON",
+];
+
+async fn cdr(ops: &Provisioner<'_>, c: CdrCommand) -> Result<(), ProvisionError> {
+    let CdrCommand::List {
+        enterprise,
+        from,
+        to,
+        output,
+        csv,
+    } = c;
+    let filter = teamsgw_store::CdrFilter {
+        enterprise,
+        from,
+        to,
+    };
+    let rows = ops.store.list_cdrs(&filter).await?;
+    if csv {
+        print!("{}", crate::cdr::csv(&rows));
+        return Ok(());
+    }
+    print_rows(output.json, &rows, &CDR_HEADER, |r| {
+        vec![
+            r.started_at.clone(),
+            r.direction.clone(),
+            r.enterprise.clone(),
+            r.user.clone(),
+            r.caller.clone(),
+            r.callee.clone(),
+            r.result.clone(),
+            r.status.to_string(),
+            crate::cdr::seconds(r),
+            r.hung_up_by.clone().unwrap_or_default(),
+            r.teams_proxy.clone().unwrap_or_default(),
+            r.reason.clone(),
+        ]
+    });
     Ok(())
 }
 

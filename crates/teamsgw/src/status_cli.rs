@@ -1,6 +1,6 @@
-//! `teamsgw user status` and `teamsgw trunk status`: live state asked of the running daemon
-//! over its admin endpoint (`/api/v1/registrations`, `/api/v1/trunk`, with `admin.token`),
-//! because registration and trunk health exist only in the daemon's memory.
+//! `teamsgw user status`, `teamsgw trunk status` and `teamsgw call list`: live state asked of
+//! the running daemon over its admin endpoint (`/api/v1/registrations`, `/api/v1/trunk`,
+//! `/api/v1/calls`, with `admin.token`), because it exists only in the daemon's memory.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -19,6 +19,42 @@ use crate::provision_cli::{Output, print_rows};
 pub enum TrunkCommand {
     /// Up/down of each Teams SIP proxy, from the running daemon.
     Status(Output),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CallCommand {
+    /// The calls up or being set up, from the running daemon.
+    List(Output),
+}
+
+pub fn call_list(config: &Path, json: bool) -> ExitCode {
+    show(
+        config,
+        "/api/v1/calls",
+        json,
+        &[
+            "CALL ID",
+            "DIRECTION",
+            "ENTERPRISE",
+            "USER",
+            "CALLER",
+            "CALLEE",
+            "STATE",
+            "SECONDS",
+        ],
+        |c| {
+            vec![
+                text(&c["call_id"]),
+                text(&c["direction"]),
+                text(&c["enterprise"]),
+                text(&c["user"]),
+                text(&c["caller"]),
+                text(&c["callee"]),
+                text(&c["state"]),
+                text(&c["seconds"]),
+            ]
+        },
+    )
 }
 
 /// Queries the daemon named by the config; prints a table or `--json`.

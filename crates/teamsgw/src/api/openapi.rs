@@ -114,7 +114,68 @@ fn enterprise_query(required: bool) -> Value {
     query("enterprise", required, string())
 }
 
+fn counter() -> Value {
+    json!({"type": "integer", "format": "int64", "minimum": 0})
+}
+
 fn schemas() -> Value {
+    let mut all = provisioning_schemas();
+    if let (Some(all), Value::Object(calls)) = (all.as_object_mut(), call_schemas()) {
+        all.extend(calls);
+    }
+    all
+}
+
+/// The call layer's schemas (apart from the others: one `json!` that size passes the macro
+/// recursion limit).
+fn call_schemas() -> Value {
+    json!({
+        "Call": object(
+            json!({
+                "call_id": string(),
+                "direction": {"type": "string", "enum": ["from_teams", "to_teams"]},
+                "enterprise": string(), "user": string(), "caller": string(), "callee": string(),
+                "state": {"type": "string", "enum": ["proceeding", "early", "answered", "confirmed", "terminating", "done"]},
+                "seconds": counter(),
+            }),
+            &["call_id", "direction", "enterprise", "user", "caller", "callee", "state", "seconds"],
+            false,
+        ),
+        "CdrLeg": object(
+            json!({
+                "packets_in": counter(), "packets_out": counter(), "bytes_in": counter(),
+                "bytes_out": counter(), "lost": counter(), "jitter": counter(),
+                "srtp_auth_failures": counter(),
+            }),
+            &["packets_in", "packets_out", "bytes_in", "bytes_out", "lost", "jitter", "srtp_auth_failures"],
+            false,
+        ),
+        "Cdr": object(
+            json!({
+                "call_id": string(),
+                "direction": {"type": "string", "enum": ["from_teams", "to_teams"]},
+                "enterprise": string(), "direct_route": string(), "user": string(),
+                "caller": string(), "callee": string(), "teams_proxy": nullable_string(),
+                "failovers": strings(),
+                "started_at": string(), "answered_at": nullable_string(), "ended_at": string(),
+                "status": {"type": "integer", "format": "int64"},
+                "result": {"type": "string", "enum": ["answered", "busy", "no_answer", "rejected", "failed", "cancelled"]},
+                "reason": string(),
+                "hung_up_by": {"type": "string", "enum": ["teams", "pbx", "gateway"], "nullable": true},
+                "codec": nullable_string(),
+                "teams": schema_ref("CdrLeg"), "pbx": schema_ref("CdrLeg"),
+            }),
+            &[
+                "call_id", "direction", "enterprise", "direct_route", "user", "caller", "callee",
+                "teams_proxy", "failovers", "started_at", "answered_at", "ended_at", "status",
+                "result", "reason", "hung_up_by", "codec", "teams", "pbx",
+            ],
+            false,
+        ),
+    })
+}
+
+fn provisioning_schemas() -> Value {
     let factor = object(
         json!({"counted": integer(0, u32::MAX.into()), "configured": integer(0, u32::MAX.into()), "enabled": {"type": "boolean"}}),
         &["counted", "configured", "enabled"],
@@ -467,6 +528,17 @@ pub fn document() -> Value {
             },
             "/trunk": {
                 "get": op("Health of each Teams SIP proxy (live)", vec![], None, list("Proxy")),
+            },
+            "/calls": {
+                "get": op("Calls up or being set up (live)", vec![], None, list("Call")),
+            },
+            "/cdrs": {
+                "get": op(
+                    "Call detail records, oldest first",
+                    vec![enterprise_query(false), query("from", false, day()), query("to", false, day())],
+                    None,
+                    list("Cdr"),
+                ),
             },
             "/openapi.json": {
                 "get": {
