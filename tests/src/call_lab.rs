@@ -7,11 +7,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use teamsgw_sip::test_pki::TestCa;
+use teamsgw_sip::test_pki::{LeafFiles, TestCa};
 
 use crate::baresip::{Baresip, BaresipSpec};
 use crate::dns::Dns;
 use crate::kamailio::Kamailio;
+use crate::teams_proxy::TeamsProxy;
+use crate::teams_uac::TeamsUac;
 use crate::{Daemon, Ports, free_port, free_tcp_udp_port, run_cli, test_config};
 
 pub const TENANT: &str = "cust1.sbc.test";
@@ -28,6 +30,8 @@ pub struct CallLab {
     pub dir: tempfile::TempDir,
     /// The Teams endpoint's certificate and key in one file (baresip's `sip_certificate`).
     pub teams_cert: PathBuf,
+    /// The same certificate as PEM files (the in-house Teams peers).
+    pub teams_leaf: LeafFiles,
     /// Resolves the tenant FQDN to loopback for the Teams endpoint.
     pub dns: Dns,
 }
@@ -53,7 +57,7 @@ impl CallLab {
         std::fs::write(&teams_cert, pem).unwrap();
         let kamailio = Kamailio::start_config("kamailio/pbx.cfg", &[]);
         let ports = Ports::new();
-        let media_min = 30000 + 2 * (free_port() % 10000);
+        let media_min = 30000 + 2 * (free_port() % 8000);
         let proxies_toml: Vec<String> = proxies.iter().map(|p| format!("\"{p}\"")).collect();
         let config = test_config(
             &ports,
@@ -61,7 +65,7 @@ impl CallLab {
                 "{}\n[media]\nbind_address = \"127.0.0.1\"\nport_min = {media_min}\nport_max = {}\ntimeout_seconds = 10\n\n\
                  [license]\nrefresh_seconds = 3600\n\n{extra_config}",
                 ours.tls_section(&ca),
-                media_min + 199,
+                media_min + 1999,
             ),
         )
         .replace("[admin]\n", &format!("[admin]\ntoken = \"{ADMIN_TOKEN}\"\n"))
@@ -86,6 +90,7 @@ impl CallLab {
             ports,
             dir,
             teams_cert,
+            teams_leaf: teams,
             dns: Dns::start(&[TENANT]),
         };
         lab.provision(max_sessions);
@@ -195,11 +200,17 @@ impl CallLab {
 
     /// A phone with `extension` registered at the PBX, auto-answering, sending `tone_hz`.
     pub fn phone(&self, extension: &str, tone_hz: u32) -> Baresip {
+        self.phone_answering(extension, tone_hz, true)
+    }
+
+    /// A phone that answers by itself (`auto`) or only rings.
+    pub fn phone_answering(&self, extension: &str, tone_hz: u32, auto: bool) -> Baresip {
+        let mode = if auto { "auto" } else { "manual" };
         let listen: SocketAddr = ([127, 0, 0, 1], free_tcp_udp_port()).into();
         let k = self.kamailio.addr;
         let b = Baresip::start(BaresipSpec {
             account: format!(
-                "<sip:{extension}@127.0.0.1>;auth_pass=pw-{extension};outbound=\"sip:{k}\";regint=600;answermode=auto"
+                "<sip:{extension}@127.0.0.1>;auth_pass=pw-{extension};outbound=\"sip:{k}\";regint=600;answermode={mode}"
             ),
             tone_hz,
             listen,
@@ -269,6 +280,34 @@ impl CallLab {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The Teams user's contact token, as the PBX's location table holds it.
+    pub fn contact_token(&self) -> String {
+        let dump = self.kamailio.bindings();
+        let needle = format!("@127.0.0.1:{}", self.ports.sip);
+        dump.lines()
+            .find_map(|l| {
+                let end = l.find(&needle)?;
+                let start = l[..end].rfind("sip:")? + 4;
+                Some(l[start..end].to_owned())
+            })
+            .unwrap_or_else(|| panic!("no contact of ours in the PBX's location table:\n{dump}"))
+    }
+
+    /// The value of one metric sample (0 when absent).
+    pub fn metric(&self, sample: &str) -> f64 {
+        self.daemon.metric(sample).unwrap_or(0.0)
+    }
+
+    /// A scripted Teams client connected to our Teams listener.
+    pub fn teams_uac(&self) -> TeamsUac {
+        TeamsUac::connect(self.ports.tls, &self.ca, &self.teams_leaf)
+    }
+
+    /// The in-house Teams proxy on `addr` (one of the lab's `teams.proxies`).
+    pub fn teams_proxy(&self, addr: SocketAddr) -> TeamsProxy {
+        TeamsProxy::start(addr, &self.ca, &self.teams_leaf)
     }
 
     /// `teamsgw cdr list --json`, waiting up to 5 s for `n` records (they are written

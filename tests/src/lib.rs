@@ -11,6 +11,7 @@ pub mod dns;
 pub mod kamailio;
 pub mod postgres;
 pub mod teams_proxy;
+pub mod teams_uac;
 pub mod ua;
 
 use std::io::{Read, Write};

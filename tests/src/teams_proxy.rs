@@ -1,18 +1,26 @@
 //! A Teams SIP proxy for tests: a mutual-TLS SIP listener on loopback (our SIP transport
-//! with a certificate for `localhost` from a test CA) that records every request and answers
-//! OPTIONS with 200, or 503 with Retry-After, as the test says. It runs on its own runtime so
+//! with a certificate from a test CA) that records every message, answers OPTIONS with 200
+//! or 503 + Retry-After, and answers INVITEs by a script: the shapes baresip cannot make
+//! (forks, 183 then 200, 503 + Retry-After, 603). A 2xx or 183 carries an SDES answer, and
+//! an echo behind it decrypts what teamsgw sends and sends it back encrypted with our key,
+//! so a phone hears its own tone through both SRTP directions. It runs on its own runtime so
 //! `stop` really closes its sockets, as a proxy that went away.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use teamsgw_media::srtp::{Context, MasterKey, Suite};
+use teamsgw_sdp::Crypto;
+use teamsgw_sip::Method;
 use teamsgw_sip::acl::AllowList;
 use teamsgw_sip::message::MessageBuilder;
 use teamsgw_sip::metrics::SipMetrics;
 use teamsgw_sip::test_pki::{LeafFiles, TestCa};
 use teamsgw_sip::tls::{TlsMaterial, TlsPaths, TlsStore};
-use teamsgw_sip::transport::{ListenerSpec, SipTransport, Transport, TransportSettings};
+use teamsgw_sip::transport::{Incoming, ListenerSpec, SipTransport, Transport, TransportSettings};
 use tokio::sync::mpsc;
 
 /// How the proxy answers OPTIONS.
@@ -23,10 +31,50 @@ pub enum Answer {
     Unavailable(u32),
 }
 
+/// One step of the answer to an INVITE.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// A response with this To tag (the fork), with the SDES answer when `sdp`, and extra
+    /// header lines (`Name: value`).
+    Reply {
+        status: u16,
+        tag: &'static str,
+        sdp: bool,
+        extra: Vec<String>,
+    },
+    Wait(Duration),
+}
+
+pub fn reply(status: u16, tag: &'static str, sdp: bool) -> Step {
+    Step::Reply {
+        status,
+        tag,
+        sdp,
+        extra: Vec::new(),
+    }
+}
+
+/// What happened to INVITEs and dialogs (for assertions).
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    /// Requests by method, with their To tag ("" for none).
+    pub requests: Vec<(String, String)>,
+}
+
+struct State {
+    answer: Answer,
+    script: Vec<Step>,
+    received: Vec<(Instant, String, Answer)>,
+    seen: Seen,
+    /// Call-ID → the INVITE still waiting for its final response.
+    pending: HashMap<String, Incoming>,
+    /// Call-IDs whose INVITE a CANCEL ended.
+    cancelled: std::collections::HashSet<String>,
+}
+
 pub struct TeamsProxy {
     runtime: Option<tokio::runtime::Runtime>,
-    answer: Arc<Mutex<Answer>>,
-    received: Arc<Mutex<Vec<(Instant, String, Answer)>>>,
+    state: Arc<Mutex<State>>,
     pub addr: SocketAddr,
 }
 
@@ -37,8 +85,14 @@ impl TeamsProxy {
             .enable_all()
             .build()
             .unwrap();
-        let answer = Arc::new(Mutex::new(Answer::Ok));
-        let received = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(Mutex::new(State {
+            answer: Answer::Ok,
+            script: vec![reply(180, "p", false), reply(200, "p", true)],
+            received: Vec::new(),
+            seen: Seen::default(),
+            pending: HashMap::new(),
+            cancelled: Default::default(),
+        }));
         let tls = Arc::new(TlsStore::new(
             TlsMaterial::load(&TlsPaths {
                 certificate: leaf.cert.clone(),
@@ -67,48 +121,36 @@ impl TeamsProxy {
             .unwrap();
             sip
         });
-        let (a, r) = (Arc::clone(&answer), Arc::clone(&received));
+        let st = Arc::clone(&state);
         runtime.spawn(async move {
             while let Some(inc) = inbound.recv().await {
-                let text = String::from_utf8_lossy(inc.message.as_bytes()).into_owned();
-                let mode = *a.lock().unwrap();
-                r.lock().unwrap().push((Instant::now(), text, mode));
-                if !inc.message.is_request() {
-                    continue;
-                }
-                let b = match mode {
-                    Answer::Ok => {
-                        MessageBuilder::response_to(&inc.message, 200, "OK", Some("p"), None)
-                            .header("Allow", "INVITE,ACK,OPTIONS,CANCEL,BYE,NOTIFY")
-                            .header("Server", "Microsoft.PSTNHub.SIPProxy test")
-                    }
-                    Answer::Unavailable(s) => MessageBuilder::response_to(
-                        &inc.message,
-                        503,
-                        "Service Unavailable",
-                        Some("p"),
-                        None,
-                    )
-                    .header("Retry-After", s.to_string()),
-                };
-                let _ = sip.respond(&inc.source, b.finish()).await;
+                handle(&sip, &st, inc).await;
             }
         });
         Self {
             runtime: Some(runtime),
-            answer,
-            received,
+            state,
             addr,
         }
     }
 
     pub fn set_answer(&self, answer: Answer) {
-        *self.answer.lock().unwrap() = answer;
+        self.state.lock().unwrap().answer = answer;
     }
 
-    /// Every message received, with its arrival time and how it was answered.
+    /// How INVITEs are answered from now on (default: 180, then 200 with SDP, one fork).
+    pub fn set_script(&self, script: Vec<Step>) {
+        self.state.lock().unwrap().script = script;
+    }
+
+    /// Every message received, with its arrival time and how OPTIONS were answered then.
     pub fn received(&self) -> Vec<(Instant, String, Answer)> {
-        self.received.lock().unwrap().clone()
+        self.state.lock().unwrap().received.clone()
+    }
+
+    /// Requests received: (method, To tag).
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().seen.requests.clone()
     }
 
     /// Closes the listener and every connection.
@@ -123,4 +165,201 @@ impl Drop for TeamsProxy {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn text(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).into_owned()
+}
+
+async fn handle(sip: &SipTransport, st: &Arc<Mutex<State>>, inc: Incoming) {
+    let msg = &inc.message;
+    let mode = {
+        let mut s = st.lock().unwrap();
+        let answer = s.answer;
+        s.received
+            .push((Instant::now(), text(msg.as_bytes()), answer));
+        if let Some(m) = msg.method() {
+            s.seen.requests.push((
+                m.as_str().to_owned(),
+                msg.to_tag().map(text).unwrap_or_default(),
+            ));
+        }
+        s.answer
+    };
+    let Some(method) = msg.method() else { return };
+    let respond = |status: u16, reason: &str| {
+        MessageBuilder::response_to(msg, status, reason, Some("p"), None)
+            .header("Server", "Microsoft.PSTNHub.SIPProxy test")
+    };
+    match method {
+        Method::Options => {
+            let b = match mode {
+                Answer::Ok => {
+                    respond(200, "OK").header("Allow", "INVITE,ACK,OPTIONS,CANCEL,BYE,NOTIFY")
+                }
+                Answer::Unavailable(s) => {
+                    respond(503, "Service Unavailable").header("Retry-After", s.to_string())
+                }
+            };
+            let _ = sip.respond(&inc.source, b.finish()).await;
+        }
+        Method::Invite if msg.to_tag().is_none() => {
+            let call_id = msg.call_id().map(text).unwrap_or_default();
+            let script = st.lock().unwrap().script.clone();
+            let trying = MessageBuilder::response_to(msg, 100, "Trying", None, None).finish();
+            let _ = sip.respond(&inc.source, trying).await;
+            let sip = sip.clone();
+            let st = Arc::clone(st);
+            st.lock().unwrap().pending.insert(
+                call_id.clone(),
+                Incoming {
+                    message: inc.message.clone(),
+                    source: inc.source.clone(),
+                },
+            );
+            tokio::spawn(run_script(sip, st, call_id, inc, script));
+        }
+        Method::Cancel => {
+            let _ = sip.respond(&inc.source, respond(200, "OK").finish()).await;
+            let call_id = msg.call_id().map(text).unwrap_or_default();
+            let pending = {
+                let mut s = st.lock().unwrap();
+                s.cancelled.insert(call_id.clone());
+                s.pending.remove(&call_id)
+            };
+            if let Some(invite) = pending {
+                let r = MessageBuilder::response_to(
+                    &invite.message,
+                    487,
+                    "Request Terminated",
+                    Some("p"),
+                    None,
+                )
+                .finish();
+                let _ = sip.respond(&invite.source, r).await;
+            }
+        }
+        Method::Ack => {}
+        _ => {
+            let _ = sip.respond(&inc.source, respond(200, "OK").finish()).await;
+        }
+    }
+}
+
+async fn run_script(
+    sip: SipTransport,
+    st: Arc<Mutex<State>>,
+    call_id: String,
+    inc: Incoming,
+    script: Vec<Step>,
+) {
+    let mut echo: Option<String> = None;
+    for step in script {
+        match step {
+            Step::Wait(d) => tokio::time::sleep(d).await,
+            Step::Reply {
+                status,
+                tag,
+                sdp,
+                extra,
+            } => {
+                // A CANCEL ended the transaction: nothing more for it.
+                if st.lock().unwrap().cancelled.contains(&call_id) {
+                    return;
+                }
+                let reason = match status {
+                    180 => "Ringing",
+                    183 => "Session Progress",
+                    200 => "OK",
+                    486 => "Busy Here",
+                    503 => "Service Unavailable",
+                    603 => "Decline",
+                    _ => "Response",
+                };
+                let mut b =
+                    MessageBuilder::response_to(&inc.message, status, reason, Some(tag), None)
+                        .header("Server", "Microsoft.PSTNHub.SIPProxy test");
+                if (101..300).contains(&status) {
+                    b = b.header(
+                        "Contact",
+                        "<sip:api-du-b-euwe.pstnhub.microsoft.com:443;x-i=test>",
+                    );
+                }
+                for line in &extra {
+                    if let Some((n, v)) = line.split_once(": ") {
+                        b = b.header(n, v);
+                    }
+                }
+                let data: Bytes = if sdp {
+                    if echo.is_none() {
+                        echo = start_echo(inc.message.body());
+                    }
+                    b.body(
+                        Some("application/sdp"),
+                        echo.as_deref().unwrap_or("").as_bytes(),
+                    )
+                } else {
+                    b.finish()
+                };
+                if status >= 200 {
+                    st.lock().unwrap().pending.remove(&call_id);
+                }
+                let _ = sip.respond(&inc.source, data).await;
+            }
+        }
+    }
+}
+
+/// Starts the SRTP echo for an SDES offer and returns our answer.
+fn start_echo(offer: &[u8]) -> Option<String> {
+    let offer = teamsgw_sdp::parse(std::str::from_utf8(offer).ok()?).ok()?;
+    let audio = offer.audio()?;
+    let crypto = audio.cryptos().into_iter().next()?;
+    let suite = Suite::from_name(&crypto.suite)?;
+    let theirs = MasterKey::from_bytes(&crypto.keys.first()?.key_salt)?;
+    let key: Vec<u8> = (0..30u8)
+        .map(|i| i.wrapping_mul(37).wrapping_add(11))
+        .collect();
+    let ours = MasterKey::from_bytes(&key)?;
+    let codec = audio.formats.first()?.clone();
+    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+    let port = socket.local_addr().ok()?.port();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    std::thread::spawn(move || {
+        let mut rx = Context::new(suite, &theirs, None);
+        let mut tx = Context::new(suite, &ours, None);
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let rtcp = n > 1 && (200..=204).contains(&buf[1]);
+            let plain = if rtcp {
+                rx.unprotect_rtcp(&mut buf, n)
+            } else {
+                rx.unprotect_rtp(&mut buf, n)
+            };
+            let Ok(len) = plain else { continue };
+            if !rtcp && len >= 12 {
+                // Another SSRC, so the phone does not take its echo for a loop.
+                for b in &mut buf[8..12] {
+                    *b ^= 0x5a;
+                }
+            }
+            let out = if rtcp {
+                tx.protect_rtcp(&mut buf, len)
+            } else {
+                tx.protect_rtp(&mut buf, len)
+            };
+            if let Ok(len) = out {
+                let _ = socket.send_to(&buf[..len], from);
+            }
+        }
+    });
+    let crypto = Crypto::inline(crypto.tag, suite.name(), &key);
+    Some(format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/SAVP {codec} 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=crypto:{}\r\na=rtcp-mux\r\na=sendrecv\r\n",
+        crypto.to_value()
+    ))
 }

@@ -57,9 +57,15 @@ impl Ctx<'_> {
         self.owned.push(tx);
     }
 
-    /// Down by trunk health (OPTIONS) or held down by a 503 with Retry-After (§1.6).
-    pub fn proxy_is_down(&self, name: &str) -> bool {
-        self.down.contains(name) || self.held.get(name).is_some_and(|&until| self.now < until)
+    /// Held down by a 503 with Retry-After, down by trunk health (OPTIONS), or up (§1.6).
+    pub fn proxy_state(&self, name: &str) -> ProxyState {
+        if self.held.get(name).is_some_and(|&until| self.now < until) {
+            ProxyState::Held
+        } else if self.down.contains(name) {
+            ProxyState::Down
+        } else {
+            ProxyState::Up
+        }
     }
 
     pub fn setup_event(&mut self, direction: Direction, stage: &'static str, took: Duration) {
@@ -69,6 +75,13 @@ impl Ctx<'_> {
             seconds: took.as_secs_f64(),
         }));
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyState {
+    Up,
+    Down,
+    Held,
 }
 
 struct Slot {
@@ -564,6 +577,8 @@ impl<M: MediaPlane> CallCore<M> {
             sdp,
             media,
             proxies: parts.proxies,
+            down_proxies: Vec::new(),
+            last_resort: false,
             proxy: None,
             failovers: Vec::new(),
             attempt_deadline: None,

@@ -13,7 +13,7 @@ use teamsgw_sip::transport::Target;
 use teamsgw_sip::transport::Transport;
 
 use super::cause::{EndCause, Side, q850_for};
-use super::core::Ctx;
+use super::core::{Ctx, ProxyState};
 use super::inbound::Inbound;
 use super::media::Allocation;
 use super::outbound::Outbound;
@@ -68,6 +68,9 @@ pub struct Call {
     pub media: Allocation,
     /// Teams proxies still to try, in `teams.proxies` order (§1.6).
     pub proxies: VecDeque<TeamsProxy>,
+    /// Proxies trunk health holds down, kept for a last try.
+    pub down_proxies: Vec<TeamsProxy>,
+    pub last_resort: bool,
     pub proxy: Option<String>,
     pub failovers: Vec<(String, String)>,
     pub attempt_deadline: Option<Instant>,
@@ -128,16 +131,26 @@ impl Call {
         }
     }
 
-    /// §1.6: the next proxy in order that trunk health does not hold down.
+    /// §1.6: the next proxy in order that is up. Proxies trunk health saw down are tried
+    /// last, after every other one failed (its last OPTIONS may be older than the outage's
+    /// end); those held down by a 503 with Retry-After are not tried at all.
     fn next_proxy(&mut self, ctx: &mut Ctx<'_>) {
         while let Some(p) = self.proxies.pop_front() {
             let Some(addr) = p.addr else {
                 self.failovers.push((p.name, "unresolved".into()));
                 continue;
             };
-            if ctx.proxy_is_down(&p.name) {
-                self.failovers.push((p.name, "down".into()));
-                continue;
+            match ctx.proxy_state(&p.name) {
+                ProxyState::Held => {
+                    self.failovers.push((p.name, "retry_after".into()));
+                    continue;
+                }
+                ProxyState::Down if !self.last_resort => {
+                    self.failovers.push((p.name.clone(), "down".into()));
+                    self.down_proxies.push(p);
+                    continue;
+                }
+                _ => {}
             }
             let port = addr.port();
             self.outbound.template.uri = format!(
@@ -154,8 +167,15 @@ impl Call {
             self.send_invite(ctx);
             return;
         }
+        if !self.last_resort && !self.down_proxies.is_empty() {
+            self.last_resort = true;
+            self.proxies = std::mem::take(&mut self.down_proxies).into();
+            self.next_proxy(ctx);
+            return;
+        }
         self.proxy = None;
         self.attempt_deadline = None;
+        tracing::warn!(call_id = %self.log_id(), tried = ?self.failovers, "no Teams proxy left to try");
         self.fail_caller(ctx, 503, "Service Unavailable", "no Teams proxy reachable");
         self.finish(EndCause::Unreachable, 503, None);
     }

@@ -1,0 +1,335 @@
+//! Calls that fail, fork, drain or repeat, through the real daemon: Kamailio as the PBX with
+//! baresip phones and sipp, our scripted Teams client and Teams proxy for Microsoft's shapes.
+//! Each refusal is asserted with its exact response code (teams-direct-routing.md §1.6, §3.1,
+//! §3.4, §3.8; RFC 3261 §9, §13.2.2.4).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use teamsgw_tests::call_lab::{CallLab, TEAMS_EXTENSION, TEAMS_NUMBER, TENANT};
+use teamsgw_tests::teams_proxy::{Step, reply};
+use teamsgw_tests::teams_uac::{OFFER, TeamsUac, header};
+use teamsgw_tests::{free_port, sipp};
+
+fn wait(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Calls from Teams refused or ended at each step: unknown tenant 404, unprovisioned caller
+/// 403, malformed SDP 488, a busy PBX extension 486 with Q.850 cause 17 (the PBX said 34),
+/// CANCEL with 487 and the PBX leg cancelled, and `max_sessions` 1 refusing a second call.
+#[test]
+fn teams_side_failures_get_their_exact_codes() {
+    let lab = CallLab::start("", &[], 5061, Some(1));
+    let phone = lab.phone_answering("2001", 440, false);
+    let mut teams = lab.teams_uac();
+
+    teams.send(&TeamsUac::invite(
+        "f1",
+        TEAMS_NUMBER,
+        "+49302222001",
+        "other.sbc.test",
+        OFFER,
+    ));
+    let r = teams.expect(404);
+    assert!(
+        header(&r, "Warning").unwrap().contains("other.sbc.test"),
+        "{r}"
+    );
+
+    teams.send(&TeamsUac::invite(
+        "f2",
+        "+49309999999",
+        "+49302222001",
+        TENANT,
+        OFFER,
+    ));
+    let r = teams.expect(403);
+    assert!(
+        header(&r, "Warning").unwrap().contains("+49309999999"),
+        "{r}"
+    );
+
+    teams.send(&TeamsUac::invite(
+        "f3",
+        TEAMS_NUMBER,
+        "+49302222001",
+        TENANT,
+        "v=0\r\nnonsense\r\n",
+    ));
+    let r = teams.expect(488);
+    assert!(header(&r, "Warning").unwrap().contains("SDP"), "{r}");
+
+    teams.send(&TeamsUac::invite(
+        "f4",
+        TEAMS_NUMBER,
+        "+49302222486",
+        TENANT,
+        OFFER,
+    ));
+    let r = teams.expect(486);
+    assert!(
+        header(&r, "Reason").unwrap().starts_with("Q.850;cause=17"),
+        "{r}"
+    );
+
+    // Ringing (the phone does not answer by itself), then a second call over the limit.
+    teams.send(&TeamsUac::invite(
+        "f5",
+        TEAMS_NUMBER,
+        "+49302222001",
+        TENANT,
+        OFFER,
+    ));
+    teams.expect(180);
+    phone.wait_log("Incoming call", Duration::from_secs(5));
+    teams.send(&TeamsUac::invite(
+        "f6",
+        TEAMS_NUMBER,
+        "+49302222001",
+        TENANT,
+        OFFER,
+    ));
+    let r = teams.expect(503);
+    assert!(header(&r, "Retry-After").is_some(), "{r}");
+    assert_eq!(
+        lab.metric("teamsgw_call_admission_rejected_total{reason=\"max_sessions\"}"),
+        1.0
+    );
+
+    teams.send(&TeamsUac::cancel(
+        "f5",
+        TEAMS_NUMBER,
+        "+49302222001",
+        TENANT,
+    ));
+    teams.expect(200);
+    teams.expect(487);
+    phone.wait_log("session closed", Duration::from_secs(5));
+    wait("the cancelled call to end", Duration::from_secs(10), || {
+        lab.metric("teamsgw_calls_active{direction=\"from_teams\"}") == 0.0
+    });
+    assert_eq!(lab.metric("teamsgw_media_sessions_active"), 0.0);
+    let results: Vec<String> = lab
+        .cdrs(2)
+        .iter()
+        .map(|c| format!("{} {}", c["result"].as_str().unwrap(), c["status"]))
+        .collect();
+    assert_eq!(results, ["busy 486", "cancelled 487"]);
+}
+
+/// Calls towards Teams that Teams refuses: 486 passes to the PBX; 603 from the first proxy
+/// stops everything (the second is never tried); a CANCEL from the PBX reaches Teams.
+#[test]
+fn teams_refusals_and_cancel_towards_teams() {
+    let port = free_port();
+    let lab = CallLab::start("", &["127.0.0.2", "127.0.0.3"], port, None);
+    let first = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
+    let second = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 3], port)));
+    let phone = lab.phone("2001", 440);
+    let invites = |p: &teamsgw_tests::teams_proxy::TeamsProxy| {
+        p.requests()
+            .iter()
+            .filter(|(m, t)| m == "INVITE" && t.is_empty())
+            .count()
+    };
+    wait(
+        "trunk health to see both proxies up",
+        Duration::from_secs(10),
+        || lab.metric("teamsgw_teams_proxy_up{proxy=\"127.0.0.2\"}") == 1.0,
+    );
+
+    first.set_script(vec![reply(486, "p", false)]);
+    phone.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
+    phone.wait_log("486", Duration::from_secs(10));
+
+    first.set_script(vec![reply(603, "p", false)]);
+    phone.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
+    phone.wait_log("603", Duration::from_secs(10));
+    assert_eq!(invites(&first), 2);
+    assert_eq!(invites(&second), 0, "§3.8: no retry after 603");
+
+    first.set_script(vec![
+        reply(180, "p", false),
+        Step::Wait(Duration::from_secs(30)),
+    ]);
+    phone.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
+    phone.wait_log("180 Ringing", Duration::from_secs(10));
+    phone.hangup();
+    wait("the CANCEL at Teams", Duration::from_secs(10), || {
+        first.requests().iter().any(|(m, _)| m == "CANCEL")
+    });
+    wait("the cancelled call to end", Duration::from_secs(10), || {
+        lab.metric("teamsgw_calls_active{direction=\"to_teams\"}") == 0.0
+    });
+    let results: Vec<String> = lab
+        .cdrs(3)
+        .iter()
+        .map(|c| format!("{} {}", c["result"].as_str().unwrap(), c["status"]))
+        .collect();
+    assert_eq!(results, ["busy 486", "rejected 603", "cancelled 487"]);
+    assert_eq!(lab.metric("teamsgw_media_sessions_active"), 0.0);
+}
+
+/// §3.4: 180 from two forks, 183 with SDP, then 200 from the second fork. The PBX sees one
+/// 180 and the 200; the phone hears its own tone back through the Teams echo (both SRTP
+/// directions); a late 200 from the first fork gets ACK and then BYE (RFC 3261 §13.2.2.4).
+#[test]
+fn forks_ring_once_answer_with_audio_and_the_late_fork_is_ended() {
+    let port = free_port();
+    let lab = CallLab::start("", &["127.0.0.2"], port, None);
+    let proxy = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
+    proxy.set_script(vec![
+        reply(180, "fa", false),
+        reply(180, "fb", false),
+        reply(183, "fb", true),
+        Step::Wait(Duration::from_millis(300)),
+        reply(200, "fb", true),
+        Step::Wait(Duration::from_millis(500)),
+        reply(200, "fa", true),
+    ]);
+    let phone = lab.phone("2001", 440);
+    phone.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
+    phone.wait_log("Call established", Duration::from_secs(15));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !proxy
+        .requests()
+        .contains(&("BYE".to_owned(), "fa".to_owned()))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no BYE for the late fork: {:?}\n{}\n{}",
+            proxy.requests(),
+            phone.log(),
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        proxy
+            .requests()
+            .contains(&("ACK".to_owned(), "fa".to_owned()))
+    );
+    assert!(
+        proxy
+            .requests()
+            .contains(&("ACK".to_owned(), "fb".to_owned()))
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    phone.hangup();
+    phone.wait_count("terminated", 1, Duration::from_secs(5));
+    assert_eq!(phone.count_log("SIP Progress: 180"), 1, "{}", phone.log());
+    assert_eq!(phone.count_log("SIP Progress: 183"), 0, "{}", phone.log());
+    assert!(
+        proxy
+            .requests()
+            .contains(&("BYE".to_owned(), "fb".to_owned()))
+    );
+    let (freq, rms) = teamsgw_tests::baresip::tone_of(&phone.heard()[0]);
+    assert!(
+        rms > 500.0 && (freq - 440.0).abs() < 44.0,
+        "the phone heard {freq:.0} Hz at RMS {rms:.0}\n{}",
+        lab.logs()
+    );
+}
+
+/// SIGHUP during a call does not drop it; SIGTERM refuses new INVITEs with 503, ends the
+/// call with BYE on both legs at `daemon.drain_seconds` (2 in the lab), and exits 0.
+#[test]
+fn reload_keeps_the_call_and_sigterm_drains_it() {
+    let port = free_port();
+    let mut lab = CallLab::start("", &["127.0.0.2"], port, None);
+    let proxy = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
+    let phone = lab.phone("2001", 440);
+    phone.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
+    phone.wait_log("Call established", Duration::from_secs(15));
+    lab.daemon.signal("HUP");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        lab.metric("teamsgw_calls_active{direction=\"to_teams\"}"),
+        1.0
+    );
+    assert!(!proxy.requests().iter().any(|(m, _)| m == "BYE"));
+    let mut teams = lab.teams_uac();
+    lab.daemon.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    teams.send(&TeamsUac::invite(
+        "d1",
+        TEAMS_NUMBER,
+        "+49302222001",
+        TENANT,
+        OFFER,
+    ));
+    let r = teams.expect(503);
+    assert!(header(&r, "Retry-After").is_some(), "{r}");
+    let (status, took) = lab.daemon.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "{status}\n{}", lab.logs());
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(
+        proxy.requests().iter().any(|(m, _)| m == "BYE"),
+        "{:?}",
+        proxy.requests()
+    );
+    phone.wait_count("terminated", 1, Duration::from_secs(5));
+}
+
+/// A delayed offer from the PBX (sipp): we offer to Teams, Teams' answer becomes our offer
+/// in the 200, and the PBX's answer arrives in the ACK (RFC 3264 §5, §3.2 of the reference).
+/// Then 200 calls (sipp, the Teams proxy answering) leave nothing behind: no call, no media
+/// session, every port back.
+#[test]
+fn delayed_offer_and_two_hundred_calls_leave_nothing_behind() {
+    let port = free_port();
+    let lab = CallLab::start("", &["127.0.0.2"], port, None);
+    let proxy = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
+    proxy.set_script(vec![reply(200, "p", true)]);
+    let token = lab.contact_token();
+    let target = lab.ports.sip_addr();
+    let ports_free = lab.metric("teamsgw_media_ports_free");
+    assert!(ports_free > 0.0);
+
+    let (code, out) = sipp("uac_delayed_offer.xml", target, "u1", 1, &["-s", &token]);
+    assert_eq!(code, 0, "{out}\n{}", lab.logs());
+    let invite = proxy
+        .received()
+        .into_iter()
+        .map(|(_, text, _)| text)
+        .find(|t| t.starts_with("INVITE "))
+        .unwrap();
+    assert!(
+        invite.contains("RTP/SAVP") && invite.contains("a=crypto:"),
+        "{invite}"
+    );
+
+    let (code, out) = sipp(
+        "uac_call_bye.xml",
+        target,
+        "u1",
+        200,
+        &["-s", &token, "-r", "50", "-l", "20"],
+    );
+    let log = lab.daemon.log();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(
+        code,
+        0,
+        "{}\n{}",
+        &out[out.len().saturating_sub(3000)..],
+        warnings.join("\n")
+    );
+    wait("every call to end", Duration::from_secs(20), || {
+        lab.metric("teamsgw_calls_active{direction=\"to_teams\"}") == 0.0
+    });
+    assert_eq!(
+        lab.metric("teamsgw_calls_total{direction=\"to_teams\",result=\"answered\"}"),
+        201.0
+    );
+    assert_eq!(lab.metric("teamsgw_media_sessions_active"), 0.0);
+    assert_eq!(lab.metric("teamsgw_media_ports_free"), ports_free);
+    assert_eq!(lab.cdrs(201).len(), 201);
+}

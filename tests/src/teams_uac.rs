@@ -1,0 +1,126 @@
+//! A scripted Teams-side client: one mutual-TLS connection to our Teams listener (as a
+//! Microsoft SIP proxy keeps one), over which a test sends the exact requests Teams would and
+//! reads every message teamsgw sends back.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
+use teamsgw_sip::test_pki::{LeafFiles, TestCa};
+
+pub struct TeamsUac {
+    tls: StreamOwned<ClientConnection, TcpStream>,
+    buf: Vec<u8>,
+}
+
+/// A Teams SDES offer (teams-direct-routing.md §4.1), media nowhere in particular.
+pub const OFFER: &str = "v=0\r\no=- 1 0 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/SAVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31\r\na=rtcp-mux\r\na=sendrecv\r\n";
+
+impl TeamsUac {
+    pub fn connect(port: u16, ca: &TestCa, client: &LeafFiles) -> TeamsUac {
+        let config = ca.client_config(Some(client));
+        let conn =
+            ClientConnection::new(config, ServerName::try_from("sbc.test").unwrap()).unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        TeamsUac {
+            tls: StreamOwned::new(conn, tcp),
+            buf: Vec::new(),
+        }
+    }
+
+    /// An INVITE as Teams sends it for a call from `caller` to `called` on `tenant` (§3.3).
+    pub fn invite(call_id: &str, caller: &str, called: &str, tenant: &str, sdp: &str) -> String {
+        format!(
+            "INVITE sip:{called}@{tenant}:5061;user=phone;transport=tls SIP/2.0\r\n\
+             Via: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK-{call_id}\r\n\
+             From: <sip:{caller}@sip.pstnhub.microsoft.com:5061;user=phone>;tag=t-{call_id}\r\n\
+             To: <sip:{called}@{tenant}:5061;user=phone>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\
+             Max-Forwards: 70\r\nContact: <sip:api-du-b-euwe.pstnhub.microsoft.com:443;x-i=t>\r\n\
+             P-Asserted-Identity: <sip:{caller}@sip.pstnhub.microsoft.com:5061;user=phone>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    }
+
+    /// The CANCEL for [`TeamsUac::invite`] with the same identifiers (RFC 3261 §9.1).
+    pub fn cancel(call_id: &str, caller: &str, called: &str, tenant: &str) -> String {
+        format!(
+            "CANCEL sip:{called}@{tenant}:5061;user=phone;transport=tls SIP/2.0\r\n\
+             Via: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK-{call_id}\r\n\
+             From: <sip:{caller}@sip.pstnhub.microsoft.com:5061;user=phone>;tag=t-{call_id}\r\n\
+             To: <sip:{called}@{tenant}:5061;user=phone>\r\nCall-ID: {call_id}\r\nCSeq: 1 CANCEL\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    pub fn send(&mut self, text: &str) {
+        self.tls.write_all(text.as_bytes()).unwrap();
+        self.tls.flush().unwrap();
+    }
+
+    /// The next message teamsgw sends, or `None` after `timeout`.
+    pub fn next(&mut self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(msg) = self.take_message() {
+                return Some(msg);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            let mut chunk = [0u8; 8192];
+            match self.tls.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Reads until a response with `status` arrives, returning it (others are skipped).
+    pub fn expect(&mut self, status: u16) -> String {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            let Some(msg) = self.next(Duration::from_millis(500)) else {
+                continue;
+            };
+            if msg.starts_with(&format!("SIP/2.0 {status} ")) {
+                return msg;
+            }
+            seen.push(msg.lines().next().unwrap_or("").to_owned());
+        }
+        panic!("no {status} from teamsgw; saw {seen:?}");
+    }
+
+    fn take_message(&mut self) -> Option<String> {
+        let end = self.buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        let len = head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                (n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("l"))
+                    .then(|| v.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        if self.buf.len() < end + len {
+            return None;
+        }
+        let msg = String::from_utf8_lossy(&self.buf[..end + len]).into_owned();
+        self.buf.drain(..end + len);
+        Some(msg)
+    }
+}
+
+/// The value of header `name` in a message's text.
+pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
