@@ -13,20 +13,17 @@ use teamsgw_sip::message::{MessageBuilder, Method};
 use teamsgw_sip::transaction::{Event, TransactionLayer, TxId};
 use teamsgw_sip::transport::{Source, Target, Transport};
 
-use super::cause::{EndCause, Side};
-use super::inbound::{Inbound, LegProfile};
+use super::cause::EndCause;
+use super::inbound::Inbound;
 use super::media::MediaPlane;
-use super::outbound::{InviteTemplate, Outbound};
-use super::routing::{self, Rejection, SharedView};
+use super::outbound::Outbound;
+use super::routing::{Rejection, SharedView};
 use super::sdp_bridge::SdpBridge;
+use super::setup;
 use super::state::{Call, Leg, Phase};
-use super::{
-    CallEvent, CallRecord, CallSettings, CallView, Dest, Direction, Input, Output, RoutingView,
-};
-use crate::registration::transport_token;
+use super::{CallEvent, CallRecord, CallSettings, CallView, Dest, Direction, Input, Output};
 use crate::rng::Rng;
-use crate::stateless::{ALLOW, warning};
-use teamsgw_sip::digest::Credentials;
+use crate::stateless::warning;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Handle {
@@ -497,8 +494,8 @@ impl<M: MediaPlane> CallCore<M> {
             Direction::FromTeams
         };
         let parts = match direction {
-            Direction::FromTeams => self.route_from_teams(&view, request, &source)?,
-            Direction::ToTeams => self.route_to_teams(&view, request, &source)?,
+            Direction::FromTeams => setup::from_teams(&self.settings, &view, request, &source)?,
+            Direction::ToTeams => setup::to_teams(&self.settings, &view, request, &source)?,
         };
         let tenant = parts.tenant.clone();
         if !self
@@ -506,14 +503,17 @@ impl<M: MediaPlane> CallCore<M> {
             .sessions
             .try_acquire(&tenant.fqdn, tenant.max_sessions)
         {
-            return Err(admission(
+            return Err(setup::admission(
                 "max_sessions",
                 format!("{} is at its limit of concurrent calls", tenant.fqdn),
             ));
         }
         let Some(media) = self.media.allocate() else {
             self.settings.sessions.release(&tenant.fqdn);
-            return Err(admission("media_ports", "no free media ports".into()));
+            return Err(setup::admission(
+                "media_ports",
+                "no free media ports".into(),
+            ));
         };
         let mut sdp = SdpBridge::new(
             &self.settings.media_address,
@@ -618,161 +618,5 @@ impl<M: MediaPlane> CallCore<M> {
         self.out
             .push_back(Output::Event(CallEvent::Started { direction }));
         Ok(h)
-    }
-
-    /// `port` is the direct route's SIP port: where Teams reaches us for this tenant.
-    fn teams_profile(&self, fqdn: &str, port: u16, user: Option<&str>) -> LegProfile {
-        let contact = match user {
-            // §3.2: `<sip:+caller@<tenant FQDN>:<port>;transport=tls>`; Teams picks the tenant
-            // from this FQDN (§3.1).
-            Some(u) => format!("<sip:{u}@{fqdn}:{port};transport=tls>"),
-            None => format!("<sip:{fqdn}:{port};transport=tls>"),
-        };
-        LegProfile {
-            side: Side::Teams,
-            contact,
-            via_transport: "TLS",
-            via_host: format!("{fqdn}:{port}"),
-            headers: vec![
-                ("Allow", ALLOW.to_owned()),
-                ("X-MS-SBC", self.settings.sbc_header.clone()),
-            ],
-        }
-    }
-
-    fn pbx_profile(&self, token: &str, transport: Transport) -> LegProfile {
-        let (via_transport, param) = transport_token(transport);
-        let port = match transport {
-            Transport::Udp => self.settings.pbx_udp_port,
-            _ => self.settings.pbx_tcp_port,
-        };
-        let host = &self.settings.pbx_host;
-        LegProfile {
-            side: Side::Pbx,
-            // The same Contact as the user's registration, so the PBX sees its own device.
-            contact: format!("<sip:{token}@{host}:{port}{param}>"),
-            via_transport,
-            via_host: format!("{host}:{port}"),
-            headers: vec![
-                ("Allow", ALLOW.to_owned()),
-                ("User-Agent", self.settings.user_agent.clone()),
-            ],
-        }
-    }
-
-    fn route_from_teams(
-        &self,
-        view: &RoutingView,
-        request: &Message,
-        _source: &Source,
-    ) -> Result<CallParts, Rejection> {
-        let route = routing::route_teams_call(view, request)?;
-        let pbx = &route.pbx;
-        let addr = pbx.addrs.first().copied().ok_or_else(|| {
-            admission("pbx_unresolved", format!("cannot resolve {}", pbx.next_hop))
-        })?;
-        let user = &route.user;
-        let display = user
-            .display_name
-            .as_deref()
-            .map(|d| format!("\"{}\" ", d.replace('"', "")))
-            .unwrap_or_default();
-        Ok(CallParts {
-            inbound: self.teams_profile(&route.tenant.fqdn, route.tenant.port, None),
-            outbound: self.pbx_profile(&user.contact_token, pbx.transport),
-            target: Target {
-                transport: pbx.transport,
-                addr,
-                server_name: (pbx.transport == Transport::Tls).then(|| host_only(&pbx.next_hop)),
-            },
-            template: InviteTemplate {
-                uri: format!("sip:{}@{}", route.called, pbx.domain),
-                from: format!("{display}<sip:{}@{}>", user.extension, pbx.domain),
-                to: format!("<sip:{}@{}>", route.called, pbx.domain),
-                headers: Vec::new(),
-                sdp: None,
-            },
-            credentials: Some(Credentials {
-                username: user.auth_user.clone(),
-                password: user.password.clone(),
-            }),
-            proxies: VecDeque::new(),
-            pbx_codecs: pbx.codecs.clone(),
-            caller: route.caller.clone(),
-            callee: route.called.clone(),
-            tenant: route.tenant,
-            user: route.user,
-        })
-    }
-
-    fn route_to_teams(
-        &self,
-        view: &RoutingView,
-        request: &Message,
-        source: &Source,
-    ) -> Result<CallParts, Rejection> {
-        let route = routing::route_pbx_call(view, request, source.peer.ip())?;
-        let fqdn = &route.tenant.fqdn;
-        let display = route
-            .caller_display
-            .as_deref()
-            .map(|d| format!("\"{}\" ", d.replace('"', "")))
-            .unwrap_or_default();
-        let number = &route.user.number;
-        Ok(CallParts {
-            inbound: self.pbx_profile(&route.user.contact_token, source.transport),
-            outbound: self.teams_profile(fqdn, route.tenant.port, Some(&route.caller)),
-            // Replaced by the first proxy tried.
-            target: Target {
-                transport: Transport::Tls,
-                addr: source.peer,
-                server_name: None,
-            },
-            template: InviteTemplate {
-                uri: String::new(),
-                from: format!("{display}<sip:{}@{fqdn};user=phone>", route.caller),
-                to: format!("<sip:{number}@{fqdn};user=phone>"),
-                headers: Vec::new(),
-                sdp: None,
-            },
-            credentials: None,
-            proxies: view.proxies.iter().cloned().collect(),
-            pbx_codecs: route.pbx.codecs.clone(),
-            caller: route.caller.clone(),
-            callee: number.clone(),
-            tenant: route.tenant,
-            user: route.user,
-        })
-    }
-}
-
-/// The pieces a new call is built from, per direction.
-struct CallParts {
-    inbound: LegProfile,
-    outbound: LegProfile,
-    target: Target,
-    template: InviteTemplate,
-    credentials: Option<Credentials>,
-    proxies: VecDeque<routing::TeamsProxy>,
-    pbx_codecs: Vec<String>,
-    caller: String,
-    callee: String,
-    tenant: routing::Tenant,
-    user: routing::UserRoute,
-}
-
-fn admission(label: &'static str, warning: String) -> Rejection {
-    Rejection {
-        status: 503,
-        reason: "Service Unavailable",
-        warning,
-        label,
-    }
-}
-
-fn host_only(host_port: &str) -> String {
-    match host_port.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() && !host_port.ends_with(']') => h.to_owned(),
-        _ => host_port.to_owned(),
     }
 }

@@ -12,6 +12,7 @@
 //! - [`outbound`]: the leg we call (UAC: INVITE, digest, forks, CANCEL, ACK);
 //! - [`state`]: one call joining the two legs (responses across, hang-ups, failover);
 //! - [`sdp_bridge`]: offer/answer carried from one leg to the other;
+//! - `setup`: what a new call is built from (Contact, Via, the outbound INVITE);
 //! - [`media`]: the relay session, behind a small interface the driver implements;
 //! - [`cause`]: why a call ended, for the CDR, metrics and `Reason` headers;
 //! - [`core`]: many calls, their transactions and timers.
@@ -23,6 +24,7 @@ pub mod media;
 pub mod outbound;
 pub mod routing;
 pub mod sdp_bridge;
+mod setup;
 pub mod state;
 
 use std::sync::{Arc, Mutex};

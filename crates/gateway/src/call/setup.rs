@@ -1,0 +1,174 @@
+//! What a new call is built from, per direction: the routing decision it copies, how we
+//! present ourselves on each leg (Contact, Via, Allow, X-MS-SBC), where the outbound INVITE
+//! goes and what it says (teams-direct-routing.md §3.1, §3.2).
+
+use std::collections::VecDeque;
+
+use teamsgw_sip::Message;
+use teamsgw_sip::digest::Credentials;
+use teamsgw_sip::transport::{Source, Target, Transport};
+
+use super::CallSettings;
+use super::cause::Side;
+use super::inbound::LegProfile;
+use super::outbound::InviteTemplate;
+use super::routing::{self, Rejection, RoutingView};
+use crate::registration::transport_token;
+use crate::stateless::ALLOW;
+
+/// `port` is the direct route's SIP port: where Teams reaches us for this tenant.
+fn teams_profile(settings: &CallSettings, fqdn: &str, port: u16, user: Option<&str>) -> LegProfile {
+    let contact = match user {
+        // §3.2: `<sip:+caller@<tenant FQDN>:<port>;transport=tls>`; Teams picks the tenant
+        // from this FQDN (§3.1).
+        Some(u) => format!("<sip:{u}@{fqdn}:{port};transport=tls>"),
+        None => format!("<sip:{fqdn}:{port};transport=tls>"),
+    };
+    LegProfile {
+        side: Side::Teams,
+        contact,
+        via_transport: "TLS",
+        via_host: format!("{fqdn}:{port}"),
+        headers: vec![
+            ("Allow", ALLOW.to_owned()),
+            ("X-MS-SBC", settings.sbc_header.clone()),
+        ],
+    }
+}
+
+fn pbx_profile(settings: &CallSettings, token: &str, transport: Transport) -> LegProfile {
+    let (via_transport, param) = transport_token(transport);
+    let port = match transport {
+        Transport::Udp => settings.pbx_udp_port,
+        _ => settings.pbx_tcp_port,
+    };
+    let host = &settings.pbx_host;
+    LegProfile {
+        side: Side::Pbx,
+        // The same Contact as the user's registration, so the PBX sees its own device.
+        contact: format!("<sip:{token}@{host}:{port}{param}>"),
+        via_transport,
+        via_host: format!("{host}:{port}"),
+        headers: vec![
+            ("Allow", ALLOW.to_owned()),
+            ("User-Agent", settings.user_agent.clone()),
+        ],
+    }
+}
+
+pub(super) fn from_teams(
+    settings: &CallSettings,
+    view: &RoutingView,
+    request: &Message,
+    _source: &Source,
+) -> Result<CallParts, Rejection> {
+    let route = routing::route_teams_call(view, request)?;
+    let pbx = &route.pbx;
+    let addr =
+        pbx.addrs.first().copied().ok_or_else(|| {
+            admission("pbx_unresolved", format!("cannot resolve {}", pbx.next_hop))
+        })?;
+    let user = &route.user;
+    let display = user
+        .display_name
+        .as_deref()
+        .map(|d| format!("\"{}\" ", d.replace('"', "")))
+        .unwrap_or_default();
+    Ok(CallParts {
+        inbound: teams_profile(settings, &route.tenant.fqdn, route.tenant.port, None),
+        outbound: pbx_profile(settings, &user.contact_token, pbx.transport),
+        target: Target {
+            transport: pbx.transport,
+            addr,
+            server_name: (pbx.transport == Transport::Tls).then(|| host_only(&pbx.next_hop)),
+        },
+        template: InviteTemplate {
+            uri: format!("sip:{}@{}", route.called, pbx.domain),
+            from: format!("{display}<sip:{}@{}>", user.extension, pbx.domain),
+            to: format!("<sip:{}@{}>", route.called, pbx.domain),
+            headers: Vec::new(),
+            sdp: None,
+        },
+        credentials: Some(Credentials {
+            username: user.auth_user.clone(),
+            password: user.password.clone(),
+        }),
+        proxies: VecDeque::new(),
+        pbx_codecs: pbx.codecs.clone(),
+        caller: route.caller.clone(),
+        callee: route.called.clone(),
+        tenant: route.tenant,
+        user: route.user,
+    })
+}
+
+pub(super) fn to_teams(
+    settings: &CallSettings,
+    view: &RoutingView,
+    request: &Message,
+    source: &Source,
+) -> Result<CallParts, Rejection> {
+    let route = routing::route_pbx_call(view, request, source.peer.ip())?;
+    let fqdn = &route.tenant.fqdn;
+    let display = route
+        .caller_display
+        .as_deref()
+        .map(|d| format!("\"{}\" ", d.replace('"', "")))
+        .unwrap_or_default();
+    let number = &route.user.number;
+    Ok(CallParts {
+        inbound: pbx_profile(settings, &route.user.contact_token, source.transport),
+        outbound: teams_profile(settings, fqdn, route.tenant.port, Some(&route.caller)),
+        // Replaced by the first proxy tried.
+        target: Target {
+            transport: Transport::Tls,
+            addr: source.peer,
+            server_name: None,
+        },
+        template: InviteTemplate {
+            uri: String::new(),
+            from: format!("{display}<sip:{}@{fqdn};user=phone>", route.caller),
+            to: format!("<sip:{number}@{fqdn};user=phone>"),
+            headers: Vec::new(),
+            sdp: None,
+        },
+        credentials: None,
+        proxies: view.proxies.iter().cloned().collect(),
+        pbx_codecs: route.pbx.codecs.clone(),
+        caller: route.caller.clone(),
+        callee: number.clone(),
+        tenant: route.tenant,
+        user: route.user,
+    })
+}
+
+/// The pieces a new call is built from, per direction.
+pub(super) struct CallParts {
+    pub inbound: LegProfile,
+    pub outbound: LegProfile,
+    pub target: Target,
+    pub template: InviteTemplate,
+    pub credentials: Option<Credentials>,
+    pub proxies: VecDeque<routing::TeamsProxy>,
+    pub pbx_codecs: Vec<String>,
+    pub caller: String,
+    pub callee: String,
+    pub tenant: routing::Tenant,
+    pub user: routing::UserRoute,
+}
+
+pub(super) fn admission(label: &'static str, warning: String) -> Rejection {
+    Rejection {
+        status: 503,
+        reason: "Service Unavailable",
+        warning,
+        label,
+    }
+}
+
+fn host_only(host_port: &str) -> String {
+    match host_port.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() && !host_port.ends_with(']') => h.to_owned(),
+        _ => host_port.to_owned(),
+    }
+}
