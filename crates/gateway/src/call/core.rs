@@ -130,6 +130,20 @@ impl<M: MediaPlane> CallCore<M> {
         &self.media
     }
 
+    /// Sizes of the core's tables: (slots, transaction owners, dialogs, timers, live client
+    /// and server transactions). Bounded by the calls up, whatever the calls done.
+    pub fn table_sizes(&self) -> [usize; 6] {
+        let (c, srv) = self.layer.live_transactions();
+        [
+            self.slots.len(),
+            self.by_tx.len(),
+            self.by_dialog.len(),
+            self.timers.len(),
+            c,
+            srv,
+        ]
+    }
+
     pub fn active(&self) -> usize {
         self.slots.iter().filter(|s| s.call.is_some()).count()
     }
@@ -183,7 +197,10 @@ impl<M: MediaPlane> CallCore<M> {
                 break;
             }
             self.timers.pop();
-            self.with_call(h, now, |call, ctx| call.handle_timeout(ctx));
+            self.with_call(h, now, |call, ctx| {
+                call.scheduled = None;
+                call.handle_timeout(ctx)
+            });
             self.pump(now);
         }
         if self.drain.is_some_and(|d| now >= d) {
@@ -333,7 +350,11 @@ impl<M: MediaPlane> CallCore<M> {
         }
         if call.phase == Phase::Done {
             self.retire(h, now);
-        } else if let Some(at) = call.poll_timeout() {
+        } else if let Some(at) = call.poll_timeout()
+            && call.scheduled != Some(at)
+        {
+            // One heap entry per deadline, not per event: the heap stays as small as the calls.
+            call.scheduled = Some(at);
             self.timers.push(Reverse((at, h)));
         }
         self.take_proxy_holds(now);
@@ -590,6 +611,7 @@ impl<M: MediaPlane> CallCore<M> {
             last_inbound_sdp: None,
             last_outbound_sdp: Some(offer),
             end: None,
+            scheduled: None,
             txs: vec![tx],
         };
         let index = match self.free.pop() {

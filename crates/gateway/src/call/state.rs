@@ -85,6 +85,8 @@ pub struct Call {
     pub end: Option<(EndCause, u16, Option<Side>)>,
     /// Every transaction this call started or serves (the core routes their events here).
     pub txs: Vec<TxId>,
+    /// The deadline the core's timer heap holds for this call.
+    pub scheduled: Option<Instant>,
 }
 
 /// Status codes on which an INVITE to Teams moves to the next proxy (§1.6).

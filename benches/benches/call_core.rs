@@ -1,0 +1,261 @@
+//! The call core alone (issue: calls, "allocations per call"): whole PBX -> Teams calls
+//! through one sans-IO `CallCore` with a fake media plane and a virtual clock. Each call is
+//! INVITE (with SDP) from the PBX, 100/180/200 (SDES answer) from a Teams proxy, ACK, BYE from
+//! the PBX and the Teams side's 200 for our BYE.
+//!
+//! Measured around the core only (parsing the peers' bytes included, building them not): CPU
+//! time and allocations per call, and live heap after 10,000 and after 100,000 calls (a
+//! bounded core shows no growth). The call rate the daemon reaches end to end is another
+//! measurement: this is the part of it that is ours alone.
+//!
+//! `cargo bench -p teamsgw-benches --bench call_core` (CALLS=n to change the count).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use teamsgw_benches::{CountingAllocator, allocations, live_bytes};
+use teamsgw_gateway::call::media::{Allocation, MediaCounters, MediaPlane, SessionParams};
+use teamsgw_gateway::call::routing::{
+    NumberFormat, PbxRoute, RoutingView, TeamsProxy, Tenant, UserRoute,
+};
+use teamsgw_gateway::call::{CallCore, CallSettings, Dest, Input, Output};
+use teamsgw_sip::Message;
+use teamsgw_sip::message::MessageBuilder;
+use teamsgw_sip::transport::{Source, Transport};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
+
+struct Media(u64);
+
+impl MediaPlane for Media {
+    fn allocate(&mut self) -> Option<Allocation> {
+        self.0 += 1;
+        Some(Allocation {
+            session: self.0,
+            teams_port: 40000,
+            pbx_port: 40002,
+            local_key: vec![7; 30],
+        })
+    }
+    fn apply(&mut self, _: u64, _: SessionParams) {}
+    fn release(&mut self, _: u64) -> MediaCounters {
+        MediaCounters::default()
+    }
+}
+
+const PBX: &str = "192.0.2.10:5060";
+const PROXY: &str = "198.51.100.1:5061";
+const PBX_SDP: &str = "v=0\r\no=pbx 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+const TEAMS_SDP: &str = "v=0\r\no=- 1 1 IN IP4 52.114.14.80\r\ns=-\r\nc=IN IP4 52.114.14.80\r\nt=0 0\r\nm=audio 50000 RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31\r\na=rtcp-mux\r\na=sendrecv\r\n";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn view() -> RoutingView {
+    RoutingView::new(
+        vec![Tenant {
+            fqdn: "cust1.sbc.example.com".into(),
+            port: 5061,
+            enterprise_id: "e".into(),
+            enterprise: "E".into(),
+            max_sessions: None,
+        }],
+        vec![PbxRoute {
+            id: "p".into(),
+            domain: "pbx.example.com".into(),
+            next_hop: PBX.into(),
+            transport: Transport::Udp,
+            addrs: vec![addr(PBX)],
+            codecs: vec!["PCMU".into(), "PCMA".into()],
+            number_format: NumberFormat::E164,
+            country_code: Some("49".into()),
+        }],
+        vec![UserRoute {
+            upn: "alice@contoso.com".into(),
+            enterprise_id: "e".into(),
+            pbx_id: "p".into(),
+            number: "+4930111".into(),
+            extension: "1001".into(),
+            display_name: None,
+            auth_user: "1001".into(),
+            password: "pw".into(),
+            contact_token: "tok1".into(),
+            enabled: true,
+        }],
+        vec![TeamsProxy {
+            name: "sip.pstnhub.microsoft.com".into(),
+            addr: Some(addr(PROXY)),
+        }],
+    )
+}
+
+struct Bench {
+    core: CallCore<Media>,
+    now: Instant,
+    spent: Duration,
+    allocs: u64,
+    sent: Vec<(SocketAddr, Message)>,
+}
+
+impl Bench {
+    /// Feeds bytes from a peer; only parsing and the core are timed and counted.
+    fn feed(&mut self, data: Bytes, peer: &str, listener: &'static str, transport: Transport) {
+        let source = Source {
+            transport,
+            listener,
+            peer: addr(peer),
+            local: addr("203.0.113.5:5060"),
+            conn: Some(1),
+        };
+        let (a0, t0) = (allocations().0, Instant::now());
+        let message = Message::parse(data).unwrap();
+        self.core
+            .handle(self.now, Input::Message { message, source });
+        while let Some(out) = self.core.poll_output() {
+            if let Output::Transmit { dest, data } = out {
+                let to = match dest {
+                    Dest::Reply(s) => s.peer,
+                    Dest::To(t) => t.addr,
+                };
+                // The peer reads what we sent (its parse is not ours: outside the timing).
+                self.sent.push((to, Message::parse(data).unwrap()));
+            }
+        }
+        self.spent += t0.elapsed();
+        self.allocs += allocations().0 - a0;
+    }
+
+    fn take(&mut self, to: &str, what: &str) -> Message {
+        let to = addr(to);
+        let i = self
+            .sent
+            .iter()
+            .position(|(a, m)| {
+                *a == to
+                    && (m.method().is_some_and(|x| x.as_str() == what)
+                        || m.status().is_some_and(|s| s.to_string() == what))
+            })
+            .unwrap_or_else(|| panic!("no {what} to {to}"));
+        self.sent.swap_remove(i).1
+    }
+
+    fn call(&mut self, i: u64) {
+        self.sent.clear();
+        let invite = format!(
+            "INVITE sip:tok1@203.0.113.5:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bK-{i}\r\n\
+             From: \"Carol\" <sip:0301234567@pbx.example.com>;tag=pf{i}\r\nTo: <sip:1001@pbx.example.com>\r\n\
+             Call-ID: bench-{i}\r\nCSeq: 10 INVITE\r\nMax-Forwards: 69\r\nContact: <sip:c@192.0.2.30:5062>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{PBX_SDP}",
+            PBX_SDP.len()
+        );
+        self.feed(Bytes::from(invite), PBX, "pbx", Transport::Udp);
+        let out = self.take(PROXY, "INVITE");
+        for (status, sdp) in [(100, None), (180, None), (200, Some(TEAMS_SDP))] {
+            let mut b = MessageBuilder::response_to(
+                &out,
+                status,
+                "X",
+                (status > 100).then_some("t1"),
+                None,
+            );
+            if status > 100 {
+                b = b.header("Contact", "<sip:api-du-b-euwe.pstnhub.microsoft.com:443>");
+            }
+            let data = match sdp {
+                Some(s) => b.body(Some("application/sdp"), s.as_bytes()),
+                None => b.finish(),
+            };
+            self.feed(data, PROXY, "outbound", Transport::Tls);
+        }
+        let ok = self.take(PBX, "200");
+        let header = |m: &Message, n| String::from_utf8_lossy(m.header(n).unwrap()).into_owned();
+        use teamsgw_sip::HeaderName as H;
+        for (method, cseq) in [("ACK", 10), ("BYE", 11)] {
+            let req = format!(
+                "{method} sip:tok1@203.0.113.5:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bK-{method}{i}\r\n\
+                 From: {}\r\nTo: {}\r\nCall-ID: bench-{i}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 69\r\nContent-Length: 0\r\n\r\n",
+                header(&ok, H::From),
+                header(&ok, H::To)
+            );
+            self.feed(Bytes::from(req), PBX, "pbx", Transport::Udp);
+        }
+        let bye = self.take(PROXY, "BYE");
+        let done = MessageBuilder::response_to(&bye, 200, "OK", None, None).finish();
+        self.feed(done, PROXY, "outbound", Transport::Tls);
+        // One call per virtual millisecond; transactions end as their timers fire.
+        self.now += Duration::from_millis(1);
+        let (a0, t0) = (allocations().0, Instant::now());
+        self.core.handle_timeout(self.now);
+        while self.core.poll_output().is_some() {}
+        self.spent += t0.elapsed();
+        self.allocs += allocations().0 - a0;
+    }
+}
+
+fn main() {
+    let calls: u64 = std::env::var("CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let settings = CallSettings {
+        sessions: Arc::new(Default::default()),
+        ..CallSettings::default()
+    };
+    let mut b = Bench {
+        core: CallCore::new(settings, Arc::new(view()), Media(0)),
+        now: Instant::now(),
+        spent: Duration::ZERO,
+        allocs: 0,
+        sent: Vec::with_capacity(16),
+    };
+    // Transactions live 64*T1 = 32 s of virtual time, 32,000 calls at one per ms: the heap
+    // grows until then and must stay flat after.
+    let (mut live_at_half, mut live_at_end) = (0, 0);
+    for i in 0..calls {
+        b.call(i);
+        if i + 1 == calls / 2 {
+            live_at_half = live_bytes();
+        }
+        if i + 1 == calls {
+            live_at_end = live_bytes();
+        }
+    }
+    // Let every transaction of the last calls end (64*T1).
+    b.now += Duration::from_secs(40);
+    b.core.handle_timeout(b.now);
+    while b.core.poll_output().is_some() {}
+    assert_eq!(b.core.active(), 0);
+    println!(
+        "  tables (slots, owners, dialogs, timers, client tx, server tx): {:?}",
+        b.core.table_sizes()
+    );
+    println!(
+        "call_core: {calls} PBX->Teams calls (INVITE, 100/180/200, ACK, BYE) through one core"
+    );
+    println!(
+        "  CPU per call (parse + core, both legs): {:.2} us",
+        b.spent.as_secs_f64() * 1e6 / calls as f64
+    );
+    println!(
+        "  allocations per call: {:.1}",
+        b.allocs as f64 / calls as f64
+    );
+    println!(
+        "  live heap after {} calls: {} KiB; after {calls}: {} KiB; with every timer run: {} KiB",
+        calls / 2,
+        live_at_half / 1024,
+        live_at_end / 1024,
+        live_bytes() / 1024
+    );
+    let before = live_bytes();
+    drop(b);
+    println!(
+        "  of which the core's tables' capacity (freed with it): {} KiB",
+        (before - live_bytes()) / 1024
+    );
+}
