@@ -2,9 +2,9 @@
 //! media relay, fed by Call-ID (our Call-IDs name their shard, peers' are hashed), so calls
 //! use several cores with no lock between shards.
 //!
-//! Sends keep their order per peer: each TCP/TLS target has one sender task, so an INVITE and
-//! the CANCEL after it leave in that order and a slow TLS connect stalls only its own peer.
-//! Answers on an existing connection and UDP sends go out at once. Nothing in a shard's loop
+//! Sends keep their order per peer ([`crate::sender`]): an INVITE and the CANCEL after it
+//! leave in that order, and a slow TLS connect stalls only its own peer. Answers on an
+//! existing connection and UDP sends go out at once. Nothing in a shard's loop
 //! awaits DNS: names are resolved when the routing view is built.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use teamsgw_media::relay::{Relay, Session};
-use teamsgw_sip::transport::{Incoming, SipTransport, Target, Transport};
+use teamsgw_sip::transport::{Incoming, SipTransport, Target};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::call::media::{Allocation, LegCounters, MediaCounters, MediaPlane, SessionParams};
@@ -22,6 +22,7 @@ use crate::call::{
     CallCore, CallEvent, CallRecord, CallSettings, CallView, Dest, Input, Output, SharedView,
     shard_for_peer_call_id, shard_of_call_id,
 };
+use crate::sender::PeerSenders;
 
 /// Call metrics (README "Metrics").
 #[derive(Clone)]
@@ -328,17 +329,17 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
             Arc::clone(&view),
             RelayMedia::new(Arc::clone(&relay)),
         );
+        let (failures_tx, failures) = mpsc::channel(1024);
         let worker = Shard {
             core,
             sip: sip.clone(),
-            peers: HashMap::new(),
-            inputs: tx.clone(),
+            senders: PeerSenders::new(sip.clone(), failures_tx),
             metrics: metrics.clone(),
             records: records.clone(),
             active: Arc::clone(&active),
             clock: WallClock::now(),
         };
-        tokio::spawn(worker.run(rx));
+        tokio::spawn(worker.run(rx, failures));
         senders.push(tx);
     }
     let handle = CallsHandle {
@@ -358,9 +359,8 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
 struct Shard {
     core: CallCore<RelayMedia>,
     sip: SipTransport,
-    /// One ordered sender per TCP/TLS target.
-    peers: HashMap<(Transport, std::net::SocketAddr), mpsc::Sender<Bytes>>,
-    inputs: mpsc::Sender<Command>,
+    /// One ordered sender per TCP/TLS target; failures come back with their target.
+    senders: PeerSenders<Target>,
     metrics: CallMetrics,
     records: mpsc::Sender<FinishedCall>,
     active: Arc<std::sync::atomic::AtomicUsize>,
@@ -368,7 +368,11 @@ struct Shard {
 }
 
 impl Shard {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        mut failures: mpsc::Receiver<(Target, String)>,
+    ) {
         loop {
             let wake = self.core.poll_timeout();
             let sleep = wake.map(|w| w.saturating_duration_since(Instant::now()));
@@ -378,6 +382,11 @@ impl Shard {
                     match cmd {
                         Command::Input(input) => self.core.handle(Instant::now(), input),
                         Command::List(reply) => { let _ = reply.send(self.core.calls(Instant::now())); }
+                    }
+                }
+                failed = failures.recv() => {
+                    if let Some((target, _)) = failed {
+                        self.core.handle(Instant::now(), Input::SendFailed { target });
                     }
                 }
                 _ = tokio::time::sleep(sleep.unwrap_or(Duration::from_secs(3600))) => {
@@ -424,50 +433,9 @@ impl Shard {
                     tracing::debug!(peer = %source.peer, error = %e, "cannot send");
                 }
             }
-            Dest::To(target) if target.transport == Transport::Udp => {
-                if let Err(e) = self.sip.send(&target, data).await {
-                    tracing::debug!(peer = %target.addr, error = %e, "cannot send");
-                }
-            }
-            Dest::To(target) => {
-                let key = (target.transport, target.addr);
-                let (sip, inputs) = (self.sip.clone(), self.inputs.clone());
-                let sender = self
-                    .peers
-                    .entry(key)
-                    .or_insert_with(|| spawn_peer(sip, target.clone(), inputs));
-                if let Err(mpsc::error::TrySendError::Closed(data)) = sender.try_send(data) {
-                    let fresh = spawn_peer(self.sip.clone(), target.clone(), self.inputs.clone());
-                    let _ = fresh.try_send(data);
-                    self.peers.insert(key, fresh);
-                }
-            }
+            Dest::To(target) => self.senders.send(&target, data, target.clone()).await,
         }
     }
-}
-
-/// The ordered sender of one TCP/TLS peer; it ends when idle for a minute.
-fn spawn_peer(
-    sip: SipTransport,
-    target: Target,
-    inputs: mpsc::Sender<Command>,
-) -> mpsc::Sender<Bytes> {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(256);
-    tokio::spawn(async move {
-        loop {
-            let next = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await;
-            let Ok(Some(data)) = next else { return };
-            if let Err(e) = sip.send(&target, data).await {
-                tracing::debug!(peer = %target.addr, error = %e, "cannot send");
-                let _ = inputs
-                    .send(Command::Input(Input::SendFailed {
-                        target: target.clone(),
-                    }))
-                    .await;
-            }
-        }
-    });
-    tx
 }
 
 /// Turns the core's instants into unix milliseconds.

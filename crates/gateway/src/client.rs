@@ -3,8 +3,11 @@
 //! and responses, and puts their requests on the SIP transports.
 //!
 //! One task owns all the state, so the cores need no locks; the rest of the daemon talks to
-//! it through [`ClientHandle`]. Sends run on their own tasks (a TCP/TLS connect must not stall
-//! 100,000 refreshes); a failed send comes back as a transport error of its transaction.
+//! it through [`ClientHandle`]. Sends go through one ordered sender per peer
+//! ([`crate::sender`]: a TCP/TLS connect must not stall 100,000 refreshes, and messages to one
+//! peer keep their order); a failed send comes back as a transport error of its transaction.
+//! Each transaction records which core it belongs to ([`Owner`]), so any number of cores can
+//! share the layer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -21,6 +24,7 @@ use crate::gauge_series::GaugeSeries;
 use crate::registration::{
     AgentSettings, Outcome, Registrar, Registration, RegistrationAgent, RequestId, State,
 };
+use crate::sender::PeerSenders;
 use crate::trunk::{TrunkHealth, TrunkSettings};
 
 /// Metrics of the registration agent and the trunk health.
@@ -183,11 +187,21 @@ impl ClientHandle {
     }
 }
 
+/// The core a request belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Owner {
+    Registrations,
+    Trunk,
+}
+
+/// A request of one core.
+type Request = (Owner, RequestId);
+
 /// The transaction layer's destination handle: where to send, and for which request.
 #[derive(Debug, Clone)]
 struct Dest {
     target: Target,
-    request: RequestId,
+    request: Request,
 }
 
 /// Starts the driver. `responses` carries every SIP response the transports receive.
@@ -202,36 +216,54 @@ pub fn spawn(
     let (commands, rx) = mpsc::channel(64);
     let summary = Arc::new(Mutex::new(BTreeMap::new()));
     let (failures_tx, failures) = mpsc::channel(1024);
+    let (lookups_tx, lookups) = mpsc::channel(256);
     let driver = Driver {
-        sip,
         layer: TransactionLayer::new(TimerSettings::default()),
         agent: RegistrationAgent::new(agent, now),
         trunk: TrunkHealth::new(trunk, now),
         requests: HashMap::new(),
         transactions: HashMap::new(),
         resolved: HashMap::new(),
-        failures_tx,
+        waiting: HashMap::new(),
+        lookups_tx,
+        senders: PeerSenders::new(sip, failures_tx),
         metrics,
         summary: Arc::clone(&summary),
         shutdown: None,
         registration_series: GaugeSeries::default(),
         proxy_series: GaugeSeries::default(),
     };
-    tokio::spawn(driver.run(responses, rx, failures));
+    tokio::spawn(driver.run(responses, rx, failures, lookups));
     ClientHandle { commands, summary }
 }
 
+/// A request waiting for its peer's name to resolve.
+struct Waiting {
+    id: Request,
+    message: Message,
+    to: Peer,
+}
+
+enum Peer {
+    Registrar(Registrar),
+    Proxy(String),
+}
+
+type Lookup = ((String, u16), Result<SocketAddr, String>);
+
 struct Driver {
-    sip: SipTransport,
     layer: TransactionLayer<Dest>,
     agent: RegistrationAgent,
     trunk: TrunkHealth,
     /// Transaction → the request it carries, and back.
-    requests: HashMap<TxId, RequestId>,
-    transactions: HashMap<RequestId, TxId>,
+    requests: HashMap<TxId, Request>,
+    transactions: HashMap<Request, TxId>,
     /// host:port → address, with when it was resolved.
     resolved: HashMap<(String, u16), (SocketAddr, Instant)>,
-    failures_tx: mpsc::Sender<(RequestId, String)>,
+    /// Requests waiting for a name being looked up, and where lookups report.
+    waiting: HashMap<(String, u16), Vec<Waiting>>,
+    lookups_tx: mpsc::Sender<Lookup>,
+    senders: PeerSenders<Request>,
     metrics: ClientMetrics,
     summary: Arc<Mutex<BTreeMap<&'static str, usize>>>,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
@@ -247,7 +279,8 @@ impl Driver {
         mut self,
         mut responses: mpsc::Receiver<Incoming>,
         mut commands: mpsc::Receiver<Command>,
-        mut failures: mpsc::Receiver<(RequestId, String)>,
+        mut failures: mpsc::Receiver<(Request, String)>,
+        mut lookups: mpsc::Receiver<Lookup>,
     ) {
         let mut next_metrics = Instant::now();
         loop {
@@ -282,13 +315,18 @@ impl Driver {
                     let reliable = inc.source.transport != Transport::Udp;
                     let source = Dest {
                         target: Target { transport: inc.source.transport, addr: inc.source.peer, server_name: None },
-                        request: RequestId(0),
+                        request: (Owner::Registrations, RequestId(0)),
                     };
                     self.layer.receive(inc.message, source, reliable, Instant::now());
                 }
                 cmd = commands.recv() => {
                     let Some(cmd) = cmd else { return };
                     self.command(cmd);
+                }
+                looked_up = lookups.recv() => {
+                    if let Some((key, result)) = looked_up {
+                        self.resolved(key, result);
+                    }
                 }
                 failed = failures.recv() => {
                     if let Some((request, error)) = failed
@@ -366,37 +404,26 @@ impl Driver {
             while let Some(send) = self.agent.poll_send() {
                 busy = true;
                 let port = send.registrar.port_or_default();
-                match self.resolve(&send.registrar.host, port).await {
-                    Ok(addr) => self.start(
-                        send.id,
-                        send.request,
-                        registrar_target(&send.registrar, addr),
-                        now,
-                    ),
-                    Err(e) => self
-                        .agent
-                        .on_outcome(send.id, Outcome::TransportError(e), now),
-                }
+                let host = send.registrar.host.clone();
+                let waiting = Waiting {
+                    id: (Owner::Registrations, send.id),
+                    message: send.request,
+                    to: Peer::Registrar(send.registrar),
+                };
+                self.resolve_then_start(&host, port, waiting, now);
             }
             while let Some(probe) = self.trunk.poll_probe() {
                 busy = true;
-                match self.resolve(&probe.proxy, probe.port).await {
-                    Ok(addr) => {
-                        let target = Target {
-                            transport: Transport::Tls,
-                            addr,
-                            server_name: Some(probe.proxy.clone()),
-                        };
-                        self.start(probe.id, probe.request, target, now);
-                    }
-                    Err(e) => self
-                        .trunk
-                        .on_outcome(probe.id, Outcome::TransportError(e), now),
-                }
+                let waiting = Waiting {
+                    id: (Owner::Trunk, probe.id),
+                    message: probe.request,
+                    to: Peer::Proxy(probe.proxy.clone()),
+                };
+                self.resolve_then_start(&probe.proxy, probe.port, waiting, now);
             }
             while let Some(event) = self.layer.poll_event() {
                 busy = true;
-                self.event(event, now);
+                self.event(event, now).await;
             }
             while let Some(f) = self.agent.poll_finished() {
                 self.metrics
@@ -419,7 +446,7 @@ impl Driver {
         }
     }
 
-    fn start(&mut self, id: RequestId, request: Message, target: Target, now: Instant) {
+    fn start(&mut self, id: Request, request: Message, target: Target, now: Instant) {
         let reliable = target.transport != Transport::Udp;
         let dest = Dest {
             target,
@@ -438,16 +465,10 @@ impl Driver {
         }
     }
 
-    fn event(&mut self, event: Event<Dest>, now: Instant) {
+    async fn event(&mut self, event: Event<Dest>, now: Instant) {
         match event {
             Event::Transmit { dest, data } => {
-                let sip = self.sip.clone();
-                let failures = self.failures_tx.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = sip.send(&dest.target, data).await {
-                        let _ = failures.send((dest.request, e.to_string())).await;
-                    }
-                });
+                self.senders.send(&dest.target, data, dest.request).await;
             }
             Event::Response { tx, message } => {
                 if message.status().unwrap_or(0) >= 200
@@ -470,45 +491,85 @@ impl Driver {
         }
     }
 
-    fn finish(&mut self, tx: TxId) -> Option<RequestId> {
+    fn finish(&mut self, tx: TxId) -> Option<Request> {
         let id = self.requests.remove(&tx)?;
         self.transactions.remove(&id);
         Some(id)
     }
 
-    fn route(&mut self, id: RequestId, outcome: Outcome, now: Instant) {
-        if id.0.is_multiple_of(2) {
-            self.agent.on_outcome(id, outcome, now);
-        } else {
-            self.trunk.on_outcome(id, outcome, now);
+    fn route(&mut self, (owner, id): Request, outcome: Outcome, now: Instant) {
+        match owner {
+            Owner::Registrations => self.agent.on_outcome(id, outcome, now),
+            Owner::Trunk => self.trunk.on_outcome(id, outcome, now),
         }
     }
 
-    /// IP literals directly; names through the system resolver (A/AAAA, IPv4 preferred),
-    /// cached for a minute so a PBX with 10,000 users costs one lookup.
-    async fn resolve(&mut self, host: &str, port: u16) -> Result<SocketAddr, String> {
+    /// Starts `w` at once for IP literals and cached names; otherwise queues it behind one
+    /// lookup of the name on its own task, so no timer of this loop waits on DNS (A/AAAA,
+    /// IPv4 preferred, cached for a minute: a PBX with 10,000 users costs one lookup).
+    fn resolve_then_start(&mut self, host: &str, port: u16, w: Waiting, now: Instant) {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
-            return Ok(SocketAddr::new(ip, port));
+            self.start_waiting(w, Ok(SocketAddr::new(ip, port)), now);
+            return;
         }
         let key = (host.to_ascii_lowercase(), port);
         if let Some((addr, at)) = self.resolved.get(&key)
             && at.elapsed() < RESOLVE_TTL
         {
-            return Ok(*addr);
+            let addr = *addr;
+            self.start_waiting(w, Ok(addr), now);
+            return;
         }
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .collect();
-        let addr = addrs
-            .iter()
-            .find(|a| a.is_ipv4())
-            .or_else(|| addrs.first())
-            .copied()
-            .ok_or_else(|| format!("{host} has no address"))?;
-        self.resolved.insert(key, (addr, Instant::now()));
-        Ok(addr)
+        let queue = self.waiting.entry(key.clone()).or_default();
+        queue.push(w);
+        if queue.len() > 1 {
+            return; // a lookup is in flight
+        }
+        let lookups = self.lookups_tx.clone();
+        let host = host.to_owned();
+        tokio::spawn(async move {
+            let result = match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(addrs) => {
+                    let addrs: Vec<SocketAddr> = addrs.collect();
+                    addrs
+                        .iter()
+                        .find(|a| a.is_ipv4())
+                        .or_else(|| addrs.first())
+                        .copied()
+                        .ok_or_else(|| format!("{host} has no address"))
+                }
+                Err(e) => Err(format!("cannot resolve {host}: {e}")),
+            };
+            let _ = lookups.send((key, result)).await;
+        });
+    }
+
+    fn resolved(&mut self, key: (String, u16), result: Result<SocketAddr, String>) {
+        let now = Instant::now();
+        if let Ok(addr) = &result {
+            self.resolved.insert(key.clone(), (*addr, now));
+        }
+        for w in self.waiting.remove(&key).unwrap_or_default() {
+            self.start_waiting(w, result.clone(), now);
+        }
+    }
+
+    fn start_waiting(&mut self, w: Waiting, addr: Result<SocketAddr, String>, now: Instant) {
+        match addr {
+            Ok(addr) => {
+                let target = match w.to {
+                    Peer::Registrar(r) => registrar_target(&r, addr),
+                    Peer::Proxy(name) => Target {
+                        transport: Transport::Tls,
+                        addr,
+                        server_name: Some(name),
+                    },
+                };
+                self.start(w.id, w.message, target, now);
+            }
+            Err(e) => self.route(w.id, Outcome::TransportError(e), now),
+        }
     }
 
     fn publish(&mut self) {

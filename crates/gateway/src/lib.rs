@@ -14,5 +14,6 @@ pub mod client;
 pub mod gauge_series;
 pub mod registration;
 mod rng;
+pub mod sender;
 pub mod stateless;
 pub mod trunk;

@@ -810,8 +810,7 @@ impl RegistrationAgent {
 
     fn send_now(&mut self, idx: usize, unregister: bool, started: Instant, challenges: u32) {
         let branch = format!("z9hG4bK-{}", self.token());
-        // Even ids; the trunk health uses odd ones (one driver routes outcomes by id).
-        let id = RequestId(self.next_id * 2);
+        let id = RequestId(self.next_id);
         self.next_id += 1;
         let settings = &self.settings;
         let Some(e) = self.entries.get_mut(idx).and_then(Option::as_mut) else {

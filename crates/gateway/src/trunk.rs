@@ -68,8 +68,6 @@ pub struct TrunkHealth {
 }
 
 impl TrunkHealth {
-    /// Request ids are odd here and even in the registration agent, so one driver can route
-    /// outcomes by id alone.
     pub fn new(settings: TrunkSettings, now: Instant) -> Self {
         let proxies = settings
             .proxies
@@ -107,7 +105,7 @@ impl TrunkHealth {
     }
 
     fn options(&mut self, i: usize) -> Option<Probe> {
-        let id = RequestId(self.next_id * 2 + 1);
+        let id = RequestId(self.next_id);
         self.next_id += 1;
         let (branch, tag, call_id) = (self.rng.token(), self.rng.token(), self.rng.token());
         let s = &self.settings;
@@ -273,7 +271,6 @@ mod tests {
             "{raw}"
         );
         assert_eq!(h.poll_probe().unwrap().proxy, "sip2.pstnhub.microsoft.com");
-        assert!(!probe.id.0.is_multiple_of(2));
     }
 
     /// Every interval; a timeout or 5xx marks the proxy down, a 200 up again.
