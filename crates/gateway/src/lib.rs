@@ -1,9 +1,11 @@
 //! The teamsgw back-to-back user agent: the only crate that knows both legs of a call.
 //!
 //! Owns: Teams trunk health (OPTIONS towards the Teams SIP proxies), the PBX registration agent
-//! (one REGISTER binding per Teams user), call state machines, routing decisions against the
-//! provisioning snapshot, and CDRs. Its protocol cores are sans-IO (`registration`, `trunk`,
-//! `stateless`); a thin tokio layer (`client`) drives them over the SIP transports.
+//! (one REGISTER binding per Teams user), calls (`call`: routing decisions against a view of
+//! the provisioning snapshot, both legs, SDP bridging, media sessions, call records). Its
+//! protocol cores are sans-IO (`registration`, `trunk`, `stateless`, `call`); thin tokio
+//! layers drive them over the SIP transports: `client` for the requests we originate,
+//! `call_driver` for the call shards, both sending through `sender`'s ordered per-peer queues.
 //!
 //! Must never know: socket details below the SIP transport API, SQL, HTTP, or how the daemon is
 //! configured and signalled (the binary hands it plain settings).

@@ -28,7 +28,8 @@ use teamsgw_sip::message::{Defect, Message, MessageBuilder, Method};
 
 /// Methods we accept (Allow): what the B2BUA handles end to end.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
-/// Option tags we support (Supported / checked against Require). None until the call layer.
+/// Option tags we support (Supported / checked against Require): none yet (timer, 100rel
+/// and replaces come with the mid-call work).
 pub const SUPPORTED: &[&str] = &[];
 
 /// What to do with a received message.
