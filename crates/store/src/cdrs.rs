@@ -53,16 +53,19 @@ pub struct CdrFilter {
     pub to: Option<String>,
 }
 
-fn leg_values(l: &CdrLeg) -> [i64; 7] {
-    [
-        l.packets_in,
-        l.packets_out,
-        l.bytes_in,
-        l.bytes_out,
-        l.lost,
-        l.jitter,
-        l.srtp_auth_failures,
-    ]
+impl CdrLeg {
+    /// The counters in column order (`packets_in` ... `srtp_auth_failures`).
+    pub fn values(&self) -> [i64; 7] {
+        [
+            self.packets_in,
+            self.packets_out,
+            self.bytes_in,
+            self.bytes_out,
+            self.lost,
+            self.jitter,
+            self.srtp_auth_failures,
+        ]
+    }
 }
 
 fn leg(row: &AnyRow, prefix: &str) -> Result<CdrLeg, sqlx::Error> {
@@ -120,10 +123,7 @@ impl Store {
             .bind(&cdr.reason)
             .bind(cdr.hung_up_by.clone())
             .bind(cdr.codec.clone());
-        for v in leg_values(&cdr.teams)
-            .into_iter()
-            .chain(leg_values(&cdr.pbx))
-        {
+        for v in cdr.teams.values().into_iter().chain(cdr.pbx.values()) {
             q = q.bind(v);
         }
         q.execute(&self.pool).await?;

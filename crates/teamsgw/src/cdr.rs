@@ -142,7 +142,6 @@ pub async fn run(
 /// Answered time in whole seconds (`-` for an unanswered call), from the RFC 3339 times.
 pub fn seconds(r: &Cdr) -> String {
     fn ms(t: &str) -> Option<i64> {
-        // Same day prefix handling is not needed: compare as unix ms via the date parts.
         let (date, time) = t.split_once('T')?;
         let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
         let (y, m, day) = (d.next()??, d.next()??, d.next()??);
@@ -151,7 +150,7 @@ pub fn seconds(r: &Cdr) -> String {
             .split([':', '.'])
             .map(|p| p.parse::<i64>().ok());
         let (h, mi, s, frac) = (tp.next()??, tp.next()??, tp.next()??, tp.next()??);
-        // days from civil (H. Hinnant)
+        // Days from civil (H. Hinnant's algorithm, the inverse of civil_date).
         let y = if m <= 2 { y - 1 } else { y };
         let era = y.div_euclid(400);
         let yoe = y - era * 400;
@@ -236,17 +235,7 @@ pub fn csv(rows: &[Cdr]) -> String {
             opt(&r.codec),
         ];
         for l in [&r.teams, &r.pbx] {
-            for v in [
-                l.packets_in,
-                l.packets_out,
-                l.bytes_in,
-                l.bytes_out,
-                l.lost,
-                l.jitter,
-                l.srtp_auth_failures,
-            ] {
-                cells.push(v.to_string());
-            }
+            cells.extend(l.values().iter().map(i64::to_string));
         }
         let line: Vec<String> = cells.iter().map(|c| field(c)).collect();
         out.push_str(&line.join(","));
@@ -258,6 +247,61 @@ pub fn csv(rows: &[Cdr]) -> String {
 #[cfg(test)]
 mod tests {
     use super::rfc3339;
+    use teamsgw_store::{Cdr, CdrLeg};
+
+    fn record() -> Cdr {
+        Cdr {
+            call_id: "a,b".into(),
+            direction: "from_teams".into(),
+            enterprise: "Contoso \"HQ\"".into(),
+            direct_route: "cust1.sbc.example".into(),
+            user: "alice@contoso.com".into(),
+            caller: "+4930111".into(),
+            callee: "+4930222".into(),
+            teams_proxy: None,
+            failovers: vec!["sip:timeout".into(), "sip2:503".into()],
+            started_at: "2026-12-01T23:59:50.000Z".into(),
+            answered_at: Some("2026-12-01T23:59:58.500Z".into()),
+            ended_at: "2026-12-02T00:01:03.499Z".into(),
+            status: 200,
+            result: "answered".into(),
+            reason: "teams hung up".into(),
+            hung_up_by: Some("teams".into()),
+            codec: Some("PCMA".into()),
+            teams: CdrLeg::default(),
+            pbx: CdrLeg {
+                lost: 3,
+                ..CdrLeg::default()
+            },
+        }
+    }
+
+    /// Answered to ended across midnight: 64.999 s, shown as whole seconds.
+    #[test]
+    fn talk_time_counts_from_the_answer() {
+        assert_eq!(super::seconds(&record()), "64");
+        let unanswered = Cdr {
+            answered_at: None,
+            ..record()
+        };
+        assert_eq!(super::seconds(&unanswered), "-");
+    }
+
+    /// RFC 4180: fields with commas or quotes are quoted, quotes doubled; one row per call.
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let text = super::csv(&[record()]);
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("call_id,direction,enterprise,"));
+        assert!(
+            lines[1].starts_with("\"a,b\",from_teams,\"Contoso \"\"HQ\"\"\","),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[1].contains(",sip:timeout;sip2:503,"));
+        assert_eq!(lines[0].split(',').count(), 31);
+    }
 
     #[test]
     fn times_are_rfc3339_utc() {

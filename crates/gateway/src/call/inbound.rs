@@ -35,6 +35,26 @@ impl LegProfile {
         )
     }
 
+    /// Our answer to a request inside this leg's dialog (with our Contact when it carries
+    /// SDP); `udp` is the source to stamp `received`/`rport` for (RFC 3581).
+    pub fn answer(
+        &self,
+        request: &Message,
+        (status, reason): (u16, &str),
+        sdp: Option<&str>,
+        udp: Option<std::net::SocketAddr>,
+    ) -> Bytes {
+        let mut b = MessageBuilder::response_to(request, status, reason, None, udp);
+        if sdp.is_some() {
+            b = b.header("Contact", &self.contact);
+        }
+        let b = self.add_headers(b);
+        match sdp {
+            Some(s) => b.body(Some("application/sdp"), s.as_bytes()),
+            None => b.finish(),
+        }
+    }
+
     pub fn add_headers(&self, mut b: MessageBuilder) -> MessageBuilder {
         for (name, value) in &self.headers {
             b = b.header(name, value);
@@ -236,15 +256,7 @@ impl Inbound {
         now: Instant,
     ) {
         let udp = (!self.reliable()).then_some(self.source.peer);
-        let mut b = MessageBuilder::response_to(request, status, reason, None, udp);
-        if sdp.is_some() {
-            b = b.header("Contact", &self.profile.contact);
-        }
-        let b = self.profile.add_headers(b);
-        let data: Bytes = match sdp {
-            Some(s) => b.body(Some("application/sdp"), s.as_bytes()),
-            None => b.finish(),
-        };
+        let data = self.profile.answer(request, (status, reason), sdp, udp);
         layer.respond(tx, status, data, now);
     }
 

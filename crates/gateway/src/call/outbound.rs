@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use teamsgw_sip::Message;
 use teamsgw_sip::dialog::{Dialog, ForkedDialogs};
 use teamsgw_sip::digest::{Credentials, DigestClient};
@@ -205,15 +204,7 @@ impl Outbound {
         sdp: Option<&str>,
         now: Instant,
     ) {
-        let mut b = MessageBuilder::response_to(request, status, reason, None, None);
-        if sdp.is_some() {
-            b = b.header("Contact", &self.profile.contact);
-        }
-        let b = self.profile.add_headers(b);
-        let data: Bytes = match sdp {
-            Some(s) => b.body(Some("application/sdp"), s.as_bytes()),
-            None => b.finish(),
-        };
+        let data = self.profile.answer(request, (status, reason), sdp, None);
         layer.respond(tx, status, data, now);
     }
 }
