@@ -94,6 +94,24 @@ fn is_day(s: &str) -> bool {
 impl Store {
     /// Writes one call record (a record written twice is kept once).
     pub async fn insert_cdr(&self, cdr: &Cdr) -> Result<(), ProvisionError> {
+        self.insert_cdrs(std::slice::from_ref(cdr)).await
+    }
+
+    /// Writes call records in one transaction: one commit (one fsync on SQLite) for a burst
+    /// of calls, all or none.
+    pub async fn insert_cdrs(&self, cdrs: &[Cdr]) -> Result<(), ProvisionError> {
+        let mut tx = self.pool.begin().await?;
+        for cdr in cdrs {
+            Self::insert_one(&mut tx, cdr).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_one(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        cdr: &Cdr,
+    ) -> Result<(), ProvisionError> {
         const INSERT: &str = "INSERT INTO cdrs (\
              call_id, started_at, answered_at, ended_at, direction, enterprise, \
              direct_route, user_upn, caller, callee, teams_proxy, failovers, status, result, \
@@ -126,7 +144,7 @@ impl Store {
         for v in cdr.teams.values().into_iter().chain(cdr.pbx.values()) {
             q = q.bind(v);
         }
-        q.execute(&self.pool).await?;
+        q.execute(&mut **tx).await?;
         Ok(())
     }
 

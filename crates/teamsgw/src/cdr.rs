@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 use crate::license_report::civil_date;
 use crate::provisioning::Provisioning;
 
-/// `teamsgw_cdr_writes_total{result}`: `ok`, `retried` (a failed attempt, tried again).
+/// `teamsgw_cdr_writes_total{result}`: records written (`ok`), and failed attempts tried
+/// again (`retried`).
 #[derive(Clone)]
 pub struct CdrMetrics(IntCounterVec);
 
@@ -92,50 +93,66 @@ pub fn to_cdr(f: &FinishedCall) -> Cdr {
     }
 }
 
-/// Writes records as they come until the shards stop; a record the database refuses is
-/// retried every second until it is written.
+/// Records written per transaction at most.
+const BATCH: usize = 500;
+
+/// Writes records as they come until the shards stop, every record queued by then in one
+/// transaction (one commit per burst, not per call); a batch the database refuses is retried
+/// every second until it is written.
 pub async fn run(
     mut records: mpsc::Receiver<FinishedCall>,
     provisioning: Arc<Provisioning>,
     metrics: CdrMetrics,
 ) {
+    let mut batch = Vec::with_capacity(BATCH);
     while let Some(f) = records.recv().await {
-        let cdr = to_cdr(&f);
-        tracing::info!(
-            call_id = %cdr.call_id,
-            direction = %cdr.direction,
-            enterprise = %cdr.enterprise,
-            user = %cdr.user,
-            caller = %cdr.caller,
-            callee = %cdr.callee,
-            status = cdr.status,
-            result = %cdr.result,
-            reason = %cdr.reason,
-            teams_proxy = cdr.teams_proxy.as_deref().unwrap_or(""),
-            failovers = %cdr.failovers.join(","),
-            "call record"
-        );
+        batch.push(to_cdr(&f));
+        while batch.len() < BATCH
+            && let Ok(f) = records.try_recv()
+        {
+            batch.push(to_cdr(&f));
+        }
+        for cdr in &batch {
+            tracing::info!(
+                call_id = %cdr.call_id,
+                direction = %cdr.direction,
+                enterprise = %cdr.enterprise,
+                user = %cdr.user,
+                caller = %cdr.caller,
+                callee = %cdr.callee,
+                status = cdr.status,
+                result = %cdr.result,
+                reason = %cdr.reason,
+                teams_proxy = cdr.teams_proxy.as_deref().unwrap_or(""),
+                failovers = %cdr.failovers.join(","),
+                "call record"
+            );
+        }
         let mut logged = false;
         loop {
             let written = match provisioning.store().await {
-                Ok(store) => store.insert_cdr(&cdr).await.map_err(|e| e.to_string()),
+                Ok(store) => store.insert_cdrs(&batch).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             };
             match written {
                 Ok(()) => {
-                    metrics.0.with_label_values(&["ok"]).inc();
+                    metrics
+                        .0
+                        .with_label_values(&["ok"])
+                        .inc_by(batch.len() as u64);
                     break;
                 }
                 Err(e) => {
                     metrics.0.with_label_values(&["retried"]).inc();
                     if !logged {
-                        tracing::warn!(call_id = %cdr.call_id, error = %e, "cannot write the call record; retrying every second");
+                        tracing::warn!(records = batch.len(), error = %e, "cannot write call records; retrying every second");
                         logged = true;
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         }
+        batch.clear();
     }
 }
 
