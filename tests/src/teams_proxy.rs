@@ -54,18 +54,12 @@ pub fn reply(status: u16, tag: &'static str, sdp: bool) -> Step {
     }
 }
 
-/// What happened to INVITEs and dialogs (for assertions).
-#[derive(Debug, Default, Clone)]
-pub struct Seen {
-    /// Requests by method, with their To tag ("" for none).
-    pub requests: Vec<(String, String)>,
-}
-
 struct State {
     answer: Answer,
     script: Vec<Step>,
     received: Vec<(Instant, String, Answer)>,
-    seen: Seen,
+    /// Requests by method, with their To tag ("" for none).
+    requests: Vec<(String, String)>,
     /// Call-ID → the INVITE still waiting for its final response.
     pending: HashMap<String, Incoming>,
     /// Call-IDs whose INVITE a CANCEL ended.
@@ -89,7 +83,7 @@ impl TeamsProxy {
             answer: Answer::Ok,
             script: vec![reply(180, "p", false), reply(200, "p", true)],
             received: Vec::new(),
-            seen: Seen::default(),
+            requests: Vec::new(),
             pending: HashMap::new(),
             cancelled: Default::default(),
         }));
@@ -150,7 +144,7 @@ impl TeamsProxy {
 
     /// Requests received: (method, To tag).
     pub fn requests(&self) -> Vec<(String, String)> {
-        self.state.lock().unwrap().seen.requests.clone()
+        self.state.lock().unwrap().requests.clone()
     }
 
     /// Closes the listener and every connection.
@@ -179,7 +173,7 @@ async fn handle(sip: &SipTransport, st: &Arc<Mutex<State>>, inc: Incoming) {
         s.received
             .push((Instant::now(), text(msg.as_bytes()), answer));
         if let Some(m) = msg.method() {
-            s.seen.requests.push((
+            s.requests.push((
                 m.as_str().to_owned(),
                 msg.to_tag().map(text).unwrap_or_default(),
             ));

@@ -91,7 +91,6 @@ pub fn calls(settings: &Settings, sessions: Arc<SessionCounts>) -> CallSettings 
     CallSettings {
         sbc_header: format!("{}/teamsgw/{VERSION}", settings.teams.sbc_vendor),
         user_agent: format!("teamsgw/{VERSION}"),
-        teams_proxy_port: settings.teams.proxy_port,
         pbx_host: agent.contact_host,
         pbx_udp_port: settings.pbx.listen_udp.port(),
         pbx_tcp_port: settings.pbx.listen_tcp.port(),

@@ -426,23 +426,16 @@ impl<M: MediaPlane> CallCore<M> {
     // ---- new requests ------------------------------------------------------------------------
 
     fn on_request(&mut self, now: Instant, tx: TxId, message: Message, source: Source) {
-        if message.to_tag().is_some() {
-            match self.dialog_of(&message) {
-                Some((h, leg)) => self.with_call(h, now, |call, ctx| {
-                    call.on_in_dialog(ctx, leg, tx, &message)
-                }),
-                None => self.stateless(
-                    now,
-                    tx,
-                    &message,
-                    481,
-                    "Call/Transaction Does Not Exist",
-                    &[],
-                ),
-            }
+        if message.to_tag().is_some()
+            && let Some((h, leg)) = self.dialog_of(&message)
+        {
+            self.with_call(h, now, |call, ctx| {
+                call.on_in_dialog(ctx, leg, tx, &message)
+            });
             return;
         }
-        if message.method() != Some(Method::Invite) {
+        // §12.2.2, §9.2: an unknown dialog, or a request that needs one.
+        if message.to_tag().is_some() || message.method() != Some(Method::Invite) {
             self.stateless(
                 now,
                 tx,

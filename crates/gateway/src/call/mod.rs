@@ -92,10 +92,6 @@ impl SessionCounts {
             *n = n.saturating_sub(1);
         }
     }
-
-    pub fn total(&self) -> u32 {
-        self.0.lock().map(|m| m.values().sum()).unwrap_or(0)
-    }
 }
 
 /// Plain settings the daemon derives from its configuration.
@@ -104,8 +100,6 @@ pub struct CallSettings {
     /// `X-MS-SBC` (§3.2).
     pub sbc_header: String,
     pub user_agent: String,
-    /// The Teams proxies' port (5061).
-    pub teams_proxy_port: u16,
     /// Host the PBX reaches us at (Contact, Via), and our PBX listener ports.
     pub pbx_host: String,
     pub pbx_udp_port: u16,
@@ -129,7 +123,6 @@ impl Default for CallSettings {
         Self {
             sbc_header: "teamsgw/teamsgw/0".into(),
             user_agent: "teamsgw".into(),
-            teams_proxy_port: 5061,
             pbx_host: "127.0.0.1".into(),
             pbx_udp_port: 5060,
             pbx_tcp_port: 5060,

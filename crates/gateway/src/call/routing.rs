@@ -215,6 +215,17 @@ fn caller_identity(request: &Message) -> Option<(Option<String>, String)> {
         .or_else(|| request.from().and_then(Result::ok).and_then(pick))
 }
 
+/// The PBX a user is provisioned on.
+fn pbx_of<'a>(view: &'a RoutingView, user: &UserRoute) -> Result<&'a PbxRoute, Rejection> {
+    view.pbx(&user.pbx_id).ok_or_else(|| {
+        reject(
+            503,
+            "no_pbx",
+            format!("the PBX of {} is not provisioned", user.upn),
+        )
+    })
+}
+
 fn host_of(request: &Message) -> Option<String> {
     match request.request_uri()?.ok()? {
         Uri::Sip(s) => match s.host {
@@ -267,13 +278,7 @@ pub fn route_teams_call(view: &RoutingView, request: &Message) -> Result<TeamsCa
                 ),
             )
         })?;
-    let pbx = view.pbx(&user.pbx_id).ok_or_else(|| {
-        reject(
-            503,
-            "no_pbx",
-            format!("the PBX of {} is not provisioned", user.upn),
-        )
-    })?;
+    let pbx = pbx_of(view, user)?;
     let digits = called.strip_prefix('+').unwrap_or(&called);
     let called = match pbx.number_format {
         NumberFormat::E164 if called.starts_with('+') => called.clone(),
@@ -316,13 +321,7 @@ pub fn route_pbx_call(
             format!("user {} is disabled", user.upn),
         ));
     }
-    let pbx = view.pbx(&user.pbx_id).ok_or_else(|| {
-        reject(
-            503,
-            "no_pbx",
-            format!("the PBX of {} is not provisioned", user.upn),
-        )
-    })?;
+    let pbx = pbx_of(view, user)?;
     if !pbx.addrs.iter().any(|a| a.ip() == source) {
         return Err(reject(
             403,

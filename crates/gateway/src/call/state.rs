@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use teamsgw_sip::Message;
-use teamsgw_sip::dialog::Dialog;
 use teamsgw_sip::message::Method;
 use teamsgw_sip::transaction::TxId;
 use teamsgw_sip::transport::Target;
@@ -659,10 +658,5 @@ impl Call {
         if self.inbound.handle_timeout(ctx.layer, now) {
             self.hangup(ctx, EndCause::AckTimeout, None);
         }
-    }
-
-    /// The confirmed dialog of the outbound leg (for tests and `call list`).
-    pub fn outbound_dialog(&self) -> Option<&Dialog> {
-        self.outbound.confirmed.as_ref()
     }
 }
