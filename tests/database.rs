@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use teamsgw_store::{
-    Backend, Cdr, CdrFilter, CdrLeg, NewDirectRoute, NewUser, PasswordKey, Pbx, ProvisionError,
-    Store, Transport, password_context,
+    Backend, Cdr, CdrFilter, CdrLeg, NewDirectRoute, NewUser, NumberFormat, PasswordKey, Pbx,
+    ProvisionError, Store, Transport, password_context,
 };
 use teamsgw_tests::postgres::Postgres;
 use teamsgw_tests::{Daemon, Ports, test_config};
@@ -15,12 +15,12 @@ use teamsgw_tests::{Daemon, Ports, test_config};
 async fn migrate_and_load(url: &str, backend: Backend) {
     let store = Store::open(url).await.unwrap();
     assert_eq!(store.backend(), backend);
-    assert_eq!(store.schema_version().await.unwrap(), 6);
+    assert_eq!(store.schema_version().await.unwrap(), 7);
     assert_eq!(store.load_snapshot().await.unwrap().direct_routes(), 0);
     store.close().await;
     // Opening a migrated database again changes nothing.
     let store = Store::open(url).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 6);
+    assert_eq!(store.schema_version().await.unwrap(), 7);
     store.close().await;
 }
 
@@ -36,6 +36,8 @@ fn pbx(enterprise: &str, name: &str) -> Pbx {
         transport: Transport::Udp,
         expires: 600,
         codecs: vec!["PCMU".into()],
+        number_format: NumberFormat::Digits,
+        country_code: Some("49".into()),
     }
 }
 
@@ -152,6 +154,16 @@ async fn provisioning_rules(url: &str) {
         store.add_pbx(&short).await.unwrap_err().field(),
         Some("expires")
     );
+    // A country calling code is 1 to 3 digits without a leading 0 or + (E.164 §6.2.1).
+    for bad in ["+49", "049", "1234", ""] {
+        let mut odd = pbx("Acme", "odd");
+        odd.country_code = Some(bad.into());
+        assert_eq!(
+            store.add_pbx(&odd).await.unwrap_err().field(),
+            Some("country_code"),
+            "{bad:?}"
+        );
+    }
     assert_eq!(
         store.list_pbxs("Acme").await.unwrap(),
         vec![pbx("Acme", "main")]
@@ -290,6 +302,10 @@ async fn users(store: &Store) {
     assert_eq!(
         (pbx.domain.as_str(), pbx.expires),
         ("pbx.acme.example", 600)
+    );
+    assert_eq!(
+        (pbx.number_format, pbx.country_code.as_deref()),
+        (NumberFormat::Digits, Some("49"))
     );
     assert!(
         snapshot

@@ -1159,6 +1159,38 @@ fn changes(database_url: &str) {
     );
     let table = ok(d, &["pbx", "list", "--enterprise", "Fabrikam"]);
     assert!(table.contains("300      PCMU"), "{table}");
+    // Numbering: how the called number reaches the PBX, and its country code for callers.
+    assert_eq!(pbxs[0]["number_format"], "e164");
+    assert_eq!(pbxs[0]["country_code"], serde_json::Value::Null);
+    let set = |extra: &[&'static str]| {
+        let mut args = vec!["pbx", "set", "--enterprise", "Fabrikam", "--name", "main"];
+        args.extend_from_slice(extra);
+        args
+    };
+    let args = set(&["--number-format", "digits", "--country-code", "49"]);
+    ok(d, &args);
+    let pbxs: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &["pbx", "list", "--enterprise", "Fabrikam", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(pbxs[0]["number_format"], "digits");
+    assert_eq!(pbxs[0]["country_code"], "49");
+    let args = set(&["--number-format", "national"]);
+    let err = refused(d, &args, "number_format");
+    assert!(err.contains("e164 or digits"), "{err}");
+    let args = set(&["--country-code", "+49"]);
+    let err = refused(d, &args, "country_code");
+    assert!(err.contains("E.164"), "{err}");
+    let args = set(&["--country-code", ""]);
+    ok(d, &args);
+    let pbxs: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &["pbx", "list", "--enterprise", "Fabrikam", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(pbxs[0]["country_code"], serde_json::Value::Null);
+    assert_eq!(pbxs[0]["number_format"], "digits");
     refused(
         d,
         &[

@@ -81,7 +81,6 @@ fn view() -> RoutingView {
             pbx_id: "p".into(),
             number: "+4930111".into(),
             extension: "1001".into(),
-            display_name: None,
             auth_user: "1001".into(),
             password: "pw".into(),
             contact_token: "tok1".into(),

@@ -76,6 +76,8 @@ async fn main() {
             transport: Transport::Udp,
             expires: 600,
             codecs: vec!["PCMA".into(), "PCMU".into()],
+            number_format: Default::default(),
+            country_code: None,
         };
         store.add_pbx(&pbx).await.unwrap();
     }

@@ -19,6 +19,9 @@ pub struct PbxChange {
     pub transport: Option<Transport>,
     pub expires: Option<u32>,
     pub codecs: Option<Vec<String>>,
+    pub number_format: Option<crate::NumberFormat>,
+    /// `Some("")` removes the country code.
+    pub country_code: Option<String>,
 }
 
 /// A change to a user: `None` keeps the current value; an empty policy or gateway clears it.
@@ -108,23 +111,35 @@ impl Store {
             .as_deref()
             .map(crate::validate_codecs)
             .transpose()?;
+        if let Some(code) = change.country_code.as_deref().filter(|c| !c.is_empty()) {
+            crate::validate_country_code(code)?;
+        }
         let mut tx = self.pool.begin().await?;
         let id = enterprise_id(&mut tx, enterprise).await?;
         let pbx_id = pbx_id(&mut tx, &id, "name", name).await?;
         sqlx::query(
             "UPDATE pbxs SET domain = COALESCE($1, domain), transport = COALESCE($2, transport), \
-             expires = COALESCE($3, expires), codecs = COALESCE($4, codecs) WHERE id = $5",
+             expires = COALESCE($3, expires), codecs = COALESCE($4, codecs), \
+             number_format = COALESCE($5, number_format) WHERE id = $6",
         )
         .bind(change.domain.as_ref().map(|d| d.to_ascii_lowercase()))
         .bind(change.transport.map(Transport::as_str))
         .bind(change.expires.map(i64::from))
         .bind(codecs.map(|c| c.join(";")))
+        .bind(change.number_format.map(crate::NumberFormat::as_str))
         .bind(&pbx_id)
         .execute(&mut *tx)
         .await?;
         if let Some(proxy) = &change.proxy {
             sqlx::query("UPDATE pbxs SET proxy = $1 WHERE id = $2")
                 .bind((!proxy.is_empty()).then_some(proxy.as_str()))
+                .bind(&pbx_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(code) = &change.country_code {
+            sqlx::query("UPDATE pbxs SET country_code = $1 WHERE id = $2")
+                .bind((!code.is_empty()).then_some(code.as_str()))
                 .bind(&pbx_id)
                 .execute(&mut *tx)
                 .await?;

@@ -33,8 +33,8 @@ pub use changes_feed::ChangeListener;
 pub use direct_routes::{DirectRoute, NewDirectRoute, PoolUnit};
 pub use password::{PasswordKey, PasswordKeyError, SealError};
 pub use provision::{
-    Children, Enterprise, LicenseFactor, PBX_CODECS, Pbx, ProvisionError, Transport,
-    validate_codecs, validate_tenant_fqdn, validate_tenant_id,
+    Children, Enterprise, LicenseFactor, NumberFormat, PBX_CODECS, Pbx, ProvisionError, Transport,
+    validate_codecs, validate_country_code, validate_tenant_fqdn, validate_tenant_id,
 };
 pub use snapshot::{DirectRouteEntry, PbxEntry, RoutingSnapshot, UserEntry};
 pub use users::{LicenseFacts, NewUser, User, password_context, validate_e164, validate_upn};
@@ -219,7 +219,7 @@ mod tests {
             .await
             .unwrap();
         assert!(file.exists());
-        assert_eq!(store.schema_version().await.unwrap(), 6);
+        assert_eq!(store.schema_version().await.unwrap(), 7);
         let snapshot = store.load_snapshot().await.unwrap();
         assert_eq!(snapshot.direct_routes(), 0);
         store.close().await;
@@ -228,6 +228,6 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}", file.display()))
             .await
             .unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 6);
+        assert_eq!(store.schema_version().await.unwrap(), 7);
     }
 }

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "call detail records",
         include_str!("../migrations/0006_cdrs.sql"),
     ),
+    (
+        7,
+        "PBX number format and country code",
+        include_str!("../migrations/0007_pbx_numbering.sql"),
+    ),
 ];
 
 #[derive(Debug)]

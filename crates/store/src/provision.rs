@@ -128,6 +128,51 @@ impl Transport {
     }
 }
 
+/// How a PBX writes the called number of a call from Teams (issue: "the PBX's number format").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumberFormat {
+    /// `+4930123456`: the `+` is kept.
+    #[default]
+    E164,
+    /// `4930123456`: the `+` is dropped.
+    Digits,
+}
+
+impl NumberFormat {
+    pub fn parse(s: &str) -> Result<Self, ProvisionError> {
+        match s.to_ascii_lowercase().as_str() {
+            "e164" => Ok(Self::E164),
+            "digits" => Ok(Self::Digits),
+            _ => Err(invalid("number_format", "must be e164 or digits")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::E164 => "e164",
+            Self::Digits => "digits",
+        }
+    }
+}
+
+/// An E.164 country calling code: 1 to 3 digits, not starting with 0 (ITU-T E.164 §6.2.1).
+pub fn validate_country_code(code: &str) -> Result<(), ProvisionError> {
+    let ok = (1..=3).contains(&code.len())
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && !code.starts_with('0');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "country_code",
+            format!(
+                "{code:?} is not a country calling code: 1 to 3 digits, no leading 0, no + (E.164 §6.2.1)"
+            ),
+        ))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Pbx {
     pub enterprise: String,
@@ -138,6 +183,9 @@ pub struct Pbx {
     pub expires: u32,
     /// G.711 variants in preference order (`PCMA`, `PCMU`): teamsgw never transcodes.
     pub codecs: Vec<String>,
+    pub number_format: NumberFormat,
+    /// Turns the PBX's national caller numbers into E.164 towards Teams.
+    pub country_code: Option<String>,
 }
 
 /// The codecs a PBX may be offered: the G.711 variants Teams also speaks (no transcoding).
@@ -557,6 +605,9 @@ impl Store {
             return Err(invalid("expires", "must be 60 to 86400 seconds"));
         }
         let codecs = validate_codecs(&pbx.codecs)?;
+        if let Some(code) = &pbx.country_code {
+            validate_country_code(code)?;
+        }
         let mut tx = self.pool.begin().await?;
         let id = enterprise_id(&mut tx, &pbx.enterprise).await?;
         if count(
@@ -589,8 +640,9 @@ impl Store {
             });
         }
         sqlx::query(
-            "INSERT INTO pbxs (id, enterprise_id, name, domain, proxy, transport, expires, codecs, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO pbxs (id, enterprise_id, name, domain, proxy, transport, expires, codecs, \
+             number_format, country_code, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(new_id()?)
         .bind(&id)
@@ -600,6 +652,8 @@ impl Store {
         .bind(pbx.transport.as_str())
         .bind(i64::from(pbx.expires))
         .bind(codecs.join(";"))
+        .bind(pbx.number_format.as_str())
+        .bind(pbx.country_code.as_deref())
         .bind(now())
         .execute(&mut *tx)
         .await?;
@@ -611,8 +665,8 @@ impl Store {
         let rows = self
             .enterprise_rows(
                 enterprise,
-                "SELECT name, domain, proxy, transport, expires, codecs FROM pbxs \
-                 WHERE enterprise_id = $1 ORDER BY name",
+                "SELECT name, domain, proxy, transport, expires, codecs, number_format, country_code \
+                 FROM pbxs WHERE enterprise_id = $1 ORDER BY name",
             )
             .await?;
         rows.iter()
@@ -633,10 +687,21 @@ impl Store {
                         problem: format!("expires {expires} out of range"),
                     })?,
                     codecs: crate::users::split(&row.try_get::<String, _>("codecs")?),
+                    number_format: number_format_column(row)?,
+                    country_code: row.try_get("country_code")?,
                 })
             })
             .collect()
     }
+}
+
+/// The `number_format` column of a `pbxs` row.
+pub(crate) fn number_format_column(row: &sqlx::any::AnyRow) -> Result<NumberFormat, StoreError> {
+    let text: String = row.try_get("number_format")?;
+    NumberFormat::parse(&text).map_err(|_| StoreError::BadRow {
+        table: "pbxs",
+        problem: format!("unknown number_format {text:?}"),
+    })
 }
 
 #[cfg(test)]

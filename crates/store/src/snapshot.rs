@@ -36,6 +36,8 @@ pub struct PbxEntry {
     pub expires: u32,
     /// Codec preference towards this PBX (`PCMA`, `PCMU`), most preferred first.
     pub codecs: Vec<String>,
+    pub number_format: crate::NumberFormat,
+    pub country_code: Option<String>,
 }
 
 /// A user as the gateway routes to it.
@@ -248,7 +250,8 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
 
 async fn load_pbxs(pool: &AnyPool) -> Result<HashMap<String, PbxEntry>, StoreError> {
     let rows = sqlx::query(
-        "SELECT id, enterprise_id, name, domain, proxy, transport, expires, codecs FROM pbxs",
+        "SELECT id, enterprise_id, name, domain, proxy, transport, expires, codecs, number_format, \
+         country_code FROM pbxs",
     )
     .fetch_all(pool)
     .await?;
@@ -269,6 +272,8 @@ async fn load_pbxs(pool: &AnyPool) -> Result<HashMap<String, PbxEntry>, StoreErr
             transport: row.try_get("transport")?,
             expires,
             codecs: crate::users::split(&row.try_get::<String, _>("codecs")?),
+            number_format: crate::provision::number_format_column(&row)?,
+            country_code: row.try_get("country_code")?,
         };
         pbxs.insert(id, entry);
     }

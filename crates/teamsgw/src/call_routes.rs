@@ -89,8 +89,11 @@ pub async fn build(
             transport: t,
             addrs: resolved.get(&key).cloned().unwrap_or_default(),
             codecs: p.codecs.clone(),
-            number_format: NumberFormat::E164,
-            country_code: None,
+            number_format: match p.number_format {
+                teamsgw_store::NumberFormat::E164 => NumberFormat::E164,
+                teamsgw_store::NumberFormat::Digits => NumberFormat::Digits,
+            },
+            country_code: p.country_code.clone(),
         });
     }
     let mut unreadable = 0;
@@ -112,7 +115,6 @@ pub async fn build(
                 pbx_id: u.pbx_id.clone(),
                 number: u.number.clone(),
                 extension: u.extension.clone(),
-                display_name: None,
                 auth_user: u.auth_user.clone(),
                 password,
                 contact_token: u.contact_token.clone(),

@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use teamsgw_license::catalogue as license;
 use teamsgw_store::{
-    DirectRoute, Enterprise, EnterpriseSku, LicenseFactor, NewDirectRoute, NewUser, PasswordKey,
-    PasswordKeyError, Pbx, PbxChange, PoolUnit, ProvisionError, Store, Transport, User, UserChange,
+    DirectRoute, Enterprise, EnterpriseSku, LicenseFactor, NewDirectRoute, NewUser, NumberFormat,
+    PasswordKey, PasswordKeyError, Pbx, PbxChange, PoolUnit, ProvisionError, Store, Transport,
+    User, UserChange,
 };
 
 use crate::config::Settings;
@@ -88,6 +89,13 @@ pub struct PbxAdd {
     pub expires: u32,
     #[serde(default = "default_codecs")]
     pub codecs: Vec<String>,
+    #[serde(default = "default_number_format")]
+    pub number_format: String,
+    pub country_code: Option<String>,
+}
+
+fn default_number_format() -> String {
+    "e164".to_owned()
 }
 
 fn default_codecs() -> Vec<String> {
@@ -111,6 +119,9 @@ pub struct PbxSet {
     pub transport: Option<String>,
     pub expires: Option<u32>,
     pub codecs: Option<Vec<String>>,
+    pub number_format: Option<String>,
+    /// Empty string: no country code.
+    pub country_code: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -248,6 +259,8 @@ impl Provisioner<'_> {
             transport: Transport::parse(&req.transport)?,
             expires: req.expires,
             codecs: req.codecs.clone(),
+            number_format: NumberFormat::parse(&req.number_format)?,
+            country_code: req.country_code.clone(),
         };
         self.store.add_pbx(&pbx).await?;
         Ok(pbx)
@@ -265,16 +278,25 @@ impl Provisioner<'_> {
             transport: req.transport.as_deref().map(Transport::parse).transpose()?,
             expires: req.expires,
             codecs: req.codecs.clone(),
+            number_format: req
+                .number_format
+                .as_deref()
+                .map(NumberFormat::parse)
+                .transpose()?,
+            country_code: req.country_code.clone(),
         };
         if change.domain.is_none()
             && change.proxy.is_none()
             && change.transport.is_none()
             && change.expires.is_none()
             && change.codecs.is_none()
+            && change.number_format.is_none()
+            && change.country_code.is_none()
         {
             return Err(invalid(
                 "domain",
-                "nothing to change: give domain, proxy, transport, expires or codecs",
+                "nothing to change: give domain, proxy, transport, expires, codecs, \
+                 number_format or country_code",
             ));
         }
         self.store.set_pbx(enterprise, name, &change).await

@@ -139,6 +139,12 @@ pub enum PbxCommand {
             value_name = "PCMA,PCMU"
         )]
         codecs: Vec<String>,
+        /// How the called number of a Teams call is sent: e164 keeps the +, digits drops it.
+        #[arg(long, default_value = "e164", value_name = "e164|digits")]
+        number_format: String,
+        /// Country calling code that turns the PBX's national caller numbers into E.164.
+        #[arg(long, value_name = "CC")]
+        country_code: Option<String>,
     },
     /// List the PBXs of an enterprise.
     List {
@@ -164,6 +170,11 @@ pub enum PbxCommand {
         expires: Option<u32>,
         #[arg(long, value_delimiter = ',', value_name = "PCMA,PCMU")]
         codecs: Option<Vec<String>>,
+        #[arg(long, value_name = "e164|digits")]
+        number_format: Option<String>,
+        /// CC, or "" to pass national caller numbers as the PBX sends them.
+        #[arg(long, value_name = "CC")]
+        country_code: Option<String>,
     },
     /// Delete a PBX; refused while it has users unless --cascade.
     Delete {
@@ -687,6 +698,8 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
             transport,
             expires,
             codecs,
+            number_format,
+            country_code,
         } => {
             let pbx = ops
                 .add_pbx(&PbxAdd {
@@ -697,6 +710,8 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
                     transport,
                     expires,
                     codecs,
+                    number_format,
+                    country_code,
                 })
                 .await?;
             println!("PBX {:?} added to {:?}", pbx.name, pbx.enterprise);
@@ -706,7 +721,16 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
             print_rows(
                 output.json,
                 &list,
-                &["NAME", "DOMAIN", "PROXY", "TRANSPORT", "EXPIRES", "CODECS"],
+                &[
+                    "NAME",
+                    "DOMAIN",
+                    "PROXY",
+                    "TRANSPORT",
+                    "EXPIRES",
+                    "CODECS",
+                    "NUMBERS",
+                    "CC",
+                ],
                 |p| {
                     vec![
                         p.name.clone(),
@@ -715,6 +739,8 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
                         p.transport.as_str().to_owned(),
                         p.expires.to_string(),
                         p.codecs.join(","),
+                        p.number_format.as_str().to_owned(),
+                        p.country_code.clone().unwrap_or_else(|| "-".to_owned()),
                     ]
                 },
             );
@@ -727,6 +753,8 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
             transport,
             expires,
             codecs,
+            number_format,
+            country_code,
         } => {
             let req = PbxSet {
                 domain,
@@ -734,6 +762,8 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
                 transport,
                 expires,
                 codecs,
+                number_format,
+                country_code,
             };
             let pbx = ops.set_pbx(&enterprise, &name, &req).await?;
             println!("PBX {:?} of {:?} updated", pbx.name, pbx.enterprise);

@@ -55,7 +55,6 @@ pub struct UserRoute {
     /// E.164 with `+`.
     pub number: String,
     pub extension: String,
-    pub display_name: Option<String>,
     pub auth_user: String,
     pub password: String,
     pub contact_token: String,
@@ -169,6 +168,8 @@ pub struct TeamsCall {
     /// The called number as the PBX wants it.
     pub called: String,
     pub caller: String,
+    /// The Teams user's name as Teams sent it: the PBX shows it on the callee's phone.
+    pub caller_display: Option<String>,
 }
 
 /// The decision a PBX-originated call copies when it starts.
@@ -258,7 +259,7 @@ pub fn route_teams_call(view: &RoutingView, request: &Message) -> Result<TeamsCa
                 "no called number in the Request-URI".into(),
             )
         })?;
-    let (_, caller) = caller_identity(request).ok_or_else(|| {
+    let (caller_display, caller) = caller_identity(request).ok_or_else(|| {
         reject(
             403,
             "caller_not_provisioned",
@@ -290,6 +291,7 @@ pub fn route_teams_call(view: &RoutingView, request: &Message) -> Result<TeamsCa
         pbx: pbx.clone(),
         called,
         caller,
+        caller_display,
     })
 }
 
@@ -373,3 +375,19 @@ pub fn to_e164(number: &str, country_code: Option<&str>) -> String {
 }
 
 pub type SharedView = Arc<RoutingView>;
+
+#[cfg(test)]
+mod tests {
+    use super::to_e164;
+
+    #[test]
+    fn national_and_international_numbers_become_e164_with_a_country_code() {
+        // §3.2: Teams wants +E164 in From.
+        assert_eq!(to_e164("0301234", Some("49")), "+49301234");
+        assert_eq!(to_e164("0033142", Some("49")), "+33142");
+        assert_eq!(to_e164("+1555", Some("49")), "+1555");
+        // Without a country code, or for an extension, the number passes as it is.
+        assert_eq!(to_e164("0301234", None), "0301234");
+        assert_eq!(to_e164("2001", Some("49")), "2001");
+    }
+}

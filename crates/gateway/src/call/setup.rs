@@ -69,8 +69,8 @@ pub(super) fn from_teams(
             admission("pbx_unresolved", format!("cannot resolve {}", pbx.next_hop))
         })?;
     let user = &route.user;
-    let display = user
-        .display_name
+    let display = route
+        .caller_display
         .as_deref()
         .map(|d| format!("\"{}\" ", d.replace('"', "")))
         .unwrap_or_default();

@@ -312,16 +312,17 @@ fn provisioning_schemas() -> Value {
             json!({
                 "enterprise": string(), "name": string(), "domain": string(),
                 "proxy": nullable_string(), "transport": transport, "expires": integer(0, u32::MAX.into()),
-                "codecs": strings(),
+                "codecs": strings(), "number_format": {"type": "string", "enum": ["e164", "digits"]},
+                "country_code": nullable_string(),
             }),
-            &["enterprise", "name", "domain", "proxy", "transport", "expires", "codecs"],
+            &["enterprise", "name", "domain", "proxy", "transport", "expires", "codecs", "number_format", "country_code"],
             false,
         ),
         "PbxAdd": object(
             json!({
                 "enterprise": string(), "name": string(), "domain": string(),
                 "proxy": nullable_string(), "transport": string(), "expires": integer(0, u32::MAX.into()),
-                "codecs": strings(),
+                "codecs": strings(), "number_format": string(), "country_code": nullable_string(),
             }),
             &["enterprise", "name", "domain"],
             true,
@@ -332,6 +333,7 @@ fn provisioning_schemas() -> Value {
                 "transport": nullable_string(),
                 "expires": {"type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX, "nullable": true},
                 "codecs": {"type": "array", "items": string(), "nullable": true},
+                "number_format": nullable_string(), "country_code": nullable_string(),
             }),
             &[],
             true,

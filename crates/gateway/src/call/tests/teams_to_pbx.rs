@@ -336,3 +336,21 @@ fn no_ack_for_our_200_ends_the_call_rfc3261_13_3_1_4() {
     assert_eq!(w.records()[0].result, "failed");
     w.assert_clean();
 }
+
+#[test]
+fn digits_pbx_gets_the_called_number_without_plus() {
+    // Issue "number format": `digits` drops the `+` of the called number, `e164` keeps it.
+    let v = view_with_pbx(None, |p| {
+        p.number_format = crate::call::routing::NumberFormat::Digits;
+    });
+    let mut w = World::with(v, 100);
+    let first = invite(&mut w, "c-digits");
+    assert!(
+        first
+            .text()
+            .starts_with("INVITE sip:4930222@pbx.example.com SIP/2.0\r\n"),
+        "{}",
+        first.text()
+    );
+    assert_eq!(first.header("To").unwrap(), "<sip:4930222@pbx.example.com>");
+}

@@ -65,6 +65,11 @@ pub fn addr(s: &str) -> SocketAddr {
 }
 
 pub fn view(max_sessions: Option<u32>) -> RoutingView {
+    view_with_pbx(max_sessions, |_| {})
+}
+
+/// [`view`] with the PBX changed by `edit`.
+pub fn view_with_pbx(max_sessions: Option<u32>, edit: impl FnOnce(&mut PbxRoute)) -> RoutingView {
     let tenant = Tenant {
         fqdn: TENANT.into(),
         port: 5061,
@@ -72,7 +77,7 @@ pub fn view(max_sessions: Option<u32>) -> RoutingView {
         enterprise: "Contoso".into(),
         max_sessions,
     };
-    let pbx = PbxRoute {
+    let mut pbx = PbxRoute {
         id: "p1".into(),
         domain: "pbx.example.com".into(),
         next_hop: PBX_ADDR.into(),
@@ -82,13 +87,13 @@ pub fn view(max_sessions: Option<u32>) -> RoutingView {
         number_format: NumberFormat::E164,
         country_code: Some("49".into()),
     };
+    edit(&mut pbx);
     let user = |upn: &str, number: &str, ext: &str, token: &str, enabled| UserRoute {
         upn: upn.into(),
         enterprise_id: "e1".into(),
         pbx_id: "p1".into(),
         number: number.into(),
         extension: ext.into(),
-        display_name: Some("Alice".into()),
         auth_user: ext.into(),
         password: "secret".into(),
         contact_token: token.into(),
@@ -364,7 +369,7 @@ pub fn teams_invite(call_id: &str, caller: &str, called: &str, host: &str, sdp: 
          To: <sip:{called}@{host}:5061;user=phone>\r\n\
          Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
          Contact: <sip:api-du-b-euwe.pstnhub.microsoft.com:443;x-i=abc>\r\n\
-         P-Asserted-Identity: <sip:{caller}@sip.pstnhub.microsoft.com:5061;user=phone>\r\n\
+         P-Asserted-Identity: \"Alice\" <sip:{caller}@sip.pstnhub.microsoft.com:5061;user=phone>\r\n\
          User-Agent: Microsoft.PSTNHub.SIPProxy v.2024.1\r\n\
          Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
         sdp.len()
