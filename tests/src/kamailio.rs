@@ -23,16 +23,25 @@ impl Kamailio {
 
     /// Starts Kamailio with a config from `tests/` (`kamailio/pbx.cfg`: the hosted PBX).
     pub fn start_config(config: &str, defines: &[&str]) -> Kamailio {
+        Self::start_file(&fixture(config), &[], defines)
+    }
+
+    /// Starts Kamailio with the config at `path`. Besides LISTEN_UDP, LISTEN_TCP (a free port
+    /// of its own on 127.0.0.1) and CTL_SOCKET, each `(placeholder, value)` is substituted.
+    pub fn start_file(path: &Path, substitutions: &[(&str, String)], defines: &[&str]) -> Kamailio {
         require_program("kamailio", "kamailio");
         let dir = tempfile::tempdir().unwrap();
         let port = free_tcp_udp_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let template = std::fs::read_to_string(fixture(config)).unwrap();
+        let template = std::fs::read_to_string(path).unwrap();
         let ctl = dir.path().join("ctl.sock");
-        let cfg = template
+        let mut cfg = template
             .replace("LISTEN_UDP", &format!("udp:{addr}"))
             .replace("LISTEN_TCP", &format!("tcp:{addr}"))
             .replace("CTL_SOCKET", &format!("unix:{}", ctl.display()));
+        for (placeholder, value) in substitutions {
+            cfg = cfg.replace(placeholder, value);
+        }
         std::fs::write(dir.path().join("registrar.cfg"), cfg).unwrap();
         let defines: Vec<String> = defines.iter().map(|d| (*d).to_owned()).collect();
         let child = Self::spawn(dir.path(), &defines);
@@ -44,6 +53,26 @@ impl Kamailio {
         };
         k.wait_started();
         k
+    }
+
+    /// The main process and its workers (one process group): for CPU accounting.
+    pub fn pids(&self) -> Vec<u32> {
+        let group = self.child.id();
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // Field 5 (pgrp) comes after the command name, which may hold spaces.
+            let rest = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+            if rest.split_whitespace().nth(2) == Some(group.to_string().as_str()) {
+                pids.push(pid);
+            }
+        }
+        pids
     }
 
     fn spawn(dir: &Path, defines: &[String]) -> Child {

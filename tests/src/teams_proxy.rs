@@ -278,6 +278,13 @@ async fn run_script(
                         "Contact",
                         "<sip:api-du-b-euwe.pstnhub.microsoft.com:443;x-i=test>",
                     );
+                    // RFC 3261 §12.1.1: a dialog's responses copy the Record-Route set.
+                    for rr in inc
+                        .message
+                        .values(teamsgw_sip::message::HeaderName::RecordRoute)
+                    {
+                        b = b.header("Record-Route", text(rr));
+                    }
                 }
                 for line in &extra {
                     if let Some((n, v)) = line.split_once(": ") {
@@ -308,7 +315,12 @@ async fn run_script(
 fn start_echo(offer: &[u8]) -> Option<String> {
     let offer = teamsgw_sdp::parse(std::str::from_utf8(offer).ok()?).ok()?;
     let audio = offer.audio()?;
-    let crypto = audio.cryptos().into_iter().next()?;
+    // Teams answers with AES_CM_128_HMAC_SHA1_80 (teams-direct-routing.md §0), wherever an
+    // offer lists it (rtpengine offers a dozen suites, AEAD first).
+    let crypto = audio
+        .cryptos()
+        .into_iter()
+        .find(|c| c.suite == "AES_CM_128_HMAC_SHA1_80")?;
     let suite = Suite::from_name(&crypto.suite)?;
     let theirs = MasterKey::from_bytes(&crypto.keys.first()?.key_salt)?;
     let key: Vec<u8> = (0..30u8)

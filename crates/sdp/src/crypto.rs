@@ -3,7 +3,16 @@
 //! Keys are checked against the suite's key||salt length; a bad one names what is wrong.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+
+/// Reads keys with or without `=` padding: rtpengine and others leave it off for the suites
+/// whose key||salt is not a multiple of 3 bytes (AEAD_AES_256_GCM: 44). We write it.
+const KEY_DECODER: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyParam {
@@ -115,7 +124,7 @@ fn parse_key_param(kp: &str, suite: &str) -> Result<KeyParam, String> {
         .ok_or("only inline: keys are supported")?;
     let mut fields = inline.split('|');
     let b64 = fields.next().unwrap_or_default();
-    let key_salt = STANDARD
+    let key_salt = KEY_DECODER
         .decode(b64)
         .map_err(|e| format!("key is not valid base64 ({e})"))?;
     if let Some(expected) = key_salt_len(suite)
@@ -176,6 +185,17 @@ mod tests {
             c,
             "writes back what it read"
         );
+    }
+
+    #[test]
+    fn keys_without_base64_padding_are_read_rfc4568_9_2() {
+        // As rtpengine offers AEAD_AES_256_GCM: 44 bytes in 59 characters, no `=`.
+        let c = Crypto::parse(
+            "1 AEAD_AES_256_GCM inline:f2Jmmbg4UQs+5vIx9vmDPL/YSBDkahE8pcYpJwwykVqmvy6dEkan7tCXPC4",
+        )
+        .unwrap();
+        assert_eq!(c.keys[0].key_salt.len(), 44);
+        assert!(c.to_value().contains("PC4="), "written padded");
     }
 
     #[test]

@@ -96,9 +96,14 @@ pub fn to_cdr(f: &FinishedCall) -> Cdr {
 /// Records written per transaction at most.
 const BATCH: usize = 500;
 
-/// Writes records as they come until the shards stop, every record queued by then in one
-/// transaction (one commit per burst, not per call); a batch the database refuses is retried
-/// every second until it is written.
+/// How long the first record of a batch waits for more. A commit costs about as much as a
+/// call (SQLite syncs its journal): the call_rate bench measured 720 µs of SQLite worker CPU
+/// per call at 100 calls/s with one commit per call.
+const LINGER: Duration = Duration::from_millis(200);
+
+/// Writes records until the shards stop: the records of up to [`LINGER`] in one transaction
+/// (one commit per batch, not per call); a batch the database refuses is retried every
+/// second until it is written.
 pub async fn run(
     mut records: mpsc::Receiver<FinishedCall>,
     provisioning: Arc<Provisioning>,
@@ -107,10 +112,13 @@ pub async fn run(
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(f) = records.recv().await {
         batch.push(to_cdr(&f));
-        while batch.len() < BATCH
-            && let Ok(f) = records.try_recv()
-        {
-            batch.push(to_cdr(&f));
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.len() < BATCH {
+            match tokio::time::timeout_at(deadline, records.recv()).await {
+                Ok(Some(f)) => batch.push(to_cdr(&f)),
+                // Closed (write what we have; the outer loop then ends) or lingered enough.
+                Ok(None) | Err(_) => break,
+            }
         }
         for cdr in &batch {
             tracing::info!(
