@@ -30,16 +30,19 @@ use teamsgw_tests::kamailio::Kamailio;
 use teamsgw_tests::teams_proxy::{TeamsProxy, reply};
 use teamsgw_tests::{free_port, free_tcp_udp_port, require_program, sipp};
 
-/// User + system CPU of a process, in seconds (0 when it is gone).
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+/// User + system CPU, in seconds, of the process or thread whose `stat` file this is (0 when
+/// it is gone).
+fn cpu_seconds(stat_path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(stat_path) else {
         return 0.0;
     };
     // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return 0.0;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// CPU seconds by thread name over all threads of `pids` (where the time goes).
@@ -52,14 +55,7 @@ fn cpu_by_thread(pids: &[u32]) -> std::collections::BTreeMap<String, f64> {
         for task in tasks.flatten() {
             let path = task.path();
             let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-            let cpu = std::fs::read_to_string(path.join("stat"))
-                .ok()
-                .and_then(|stat| {
-                    let rest = &stat[stat.rfind(')')? + 2..];
-                    let f: Vec<&str> = rest.split_whitespace().collect();
-                    Some((f[11].parse::<f64>().ok()? + f[12].parse::<f64>().ok()?) / 100.0)
-                })
-                .unwrap_or(0.0);
+            let cpu = cpu_seconds(&path.join("stat").to_string_lossy());
             *by_name.entry(name.trim().to_owned()).or_insert(0.0) += cpu;
         }
     }
@@ -79,7 +75,10 @@ struct Sbc {
 
 impl Sbc {
     fn cpu(&self) -> f64 {
-        self.pids.iter().map(|&p| cpu_seconds(p)).sum()
+        self.pids
+            .iter()
+            .map(|p| cpu_seconds(&format!("/proc/{p}/stat")))
+            .sum()
     }
 
     fn measure_idle(&mut self) {
