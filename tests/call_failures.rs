@@ -174,6 +174,31 @@ fn teams_refusals_and_cancel_towards_teams() {
         .collect();
     assert_eq!(results, ["busy 486", "rejected 603", "cancelled 487"]);
     assert_eq!(lab.metric("teamsgw_media_sessions_active"), 0.0);
+
+    // §1.6: 503 with Retry-After from the first proxy: the call fails over to the second,
+    // and trunk health holds the first down (its OPTIONS still answer 200).
+    first.set_script(vec![Step::Reply {
+        status: 503,
+        tag: "p",
+        sdp: false,
+        extra: vec!["Retry-After: 120".into()],
+    }]);
+    phone.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
+    phone.wait_log("Call established", Duration::from_secs(15));
+    assert_eq!(invites(&second), 1, "failed over to the second proxy");
+    wait(
+        "trunk health to hold the first proxy down",
+        Duration::from_secs(5),
+        || lab.metric("teamsgw_teams_proxy_up{proxy=\"127.0.0.2\"}") == 0.0,
+    );
+    phone.hangup();
+    wait("the call to end", Duration::from_secs(10), || {
+        lab.metric("teamsgw_calls_active{direction=\"to_teams\"}") == 0.0
+    });
+    let last = lab.cdrs(4).pop().unwrap();
+    assert_eq!(last["result"], "answered", "{last}");
+    assert_eq!(last["teams_proxy"], "127.0.0.3", "{last}");
+    assert_eq!(last["failovers"][0], "127.0.0.2:503", "{last}");
 }
 
 /// §3.4: 180 from two forks, 183 with SDP, then 200 from the second fork. The PBX sees one

@@ -300,6 +300,8 @@ pub struct CallLayer {
     pub metrics: CallMetrics,
     /// Finished calls, for the CDR writer.
     pub records: mpsc::Sender<FinishedCall>,
+    /// Teams proxies that answered a call 503 with Retry-After, for trunk health (§1.6).
+    pub proxy_holds: mpsc::Sender<(String, Duration)>,
 }
 
 /// Starts the call shards with an empty routing view (every INVITE gets 404 until the first
@@ -313,6 +315,7 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
         shards,
         metrics,
         records,
+        proxy_holds,
     } = layer;
     let view: SharedView = Arc::new(crate::call::RoutingView::default());
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -336,6 +339,7 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
             senders: PeerSenders::new(sip.clone(), failures_tx),
             metrics: metrics.clone(),
             records: records.clone(),
+            proxy_holds: proxy_holds.clone(),
             active: Arc::clone(&active),
             clock: WallClock::now(),
         };
@@ -363,6 +367,7 @@ struct Shard {
     senders: PeerSenders<Target>,
     metrics: CallMetrics,
     records: mpsc::Sender<FinishedCall>,
+    proxy_holds: mpsc::Sender<(String, Duration)>,
     active: Arc<std::sync::atomic::AtomicUsize>,
     clock: WallClock,
 }
@@ -403,6 +408,8 @@ impl Shard {
                 Output::Transmit { dest, data } => self.transmit(dest, data).await,
                 Output::ProxyDown { proxy, retry_after } => {
                     tracing::warn!(%proxy, seconds = retry_after.as_secs(), "Teams proxy answered 503 with Retry-After; held down");
+                    // Trunk health tells every shard within a second; rare, so never full.
+                    let _ = self.proxy_holds.try_send((proxy, retry_after));
                 }
                 Output::Event(event) => {
                     self.metrics.event(&event);

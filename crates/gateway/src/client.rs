@@ -127,6 +127,10 @@ enum Command {
     Sync(Vec<Registration>),
     Registrations(oneshot::Sender<Vec<RegistrationView>>),
     Trunk(oneshot::Sender<Vec<ProxyView>>),
+    HoldProxy {
+        proxy: String,
+        hold: Duration,
+    },
     Shutdown {
         unregister: bool,
         limit: Duration,
@@ -158,6 +162,11 @@ impl ClientHandle {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// Marks a Teams proxy down for `hold` (a call's 503 with Retry-After, §1.6).
+    pub async fn hold_proxy(&self, proxy: String, hold: Duration) {
+        let _ = self.commands.send(Command::HoldProxy { proxy, hold }).await;
     }
 
     pub async fn trunk(&self) -> Vec<ProxyView> {
@@ -365,6 +374,9 @@ impl Driver {
                     })
                     .collect();
                 let _ = reply.send(views);
+            }
+            Command::HoldProxy { proxy, hold } => {
+                self.trunk.hold_down(&proxy, hold, Instant::now());
             }
             Command::Trunk(reply) => {
                 let clock = Clock::now();

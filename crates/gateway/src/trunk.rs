@@ -55,6 +55,8 @@ struct Proxy {
     last_result: Option<String>,
     next_probe: Instant,
     in_flight: Option<RequestId>,
+    /// A call's 503 with Retry-After: down until then whatever an OPTIONS says.
+    held_until: Option<Instant>,
 }
 
 pub struct TrunkHealth {
@@ -79,6 +81,7 @@ impl TrunkHealth {
                 last_result: None,
                 next_probe: now,
                 in_flight: None,
+                held_until: None,
             })
             .collect();
         let rng = Rng::new(settings.seed);
@@ -166,6 +169,11 @@ impl TrunkHealth {
             Outcome::Timeout => (false, "timeout", "timeout".to_owned()),
             Outcome::TransportError(e) => (false, "transport_error", format!("transport: {e}")),
         };
+        let held = p.held_until.filter(|t| *t > now);
+        if let Some(until) = held {
+            p.next_probe = p.next_probe.max(until);
+        }
+        let up = up && held.is_none();
         if p.up != up {
             if up {
                 tracing::info!(proxy = %p.name, result = %text, "Teams proxy is up");
@@ -176,6 +184,22 @@ impl TrunkHealth {
         p.up = up;
         p.last_result = Some(text);
         self.results.push_back((p.name.clone(), label));
+    }
+
+    /// A call's INVITE got 503 with Retry-After from `proxy`: down and unprobed that long,
+    /// as if an OPTIONS had been answered so (§1.6).
+    pub fn hold_down(&mut self, proxy: &str, hold: Duration, now: Instant) {
+        let Some(p) = self.proxies.iter_mut().find(|p| p.name == proxy) else {
+            return;
+        };
+        if p.up {
+            tracing::warn!(proxy = %p.name, seconds = hold.as_secs(), "Teams proxy answered a call 503 with Retry-After: down");
+        }
+        let until = now + hold.min(Duration::from_secs(3600));
+        p.up = false;
+        p.last_result = Some(format!("503 to a call, Retry-After {}", hold.as_secs()));
+        p.held_until = Some(until);
+        p.next_probe = p.next_probe.max(until);
     }
 
     pub fn poll_probe(&mut self) -> Option<Probe> {
@@ -318,5 +342,32 @@ mod tests {
         assert!(h.poll_probe().is_none());
         h.handle_timeout(t0 + Duration::from_secs(300));
         assert_eq!(h.poll_probe().unwrap().proxy, "sip.pstnhub.microsoft.com");
+    }
+
+    /// §1.6: a call's 503 with Retry-After marks the proxy down like an OPTIONS 503: even an
+    /// OPTIONS 200 in flight does not bring it back before the hold ends.
+    #[test]
+    fn a_calls_retry_after_holds_the_proxy_down() {
+        let t0 = Instant::now();
+        let mut h = health(t0);
+        let a = h.poll_probe().unwrap();
+        let _b = h.poll_probe().unwrap();
+        h.hold_down("sip.pstnhub.microsoft.com", Duration::from_secs(120), t0);
+        assert_eq!(
+            h.usable().collect::<Vec<_>>(),
+            ["sip2.pstnhub.microsoft.com"]
+        );
+        h.on_outcome(a.id, answer(&a, 200, ""), t0 + Duration::from_secs(1));
+        assert!(!h.status()[0].up, "held down through the probe's 200");
+        h.handle_timeout(t0 + Duration::from_secs(119));
+        assert!(h.poll_probe().is_none());
+        let t1 = t0 + Duration::from_secs(120);
+        h.handle_timeout(t1);
+        let a = h.poll_probe().unwrap();
+        h.on_outcome(a.id, answer(&a, 200, ""), t1);
+        assert!(h.status()[0].up, "up again after the hold");
+        // An unknown proxy name changes nothing.
+        h.hold_down("sip9.pstnhub.microsoft.com", Duration::from_secs(5), t1);
+        assert_eq!(h.usable().count(), 2);
     }
 }

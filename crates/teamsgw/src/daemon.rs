@@ -107,6 +107,16 @@ async fn follow_trunk(client: ClientHandle, calls: CallsHandle) {
     }
 }
 
+/// A call's 503 with Retry-After marks the proxy down in trunk health, as an OPTIONS would.
+async fn forward_proxy_holds(
+    mut holds: tokio::sync::mpsc::Receiver<(String, Duration)>,
+    client: ClientHandle,
+) {
+    while let Some((proxy, hold)) = holds.recv().await {
+        client.hold_proxy(proxy, hold).await;
+    }
+}
+
 impl Daemon {
     async fn start(
         config_path: PathBuf,
@@ -185,6 +195,7 @@ impl Daemon {
         let shards = std::thread::available_parallelism()
             .map(|n| n.get().min(8) as u16)
             .unwrap_or(1);
+        let (holds_tx, holds_rx) = tokio::sync::mpsc::channel(64);
         let calls = call_driver::spawn(CallLayer {
             sip: transport.clone(),
             relay: Arc::clone(&relay),
@@ -193,6 +204,7 @@ impl Daemon {
             shards,
             metrics: call_metrics,
             records: cdr_tx,
+            proxy_holds: holds_tx,
         });
         let cdr_metrics =
             cdr::CdrMetrics::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?;
@@ -280,6 +292,7 @@ impl Daemon {
             settings.teams.proxy_port,
         ));
         tokio::spawn(follow_trunk(client.clone(), calls.clone()));
+        tokio::spawn(forward_proxy_holds(holds_rx, client.clone()));
         if settings.pbx.register_users {
             tokio::spawn(registrations::follow(
                 provisioning.subscribe(),
