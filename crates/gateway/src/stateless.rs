@@ -28,9 +28,9 @@ use teamsgw_sip::message::{Defect, Message, MessageBuilder, Method};
 
 /// Methods we accept (Allow): what the B2BUA handles end to end.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
-/// Option tags we support (Supported / checked against Require): none yet (timer, 100rel
-/// and replaces come with the mid-call work).
-pub const SUPPORTED: &[&str] = &[];
+/// Option tags we support (Supported / checked against Require): session timers (RFC 4028;
+/// 100rel and replaces come with the rest of the mid-call work).
+pub const SUPPORTED: &[&str] = &["timer"];
 
 /// What to do with a received message.
 #[derive(Debug, Clone, PartialEq, Eq)]

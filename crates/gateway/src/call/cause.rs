@@ -45,13 +45,21 @@ pub enum EndCause {
     Drained,
     /// Our 2xx was never acknowledged (RFC 3261 §13.3.1.4).
     AckTimeout,
+    /// This side was to refresh the session and did not (RFC 4028 §10).
+    SessionExpired(Side),
+    /// Our session refresh towards this side failed (RFC 4028 §10).
+    RefreshFailed(Side),
 }
 
 impl EndCause {
     /// `teamsgw_calls_total{result}`.
     pub fn result(&self) -> &'static str {
         match self {
-            EndCause::HungUp(_) | EndCause::MediaTimeout | EndCause::Drained => "answered",
+            EndCause::HungUp(_)
+            | EndCause::MediaTimeout
+            | EndCause::Drained
+            | EndCause::SessionExpired(_)
+            | EndCause::RefreshFailed(_) => "answered",
             EndCause::AckTimeout => "failed",
             EndCause::Busy => "busy",
             EndCause::NoAnswer => "no_answer",
@@ -74,6 +82,12 @@ impl EndCause {
             EndCause::MediaTimeout => "media timeout".into(),
             EndCause::Drained => "drain limit reached".into(),
             EndCause::AckTimeout => "no ACK for our 200".into(),
+            EndCause::SessionExpired(side) => {
+                format!("{} stopped refreshing the session", side.as_str())
+            }
+            EndCause::RefreshFailed(side) => {
+                format!("session refresh towards {} failed", side.as_str())
+            }
         }
     }
 
@@ -84,6 +98,10 @@ impl EndCause {
             EndCause::MediaTimeout => Some(r#"Q.850;cause=41;text="media timeout""#.into()),
             EndCause::Drained => Some(r#"Q.850;cause=41;text="SBC shutting down""#.into()),
             EndCause::AckTimeout => Some(r#"SIP;cause=408;text="no ACK for 200""#.into()),
+            EndCause::SessionExpired(_) => Some(r#"SIP;cause=408;text="session expired""#.into()),
+            EndCause::RefreshFailed(_) => {
+                Some(r#"SIP;cause=408;text="session refresh failed""#.into())
+            }
             _ => None,
         }
     }

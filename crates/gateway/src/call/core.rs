@@ -19,6 +19,7 @@ use super::media::MediaPlane;
 use super::outbound::Outbound;
 use super::routing::{Rejection, SharedView};
 use super::sdp_bridge::SdpBridge;
+use super::session_timer::{MIN_SE, SessionTimer, TooSmall};
 use super::setup;
 use super::state::{Call, Leg, Phase};
 use super::{CallEvent, CallRecord, CallSettings, CallView, Dest, Direction, Input, Output};
@@ -47,6 +48,12 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn branch(&mut self) -> String {
         format!("z9hG4bK-{}", self.rng.token())
+    }
+
+    /// A random wait below `max` (RFC 3261 §14.1's glare retry).
+    pub fn random_wait(&mut self, max: Duration) -> Duration {
+        let millis = max.as_millis().max(1) as u64;
+        Duration::from_millis(self.rng.next_u64() % millis)
     }
 
     /// Routes the events of `tx` to the current call.
@@ -461,6 +468,9 @@ impl<M: MediaPlane> CallCore<M> {
             Ok(h) => self.with_call(h, now, |call, ctx| call.start(ctx)),
             Err(r) => {
                 let mut extra = vec![("Warning", warning(&r.warning))];
+                if r.status == 422 {
+                    extra.push(("Min-SE", MIN_SE.as_secs().to_string()));
+                }
                 if r.status == 503 {
                     extra.push(("Retry-After", "5".to_owned()));
                     extra.push(("Reason", format!("Q.850;cause=41;text=\"{}\"", r.label)));
@@ -511,6 +521,15 @@ impl<M: MediaPlane> CallCore<M> {
             Direction::FromTeams => setup::from_teams(&self.settings, &view, request, &source)?,
             Direction::ToTeams => setup::to_teams(&self.settings, &view, request, &source)?,
         };
+        // RFC 4028 §8.1: a PBX that offers no timer gets ours; Teams' offer is honoured.
+        let ours = (direction == Direction::ToTeams).then_some(self.settings.session_expires);
+        let inbound_timer =
+            SessionTimer::as_uas(request, ours, now).map_err(|TooSmall(min)| Rejection {
+                status: 422,
+                reason: "Session Interval Too Small",
+                warning: format!("Session-Expires below {} s (RFC 4028 §8.1)", min.as_secs()),
+                label: "session_interval",
+            })?;
         let tenant = parts.tenant.clone();
         if !self
             .settings
@@ -603,6 +622,9 @@ impl<M: MediaPlane> CallCore<M> {
             answered: None,
             last_inbound_sdp: None,
             last_outbound_sdp: Some(offer),
+            inbound_timer,
+            outbound_timer: None,
+            refresh: None,
             end: None,
             scheduled: None,
             txs: vec![tx],

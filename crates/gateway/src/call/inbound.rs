@@ -42,13 +42,17 @@ impl LegProfile {
         request: &Message,
         (status, reason): (u16, &str),
         sdp: Option<&str>,
+        extra: Extra<'_>,
         udp: Option<std::net::SocketAddr>,
     ) -> Bytes {
         let mut b = MessageBuilder::response_to(request, status, reason, None, udp);
         if sdp.is_some() {
             b = b.header("Contact", &self.contact);
         }
-        let b = self.add_headers(b);
+        let mut b = self.add_headers(b);
+        for (name, value) in extra {
+            b = b.header(name, value);
+        }
         match sdp {
             Some(s) => b.body(Some("application/sdp"), s.as_bytes()),
             None => b.finish(),
@@ -60,6 +64,38 @@ impl LegProfile {
             b = b.header(name, value);
         }
         b
+    }
+
+    /// A re-INVITE in `dialog` (a session refresh, RFC 4028 §7.4) with our Contact, `extra`
+    /// headers and `sdp`; returns it with its CSeq number (for the ACK of its 2xx).
+    pub fn reinvite(
+        &self,
+        dialog: &mut Dialog,
+        branch: &str,
+        extra: Extra<'_>,
+        sdp: Option<&str>,
+    ) -> Option<(Message, u32)> {
+        let mut b = dialog
+            .request("INVITE")
+            .header("Via", self.via(branch))
+            .header("Contact", &self.contact);
+        b = self.add_headers(b);
+        for (name, value) in extra {
+            b = b.header(name, value);
+        }
+        let data = match sdp {
+            Some(s) => b.body(Some("application/sdp"), s.as_bytes()),
+            None => b.finish(),
+        };
+        let msg = Message::parse(data).ok()?;
+        let seq = msg.cseq()?.ok()?.seq;
+        Some((msg, seq))
+    }
+
+    /// The ACK for the 2xx to our in-dialog INVITE with CSeq number `seq` (§13.2.2.4).
+    pub fn ack(&self, dialog: &Dialog, seq: u32, branch: &str) -> Bytes {
+        let b = dialog.ack(seq).header("Via", self.via(branch));
+        self.add_headers(b).finish()
     }
 }
 
@@ -156,18 +192,20 @@ impl Inbound {
         layer.respond(self.tx, status, data, now);
     }
 
-    /// The 2xx with our SDP; retransmitted over UDP until the ACK (§13.3.1.4).
+    /// The 2xx with our SDP (and `extra`, the session timer's headers); retransmitted over
+    /// UDP until the ACK (§13.3.1.4).
     pub fn accept(
         &mut self,
         layer: &mut TransactionLayer<Dest>,
         timers: &TimerSettings,
         sdp: Option<&str>,
+        extra: Extra<'_>,
         now: Instant,
     ) {
         if self.answered {
             return;
         }
-        let b = self.response(200, "OK", &[]);
+        let b = self.response(200, "OK", extra);
         let data = match sdp {
             Some(s) => b.body(Some("application/sdp"), s.as_bytes()),
             None => b.finish(),
@@ -246,6 +284,7 @@ impl Inbound {
     }
 
     /// Answers an in-dialog request on this leg.
+    #[allow(clippy::too_many_arguments)]
     pub fn answer_request(
         &self,
         layer: &mut TransactionLayer<Dest>,
@@ -253,11 +292,34 @@ impl Inbound {
         request: &Message,
         (status, reason): (u16, &str),
         sdp: Option<&str>,
+        extra: Extra<'_>,
         now: Instant,
     ) {
         let udp = (!self.reliable()).then_some(self.source.peer);
-        let data = self.profile.answer(request, (status, reason), sdp, udp);
+        let data = self
+            .profile
+            .answer(request, (status, reason), sdp, extra, udp);
         layer.respond(tx, status, data, now);
+    }
+
+    /// Sends an in-dialog request we built, back the way the INVITE came.
+    pub fn send(
+        &self,
+        layer: &mut TransactionLayer<Dest>,
+        request: Message,
+        now: Instant,
+    ) -> Option<TxId> {
+        layer.send_request(
+            request,
+            Dest::Reply(self.source.clone()),
+            self.reliable(),
+            now,
+        )
+    }
+
+    /// Sends an ACK (transaction-less) back the way the INVITE came.
+    pub fn send_ack(&self, layer: &mut TransactionLayer<Dest>, ack: Bytes) {
+        layer.send_stateless(Dest::Reply(self.source.clone()), ack);
     }
 
     /// A BYE on this leg's dialog, sent back the way the INVITE came.

@@ -22,8 +22,10 @@ pub mod core;
 pub mod inbound;
 pub mod media;
 pub mod outbound;
+mod refresh;
 pub mod routing;
 pub mod sdp_bridge;
+pub mod session_timer;
 mod setup;
 pub mod state;
 
@@ -111,6 +113,8 @@ pub struct CallSettings {
     pub invite_timeout: Duration,
     /// A call not answered in this time is ended (the caller gets 480 or our CANCEL goes out).
     pub no_answer_timeout: Duration,
+    /// The session interval we ask for, and use on a PBX leg whose PBX offers none (RFC 4028).
+    pub session_expires: Duration,
     pub timers: TimerSettings,
     /// This core's shard number, encoded in the Call-IDs it creates.
     pub shard: u16,
@@ -129,6 +133,7 @@ impl Default for CallSettings {
             media_address: "127.0.0.1".into(),
             invite_timeout: Duration::from_secs(5),
             no_answer_timeout: Duration::from_secs(180),
+            session_expires: Duration::from_secs(1800),
             timers: TimerSettings::default(),
             shard: 0,
             seed: 1,

@@ -195,6 +195,7 @@ impl Outbound {
     }
 
     /// Answers an in-dialog request from this leg's peer.
+    #[allow(clippy::too_many_arguments)]
     pub fn answer_request(
         &self,
         layer: &mut TransactionLayer<Dest>,
@@ -202,9 +203,27 @@ impl Outbound {
         request: &Message,
         (status, reason): (u16, &str),
         sdp: Option<&str>,
+        extra: super::inbound::Extra<'_>,
         now: Instant,
     ) {
-        let data = self.profile.answer(request, (status, reason), sdp, None);
+        let data = self
+            .profile
+            .answer(request, (status, reason), sdp, extra, None);
         layer.respond(tx, status, data, now);
+    }
+
+    /// Sends an in-dialog request we built to this leg's target.
+    pub fn send(
+        &self,
+        layer: &mut TransactionLayer<Dest>,
+        request: Message,
+        now: Instant,
+    ) -> Option<TxId> {
+        layer.send_request(request, Dest::To(self.target.clone()), self.reliable(), now)
+    }
+
+    /// Sends an ACK (transaction-less) to this leg's target.
+    pub fn send_ack(&self, layer: &mut TransactionLayer<Dest>, ack: bytes::Bytes) {
+        layer.send_stateless(Dest::To(self.target.clone()), ack);
     }
 }

@@ -16,6 +16,17 @@ use super::routing::{self, Rejection, RoutingView};
 use crate::registration::transport_token;
 use crate::stateless::ALLOW;
 
+/// RFC 4028 §7.1: every INVITE we send asks for our session interval; the answer decides.
+fn session_timer_offer(settings: &CallSettings) -> Vec<(&'static str, String)> {
+    vec![
+        ("Supported", "timer".to_owned()),
+        (
+            "Session-Expires",
+            settings.session_expires.as_secs().to_string(),
+        ),
+    ]
+}
+
 /// `port` is the direct route's SIP port: where Teams reaches us for this tenant.
 fn teams_profile(settings: &CallSettings, fqdn: &str, port: u16, user: Option<&str>) -> LegProfile {
     let contact = match user {
@@ -86,7 +97,7 @@ pub(super) fn from_teams(
             uri: format!("sip:{}@{}", route.called, pbx.domain),
             from: format!("{display}<sip:{}@{}>", user.extension, pbx.domain),
             to: format!("<sip:{}@{}>", route.called, pbx.domain),
-            headers: Vec::new(),
+            headers: session_timer_offer(settings),
             sdp: None,
         },
         credentials: Some(Credentials {
@@ -129,7 +140,7 @@ pub(super) fn to_teams(
             uri: String::new(),
             from: format!("{display}<sip:{}@{fqdn};user=phone>", route.caller),
             to: format!("<sip:{number}@{fqdn};user=phone>"),
-            headers: Vec::new(),
+            headers: session_timer_offer(settings),
             sdp: None,
         },
         credentials: None,

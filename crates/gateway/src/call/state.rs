@@ -16,8 +16,10 @@ use super::core::{Ctx, ProxyState};
 use super::inbound::Inbound;
 use super::media::Allocation;
 use super::outbound::Outbound;
+use super::refresh::Refresh;
 use super::routing::{TeamsProxy, Tenant, UserRoute};
 use super::sdp_bridge::{SdpBridge, unacceptable};
+use super::session_timer::SessionTimer;
 use super::{CallEvent, Direction, Output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,11 @@ pub struct Call {
     /// What we last sent each leg, repeated for a session refresh (RFC 4028 §7).
     pub last_inbound_sdp: Option<String>,
     pub last_outbound_sdp: Option<String>,
+    /// Each leg's session timer (RFC 4028), once its dialog is confirmed or offered.
+    pub inbound_timer: Option<SessionTimer>,
+    pub outbound_timer: Option<SessionTimer>,
+    /// Our refresh re-INVITE in flight (or its 2xx, re-ACKed when retransmitted).
+    pub refresh: Option<Refresh>,
     pub end: Option<(EndCause, u16, Option<Side>)>,
     /// Every transaction this call started or serves (the core routes their events here).
     pub txs: Vec<TxId>,
@@ -98,11 +105,11 @@ impl Call {
         String::from_utf8_lossy(self.inbound.request.call_id().unwrap_or_default()).into_owned()
     }
 
-    fn inbound_side(&self) -> Side {
+    pub(super) fn inbound_side(&self) -> Side {
         self.inbound.profile.side
     }
 
-    fn outbound_side(&self) -> Side {
+    pub(super) fn outbound_side(&self) -> Side {
         self.outbound.profile.side
     }
 
@@ -124,7 +131,7 @@ impl Call {
         }
     }
 
-    fn send_invite(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn send_invite(&mut self, ctx: &mut Ctx<'_>) {
         let branch = ctx.branch();
         if let Some(tx) = self.outbound.send_invite(ctx.layer, &branch, ctx.now) {
             self.txs.push(tx);
@@ -196,6 +203,10 @@ impl Call {
 
     /// Timer B/F, our shorter INVITE timeout, or a send failure on the INVITE in flight.
     pub fn on_invite_failed(&mut self, ctx: &mut Ctx<'_>, tx: TxId, cause: &'static str) {
+        if self.refresh.as_ref().is_some_and(|r| r.tx == tx) {
+            self.on_refresh_failed(ctx);
+            return;
+        }
         if self.outbound.tx != Some(tx) {
             return;
         }
@@ -215,6 +226,10 @@ impl Call {
 
     /// A response to the outbound INVITE.
     pub fn on_invite_response(&mut self, ctx: &mut Ctx<'_>, tx: TxId, msg: Message) {
+        if self.refresh.as_ref().is_some_and(|r| r.tx == tx) {
+            self.on_refresh_response(ctx, &msg);
+            return;
+        }
         if self.outbound.tx != Some(tx) {
             return;
         }
@@ -340,8 +355,19 @@ impl Call {
             }
         };
         self.apply_media(ctx);
-        self.inbound
-            .accept(ctx.layer, &ctx.settings.timers, Some(&answer), ctx.now);
+        self.outbound_timer = Some(SessionTimer::as_uac(
+            msg,
+            ctx.settings.session_expires,
+            ctx.now,
+        ));
+        let timer_headers = self.timer_headers(Leg::Inbound);
+        self.inbound.accept(
+            ctx.layer,
+            &ctx.settings.timers,
+            Some(&answer),
+            &timer_headers,
+            ctx.now,
+        );
         self.last_inbound_sdp = Some(answer);
         self.answered = Some(ctx.now);
         self.no_answer_deadline = None;
@@ -363,6 +389,9 @@ impl Call {
             && self.outbound.digest.on_challenge(&invite, msg).is_ok()
         {
             self.send_invite(ctx);
+            return;
+        }
+        if status == 422 && self.retry_with_min_se(ctx, msg) {
             return;
         }
         if self.direction == Direction::ToTeams && fails_over(status) {
@@ -511,25 +540,14 @@ impl Call {
                 let status = self.inbound.final_status.unwrap_or(200);
                 self.finish(EndCause::HungUp(side), status, Some(side));
             }
-            // A session refresh is answered on its own leg with the description we gave it
-            // last (same version, RFC 3264 §8; dsiprouter#489: never relayed).
-            Method::Invite | Method::Update => {
-                let sdp = match leg {
-                    Leg::Inbound => self.last_inbound_sdp.clone(),
-                    Leg::Outbound => self.last_outbound_sdp.clone(),
-                };
-                match sdp {
-                    Some(s) => self.answer(ctx, leg, tx, msg, 200, "OK", Some(&s)),
-                    None => self.answer(ctx, leg, tx, msg, 488, "Not Acceptable Here", None),
-                }
-            }
+            Method::Invite | Method::Update => self.on_peer_refresh(ctx, leg, tx, msg),
             Method::Options | Method::Info => self.answer(ctx, leg, tx, msg, 200, "OK", None),
             _ => self.answer(ctx, leg, tx, msg, 501, "Not Implemented", None),
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn answer(
+    pub(super) fn answer(
         &self,
         ctx: &mut Ctx<'_>,
         leg: Leg,
@@ -539,15 +557,27 @@ impl Call {
         reason: &str,
         sdp: Option<&str>,
     ) {
+        self.answer_with(ctx, leg, tx, msg, (status, reason), sdp, &[]);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn answer_with(
+        &self,
+        ctx: &mut Ctx<'_>,
+        leg: Leg,
+        tx: TxId,
+        msg: &Message,
+        status: (u16, &str),
+        sdp: Option<&str>,
+        extra: super::inbound::Extra<'_>,
+    ) {
         match leg {
-            Leg::Inbound => {
-                self.inbound
-                    .answer_request(ctx.layer, tx, msg, (status, reason), sdp, ctx.now)
-            }
-            Leg::Outbound => {
-                self.outbound
-                    .answer_request(ctx.layer, tx, msg, (status, reason), sdp, ctx.now)
-            }
+            Leg::Inbound => self
+                .inbound
+                .answer_request(ctx.layer, tx, msg, status, sdp, extra, ctx.now),
+            Leg::Outbound => self
+                .outbound
+                .answer_request(ctx.layer, tx, msg, status, sdp, extra, ctx.now),
         }
     }
 
@@ -615,6 +645,7 @@ impl Call {
             self.no_answer_deadline,
             self.terminating_deadline,
             self.inbound.poll_timeout(),
+            self.session_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -657,6 +688,8 @@ impl Call {
         }
         if self.inbound.handle_timeout(ctx.layer, now) {
             self.hangup(ctx, EndCause::AckTimeout, None);
+            return;
         }
+        self.on_session_timeout(ctx);
     }
 }
