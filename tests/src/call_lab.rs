@@ -45,6 +45,17 @@ impl CallLab {
         proxy_port: u16,
         max_sessions: Option<u32>,
     ) -> CallLab {
+        Self::start_with_env(extra_config, proxies, proxy_port, max_sessions, &[])
+    }
+
+    /// [`CallLab::start`] with `TEAMSGW_<SECTION>__<KEY>` overrides for the daemon.
+    pub fn start_with_env(
+        extra_config: &str,
+        proxies: &[&str],
+        proxy_port: u16,
+        max_sessions: Option<u32>,
+        env: &[(&str, &str)],
+    ) -> CallLab {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new(dir.path(), "call-lab-ca");
         let ours = ca.leaf("sbc", &["sbc.test", "*.sbc.test"]);
@@ -81,7 +92,7 @@ impl CallLab {
             "register_users = false",
             "register_users = true\nadvertised_address = \"127.0.0.1\"",
         );
-        let mut daemon = Daemon::start(&config, &ports);
+        let mut daemon = Daemon::start_with_env(&config, &ports, env);
         daemon.wait_ready(Duration::from_secs(30));
         let lab = CallLab {
             ca,

@@ -293,6 +293,9 @@ pub struct PbxSettings {
     pub register_rate_per_second: u32,
     /// Authentication failures in a row after which a user is `auth_failed`.
     pub max_auth_attempts: u32,
+    /// The session interval (RFC 4028) we ask for in every INVITE and use on a PBX leg whose
+    /// PBX offers none.
+    pub session_expires_seconds: u64,
 }
 
 impl Default for PbxSettings {
@@ -307,6 +310,7 @@ impl Default for PbxSettings {
             advertised_address: None,
             register_rate_per_second: 200,
             max_auth_attempts: 3,
+            session_expires_seconds: 1800,
         }
     }
 }
@@ -508,6 +512,12 @@ impl Settings {
             bad(
                 "teams.invite_timeout_seconds",
                 "must be 1 to 32 (Timer B ends an INVITE at 32 s anyway)".into(),
+            );
+        }
+        if !(90..=86_400).contains(&self.pbx.session_expires_seconds) {
+            bad(
+                "pbx.session_expires_seconds",
+                "must be 90 to 86400 (RFC 4028 §4: no interval below 90 s)".into(),
             );
         }
         if self.teams.options_interval_seconds == 0 {
@@ -839,6 +849,11 @@ mod tests {
         let err = load("[media]\nbatch_window_microseconds = 5001\n", &[]).unwrap_err();
         assert_eq!(keys(&err), vec!["media.batch_window_microseconds"]);
         assert!(load("[media]\nbatch_window_microseconds = 0\n", &[]).is_ok());
+
+        // RFC 4028 §4: no session interval below 90 s.
+        let err = load("[pbx]\nsession_expires_seconds = 60\n", &[]).unwrap_err();
+        assert_eq!(keys(&err), vec!["pbx.session_expires_seconds"]);
+        assert!(load("[pbx]\nsession_expires_seconds = 90\n", &[]).is_ok());
     }
 
     #[test]

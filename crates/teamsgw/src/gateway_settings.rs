@@ -96,6 +96,7 @@ pub fn calls(settings: &Settings, sessions: Arc<SessionCounts>) -> CallSettings 
         pbx_tcp_port: settings.pbx.listen_tcp.port(),
         media_address,
         invite_timeout: Duration::from_secs(settings.teams.invite_timeout_seconds),
+        session_expires: Duration::from_secs(settings.pbx.session_expires_seconds),
         seed: seed() ^ 0xA5A5,
         sessions,
         ..CallSettings::default()
