@@ -41,23 +41,30 @@ pub fn teamsgw_binary() -> PathBuf {
     bin
 }
 
-/// A loopback TCP port that was free a moment ago.
+/// Ports handed out by [`free_port`] so far in this process.
+static HANDED_OUT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A loopback TCP port that was free a moment ago, from 20000-29999: below the kernel's
+/// ephemeral range (32768-60999 on Linux), so no outgoing connection's source port can take it
+/// between this call and the bind, and never the same one twice in a process (tests run in
+/// parallel; a port from `bind(0)` was seen taken by another test's connection in between).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let start = std::process::id() % 10_000;
+    loop {
+        let n = HANDED_OUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + ((start + n * 7) % 10_000) as u16;
+        // Free for both, as relay ports (UDP) share the range with listeners (TCP).
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
 }
 
 /// A loopback port free for both TCP and UDP (the PBX listeners share one port number).
 pub fn free_tcp_udp_port() -> u16 {
-    loop {
-        let port = free_port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    free_port()
 }
 
 /// The ports one test daemon listens on.

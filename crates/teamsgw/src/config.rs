@@ -250,6 +250,9 @@ pub struct TeamsSettings {
     pub sbc_vendor: String,
     /// An INVITE to a Teams proxy with no response at all in this time goes to the next one.
     pub invite_timeout_seconds: u64,
+    /// A PBX's hold towards Teams: `inactive` (hold Teams) or `relay` (Teams stays un-held and
+    /// hears the PBX's music on hold).
+    pub hold_towards_teams: String,
 }
 
 /// The embedded default `teams.base_fqdn`: a reserved name no SBC can have. While it is in
@@ -272,6 +275,7 @@ impl Default for TeamsSettings {
             options_interval_seconds: 60,
             sbc_vendor: "teamsgw".to_owned(),
             invite_timeout_seconds: 5,
+            hold_towards_teams: "inactive".to_owned(),
         }
     }
 }
@@ -512,6 +516,12 @@ impl Settings {
             bad(
                 "teams.invite_timeout_seconds",
                 "must be 1 to 32 (Timer B ends an INVITE at 32 s anyway)".into(),
+            );
+        }
+        if !matches!(self.teams.hold_towards_teams.as_str(), "inactive" | "relay") {
+            bad(
+                "teams.hold_towards_teams",
+                "must be \"inactive\" or \"relay\"".into(),
             );
         }
         if !(90..=86_400).contains(&self.pbx.session_expires_seconds) {
@@ -851,6 +861,8 @@ mod tests {
         assert!(load("[media]\nbatch_window_microseconds = 0\n", &[]).is_ok());
 
         // RFC 4028 §4: no session interval below 90 s.
+        let err = load("[teams]\nhold_towards_teams = \"music\"\n", &[]).unwrap_err();
+        assert_eq!(keys(&err), vec!["teams.hold_towards_teams"]);
         let err = load("[pbx]\nsession_expires_seconds = 60\n", &[]).unwrap_err();
         assert_eq!(keys(&err), vec!["pbx.session_expires_seconds"]);
         assert!(load("[pbx]\nsession_expires_seconds = 90\n", &[]).is_ok());

@@ -97,6 +97,7 @@ pub fn calls(settings: &Settings, sessions: Arc<SessionCounts>) -> CallSettings 
         media_address,
         invite_timeout: Duration::from_secs(settings.teams.invite_timeout_seconds),
         session_expires: Duration::from_secs(settings.pbx.session_expires_seconds),
+        relay_pbx_hold: settings.teams.hold_towards_teams == "relay",
         seed: seed() ^ 0xA5A5,
         sessions,
         ..CallSettings::default()

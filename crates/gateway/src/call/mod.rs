@@ -22,7 +22,7 @@ pub mod core;
 pub mod inbound;
 pub mod media;
 pub mod outbound;
-mod refresh;
+mod reinvite;
 pub mod routing;
 pub mod sdp_bridge;
 pub mod session_timer;
@@ -115,6 +115,9 @@ pub struct CallSettings {
     pub no_answer_timeout: Duration,
     /// The session interval we ask for, and use on a PBX leg whose PBX offers none (RFC 4028).
     pub session_expires: Duration,
+    /// A PBX's hold leaves Teams un-held and relays its music on hold, instead of holding
+    /// Teams with `a=inactive` (§3.6).
+    pub relay_pbx_hold: bool,
     pub timers: TimerSettings,
     /// This core's shard number, encoded in the Call-IDs it creates.
     pub shard: u16,
@@ -134,6 +137,7 @@ impl Default for CallSettings {
             invite_timeout: Duration::from_secs(5),
             no_answer_timeout: Duration::from_secs(180),
             session_expires: Duration::from_secs(1800),
+            relay_pbx_hold: false,
             timers: TimerSettings::default(),
             shard: 0,
             seed: 1,

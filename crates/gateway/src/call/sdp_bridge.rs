@@ -64,11 +64,17 @@ pub struct SdpBridge {
     offered: Vec<Codec>,
     /// The audio codec the answer chose.
     chosen: Option<String>,
+    /// Every codec the answer kept (audio, telephone-event, CN): what re-offers carry.
+    agreed: Vec<Codec>,
     teams: Option<TeamsRemote>,
     pbx: Option<PbxRemote>,
-    /// The SDP we sent to each side last (repeated verbatim for 183 then 200).
-    teams_answer: Option<String>,
-    pbx_answer: Option<String>,
+    /// The SDP we sent to each side last (offer or answer): a changed description gets the
+    /// next version, an unchanged one keeps it (RFC 3264 §8).
+    teams_sent: Option<String>,
+    pbx_sent: Option<String>,
+    /// The `o=` version each side's description had last: the same again is a refresh.
+    teams_version: Option<u64>,
+    pbx_version: Option<u64>,
 }
 
 impl SdpBridge {
@@ -95,10 +101,13 @@ impl SdpBridge {
             pbx_offer: None,
             offered: Vec::new(),
             chosen: None,
+            agreed: Vec::new(),
             teams: None,
             pbx: None,
-            teams_answer: None,
-            pbx_answer: None,
+            teams_sent: None,
+            pbx_sent: None,
+            teams_version: None,
+            pbx_version: None,
         }
     }
 
@@ -133,8 +142,11 @@ impl SdpBridge {
         }
         let hold = negotiate::is_hold(&offer);
         self.offered = codecs;
+        self.teams_version = Some(offer.origin.session_version);
         self.teams_offer = Some(offer);
-        Ok(offer_to_pbx(&self.pbx_local, &self.offered, hold).to_string())
+        let text = offer_to_pbx(&self.pbx_local, &self.offered, hold).to_string();
+        self.pbx_sent = Some(text.clone());
+        Ok(text)
     }
 
     fn preference(&self, c: &Codec) -> usize {
@@ -149,7 +161,9 @@ impl SdpBridge {
     pub fn answer_from_pbx(&mut self, body: &[u8]) -> Result<String, NegotiationError> {
         let answer = parse_body(body)?;
         let (pbx, chosen) = read_pbx(&answer)?;
+        self.pbx_version = Some(answer.origin.session_version);
         self.chosen = first_audio(&chosen);
+        self.agreed = chosen.clone();
         let offer = self
             .teams_offer
             .as_ref()
@@ -159,7 +173,7 @@ impl SdpBridge {
         self.teams = Some(teams_from_leg(&leg)?);
         self.pbx = Some(pbx);
         let text = leg.sdp.to_string();
-        self.teams_answer = Some(text.clone());
+        self.teams_sent = Some(text.clone());
         Ok(text)
     }
 
@@ -173,13 +187,17 @@ impl SdpBridge {
                 // Validates the PBX offer (RTP/AVP, a shared G.711 codec) before ringing Teams.
                 let leg = answer_pbx_offer(&offer, &self.pbx_local, &self.allowed())?;
                 let hold = leg.hold;
+                self.pbx_version = Some(offer.origin.session_version);
                 self.pbx_offer = Some(offer);
                 (leg.codecs, hold)
             }
             None => (self.default_codecs(), false),
         };
         self.offered = codecs;
-        Ok(offer_to_teams(&self.teams_local, &self.local_key, &self.offered, hold).to_string())
+        let text =
+            offer_to_teams(&self.teams_local, &self.local_key, &self.offered, hold).to_string();
+        self.teams_sent = Some(text.clone());
+        Ok(text)
     }
 
     fn allowed(&self) -> Vec<&str> {
@@ -209,6 +227,7 @@ impl SdpBridge {
     pub fn answer_from_teams(&mut self, body: &[u8]) -> Result<String, NegotiationError> {
         let answer = parse_body(body)?;
         let teams = read_teams_answer(&answer)?;
+        self.teams_version = Some(answer.origin.session_version);
         let audio = answer
             .audio()
             .ok_or_else(|| unacceptable("no audio stream in the answer"))?;
@@ -217,6 +236,7 @@ impl SdpBridge {
             return Err(unacceptable("Teams answered no G.711 codec"));
         }
         self.chosen = first_audio(&chosen);
+        self.agreed = chosen.clone();
         let text = match &self.pbx_offer {
             Some(offer) => {
                 let filtered = keep_encodings(offer, &chosen);
@@ -233,7 +253,7 @@ impl SdpBridge {
             None => offer_to_pbx(&self.pbx_local, &chosen, teams.hold).to_string(),
         };
         self.teams = Some(teams);
-        self.pbx_answer = Some(text.clone());
+        self.pbx_sent = Some(text.clone());
         Ok(text)
     }
 
@@ -241,6 +261,7 @@ impl SdpBridge {
     pub fn answer_in_ack(&mut self, body: &[u8]) -> Result<(), NegotiationError> {
         let answer = parse_body(body)?;
         let (pbx, _) = read_pbx(&answer)?;
+        self.pbx_version = Some(answer.origin.session_version);
         self.pbx = Some(pbx);
         Ok(())
     }
@@ -384,5 +405,8 @@ fn keep_encodings(sdp: &SessionDescription, keep: &[Codec]) -> SessionDescriptio
     out
 }
 
+mod reoffer;
 #[cfg(test)]
 mod tests;
+
+pub use reoffer::ReOffer;

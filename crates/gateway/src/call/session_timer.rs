@@ -21,8 +21,6 @@ pub struct SessionTimer {
     pub peer_supports: bool,
     /// The last refresh (or the answer that started the session).
     last: Instant,
-    /// Our refresh met glare (491): the next try (RFC 3261 §14.1).
-    retry: Option<Instant>,
 }
 
 /// A request's interval was below our minimum: answer 422 with `Min-SE` (§8.1).
@@ -81,7 +79,6 @@ impl SessionTimer {
             we_refresh: !peer_refreshes,
             peer_supports,
             last: now,
-            retry: None,
         }))
     }
 
@@ -98,16 +95,12 @@ impl SessionTimer {
             we_refresh,
             peer_supports,
             last: now,
-            retry: None,
         }
     }
 
     /// When to act: send our refresh at half the interval (§7.4), or, when the peer refreshes,
     /// give up at the interval less min(32 s, a third of it) (§10).
     pub fn deadline(&self) -> Instant {
-        if let Some(at) = self.retry {
-            return at;
-        }
         if self.we_refresh {
             self.last + self.interval / 2
         } else {
@@ -119,12 +112,6 @@ impl SessionTimer {
     /// A refresh went through (ours answered 2xx, or the peer's arrived).
     pub fn refreshed(&mut self, now: Instant) {
         self.last = now;
-        self.retry = None;
-    }
-
-    /// Our refresh is to be tried again at `at` (after a 491).
-    pub fn retry_at(&mut self, at: Instant) {
-        self.retry = Some(at);
     }
 
     /// `Session-Expires` for our answer (we are the UAS of the request being answered).

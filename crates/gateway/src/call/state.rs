@@ -16,7 +16,7 @@ use super::core::{Ctx, ProxyState};
 use super::inbound::Inbound;
 use super::media::Allocation;
 use super::outbound::Outbound;
-use super::refresh::Refresh;
+use super::reinvite::{Queued, Reinvite};
 use super::routing::{TeamsProxy, Tenant, UserRoute};
 use super::sdp_bridge::{SdpBridge, unacceptable};
 use super::session_timer::SessionTimer;
@@ -86,8 +86,10 @@ pub struct Call {
     /// Each leg's session timer (RFC 4028), once its dialog is confirmed or offered.
     pub inbound_timer: Option<SessionTimer>,
     pub outbound_timer: Option<SessionTimer>,
-    /// Our refresh re-INVITE in flight (or its 2xx, re-ACKed when retransmitted).
-    pub refresh: Option<Refresh>,
+    /// Our re-INVITE in flight (or its 2xx, re-ACKed when retransmitted).
+    pub reinvite: Option<Reinvite>,
+    /// A re-INVITE of ours waiting for its turn (after glare, or behind one in flight).
+    pub queued: Option<Queued>,
     pub end: Option<(EndCause, u16, Option<Side>)>,
     /// Every transaction this call started or serves (the core routes their events here).
     pub txs: Vec<TxId>,
@@ -203,8 +205,8 @@ impl Call {
 
     /// Timer B/F, our shorter INVITE timeout, or a send failure on the INVITE in flight.
     pub fn on_invite_failed(&mut self, ctx: &mut Ctx<'_>, tx: TxId, cause: &'static str) {
-        if self.refresh.as_ref().is_some_and(|r| r.tx == tx) {
-            self.on_refresh_failed(ctx);
+        if self.reinvite.as_ref().is_some_and(|r| r.tx == tx) {
+            self.on_reinvite_failed(ctx, 408);
             return;
         }
         if self.outbound.tx != Some(tx) {
@@ -226,8 +228,8 @@ impl Call {
 
     /// A response to the outbound INVITE.
     pub fn on_invite_response(&mut self, ctx: &mut Ctx<'_>, tx: TxId, msg: Message) {
-        if self.refresh.as_ref().is_some_and(|r| r.tx == tx) {
-            self.on_refresh_response(ctx, &msg);
+        if self.reinvite.as_ref().is_some_and(|r| r.tx == tx) {
+            self.on_reinvite_response(ctx, &msg);
             return;
         }
         if self.outbound.tx != Some(tx) {
@@ -462,7 +464,7 @@ impl Call {
             .reject(ctx.layer, status, reason, &extra, ctx.now);
     }
 
-    fn apply_media(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn apply_media(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(params) = self.sdp.params() {
             ctx.media.apply(self.media.session, params);
         }
@@ -540,7 +542,7 @@ impl Call {
                 let status = self.inbound.final_status.unwrap_or(200);
                 self.finish(EndCause::HungUp(side), status, Some(side));
             }
-            Method::Invite | Method::Update => self.on_peer_refresh(ctx, leg, tx, msg),
+            Method::Invite | Method::Update => self.on_peer_reinvite(ctx, leg, tx, msg),
             Method::Options | Method::Info => self.answer(ctx, leg, tx, msg, 200, "OK", None),
             _ => self.answer(ctx, leg, tx, msg, 501, "Not Implemented", None),
         }

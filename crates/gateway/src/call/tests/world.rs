@@ -165,13 +165,23 @@ impl World {
     }
 
     pub fn with(view: RoutingView, media_capacity: usize) -> Self {
-        let settings = CallSettings {
+        Self::with_settings(view, media_capacity, |_| {})
+    }
+
+    /// [`World::with`] with the call settings changed by `edit`.
+    pub fn with_settings(
+        view: RoutingView,
+        media_capacity: usize,
+        edit: impl FnOnce(&mut CallSettings),
+    ) -> Self {
+        let mut settings = CallSettings {
             sessions: Arc::new(SessionCounts::default()),
             media_address: "203.0.113.5".into(),
             pbx_host: "203.0.113.5".into(),
             sbc_header: "Carrier/teamsgw/1.0".into(),
             ..CallSettings::default()
         };
+        edit(&mut settings);
         let media = FakeMedia {
             capacity: media_capacity,
             ..FakeMedia::default()
