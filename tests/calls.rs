@@ -260,3 +260,63 @@ fn a_call_outlives_several_session_refresh_intervals_on_both_legs() {
     assert_eq!(cdr["result"], "answered", "{cdr}");
     assert_eq!(cdr["hung_up_by"], "teams", "{cdr}");
 }
+
+/// Packets per second on one leg and direction of the relay, over `window`.
+fn packet_rate(lab: &CallLab, leg: &str, direction: &str, window: Duration) -> f64 {
+    let name = format!("teamsgw_media_packets_total{{direction=\"{direction}\",leg=\"{leg}\"}}");
+    let before = lab.metric(&name);
+    std::thread::sleep(window);
+    (lab.metric(&name) - before) / window.as_secs_f64()
+}
+
+/// Issue "mid-call" §1: the phone holds (baresip sends a=sendonly through Kamailio); teamsgw
+/// answers it on the PBX leg and holds Teams with a=inactive (§3.6), so no media goes to
+/// Teams; 12 s on hold outlast the 10 s media timeout (timeouts never fire while held). The
+/// phone resumes, Teams is resumed, and audio flows both ways again.
+#[test]
+fn hold_and_resume_from_the_phone_reach_teams_and_audio_returns() {
+    let lab = CallLab::start("", &[], 5061, None);
+    let phone = lab.phone("2001", PHONE_TONE);
+    let teams = lab.teams_endpoint(([127, 0, 0, 1], free_port()).into(), TEAMS_TONE);
+    teams.dial(&format!("sip:+49302222001@{TENANT};transport=tls"));
+    teams.wait_log("Call established", Duration::from_secs(15));
+    phone.wait_log("Call established", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(2));
+    let second = Duration::from_secs(1);
+    assert!(
+        packet_rate(&lab, "teams", "out", second) > 30.0,
+        "{}",
+        lab.logs()
+    );
+
+    phone.command("hold", "");
+    std::thread::sleep(Duration::from_secs(2));
+    let held = packet_rate(&lab, "teams", "out", Duration::from_secs(10));
+    assert!(
+        held < 2.0,
+        "{held} packets/s still sent to the held Teams side\n{}",
+        teams.log()
+    );
+    assert_eq!(
+        lab.metric("teamsgw_calls_active{direction=\"from_teams\"}"),
+        1.0,
+        "the held call ended\n{}",
+        lab.logs()
+    );
+
+    phone.command("resume", "");
+    std::thread::sleep(Duration::from_secs(2));
+    let to_teams = packet_rate(&lab, "teams", "out", Duration::from_secs(2));
+    let from_teams = packet_rate(&lab, "teams", "in", Duration::from_secs(2));
+    assert!(
+        to_teams > 30.0 && from_teams > 30.0,
+        "after resume: {to_teams} out, {from_teams} in, {} SRTP auth failures\n{}",
+        lab.metric("teamsgw_media_srtp_auth_failures_total"),
+        teams.log()
+    );
+    teams.hangup();
+    lab.wait_calls_ended(&[&teams, &phone]);
+    let cdr = &lab.cdrs(1)[0];
+    assert_eq!(cdr["result"], "answered", "{cdr}");
+    assert_eq!(cdr["hung_up_by"], "teams", "{cdr}");
+}

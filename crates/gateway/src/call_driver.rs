@@ -236,9 +236,18 @@ impl CallsHandle {
             .is_ok()
     }
 
-    /// Whether a response's Call-ID is one the call layer created.
-    pub fn owns_response(call_id: &[u8]) -> bool {
-        shard_of_call_id(call_id).is_some()
+    /// Whether a response belongs to the call layer: its Call-ID is one we created (the leg
+    /// we called), or its top Via branch is one of ours (a request we sent on a leg that
+    /// called us, under the peer's Call-ID).
+    pub fn owns_response(response: &teamsgw_sip::Message) -> bool {
+        if shard_of_call_id(response.call_id().unwrap_or_default()).is_some() {
+            return true;
+        }
+        response
+            .top_via()
+            .and_then(Result::ok)
+            .and_then(|v| v.branch())
+            .is_some_and(|b| b.starts_with(crate::call::CALL_BRANCH_PREFIX.as_bytes()))
     }
 
     async fn broadcast(&self, make: impl Fn() -> Input) {

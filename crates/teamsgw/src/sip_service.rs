@@ -96,8 +96,7 @@ pub async fn run(
     while let Some(incoming) = inbound.recv().await {
         if !incoming.message.is_request() {
             let label = incoming.source.transport.as_str();
-            let for_calls =
-                CallsHandle::owns_response(incoming.message.call_id().unwrap_or_default());
+            let for_calls = CallsHandle::owns_response(&incoming.message);
             let queued = if for_calls {
                 calls.dispatch(incoming)
             } else {

@@ -47,7 +47,7 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn branch(&mut self) -> String {
-        format!("z9hG4bK-{}", self.rng.token())
+        format!("{}{}", super::CALL_BRANCH_PREFIX, self.rng.token())
     }
 
     /// A random wait below `max` (RFC 3261 §14.1's glare retry).

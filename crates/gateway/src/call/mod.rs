@@ -29,6 +29,11 @@ pub mod session_timer;
 mod setup;
 pub mod state;
 
+/// The Via branch prefix of every request the call layer sends (RFC 3261 §8.1.1.7 magic
+/// cookie first). A response on a leg that called us carries the peer's Call-ID, so the
+/// branch is what tells the transport that the call layer, not the client driver, owns it.
+pub const CALL_BRANCH_PREFIX: &str = "z9hG4bK-call-";
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
