@@ -87,6 +87,7 @@ fn main() {
                             rtcp_mux: false,
                             send: true,
                         },
+                        payload_map: Default::default(),
                     });
                     "ok".to_owned()
                 }

@@ -7,6 +7,7 @@
 //! Must never know: SIP (media never imports the sip crate), the provisioning database, or who
 //! the call is for. The gateway drives it through a small session API with plain parameters.
 
+pub mod payload_map;
 mod poller;
 pub mod ports;
 mod raw_send;

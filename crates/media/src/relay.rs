@@ -175,6 +175,8 @@ pub struct PbxParams {
 pub struct SessionParams {
     pub teams: TeamsParams,
     pub pbx: PbxParams,
+    /// Payload type numbers between the legs' numberings (identity when they agree).
+    pub payload_map: crate::payload_map::PayloadMap,
 }
 
 impl SessionParams {
@@ -993,6 +995,7 @@ impl Slot {
         if !rtcp && let Some((seq, ts, _)) = rtp_fields(&buf[..len]) {
             self.teams_rx.on_packet(seq, ts, arrival);
             self.teams_rx.publish(stats);
+            params.payload_map.to_pbx(&mut buf[..len]);
         }
         if !params.pbx.send {
             return None;
@@ -1062,6 +1065,9 @@ impl Slot {
         let (Some(dest), Some(srtp)) = (self.teams_peer, self.srtp_out.as_mut()) else {
             return None;
         };
+        if !rtcp {
+            params.payload_map.to_teams(&mut buf[..n]);
+        }
         let protected = if rtcp {
             srtp.protect_rtcp(buf, n)
         } else {

@@ -92,6 +92,7 @@ async fn libsrtp_packets_cross_the_relay_both_ways_with_rollover() {
             rtcp_mux: false,
             send: true,
         },
+        payload_map: Default::default(),
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
 

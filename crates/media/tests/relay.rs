@@ -99,6 +99,7 @@ fn params(teams: &UdpSocket, pbx: &UdpSocket, teams_send: bool) -> SessionParams
             rtcp_mux: false,
             send: true,
         },
+        payload_map: Default::default(),
     }
 }
 
@@ -366,4 +367,44 @@ async fn more_than_one_batch(port_min: u16, raw: bool) {
         }
     }
     drop(relay);
+}
+
+/// Issue "mid-call" §3: telephone-event numbered 101 by Teams and 96 by the PBX (RFC 3264
+/// §6.1: each side sends with its peer's numbers) is renumbered in place both ways, the
+/// marker bit kept, and the SRTP tag towards Teams is valid over the renumbered packet.
+#[tokio::test]
+async fn payload_types_are_renumbered_between_the_legs() {
+    let mut c = call(43300, Duration::from_secs(30)).await;
+    let mut p = params(&c.teams, &c.pbx, true);
+    p.payload_map = teamsgw_media::payload_map::PayloadMap::new(&[(101, 96), (0, 0)]);
+    c.session.apply(p);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let teams_port = addr(c.session.teams_port());
+    let pbx_port = addr(c.session.pbx_port());
+    for seq in 0..20u16 {
+        // A DTMF event from Teams with the marker bit: PT 101 -> 96 at the PBX.
+        let mut plain = rtp(seq, 0xaaaa);
+        plain[1] = 0x80 | 101;
+        let mut buf = [0u8; 2048];
+        buf[..plain.len()].copy_from_slice(&plain);
+        let n = c.teams_tx.protect_rtp(&mut buf, plain.len()).unwrap();
+        c.teams.send_to(&buf[..n], teams_port).await.unwrap();
+        let got = recv(&c.pbx).await;
+        assert_eq!(got[1], 0x80 | 96, "Teams->PBX packet {seq}");
+        assert_eq!(got[2..], plain[2..]);
+        // From the PBX: 96 -> 101 at Teams; PCMU (0) passes.
+        for (k, (pt, want)) in [(96u8, 101u8), (0, 0)].into_iter().enumerate() {
+            let mut plain = rtp(seq * 2 + k as u16, 0xbbbb);
+            plain[1] = pt;
+            c.pbx.send_to(&plain, pbx_port).await.unwrap();
+            let mut got = recv(&c.teams).await;
+            let n = got.len();
+            let len = c
+                .teams_rx
+                .unprotect_rtp(&mut got, n)
+                .expect("SRTP tag valid");
+            assert_eq!(got[1], want, "PBX->Teams PT {pt}, packet {seq}");
+            assert_eq!(got[2..len], plain[2..]);
+        }
+    }
 }

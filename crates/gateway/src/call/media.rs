@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 
+pub use teamsgw_media::payload_map::PayloadMap;
 pub use teamsgw_media::relay::{PbxParams, SessionParams, TeamsParams};
 pub use teamsgw_media::srtp::{MasterKey, Suite};
 

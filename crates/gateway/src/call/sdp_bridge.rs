@@ -15,7 +15,7 @@ use teamsgw_sdp::negotiate::{
 };
 use teamsgw_sdp::{Direction, SessionDescription, model::static_rtpmap};
 
-use super::media::{MasterKey, PbxParams, SessionParams, Suite, TeamsParams, sdp_addr};
+use super::media::{MasterKey, PayloadMap, PbxParams, SessionParams, Suite, TeamsParams, sdp_addr};
 
 pub fn unacceptable(reason: impl Into<String>) -> NegotiationError {
     NegotiationError {
@@ -75,6 +75,9 @@ pub struct SdpBridge {
     /// The `o=` version each side's description had last: the same again is a refresh.
     teams_version: Option<u64>,
     pbx_version: Option<u64>,
+    /// Each side's payload type numbers, from the description it sent last.
+    teams_numbers: Vec<Codec>,
+    pbx_numbers: Vec<Codec>,
 }
 
 impl SdpBridge {
@@ -108,6 +111,8 @@ impl SdpBridge {
             pbx_sent: None,
             teams_version: None,
             pbx_version: None,
+            teams_numbers: Vec::new(),
+            pbx_numbers: Vec::new(),
         }
     }
 
@@ -143,6 +148,7 @@ impl SdpBridge {
         let hold = negotiate::is_hold(&offer);
         self.offered = codecs;
         self.teams_version = Some(offer.origin.session_version);
+        self.teams_numbers = relayable_codecs(audio);
         self.teams_offer = Some(offer);
         let text = offer_to_pbx(&self.pbx_local, &self.offered, hold).to_string();
         self.pbx_sent = Some(text.clone());
@@ -164,6 +170,7 @@ impl SdpBridge {
         self.pbx_version = Some(answer.origin.session_version);
         self.chosen = first_audio(&chosen);
         self.agreed = chosen.clone();
+        self.pbx_numbers = chosen.clone();
         let offer = self
             .teams_offer
             .as_ref()
@@ -188,6 +195,7 @@ impl SdpBridge {
                 let leg = answer_pbx_offer(&offer, &self.pbx_local, &self.allowed())?;
                 let hold = leg.hold;
                 self.pbx_version = Some(offer.origin.session_version);
+                self.pbx_numbers = leg.codecs.clone();
                 self.pbx_offer = Some(offer);
                 (leg.codecs, hold)
             }
@@ -237,6 +245,7 @@ impl SdpBridge {
         }
         self.chosen = first_audio(&chosen);
         self.agreed = chosen.clone();
+        self.teams_numbers = chosen.clone();
         let text = match &self.pbx_offer {
             Some(offer) => {
                 let filtered = keep_encodings(offer, &chosen);
@@ -260,8 +269,9 @@ impl SdpBridge {
     /// The PBX's answer in its ACK, after a delayed offer.
     pub fn answer_in_ack(&mut self, body: &[u8]) -> Result<(), NegotiationError> {
         let answer = parse_body(body)?;
-        let (pbx, _) = read_pbx(&answer)?;
+        let (pbx, numbers) = read_pbx(&answer)?;
         self.pbx_version = Some(answer.origin.session_version);
+        self.pbx_numbers = numbers;
         self.pbx = Some(pbx);
         Ok(())
     }
@@ -290,7 +300,25 @@ impl SdpBridge {
                 rtcp_mux: pbx.is_some_and(|p| p.rtcp_mux),
                 send: pbx.is_none_or(|p| !p.hold),
             },
+            payload_map: self.payload_map(),
         })
+    }
+
+    /// The same codec under each leg's number (RFC 3264 §6.1: each side sends with the
+    /// numbers its peer declared); the relay renumbers between them.
+    fn payload_map(&self) -> PayloadMap {
+        let pairs: Vec<(u8, u8)> = self
+            .teams_numbers
+            .iter()
+            .filter_map(|t| {
+                let p = self
+                    .pbx_numbers
+                    .iter()
+                    .find(|p| p.encoding.eq_ignore_ascii_case(&t.encoding))?;
+                Some((t.payload_type, p.payload_type))
+            })
+            .collect();
+        PayloadMap::new(&pairs)
     }
 
     /// The codec name the call settled on (for the CDR).

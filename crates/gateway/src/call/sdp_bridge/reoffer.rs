@@ -117,6 +117,7 @@ impl SdpBridge {
         let leg = answer_teams_offer(&kept, &self.teams_local, &self.local_key)?;
         let new = teams_from_leg(&leg)?;
         self.teams_version = Some(offer.origin.session_version);
+        self.teams_numbers = leg.codecs.clone();
         let hold = self
             .teams
             .as_ref()
@@ -138,6 +139,7 @@ impl SdpBridge {
         let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
         let leg = answer_pbx_offer(&kept, &self.pbx_local, &allowed)?;
         self.pbx_version = Some(offer.origin.session_version);
+        self.pbx_numbers = leg.codecs.clone();
         let hold = self
             .pbx
             .as_ref()
@@ -175,8 +177,9 @@ impl SdpBridge {
     /// The PBX's answer to our re-offer.
     pub fn reanswer_from_pbx(&mut self, body: &[u8]) -> Result<(), NegotiationError> {
         let answer = parse_body(body)?;
-        let (pbx, _) = read_pbx(&answer)?;
+        let (pbx, numbers) = read_pbx(&answer)?;
         self.pbx_version = Some(answer.origin.session_version);
+        self.pbx_numbers = numbers;
         self.pbx = Some(pbx);
         Ok(())
     }
@@ -187,6 +190,9 @@ impl SdpBridge {
         let answer = parse_body(body)?;
         let teams = read_teams_answer(&answer)?;
         self.teams_version = Some(answer.origin.session_version);
+        if let Some(audio) = answer.audio() {
+            self.teams_numbers = teamsgw_sdp::negotiate::relayable_codecs(audio);
+        }
         self.teams = Some(teams);
         Ok(())
     }

@@ -322,3 +322,34 @@ fn a_thousand_calls_leave_nothing_behind() {
     w.assert_clean();
     assert_eq!(w.core.media().released.len(), 1000);
 }
+
+#[test]
+fn different_payload_numbers_on_the_legs_are_mapped_for_the_relay_rfc3264_6_1() {
+    let mut w = World::new();
+    let inv = invite(&mut w, "p20", None);
+    // Teams answers telephone-event as 101, and the PBX's answer in its ACK calls it 96.
+    w.proxy_sends(PROXY1, reply(&inv, 200, "OK", "fa", "", Some(TEAMS_ANSWER)));
+    let ok = w.expect(PBX_ADDR, "200");
+    let pbx_answer = PBX_OFFER
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 0 8 96")
+        .replace(
+            "a=rtpmap:101 telephone-event",
+            "a=rtpmap:96 telephone-event",
+        )
+        .replace("a=fmtp:101", "a=fmtp:96");
+    assert!(pbx_answer.contains("RTP/AVP 0 8 96\r\n"), "{pbx_answer}");
+    w.pbx_sends(in_dialog("ACK", &ok, true, 10, Some(&pbx_answer)));
+    let map = &w.applied()[0].payload_map;
+    let mut dtmf = [0x80, 0x80 | 101, 0, 0];
+    map.to_pbx(&mut dtmf);
+    assert_eq!(
+        dtmf[1],
+        0x80 | 96,
+        "telephone-event 101 -> 96 towards the PBX"
+    );
+    map.to_teams(&mut dtmf);
+    assert_eq!(dtmf[1], 0x80 | 101);
+    let mut pcma = [0x80, 8, 0, 0];
+    map.to_pbx(&mut pcma);
+    assert_eq!(pcma[1], 8, "PCMA is 8 on both legs");
+}
