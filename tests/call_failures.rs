@@ -363,3 +363,35 @@ fn delayed_offer_and_two_hundred_calls_leave_nothing_behind() {
     assert_eq!(lab.metric("teamsgw_media_ports_free"), ports_free);
     assert_eq!(lab.cdrs(201).len(), 201);
 }
+
+/// Issue "mid-call" §3: RFC 4733 telephone-event passes. sipp, as a phone behind the PBX,
+/// plays RFC 2833 events for digits 1 and 5 on the RTP leg; the Teams peer decrypts them from
+/// teamsgw's SRTP (and echoes them back).
+#[test]
+fn dtmf_from_the_pbx_reaches_teams_as_telephone_events_rfc4733() {
+    let port = free_port();
+    let lab = CallLab::start("", &["127.0.0.2"], port, None);
+    let proxy = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
+    proxy.set_script(vec![reply(200, "p", true)]);
+    let token = lab.contact_token();
+    let media_port = free_port().to_string();
+    let (code, out) = sipp(
+        "uac_call_dtmf.xml",
+        lab.ports.sip_addr(),
+        "u1",
+        1,
+        &["-s", &token, "-mp", &media_port],
+    );
+    assert_eq!(code, 0, "{out}");
+    let events = proxy.telephone_events();
+    assert!(
+        events.contains(&1) && events.contains(&5),
+        "telephone events heard at Teams: {events:?}\n{}",
+        lab.logs()
+    );
+    let first_five = events.iter().position(|&e| e == 5).unwrap();
+    assert!(
+        events[..first_five].contains(&1),
+        "digit 1 before 5: {events:?}"
+    );
+}

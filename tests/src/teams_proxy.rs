@@ -64,6 +64,8 @@ struct State {
     pending: HashMap<String, Incoming>,
     /// Call-IDs whose INVITE a CANCEL ended.
     cancelled: std::collections::HashSet<String>,
+    /// RFC 4733 event codes the echo decrypted (telephone-event, payload type 101).
+    events: Arc<Mutex<Vec<u8>>>,
 }
 
 pub struct TeamsProxy {
@@ -86,6 +88,7 @@ impl TeamsProxy {
             requests: Vec::new(),
             pending: HashMap::new(),
             cancelled: Default::default(),
+            events: Arc::default(),
         }));
         let tls = Arc::new(TlsStore::new(
             TlsMaterial::load(&TlsPaths {
@@ -140,6 +143,14 @@ impl TeamsProxy {
     /// Every message received, with its arrival time and how OPTIONS were answered then.
     pub fn received(&self) -> Vec<(Instant, String, Answer)> {
         self.state.lock().unwrap().received.clone()
+    }
+
+    /// RFC 4733 event codes heard in SRTP from teamsgw, in order (repeats included: an event
+    /// is sent in several packets).
+    pub fn telephone_events(&self) -> Vec<u8> {
+        let events = Arc::clone(&self.state.lock().unwrap().events);
+        let list = events.lock().unwrap().clone();
+        list
     }
 
     /// Requests received: (method, To tag).
@@ -293,7 +304,8 @@ async fn run_script(
                 }
                 let data: Bytes = if sdp {
                     if echo.is_none() {
-                        echo = start_echo(inc.message.body());
+                        let events = Arc::clone(&st.lock().unwrap().events);
+                        echo = start_echo(inc.message.body(), events);
                     }
                     b.body(
                         Some("application/sdp"),
@@ -312,7 +324,7 @@ async fn run_script(
 }
 
 /// Starts the SRTP echo for an SDES offer and returns our answer.
-fn start_echo(offer: &[u8]) -> Option<String> {
+fn start_echo(offer: &[u8], events: Arc<Mutex<Vec<u8>>>) -> Option<String> {
     let offer = teamsgw_sdp::parse(std::str::from_utf8(offer).ok()?).ok()?;
     let audio = offer.audio()?;
     // Teams answers with AES_CM_128_HMAC_SHA1_80 (teams-direct-routing.md §0), wherever an
@@ -345,6 +357,9 @@ fn start_echo(offer: &[u8]) -> Option<String> {
                 rx.unprotect_rtp(&mut buf, n)
             };
             let Ok(len) = plain else { continue };
+            if !rtcp && len > 12 && buf[1] & 0x7f == 101 {
+                events.lock().unwrap().push(buf[12]);
+            }
             if !rtcp && len >= 12 {
                 // Another SSRC, so the phone does not take its echo for a loop.
                 for b in &mut buf[8..12] {
