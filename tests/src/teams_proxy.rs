@@ -149,8 +149,7 @@ impl TeamsProxy {
     /// is sent in several packets).
     pub fn telephone_events(&self) -> Vec<u8> {
         let events = Arc::clone(&self.state.lock().unwrap().events);
-        let list = events.lock().unwrap().clone();
-        list
+        events.lock().unwrap().clone()
     }
 
     /// Requests received: (method, To tag).
