@@ -395,3 +395,30 @@ fn dtmf_from_the_pbx_reaches_teams_as_telephone_events_rfc4733() {
         "digit 1 before 5: {events:?}"
     );
 }
+
+/// Issue "mid-call" §1 (dsiprouter#489): a PBX re-INVITE with an unchanged SDP (sipp, same
+/// `o=` version) is a session refresh: answered 200 on the PBX leg, and nothing reaches Teams.
+#[test]
+fn a_pbx_refresh_is_answered_on_its_leg_and_never_reaches_teams() {
+    let port = free_port();
+    let lab = CallLab::start("", &["127.0.0.2"], port, None);
+    let proxy = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
+    proxy.set_script(vec![reply(200, "p", true)]);
+    let token = lab.contact_token();
+    let (code, out) = sipp(
+        "uac_call_refresh.xml",
+        lab.ports.sip_addr(),
+        "u1",
+        1,
+        &["-s", &token],
+    );
+    assert_eq!(code, 0, "{out}");
+    // Trunk health's OPTIONS aside, the Teams side saw the call only.
+    let methods: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .map(|(m, _)| m)
+        .filter(|m| m != "OPTIONS")
+        .collect();
+    assert_eq!(methods, ["INVITE", "ACK", "BYE"], "Teams saw the refresh");
+}

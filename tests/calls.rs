@@ -272,7 +272,8 @@ fn packet_rate(lab: &CallLab, leg: &str, direction: &str, window: Duration) -> f
 /// Issue "mid-call" §1: the phone holds (baresip sends a=sendonly through Kamailio); teamsgw
 /// answers it on the PBX leg and holds Teams with a=inactive (§3.6), so no media goes to
 /// Teams; 12 s on hold outlast the 10 s media timeout (timeouts never fire while held). The
-/// phone resumes, Teams is resumed, and audio flows both ways again.
+/// phone resumes, Teams is resumed, and audio flows both ways again. Then Teams holds and
+/// resumes, and the phone is held and resumed in turn.
 #[test]
 fn hold_and_resume_from_the_phone_reach_teams_and_audio_returns() {
     let lab = CallLab::start("", &[], 5061, None);
@@ -313,6 +314,24 @@ fn hold_and_resume_from_the_phone_reach_teams_and_audio_returns() {
         "after resume: {to_teams} out, {from_teams} in, {} SRTP auth failures\n{}",
         lab.metric("teamsgw_media_srtp_auth_failures_total"),
         teams.log()
+    );
+
+    // Now Teams (baresip: a=sendonly) holds: the phone gets our re-INVITE through Kamailio,
+    // and nothing goes to Teams until it resumes.
+    let reinvites = phone.count_log("got re-INVITE");
+    teams.command("hold", "");
+    phone.wait_count("got re-INVITE", reinvites + 1, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(1));
+    let held = packet_rate(&lab, "teams", "out", Duration::from_secs(3));
+    assert!(held < 2.0, "{held} packets/s sent to Teams while it holds");
+    teams.command("resume", "");
+    phone.wait_count("got re-INVITE", reinvites + 2, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(1));
+    let to_teams = packet_rate(&lab, "teams", "out", Duration::from_secs(2));
+    let to_phone = packet_rate(&lab, "pbx", "out", Duration::from_secs(2));
+    assert!(
+        to_teams > 30.0 && to_phone > 30.0,
+        "after Teams resumed: {to_teams} to Teams, {to_phone} to the phone"
     );
     teams.hangup();
     lab.wait_calls_ended(&[&teams, &phone]);
