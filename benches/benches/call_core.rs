@@ -8,6 +8,9 @@
 //! bounded core shows no growth). The call rate the daemon reaches end to end is another
 //! measurement: this is the part of it that is ours alone.
 //!
+//! A second run gives every call a hold and resume from the PBX (each passed to Teams as our
+//! re-INVITE) and two absorbed refreshes, for the cost of a mid-call transaction.
+//!
 //! `cargo bench -p teamsgw-benches --bench call_core` (CALLS=n to change the count).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -99,6 +102,8 @@ struct Bench {
     spent: Duration,
     allocs: u64,
     sent: Vec<(SocketAddr, Message)>,
+    with_mid_call: bool,
+    mid_call_cseq: u32,
 }
 
 impl Bench {
@@ -143,6 +148,74 @@ impl Bench {
         self.sent.swap_remove(i).1
     }
 
+    /// A request from the PBX in the dialog of our 200 `ok`.
+    fn pbx_request(&mut self, ok: &Message, i: u64, method: &str, cseq: u32, sdp: Option<&str>) {
+        use teamsgw_sip::HeaderName as H;
+        let header = |n| String::from_utf8_lossy(ok.header(n).unwrap()).into_owned();
+        let body = sdp.unwrap_or("");
+        let ct = if sdp.is_some() {
+            "Content-Type: application/sdp\r\n"
+        } else {
+            ""
+        };
+        let req = format!(
+            "{method} sip:tok1@203.0.113.5:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bK-{method}{cseq}-{i}\r\n\
+             From: {}\r\nTo: {}\r\nCall-ID: bench-{i}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 69\r\n\
+             {ct}Content-Length: {}\r\n\r\n{body}",
+            header(H::From),
+            header(H::To),
+            body.len()
+        );
+        self.feed(Bytes::from(req), PBX, "pbx", Transport::Udp);
+    }
+
+    /// Issue "mid-call" performance: the PBX holds (our re-INVITE holds Teams) and resumes
+    /// (ours resumes Teams), then refreshes twice with an unchanged SDP (absorbed): six
+    /// mid-call INVITE transactions, each with its ACK.
+    fn mid_call(&mut self, ok: &Message, i: u64) {
+        let mut cseq = 11;
+        for (version, direction) in [(2, "sendonly"), (3, "sendrecv")] {
+            let sdp = PBX_SDP
+                .replace("o=pbx 1 1 ", &format!("o=pbx 1 {version} "))
+                .replace("a=sendrecv", &format!("a={direction}"));
+            self.pbx_request(ok, i, "INVITE", cseq, Some(&sdp));
+            self.take(PBX, "200");
+            self.pbx_request(ok, i, "ACK", cseq, None);
+            let ours = self.take(PROXY, "INVITE");
+            let teams = TEAMS_SDP
+                .replace("o=- 1 1 ", &format!("o=- 1 {version} "))
+                .replace(
+                    "a=sendrecv",
+                    if version == 2 {
+                        "a=inactive"
+                    } else {
+                        "a=sendrecv"
+                    },
+                );
+            let answer = MessageBuilder::response_to(&ours, 200, "OK", None, None)
+                .header("Contact", "<sip:api-du-b-euwe.pstnhub.microsoft.com:443>")
+                .body(Some("application/sdp"), teams.as_bytes());
+            self.feed(answer, PROXY, "outbound", Transport::Tls);
+            self.take(PROXY, "ACK");
+            cseq += 1;
+        }
+        let same = PBX_SDP.replace("o=pbx 1 1 ", "o=pbx 1 3 ");
+        for _ in 0..2 {
+            self.pbx_request(ok, i, "INVITE", cseq, Some(&same));
+            self.take(PBX, "200");
+            self.pbx_request(ok, i, "ACK", cseq, None);
+            cseq += 1;
+        }
+        let to_teams = addr(PROXY);
+        assert!(
+            !self.sent.iter().any(
+                |(to, m)| *to == to_teams && m.method().is_some_and(|x| x.as_str() == "INVITE")
+            ),
+            "a refresh reached Teams"
+        );
+        self.mid_call_cseq = cseq;
+    }
+
     fn call(&mut self, i: u64) {
         self.sent.clear();
         let invite = format!(
@@ -172,17 +245,13 @@ impl Bench {
             self.feed(data, PROXY, "outbound", Transport::Tls);
         }
         let ok = self.take(PBX, "200");
-        let header = |m: &Message, n| String::from_utf8_lossy(m.header(n).unwrap()).into_owned();
-        use teamsgw_sip::HeaderName as H;
-        for (method, cseq) in [("ACK", 10), ("BYE", 11)] {
-            let req = format!(
-                "{method} sip:tok1@203.0.113.5:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bK-{method}{i}\r\n\
-                 From: {}\r\nTo: {}\r\nCall-ID: bench-{i}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 69\r\nContent-Length: 0\r\n\r\n",
-                header(&ok, H::From),
-                header(&ok, H::To)
-            );
-            self.feed(Bytes::from(req), PBX, "pbx", Transport::Udp);
+        self.pbx_request(&ok, i, "ACK", 10, None);
+        self.mid_call_cseq = 11;
+        if self.with_mid_call {
+            self.mid_call(&ok, i);
         }
+        let cseq = self.mid_call_cseq;
+        self.pbx_request(&ok, i, "BYE", cseq, None);
         let bye = self.take(PROXY, "BYE");
         let done = MessageBuilder::response_to(&bye, 200, "OK", None, None).finish();
         self.feed(done, PROXY, "outbound", Transport::Tls);
@@ -196,11 +265,13 @@ impl Bench {
     }
 }
 
-fn main() {
-    let calls: u64 = std::env::var("CALLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+/// What one run of `calls` calls measured.
+struct Run {
+    cpu_per_call: f64,
+    allocs_per_call: f64,
+}
+
+fn run(calls: u64, with_mid_call: bool) -> Run {
     let settings = CallSettings {
         sessions: Arc::new(Default::default()),
         ..CallSettings::default()
@@ -211,6 +282,8 @@ fn main() {
         spent: Duration::ZERO,
         allocs: 0,
         sent: Vec::with_capacity(16),
+        with_mid_call,
+        mid_call_cseq: 11,
     };
     // Transactions live 64*T1 = 32 s of virtual time, 32,000 calls at one per ms: the heap
     // grows until then and must stay flat after.
@@ -229,21 +302,25 @@ fn main() {
     b.core.handle_timeout(b.now);
     while b.core.poll_output().is_some() {}
     assert_eq!(b.core.active(), 0);
+    let what = if with_mid_call {
+        "with hold, resume and two refreshes each"
+    } else {
+        "(INVITE, 100/180/200, ACK, BYE)"
+    };
+    println!("call_core: {calls} PBX->Teams calls {what} through one core");
     println!(
         "  tables (slots, owners, dialogs, timers, client tx, server tx): {:?}",
         b.core.table_sizes()
     );
-    println!(
-        "call_core: {calls} PBX->Teams calls (INVITE, 100/180/200, ACK, BYE) through one core"
-    );
+    let run = Run {
+        cpu_per_call: b.spent.as_secs_f64() * 1e6 / calls as f64,
+        allocs_per_call: b.allocs as f64 / calls as f64,
+    };
     println!(
         "  CPU per call (parse + core, both legs): {:.2} us",
-        b.spent.as_secs_f64() * 1e6 / calls as f64
+        run.cpu_per_call
     );
-    println!(
-        "  allocations per call: {:.1}",
-        b.allocs as f64 / calls as f64
-    );
+    println!("  allocations per call: {:.1}", run.allocs_per_call);
     println!(
         "  live heap after {} calls: {} KiB; after {calls}: {} KiB; with every timer run: {} KiB",
         calls / 2,
@@ -256,5 +333,22 @@ fn main() {
     println!(
         "  of which the core's tables' capacity (freed with it): {} KiB",
         (before - live_bytes()) / 1024
+    );
+    run
+}
+
+fn main() {
+    let calls: u64 = std::env::var("CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let plain = run(calls, false);
+    let mid = run(calls, true);
+    // Six INVITE transactions per call: the PBX's hold and resume, ours towards Teams for
+    // each, and two refreshes answered on the PBX leg.
+    println!(
+        "mid-call: {:.2} us CPU and {:.1} allocations per mid-call INVITE transaction",
+        (mid.cpu_per_call - plain.cpu_per_call) / 6.0,
+        (mid.allocs_per_call - plain.allocs_per_call) / 6.0
     );
 }
