@@ -28,6 +28,8 @@
 //! `cargo bench -p teamsgw-benches --bench relay_load` (RELAY_LOAD_CALLS=100,250,500,1000,1500,2000,
 //! RELAY_LOAD_SECONDS=10 to change the defaults; RELAY_LOAD_RTPENGINE=0 to skip rtpengine;
 //! RELAY_LOAD_SERVER=path to drive another build of relay_server, for an A/B;
+//! RELAY_LOAD_PAYLOAD_MAP=1 adds a run of our relay with a payload-type map on every session
+//! (the rewrite path for every packet) and prints its CPU per packet against the plain run;
 //! RELAY_LOAD_REPEAT=3 runs each pair three times and prints the median ratio, as one pair on a
 //! noisy 2-core machine is one sample; RELAY_LOAD_NETNS=1 for the veth topology below).
 //!
@@ -271,12 +273,15 @@ struct Server {
 }
 
 impl Server {
-    fn start(topology: &Topology) -> Server {
+    fn start(topology: &Topology, payload_map: bool) -> Server {
         // RELAY_LOAD_SERVER: another build of relay_server, for an A/B of two versions.
         let bin = std::env::var("RELAY_LOAD_SERVER")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_relay_server").to_owned());
         let mut command = topology.relay_command(&bin);
         command.args(["30000", "39999"]);
+        if payload_map {
+            command.env("RELAY_SERVER_PAYLOAD_MAP", "1");
+        }
         if topology.netns {
             command.arg(topology.relay_ip.to_string());
         }
@@ -622,7 +627,13 @@ const SYSCALL_WINDOW: u64 = 2;
 
 /// Plays `calls` calls against the backend from one mio loop (the same design as the relay,
 /// so the generator is not the first thing to saturate).
-fn run(calls: usize, seconds: u64, rtpengine: bool, topology: &Topology) -> Window {
+fn run(
+    calls: usize,
+    seconds: u64,
+    rtpengine: bool,
+    payload_map: bool,
+    topology: &Topology,
+) -> Window {
     // Memory is read once the relay is up and before any call exists.
     let (mut backend, rss_before) = if rtpengine {
         let r = Rtpengine::start(topology)
@@ -630,7 +641,7 @@ fn run(calls: usize, seconds: u64, rtpengine: bool, topology: &Topology) -> Wind
         let rss = rss_kib(r.child.id());
         (Backend::Rtpengine(r), rss)
     } else {
-        let mut server = Server::start(topology);
+        let mut server = Server::start(topology, payload_map);
         // A round trip: the server is up before its memory is read.
         server.allocs();
         let rss = rss_kib(server.child.id());
@@ -904,16 +915,26 @@ fn main() {
 fn compare(n: usize, seconds: u64, with_rtpengine: bool, topology: &Topology) -> Option<f64> {
     let mut per_packet = Vec::new();
     let mut comparable = true;
-    for (name, rtpengine) in [("teamsgw", false), ("rtpengine", true)] {
-        if rtpengine && !with_rtpengine {
+    let with_pt_map = std::env::var("RELAY_LOAD_PAYLOAD_MAP").is_ok_and(|v| v == "1");
+    let mut pt_map_us = None;
+    for (name, rtpengine, map) in [
+        ("teamsgw", false, false),
+        ("teamsgw+pt", false, true),
+        ("rtpengine", true, false),
+    ] {
+        if (rtpengine && !with_rtpengine) || (map && !with_pt_map) {
             continue;
         }
-        let mut w = run(n, seconds, rtpengine, topology);
+        let mut w = run(n, seconds, rtpengine, map, topology);
         w.latencies.sort_unstable();
         let loss = 100.0 * (w.sent.saturating_sub(w.forwarded)) as f64 / w.sent.max(1) as f64;
         let us = w.cpu * 1e6 / w.forwarded.max(1) as f64;
         let napi_us = w.napi * 1e6 / w.forwarded.max(1) as f64;
-        per_packet.push(us);
+        if map {
+            pt_map_us = Some(us);
+        } else {
+            per_packet.push(us);
+        }
         let load = w.cpu / w.elapsed;
         let forwarded_per_second = w.forwarded as f64 / w.elapsed;
         let valid = if w.generator_load > 0.8 {
@@ -943,6 +964,13 @@ fn compare(n: usize, seconds: u64, with_rtpengine: bool, topology: &Topology) ->
             )),
             load,
             w.generator_load,
+        );
+    }
+    if let (Some(&plain), Some(mapped)) = (per_packet.first(), pt_map_us) {
+        println!(
+            "{:>10} {n:>6} CPU per forwarded packet, payload-type rewrite / plain = {:.3}",
+            "pt ratio",
+            mapped / plain
         );
     }
     if let [ours, theirs] = per_packet[..] {

@@ -3,7 +3,10 @@
 //!   `alloc N`            -> `ports T1 P1 T2 P2 ...` (Teams and PBX port of each session)
 //!   `apply I TEAMS PBX`  -> `ok` (peer addresses of session I; fixed test keys)
 //!   `allocs`             -> `allocs N` (heap allocations so far)
-//! Arguments: PORT_MIN PORT_MAX [BIND_ADDRESS, default 127.0.0.1].
+//! Arguments: PORT_MIN PORT_MAX [BIND_ADDRESS, default 127.0.0.1]. With
+//! `RELAY_SERVER_PAYLOAD_MAP=1` every session renumbers telephone-event 101 <-> 96 (a map that
+//! is not the identity, so every packet takes the rewrite path; the bench's PCMU packets keep
+//! their number).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, Write};
@@ -35,6 +38,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let payload_map = if std::env::var("RELAY_SERVER_PAYLOAD_MAP").is_ok_and(|v| v == "1") {
+        teamsgw_media::payload_map::PayloadMap::new(&[(101, 96)])
+    } else {
+        teamsgw_media::payload_map::PayloadMap::identity()
+    };
     runtime.block_on(async move {
         let config = RelayConfig {
             bind,
@@ -87,7 +95,7 @@ fn main() {
                             rtcp_mux: false,
                             send: true,
                         },
-                        payload_map: Default::default(),
+                        payload_map: payload_map.clone(),
                     });
                     "ok".to_owned()
                 }
