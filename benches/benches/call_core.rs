@@ -292,9 +292,11 @@ fn run(calls: u64, with_mid_call: bool) -> Run {
         b.call(i);
         if i + 1 == calls / 2 {
             live_at_half = live_bytes();
+            println!("  tables after {} calls: {:?}", i + 1, b.core.table_sizes());
         }
         if i + 1 == calls {
             live_at_end = live_bytes();
+            println!("  tables after {} calls: {:?}", i + 1, b.core.table_sizes());
         }
     }
     // Let every transaction of the last calls end (64*T1).
