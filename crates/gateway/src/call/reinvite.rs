@@ -311,7 +311,7 @@ impl Call {
                 if purpose == Purpose::Update && !msg.body().is_empty() {
                     let applied = match self.side_of(leg) {
                         Side::Teams => self.sdp.reanswer_from_teams(msg.body()),
-                        _ => self.sdp.reanswer_from_pbx(msg.body()),
+                        _ => self.sdp.pbx_answer(msg.body()),
                     };
                     match applied {
                         Ok(()) => self.apply_media(ctx),

@@ -266,8 +266,9 @@ impl SdpBridge {
         Ok(text)
     }
 
-    /// The PBX's answer in its ACK, after a delayed offer.
-    pub fn answer_in_ack(&mut self, body: &[u8]) -> Result<(), NegotiationError> {
+    /// The PBX's answer to our offer: in its ACK after a delayed offer (RFC 3264 §5), or in
+    /// its 2xx to our re-offer.
+    pub fn pbx_answer(&mut self, body: &[u8]) -> Result<(), NegotiationError> {
         let answer = parse_body(body)?;
         let (pbx, numbers) = read_pbx(&answer)?;
         self.pbx_version = Some(answer.origin.session_version);

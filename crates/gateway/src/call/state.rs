@@ -502,7 +502,7 @@ impl Call {
             self.phase = Phase::Confirmed;
         }
         if self.sdp.awaits_ack_answer() {
-            match self.sdp.answer_in_ack(ack.body()) {
+            match self.sdp.pbx_answer(ack.body()) {
                 Ok(()) => self.apply_media(ctx),
                 Err(e) => {
                     let why = format!("SIP;cause=488;text=\"{}\"", e.reason.replace('"', "'"));

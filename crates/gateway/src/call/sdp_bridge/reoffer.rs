@@ -11,8 +11,7 @@ use teamsgw_sdp::negotiate::{
 };
 
 use super::{
-    SdpBridge, keep_encodings, parse_body, read_pbx, read_teams_answer, teams_from_leg,
-    unacceptable,
+    SdpBridge, keep_encodings, parse_body, read_teams_answer, teams_from_leg, unacceptable,
 };
 
 /// What a peer's offer in a confirmed call means.
@@ -172,16 +171,6 @@ impl SdpBridge {
             hold,
         );
         self.versioned(true, &sdp)
-    }
-
-    /// The PBX's answer to our re-offer.
-    pub fn reanswer_from_pbx(&mut self, body: &[u8]) -> Result<(), NegotiationError> {
-        let answer = parse_body(body)?;
-        let (pbx, numbers) = read_pbx(&answer)?;
-        self.pbx_version = Some(answer.origin.session_version);
-        self.pbx_numbers = numbers;
-        self.pbx = Some(pbx);
-        Ok(())
     }
 
     /// Teams' answer to our re-offer: its key may be new (applied without a gap, the relay
