@@ -19,6 +19,7 @@
 
 pub mod cause;
 pub mod core;
+mod dialogs;
 pub mod inbound;
 pub mod media;
 pub mod outbound;
