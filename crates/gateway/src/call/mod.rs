@@ -10,8 +10,11 @@
 //! - [`routing`]: which tenant, user and PBX a new INVITE is for, and who may place it;
 //! - [`inbound`]: the leg that called us (UAS: responses, its dialog, 2xx until ACK);
 //! - [`outbound`]: the leg we call (UAC: INVITE, digest, forks, CANCEL, ACK);
-//! - [`state`]: one call joining the two legs (responses across, hang-ups, failover);
-//! - [`sdp_bridge`]: offer/answer carried from one leg to the other;
+//! - [`state`]: one call joining the two legs (the outbound INVITE's responses, failover);
+//! - `dialogs`: requests inside the call's dialogs (ACK, BYE, CANCEL) and hanging up;
+//! - `reinvite`: re-INVITEs and UPDATEs on each leg: refreshes absorbed, hold passed across;
+//! - [`session_timer`]: RFC 4028 intervals and refreshers, one per leg;
+//! - [`sdp_bridge`]: offer/answer carried from one leg to the other, in the call too;
 //! - `setup`: what a new call is built from (Contact, Via, the outbound INVITE);
 //! - [`media`]: the relay session, behind a small interface the driver implements;
 //! - [`cause`]: why a call ended, for the CDR, metrics and `Reason` headers;
