@@ -413,6 +413,10 @@ fn a_pbx_refresh_is_answered_on_its_leg_and_never_reaches_teams() {
         &["-s", &token],
     );
     assert_eq!(code, 0, "{out}");
+    // sipp's BYE is answered on the PBX leg before ours reaches Teams over TLS.
+    wait("our BYE at Teams", Duration::from_secs(5), || {
+        proxy.requests().iter().any(|(m, _)| m == "BYE")
+    });
     // Trunk health's OPTIONS aside, the Teams side saw the call only.
     let methods: Vec<String> = proxy
         .requests()
