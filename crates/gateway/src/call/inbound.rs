@@ -330,7 +330,6 @@ impl Inbound {
         reason: Option<&str>,
         now: Instant,
     ) {
-        let reliable = self.reliable();
         let Some(dialog) = self.dialog.as_mut() else {
             return;
         };
@@ -341,9 +340,8 @@ impl Inbound {
         if let Some(r) = reason {
             b = b.header("Reason", r);
         }
-        let Ok(msg) = Message::parse(b.finish()) else {
-            return;
-        };
-        layer.send_request(msg, Dest::Reply(self.source.clone()), reliable, now);
+        if let Ok(msg) = Message::parse(b.finish()) {
+            self.send(layer, msg, now);
+        }
     }
 }

@@ -190,7 +190,7 @@ impl Outbound {
             b = b.header("Reason", r);
         }
         if let Ok(msg) = Message::parse(b.finish()) {
-            layer.send_request(msg, Dest::To(self.target.clone()), self.reliable(), now);
+            self.send(layer, msg, now);
         }
     }
 

@@ -159,7 +159,7 @@ impl Call {
                     self.answer_with(ctx, leg, tx, msg, status, None, &extra);
                     return;
                 }
-                Ok(ReOffer::Unchanged(_)) => self.last_sdp(leg),
+                Ok(ReOffer::Unchanged) => self.last_sdp(leg),
                 Ok(ReOffer::Changed { answer, hold }) => {
                     self.apply_media(ctx);
                     self.set_last_sdp(leg, answer.clone());
@@ -190,7 +190,7 @@ impl Call {
 
     fn send_or_queue(&mut self, ctx: &mut Ctx<'_>, leg: Leg, purpose: Purpose) {
         if self.reinvite.as_ref().is_some_and(|r| !r.answered) {
-            self.queued = Some(super::reinvite::Queued {
+            self.queued = Some(Queued {
                 leg,
                 purpose,
                 at: ctx.now,

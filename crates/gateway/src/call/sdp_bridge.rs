@@ -250,13 +250,7 @@ impl SdpBridge {
             Some(offer) => {
                 let filtered = keep_encodings(offer, &chosen);
                 let leg = answer_pbx_offer(&filtered, &self.pbx_local, &self.allowed())?;
-                self.pbx = Some(PbxRemote {
-                    address: leg.remote_address.clone(),
-                    port: leg.remote_port,
-                    rtcp_port: leg.remote_rtcp_port,
-                    rtcp_mux: leg.rtcp_mux,
-                    hold: leg.hold,
-                });
+                self.pbx = Some(pbx_from_leg(&leg));
                 leg.sdp.to_string()
             }
             None => offer_to_pbx(&self.pbx_local, &chosen, teams.hold).to_string(),
@@ -349,6 +343,16 @@ fn teams_from_leg(leg: &negotiate::TeamsLeg) -> Result<TeamsRemote, NegotiationE
             .ok_or_else(|| unacceptable("crypto key is not 30 bytes"))?,
         hold: leg.hold,
     })
+}
+
+fn pbx_from_leg(leg: &negotiate::PbxLeg) -> PbxRemote {
+    PbxRemote {
+        address: leg.remote_address.clone(),
+        port: leg.remote_port,
+        rtcp_port: leg.remote_rtcp_port,
+        rtcp_mux: leg.rtcp_mux,
+        hold: leg.hold,
+    }
 }
 
 /// The PBX's answer: where it listens and which codecs it kept.

@@ -109,11 +109,6 @@ impl SessionTimer {
         }
     }
 
-    /// A refresh went through (ours answered 2xx, or the peer's arrived).
-    pub fn refreshed(&mut self, now: Instant) {
-        self.last = now;
-    }
-
     /// `Session-Expires` for our answer (we are the UAS of the request being answered).
     pub fn answer_header(&self) -> String {
         let who = if self.we_refresh { "uas" } else { "uac" };

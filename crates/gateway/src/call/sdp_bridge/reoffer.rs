@@ -11,17 +11,23 @@ use teamsgw_sdp::negotiate::{
 };
 
 use super::{
-    SdpBridge, keep_encodings, parse_body, read_teams_answer, teams_from_leg, unacceptable,
+    SdpBridge, keep_encodings, parse_body, pbx_from_leg, read_teams_answer, teams_from_leg,
+    unacceptable,
 };
 
 /// What a peer's offer in a confirmed call means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReOffer {
     /// The same version as before: a session refresh, answered with what we sent last.
-    Unchanged(Option<String>),
+    Unchanged,
     /// A real change, answered with `answer`. `hold` is the peer's new hold state when it
     /// changed: the other leg must hear of it.
     Changed { answer: String, hold: Option<bool> },
+}
+
+/// The new hold state when it differs from the old one (the other leg must hear of it).
+fn hold_change(old: Option<bool>, new: bool) -> Option<bool> {
+    (old != Some(new)).then_some(new)
 }
 
 /// `text` with the `o=` line's version set to `version`.
@@ -110,18 +116,14 @@ impl SdpBridge {
     pub fn reoffer_from_teams(&mut self, body: &[u8]) -> Result<ReOffer, NegotiationError> {
         let offer = parse_body(body)?;
         if self.teams_version == Some(offer.origin.session_version) {
-            return Ok(ReOffer::Unchanged(self.teams_sent.clone()));
+            return Ok(ReOffer::Unchanged);
         }
         let kept = self.keep_call_codec(&offer)?;
         let leg = answer_teams_offer(&kept, &self.teams_local, &self.local_key)?;
         let new = teams_from_leg(&leg)?;
         self.teams_version = Some(offer.origin.session_version);
         self.teams_numbers = leg.codecs.clone();
-        let hold = self
-            .teams
-            .as_ref()
-            .is_none_or(|old| old.hold != new.hold)
-            .then_some(new.hold);
+        let hold = hold_change(self.teams.as_ref().map(|t| t.hold), new.hold);
         self.teams = Some(new);
         let answer = self.versioned(true, &leg.sdp);
         Ok(ReOffer::Changed { answer, hold })
@@ -131,26 +133,14 @@ impl SdpBridge {
     pub fn reoffer_from_pbx(&mut self, body: &[u8]) -> Result<ReOffer, NegotiationError> {
         let offer = parse_body(body)?;
         if self.pbx_version == Some(offer.origin.session_version) {
-            return Ok(ReOffer::Unchanged(self.pbx_sent.clone()));
+            return Ok(ReOffer::Unchanged);
         }
         let kept = self.keep_call_codec(&offer)?;
-        let allowed: Vec<String> = self.pbx_codecs.clone();
-        let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
-        let leg = answer_pbx_offer(&kept, &self.pbx_local, &allowed)?;
+        let leg = answer_pbx_offer(&kept, &self.pbx_local, &self.allowed())?;
         self.pbx_version = Some(offer.origin.session_version);
         self.pbx_numbers = leg.codecs.clone();
-        let hold = self
-            .pbx
-            .as_ref()
-            .is_none_or(|old| old.hold != leg.hold)
-            .then_some(leg.hold);
-        self.pbx = Some(super::PbxRemote {
-            address: leg.remote_address.clone(),
-            port: leg.remote_port,
-            rtcp_port: leg.remote_rtcp_port,
-            rtcp_mux: leg.rtcp_mux,
-            hold: leg.hold,
-        });
+        let hold = hold_change(self.pbx.as_ref().map(|p| p.hold), leg.hold);
+        self.pbx = Some(pbx_from_leg(&leg));
         let answer = self.versioned(false, &leg.sdp);
         Ok(ReOffer::Changed { answer, hold })
     }
