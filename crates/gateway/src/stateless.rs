@@ -313,6 +313,16 @@ mod tests {
             r.header(teamsgw_sip::HeaderName::Unsupported),
             Some(&b"100rel, foo"[..])
         );
+        // RFC 4028 §9: session timers are supported, so `Require: timer` passes to the calls.
+        let calls = StatelessPolicy::new("teamsgw").with_calls();
+        assert_eq!(
+            calls.handle(
+                &request("INVITE sip:x@example.com SIP/2.0", "Require: timer\r\n"),
+                src,
+                false
+            ),
+            Verdict::Pass
+        );
         assert_eq!(
             p.handle(&request("ACK sip:x@example.com SIP/2.0", ""), src, false),
             Verdict::Ignore
