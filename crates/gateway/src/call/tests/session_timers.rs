@@ -214,3 +214,30 @@ fn a_too_small_interval_is_422_with_min_se_rfc4028_8_1() {
     assert!(w.nothing_to(PBX_ADDR, "INVITE"));
     w.assert_clean();
 }
+
+#[test]
+fn finished_calls_leave_no_timer_entries_behind() {
+    // A finished call's far deadline (a 90 s session timer here, 1800 s by default) must not
+    // stay in the heap until it passes: 3,000 short calls, none of them running a timer out.
+    let mut w = World::new();
+    for i in 0..3000u32 {
+        let invite = teams_invite(&format!("heap{i}"), "+4930111", "+4930222", TENANT, TEAMS_SDP)
+            .replace(
+                "Max-Forwards: 70\r\n",
+                "Max-Forwards: 70\r\nSession-Expires: 90;refresher=uac\r\nSupported: timer\r\n",
+            );
+        w.teams_sends(invite);
+        let to_pbx = w.expect(PBX_ADDR, "INVITE");
+        w.pbx_sends(reply(&to_pbx, 200, "OK", "k1", "", Some(PBX_SDP)));
+        let ok = w.expect(TEAMS_PEER, "200");
+        w.teams_sends(in_dialog("ACK", &ok, true, 1, None));
+        w.teams_sends(in_dialog("BYE", &ok, true, 2, None));
+        let bye = w.expect(PBX_ADDR, "BYE");
+        w.pbx_sends(reply(&bye, 200, "OK", "k1", "", None));
+        w.sent.clear();
+        w.now += Duration::from_millis(1);
+    }
+    assert_eq!(w.core.active(), 0);
+    let timers = w.core.table_sizes()[3];
+    assert!(timers <= 1024 + 3, "{timers} timer entries for no live call");
+}
