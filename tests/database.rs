@@ -15,12 +15,12 @@ use teamsgw_tests::{Daemon, Ports, test_config};
 async fn migrate_and_load(url: &str, backend: Backend) {
     let store = Store::open(url).await.unwrap();
     assert_eq!(store.backend(), backend);
-    assert_eq!(store.schema_version().await.unwrap(), 7);
+    assert_eq!(store.schema_version().await.unwrap(), 8);
     assert_eq!(store.load_snapshot().await.unwrap().direct_routes(), 0);
     store.close().await;
     // Opening a migrated database again changes nothing.
     let store = Store::open(url).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 7);
+    assert_eq!(store.schema_version().await.unwrap(), 8);
     store.close().await;
 }
 
@@ -38,6 +38,7 @@ fn pbx(enterprise: &str, name: &str) -> Pbx {
         codecs: vec!["PCMU".into()],
         number_format: NumberFormat::Digits,
         country_code: Some("49".into()),
+        diversion: true,
     }
 }
 
@@ -304,8 +305,12 @@ async fn users(store: &Store) {
         ("pbx.acme.example", 600)
     );
     assert_eq!(
-        (pbx.number_format, pbx.country_code.as_deref()),
-        (NumberFormat::Digits, Some("49"))
+        (
+            pbx.number_format,
+            pbx.country_code.as_deref(),
+            pbx.diversion
+        ),
+        (NumberFormat::Digits, Some("49"), true)
     );
     assert!(
         snapshot

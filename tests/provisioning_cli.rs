@@ -1191,6 +1191,23 @@ fn changes(database_url: &str) {
     .unwrap();
     assert_eq!(pbxs[0]["country_code"], serde_json::Value::Null);
     assert_eq!(pbxs[0]["number_format"], "digits");
+    // Diversion from Teams' History-Info: off unless asked for.
+    assert_eq!(pbxs[0]["diversion"], false);
+    let args = set(&["--diversion", "on"]);
+    ok(d, &args);
+    let pbxs: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &["pbx", "list", "--enterprise", "Fabrikam", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(pbxs[0]["diversion"], true);
+    let args = set(&["--diversion", "yes"]);
+    let (code, _, err) = cli(d, &args);
+    assert_ne!(code, 0, "--diversion yes was taken");
+    assert!(
+        err.contains("--diversion") && err.contains("neither on nor off"),
+        "{err}"
+    );
     refused(
         d,
         &[

@@ -77,6 +77,7 @@ fn view() -> RoutingView {
             codecs: vec!["PCMU".into(), "PCMA".into()],
             number_format: NumberFormat::E164,
             country_code: Some("49".into()),
+            diversion: false,
         }],
         vec![UserRoute {
             upn: "alice@contoso.com".into(),

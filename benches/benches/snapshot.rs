@@ -78,6 +78,7 @@ async fn main() {
             codecs: vec!["PCMA".into(), "PCMU".into()],
             number_format: Default::default(),
             country_code: None,
+            diversion: false,
         };
         store.add_pbx(&pbx).await.unwrap();
     }

@@ -22,6 +22,7 @@ pub struct PbxChange {
     pub number_format: Option<crate::NumberFormat>,
     /// `Some("")` removes the country code.
     pub country_code: Option<String>,
+    pub diversion: Option<bool>,
 }
 
 /// A change to a user: `None` keeps the current value; an empty policy or gateway clears it.
@@ -120,13 +121,15 @@ impl Store {
         sqlx::query(
             "UPDATE pbxs SET domain = COALESCE($1, domain), transport = COALESCE($2, transport), \
              expires = COALESCE($3, expires), codecs = COALESCE($4, codecs), \
-             number_format = COALESCE($5, number_format) WHERE id = $6",
+             number_format = COALESCE($5, number_format), diversion = COALESCE($6, diversion) \
+             WHERE id = $7",
         )
         .bind(change.domain.as_ref().map(|d| d.to_ascii_lowercase()))
         .bind(change.transport.map(Transport::as_str))
         .bind(change.expires.map(i64::from))
         .bind(codecs.map(|c| c.join(";")))
         .bind(change.number_format.map(crate::NumberFormat::as_str))
+        .bind(change.diversion.map(i64::from))
         .bind(&pbx_id)
         .execute(&mut *tx)
         .await?;

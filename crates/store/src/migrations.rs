@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "PBX number format and country code",
         include_str!("../migrations/0007_pbx_numbering.sql"),
     ),
+    (
+        8,
+        "PBX Diversion header",
+        include_str!("../migrations/0008_pbx_diversion.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -186,6 +186,8 @@ pub struct Pbx {
     pub number_format: NumberFormat,
     /// Turns the PBX's national caller numbers into E.164 towards Teams.
     pub country_code: Option<String>,
+    /// Calls from Teams carry their call history as a Diversion header.
+    pub diversion: bool,
 }
 
 /// The codecs a PBX may be offered: the G.711 variants Teams also speaks (no transcoding).
@@ -641,8 +643,8 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO pbxs (id, enterprise_id, name, domain, proxy, transport, expires, codecs, \
-             number_format, country_code, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             number_format, country_code, diversion, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(new_id()?)
         .bind(&id)
@@ -654,6 +656,7 @@ impl Store {
         .bind(codecs.join(";"))
         .bind(pbx.number_format.as_str())
         .bind(pbx.country_code.as_deref())
+        .bind(i64::from(pbx.diversion))
         .bind(now())
         .execute(&mut *tx)
         .await?;
@@ -665,8 +668,8 @@ impl Store {
         let rows = self
             .enterprise_rows(
                 enterprise,
-                "SELECT name, domain, proxy, transport, expires, codecs, number_format, country_code \
-                 FROM pbxs WHERE enterprise_id = $1 ORDER BY name",
+                "SELECT name, domain, proxy, transport, expires, codecs, number_format, country_code, \
+                 diversion FROM pbxs WHERE enterprise_id = $1 ORDER BY name",
             )
             .await?;
         rows.iter()
@@ -689,6 +692,7 @@ impl Store {
                     codecs: crate::users::split(&row.try_get::<String, _>("codecs")?),
                     number_format: number_format_column(row)?,
                     country_code: row.try_get("country_code")?,
+                    diversion: row.try_get::<i64, _>("diversion")? != 0,
                 })
             })
             .collect()

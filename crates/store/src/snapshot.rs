@@ -38,6 +38,7 @@ pub struct PbxEntry {
     pub codecs: Vec<String>,
     pub number_format: crate::NumberFormat,
     pub country_code: Option<String>,
+    pub diversion: bool,
 }
 
 /// A user as the gateway routes to it.
@@ -251,7 +252,7 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
 async fn load_pbxs(pool: &AnyPool) -> Result<HashMap<String, PbxEntry>, StoreError> {
     let rows = sqlx::query(
         "SELECT id, enterprise_id, name, domain, proxy, transport, expires, codecs, number_format, \
-         country_code FROM pbxs",
+         country_code, diversion FROM pbxs",
     )
     .fetch_all(pool)
     .await?;
@@ -274,6 +275,7 @@ async fn load_pbxs(pool: &AnyPool) -> Result<HashMap<String, PbxEntry>, StoreErr
             codecs: crate::users::split(&row.try_get::<String, _>("codecs")?),
             number_format: crate::provision::number_format_column(&row)?,
             country_code: row.try_get("country_code")?,
+            diversion: row.try_get::<i64, _>("diversion")? != 0,
         };
         pbxs.insert(id, entry);
     }

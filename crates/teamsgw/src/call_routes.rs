@@ -94,6 +94,7 @@ pub async fn build(
                 teamsgw_store::NumberFormat::Digits => NumberFormat::Digits,
             },
             country_code: p.country_code.clone(),
+            diversion: p.diversion,
         });
     }
     let mut unreadable = 0;

@@ -92,6 +92,9 @@ pub struct PbxAdd {
     #[serde(default = "default_number_format")]
     pub number_format: String,
     pub country_code: Option<String>,
+    /// Calls from Teams carry their History-Info as Diversion (RFC 7544).
+    #[serde(default)]
+    pub diversion: bool,
 }
 
 fn default_number_format() -> String {
@@ -122,6 +125,7 @@ pub struct PbxSet {
     pub number_format: Option<String>,
     /// Empty string: no country code.
     pub country_code: Option<String>,
+    pub diversion: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,6 +265,7 @@ impl Provisioner<'_> {
             codecs: req.codecs.clone(),
             number_format: NumberFormat::parse(&req.number_format)?,
             country_code: req.country_code.clone(),
+            diversion: req.diversion,
         };
         self.store.add_pbx(&pbx).await?;
         Ok(pbx)
@@ -284,6 +289,7 @@ impl Provisioner<'_> {
                 .map(NumberFormat::parse)
                 .transpose()?,
             country_code: req.country_code.clone(),
+            diversion: req.diversion,
         };
         if change.domain.is_none()
             && change.proxy.is_none()
@@ -292,11 +298,12 @@ impl Provisioner<'_> {
             && change.codecs.is_none()
             && change.number_format.is_none()
             && change.country_code.is_none()
+            && change.diversion.is_none()
         {
             return Err(invalid(
                 "domain",
                 "nothing to change: give domain, proxy, transport, expires, codecs, \
-                 number_format or country_code",
+                 number_format, country_code or diversion",
             ));
         }
         self.store.set_pbx(enterprise, name, &change).await

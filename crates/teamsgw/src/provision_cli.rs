@@ -145,6 +145,9 @@ pub enum PbxCommand {
         /// Country calling code that turns the PBX's national caller numbers into E.164.
         #[arg(long, value_name = "CC")]
         country_code: Option<String>,
+        /// Send Teams' call history (History-Info) to the PBX as a Diversion header.
+        #[arg(long)]
+        diversion: bool,
     },
     /// List the PBXs of an enterprise.
     List {
@@ -175,6 +178,9 @@ pub enum PbxCommand {
         /// CC, or "" to pass national caller numbers as the PBX sends them.
         #[arg(long, value_name = "CC")]
         country_code: Option<String>,
+        /// Diversion header from Teams' History-Info: on or off.
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        diversion: Option<bool>,
     },
     /// Delete a PBX; refused while it has users unless --cascade.
     Delete {
@@ -700,6 +706,7 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
             codecs,
             number_format,
             country_code,
+            diversion,
         } => {
             let pbx = ops
                 .add_pbx(&PbxAdd {
@@ -712,6 +719,7 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
                     codecs,
                     number_format,
                     country_code,
+                    diversion,
                 })
                 .await?;
             println!("PBX {:?} added to {:?}", pbx.name, pbx.enterprise);
@@ -730,6 +738,7 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
                     "CODECS",
                     "NUMBERS",
                     "CC",
+                    "DIVERSION",
                 ],
                 |p| {
                     vec![
@@ -741,6 +750,7 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
                         p.codecs.join(","),
                         p.number_format.as_str().to_owned(),
                         p.country_code.clone().unwrap_or_else(|| "-".to_owned()),
+                        yes_no(p.diversion),
                     ]
                 },
             );
@@ -755,6 +765,7 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
             codecs,
             number_format,
             country_code,
+            diversion,
         } => {
             let req = PbxSet {
                 domain,
@@ -764,6 +775,7 @@ async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError>
                 codecs,
                 number_format,
                 country_code,
+                diversion,
             };
             let pbx = ops.set_pbx(&enterprise, &name, &req).await?;
             println!("PBX {:?} of {:?} updated", pbx.name, pbx.enterprise);
@@ -1084,6 +1096,14 @@ async fn cdr(ops: &Provisioner<'_>, c: CdrCommand) -> Result<(), ProvisionError>
         ]
     });
     Ok(())
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{s:?} is neither on nor off")),
+    }
 }
 
 fn yes_no(v: bool) -> String {

@@ -296,9 +296,9 @@ impl<M: MediaPlane> CallCore<M> {
                 }
                 Event::Timeout { tx } => self.invite_failed(now, tx, "timeout"),
                 Event::TransportError { tx } => self.invite_failed(now, tx, "transport_error"),
-                Event::Cancelled { tx } => {
+                Event::Cancelled { tx, reason } => {
                     if let Some(&h) = self.by_tx.get(&tx) {
-                        self.with_call(h, now, |call, ctx| call.on_cancelled(ctx));
+                        self.with_call(h, now, |call, ctx| call.on_cancelled(ctx, reason));
                     }
                 }
                 Event::StrayResponse { .. } | Event::AckTimeout { .. } => {}

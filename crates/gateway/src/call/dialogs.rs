@@ -12,10 +12,11 @@ use super::state::{Call, Leg, Phase};
 
 impl Call {
     /// The caller CANCELled (the transaction layer already answered 200 and 487, §9.2).
-    pub fn on_cancelled(&mut self, ctx: &mut Ctx<'_>) {
+    pub fn on_cancelled(&mut self, ctx: &mut Ctx<'_>, reason: Option<String>) {
         self.inbound.answered = true;
         self.inbound.final_status = Some(487);
         self.end = Some((EndCause::Cancelled, 487, Some(self.inbound_side())));
+        self.outbound.cancel_reason = reason;
         self.outbound.cancel(ctx.layer, ctx.now);
         self.enter_terminating(ctx);
     }
@@ -70,9 +71,9 @@ impl Call {
                     Leg::Inbound => self.inbound_side(),
                     Leg::Outbound => self.outbound_side(),
                 };
+                // RFC 3326 §2: why the peer hung up crosses to the other leg.
                 let reason = msg
-                    .other_header("Reason")
-                    .next()
+                    .header(teamsgw_sip::HeaderName::Reason)
                     .map(|r| String::from_utf8_lossy(r).into_owned());
                 match leg {
                     Leg::Inbound => self.bye_outbound(ctx, reason.as_deref()),

@@ -14,6 +14,7 @@
 //! - `dialogs`: requests inside the call's dialogs (ACK, BYE, CANCEL) and hanging up;
 //! - `reinvite`: re-INVITEs and UPDATEs on each leg: refreshes absorbed, hold passed across;
 //! - [`session_timer`]: RFC 4028 intervals and refreshers, one per leg;
+//! - `identity`: privacy and call history (PAI, Privacy, History-Info, Diversion) across legs;
 //! - [`sdp_bridge`]: offer/answer carried from one leg to the other, in the call too;
 //! - `setup`: what a new call is built from (Contact, Via, the outbound INVITE);
 //! - [`media`]: the relay session, behind a small interface the driver implements;
@@ -23,6 +24,7 @@
 pub mod cause;
 pub mod core;
 mod dialogs;
+mod identity;
 pub mod inbound;
 pub mod media;
 pub mod outbound;

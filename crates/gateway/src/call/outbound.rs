@@ -44,6 +44,9 @@ pub struct Outbound {
     pub provisional: bool,
     /// CANCEL wanted before any provisional arrived: sent on the first one.
     pub cancel_pending: bool,
+    /// The caller's CANCEL Reason (RFC 3326), passed on in ours: "call completed elsewhere"
+    /// keeps a missed-call entry off the other side's phones.
+    pub cancel_reason: Option<String>,
     pub cancelled: bool,
     pub digest: DigestClient,
     pub credentials: Option<Credentials>,
@@ -72,6 +75,7 @@ impl Outbound {
             heard: false,
             provisional: false,
             cancel_pending: false,
+            cancel_reason: None,
             cancelled: false,
             digest: DigestClient::new(),
             credentials,
@@ -165,7 +169,10 @@ impl Outbound {
             .header("To", header(H::To))
             .header("Call-ID", &self.call_id)
             .header("CSeq", format!("{} CANCEL", self.cseq));
-        let b = self.profile.add_headers(b);
+        let mut b = self.profile.add_headers(b);
+        if let Some(reason) = &self.cancel_reason {
+            b = b.header("Reason", reason);
+        }
         self.cancelled = true;
         self.cancel_pending = false;
         if let Ok(msg) = Message::parse(b.finish()) {

@@ -45,6 +45,8 @@ pub struct PbxRoute {
     pub number_format: NumberFormat,
     /// Country calling code (`49`) that turns national caller numbers into E.164.
     pub country_code: Option<String>,
+    /// Calls from Teams carry their History-Info as a Diversion header (RFC 7544).
+    pub diversion: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

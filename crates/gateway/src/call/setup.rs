@@ -10,6 +10,7 @@ use teamsgw_sip::transport::{Source, Target, Transport};
 
 use super::CallSettings;
 use super::cause::Side;
+use super::identity;
 use super::inbound::LegProfile;
 use super::outbound::InviteTemplate;
 use super::routing::{self, Rejection, RoutingView};
@@ -80,11 +81,22 @@ pub(super) fn from_teams(
             admission("pbx_unresolved", format!("cannot resolve {}", pbx.next_hop))
         })?;
     let user = &route.user;
-    let display = route
-        .caller_display
-        .as_deref()
-        .map(|d| format!("\"{}\" ", d.replace('"', "")))
-        .unwrap_or_default();
+    let anonymous = identity::caller_is_anonymous(request);
+    let display = if anonymous {
+        "\"Anonymous\" ".to_owned()
+    } else {
+        quoted_display(route.caller_display.as_deref())
+    };
+    let mut headers = session_timer_offer(settings);
+    if anonymous {
+        headers.push(("Privacy", "id".to_owned()));
+    }
+    if pbx.diversion
+        && let Some(d) =
+            identity::diversion_from_history(request, view, &route.tenant.enterprise_id, pbx)
+    {
+        headers.push(("Diversion", d));
+    }
     Ok(CallParts {
         inbound: teams_profile(settings, &route.tenant.fqdn, route.tenant.port, None),
         outbound: pbx_profile(settings, &user.contact_token, pbx.transport),
@@ -97,7 +109,7 @@ pub(super) fn from_teams(
             uri: format!("sip:{}@{}", route.called, pbx.domain),
             from: format!("{display}<sip:{}@{}>", user.extension, pbx.domain),
             to: format!("<sip:{}@{}>", route.called, pbx.domain),
-            headers: session_timer_offer(settings),
+            headers,
             sdp: None,
         },
         credentials: Some(Credentials {
@@ -121,15 +133,19 @@ pub(super) fn to_teams(
 ) -> Result<CallParts, Rejection> {
     let route = routing::route_pbx_call(view, request, source.peer.ip())?;
     let fqdn = &route.tenant.fqdn;
-    let display = route
-        .caller_display
-        .as_deref()
-        .map(|d| format!("\"{}\" ", d.replace('"', "")))
-        .unwrap_or_default();
+    let display = quoted_display(route.caller_display.as_deref());
     let number = &route.user.number;
+    let anonymous = identity::caller_is_anonymous(request);
+    let (from, mut headers) = identity::towards_teams(anonymous, &display, &route.caller, fqdn);
+    headers.extend(session_timer_offer(settings));
+    if let Some(h) = identity::history_from_diversion(request, &route.pbx, fqdn, number) {
+        headers.push(("History-Info", h));
+    }
+    // An anonymous caller's number stays out of our Contact too.
+    let contact_user = (!anonymous).then_some(route.caller.as_str());
     Ok(CallParts {
         inbound: pbx_profile(settings, &route.user.contact_token, source.transport),
-        outbound: teams_profile(settings, fqdn, route.tenant.port, Some(&route.caller)),
+        outbound: teams_profile(settings, fqdn, route.tenant.port, contact_user),
         // Replaced by the first proxy tried.
         target: Target {
             transport: Transport::Tls,
@@ -138,9 +154,9 @@ pub(super) fn to_teams(
         },
         template: InviteTemplate {
             uri: String::new(),
-            from: format!("{display}<sip:{}@{fqdn};user=phone>", route.caller),
+            from,
             to: format!("<sip:{number}@{fqdn};user=phone>"),
-            headers: session_timer_offer(settings),
+            headers,
             sdp: None,
         },
         credentials: None,
@@ -175,6 +191,12 @@ pub(super) fn admission(label: &'static str, warning: String) -> Rejection {
         warning,
         label,
     }
+}
+
+fn quoted_display(display: Option<&str>) -> String {
+    display
+        .map(|d| format!("\"{}\" ", d.replace('"', "")))
+        .unwrap_or_default()
 }
 
 fn host_only(host_port: &str) -> String {

@@ -76,7 +76,8 @@ pub enum Event<D> {
     /// The transport could not send for this transaction (treated as 503, §8.1.3.1).
     TransportError { tx: TxId },
     /// A CANCEL ended this pending INVITE; 487 was already sent.
-    Cancelled { tx: TxId },
+    /// `reason` is the CANCEL's Reason header (RFC 3326), for the UAS to pass on.
+    Cancelled { tx: TxId, reason: Option<String> },
     /// Timer H: the ACK for our non-2xx final response never came.
     AckTimeout { tx: TxId },
 }
@@ -351,7 +352,13 @@ impl<D: Clone> TransactionLayer<D> {
                 data,
             });
         }
-        self.events.push_back(Event::Cancelled { tx: invite_id });
+        let reason = cancel
+            .header(HeaderName::Reason)
+            .map(|r| String::from_utf8_lossy(r).into_owned());
+        self.events.push_back(Event::Cancelled {
+            tx: invite_id,
+            reason,
+        });
         self.schedule(invite_id);
     }
 

@@ -376,7 +376,7 @@ fn cancel_of_a_pending_invite_answers_200_and_487_rfc3261_9_2() {
         sent,
         vec!["SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated"]
     );
-    assert!(matches!(events.as_slice(), [Event::Cancelled { tx: t }] if *t == tx));
+    assert!(matches!(events.as_slice(), [Event::Cancelled { tx: t, .. }] if *t == tx));
     assert_eq!(
         layer.server_state(tx),
         Some(ServerState::Completed),

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod hold;
+mod identity;
 mod pbx_to_teams;
 mod session_timers;
 mod teams_to_pbx;

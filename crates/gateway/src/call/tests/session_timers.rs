@@ -221,11 +221,17 @@ fn finished_calls_leave_no_timer_entries_behind() {
     // stay in the heap until it passes: 3,000 short calls, none of them running a timer out.
     let mut w = World::new();
     for i in 0..3000u32 {
-        let invite = teams_invite(&format!("heap{i}"), "+4930111", "+4930222", TENANT, TEAMS_SDP)
-            .replace(
-                "Max-Forwards: 70\r\n",
-                "Max-Forwards: 70\r\nSession-Expires: 90;refresher=uac\r\nSupported: timer\r\n",
-            );
+        let invite = teams_invite(
+            &format!("heap{i}"),
+            "+4930111",
+            "+4930222",
+            TENANT,
+            TEAMS_SDP,
+        )
+        .replace(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nSession-Expires: 90;refresher=uac\r\nSupported: timer\r\n",
+        );
         w.teams_sends(invite);
         let to_pbx = w.expect(PBX_ADDR, "INVITE");
         w.pbx_sends(reply(&to_pbx, 200, "OK", "k1", "", Some(PBX_SDP)));
@@ -239,5 +245,8 @@ fn finished_calls_leave_no_timer_entries_behind() {
     }
     assert_eq!(w.core.active(), 0);
     let timers = w.core.table_sizes()[3];
-    assert!(timers <= 1024 + 3, "{timers} timer entries for no live call");
+    assert!(
+        timers <= 1024 + 3,
+        "{timers} timer entries for no live call"
+    );
 }

@@ -86,6 +86,7 @@ pub fn view_with_pbx(max_sessions: Option<u32>, edit: impl FnOnce(&mut PbxRoute)
         codecs: vec!["PCMA".into(), "PCMU".into()],
         number_format: NumberFormat::E164,
         country_code: Some("49".into()),
+        diversion: false,
     };
     edit(&mut pbx);
     let user = |upn: &str, number: &str, ext: &str, token: &str, enabled| UserRoute {
