@@ -63,7 +63,7 @@ fn options(tls: &mut Tls, call_id: &str) -> std::io::Result<u16> {
         let contact = format!("\r\nContact: <sip:sbc.example.invalid:{port};transport=tls>\r\n");
         assert!(text.contains(&contact), "{text}");
         assert!(
-            text.contains("\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n"),
+            text.contains("\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER\r\n"),
             "{text}"
         );
     }

@@ -58,7 +58,7 @@ fn options_keepalives_and_proxy_health() {
         );
         assert!(options.contains(&contact), "{options}");
         assert!(
-            options.contains("\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n"),
+            options.contains("\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER\r\n"),
             "{options}"
         );
         assert!(

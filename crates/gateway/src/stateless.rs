@@ -26,8 +26,11 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use teamsgw_sip::message::{Defect, Message, MessageBuilder, Method};
 
-/// Methods we accept (Allow): what the B2BUA handles end to end.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+/// Methods we accept (Allow): what the B2BUA handles end to end. REFER makes Teams hand
+/// transfers to us as Transferor (teams-direct-routing.md §3.7).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER";
+/// Towards a PBX: no REFER (a PBX's REFER is refused, see `call::transfer`).
+pub const PBX_ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
 /// Option tags we support (Supported / checked against Require): session timers (RFC 4028;
 /// 100rel and replaces come with the rest of the mid-call work).
 pub const SUPPORTED: &[&str] = &["timer"];

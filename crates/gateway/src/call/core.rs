@@ -17,7 +17,7 @@ use super::cause::EndCause;
 use super::inbound::Inbound;
 use super::media::MediaPlane;
 use super::outbound::Outbound;
-use super::routing::{Rejection, SharedView};
+use super::routing::{Rejection, SharedView, TeamsProxy};
 use super::sdp_bridge::SdpBridge;
 use super::session_timer::{MIN_SE, SessionTimer, TooSmall};
 use super::setup;
@@ -42,8 +42,15 @@ pub struct Ctx<'a> {
     rng: &'a mut Rng,
     down: &'a HashSet<String>,
     held: &'a HashMap<String, Instant>,
+    /// Teams proxies as configured (a transfer's new leg goes to one of them).
+    pub proxies: &'a [TeamsProxy],
     owned: Vec<TxId>,
+    /// Dialogs the call gained or left while handling the event (a transfer swaps one).
+    dialogs: Vec<(DialogKey, bool)>,
 }
+
+/// (Call-ID, our tag): how an in-dialog request finds its call.
+pub type DialogKey = (Vec<u8>, Vec<u8>);
 
 impl Ctx<'_> {
     pub fn branch(&mut self) -> String {
@@ -59,6 +66,16 @@ impl Ctx<'_> {
     /// Routes the events of `tx` to the current call.
     pub fn own(&mut self, tx: TxId) {
         self.owned.push(tx);
+    }
+
+    /// A fresh random token (tags, Call-ID parts).
+    pub fn token(&mut self) -> String {
+        self.rng.token()
+    }
+
+    /// Routes requests of the dialog `key` to the current call (`true`), or no longer (`false`).
+    pub fn dialog(&mut self, key: DialogKey, routed: bool) {
+        self.dialogs.push((key, routed));
     }
 
     /// Held down by a 503 with Retry-After, down by trunk health (OPTIONS), or up (§1.6).
@@ -103,7 +120,7 @@ pub struct CallCore<M: MediaPlane> {
     free: Vec<u32>,
     by_tx: HashMap<TxId, Handle>,
     /// (Call-ID, our tag) → call: in-dialog requests and ACKs.
-    by_dialog: HashMap<(Vec<u8>, Vec<u8>), Handle>,
+    by_dialog: HashMap<DialogKey, Handle>,
     by_session: HashMap<u64, Handle>,
     timers: BinaryHeap<Reverse<(Instant, Handle)>>,
     out: VecDeque<Output>,
@@ -348,12 +365,22 @@ impl<M: MediaPlane> CallCore<M> {
             rng: &mut self.rng,
             down: &self.down,
             held: &self.held,
+            proxies: &self.view.proxies,
             owned: Vec::new(),
+            dialogs: Vec::new(),
         };
         f(call, &mut ctx);
         let owned = std::mem::take(&mut ctx.owned);
+        let dialogs = std::mem::take(&mut ctx.dialogs);
         for tx in owned {
             self.by_tx.insert(tx, h);
+        }
+        for (key, routed) in dialogs {
+            if routed {
+                self.by_dialog.insert(key, h);
+            } else {
+                self.by_dialog.remove(&key);
+            }
         }
         if call.phase == Phase::Done {
             self.retire(h, now);
@@ -389,15 +416,9 @@ impl<M: MediaPlane> CallCore<M> {
             self.by_tx.remove(tx);
         }
         self.by_tx.remove(&call.inbound.tx);
-        let inbound_key = (
-            call.inbound.request.call_id().unwrap_or_default().to_vec(),
-            call.inbound.local_tag.clone().into_bytes(),
-        );
-        self.by_dialog.remove(&inbound_key);
-        self.by_dialog.remove(&(
-            call.outbound.call_id.clone().into_bytes(),
-            call.outbound.from_tag.clone().into_bytes(),
-        ));
+        for key in call.dialog_keys() {
+            self.by_dialog.remove(&key);
+        }
         self.by_session.remove(&call.media.session);
         let counters = self.media.release(call.media.session);
         self.settings.sessions.release(&call.tenant.fqdn);
@@ -645,6 +666,7 @@ impl<M: MediaPlane> CallCore<M> {
             outbound_timer: None,
             reinvite: None,
             queued: None,
+            transfer: None,
             end: None,
             scheduled: None,
             txs: vec![tx],

@@ -65,8 +65,13 @@ impl Call {
             return;
         }
         match method {
+            Method::Bye if self.transfer.is_some() && leg == self.teams_leg() => {
+                self.transferor_left(ctx, leg, tx, msg);
+            }
             Method::Bye => {
                 self.answer(ctx, leg, tx, msg, 200, "OK", None);
+                let teams_gone = self.transferor_is_gone();
+                self.abandon_transfer(ctx);
                 let side = match leg {
                     Leg::Inbound => self.inbound_side(),
                     Leg::Outbound => self.outbound_side(),
@@ -76,6 +81,7 @@ impl Call {
                     .header(teamsgw_sip::HeaderName::Reason)
                     .map(|r| String::from_utf8_lossy(r).into_owned());
                 match leg {
+                    _ if teams_gone => {}
                     Leg::Inbound => self.bye_outbound(ctx, reason.as_deref()),
                     Leg::Outbound => self.bye_inbound(ctx, reason.as_deref()),
                 }
@@ -83,6 +89,7 @@ impl Call {
                 self.finish(EndCause::HungUp(side), status, Some(side));
             }
             Method::Invite | Method::Update => self.on_peer_reinvite(ctx, leg, tx, msg),
+            Method::Refer => self.on_refer(ctx, leg, tx, msg),
             Method::Options | Method::Info => self.answer(ctx, leg, tx, msg, 200, "OK", None),
             _ => self.answer(ctx, leg, tx, msg, 501, "Not Implemented", None),
         }
@@ -152,6 +159,7 @@ impl Call {
     /// teamsgw ends the call (media timeout, drain, no ACK): BYE or CANCEL on both legs.
     pub fn hangup(&mut self, ctx: &mut Ctx<'_>, cause: EndCause, reason: Option<&str>) {
         let reason = reason.map(str::to_owned).or_else(|| cause.bye_reason());
+        self.abandon_transfer(ctx);
         if self.inbound.final_status.is_none() {
             let why = cause.describe();
             self.fail_caller(ctx, 503, "Service Unavailable", &why);

@@ -9,7 +9,7 @@ use teamsgw_sip::Message;
 use teamsgw_sip::dialog::{Dialog, Retransmit, TwoXxRetransmitter};
 use teamsgw_sip::message::MessageBuilder;
 use teamsgw_sip::transaction::{TimerSettings, TransactionLayer, TxId};
-use teamsgw_sip::transport::{Source, Transport};
+use teamsgw_sip::transport::{Source, Target, Transport};
 
 use super::{Dest, Side};
 
@@ -115,6 +115,8 @@ pub struct Inbound {
     retransmit: Option<TwoXxRetransmitter>,
     /// Reliable transports: when to give up waiting for the ACK (64*T1).
     ack_deadline: Option<Instant>,
+    /// After a transfer, the peer is the target we called: its requests go there.
+    adopted: Option<Target>,
 }
 
 /// An extra header for one response (Reason, Warning, Retry-After...).
@@ -141,6 +143,34 @@ impl Inbound {
             ringing_sent: false,
             retransmit: None,
             ack_deadline: None,
+            adopted: None,
+        }
+    }
+
+    /// After a transfer (RFC 5589 §6) the leg's peer is the target we called: its dialog,
+    /// our tag in it and where its requests go replace the caller's. The call keeps its
+    /// original INVITE (its id and CDR).
+    pub fn adopt(&mut self, dialog: Dialog, target: Target) {
+        self.local_tag = dialog.id.local_tag.clone();
+        self.dialog = Some(dialog);
+        self.adopted = Some(target);
+        self.retransmit = None;
+        self.ack_deadline = None;
+    }
+
+    /// (Call-ID, our tag) of this leg's dialog.
+    pub fn dialog_key(&self) -> (Vec<u8>, Vec<u8>) {
+        let call_id = match &self.dialog {
+            Some(d) => d.id.call_id.as_bytes().to_vec(),
+            None => self.request.call_id().unwrap_or_default().to_vec(),
+        };
+        (call_id, self.local_tag.clone().into_bytes())
+    }
+
+    fn peer(&self) -> Dest {
+        match &self.adopted {
+            Some(t) => Dest::To(t.clone()),
+            None => Dest::Reply(self.source.clone()),
         }
     }
 
@@ -302,27 +332,23 @@ impl Inbound {
         layer.respond(tx, status, data, now);
     }
 
-    /// Sends an in-dialog request we built, back the way the INVITE came.
+    /// Sends an in-dialog request we built, back the way the INVITE came (or to the
+    /// transfer target the leg adopted).
     pub fn send(
         &self,
         layer: &mut TransactionLayer<Dest>,
         request: Message,
         now: Instant,
     ) -> Option<TxId> {
-        layer.send_request(
-            request,
-            Dest::Reply(self.source.clone()),
-            self.reliable(),
-            now,
-        )
+        layer.send_request(request, self.peer(), self.reliable(), now)
     }
 
-    /// Sends an ACK (transaction-less) back the way the INVITE came.
+    /// Sends an ACK (transaction-less) to this leg's peer.
     pub fn send_ack(&self, layer: &mut TransactionLayer<Dest>, ack: Bytes) {
-        layer.send_stateless(Dest::Reply(self.source.clone()), ack);
+        layer.send_stateless(self.peer(), ack);
     }
 
-    /// A BYE on this leg's dialog, sent back the way the INVITE came.
+    /// A BYE on this leg's dialog, to this leg's peer.
     pub fn bye(
         &mut self,
         layer: &mut TransactionLayer<Dest>,

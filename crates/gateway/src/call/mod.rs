@@ -17,6 +17,7 @@
 //! - `identity`: privacy and call history (PAI, Privacy, History-Info, Diversion) across legs;
 //! - [`sdp_bridge`]: offer/answer carried from one leg to the other, in the call too;
 //! - `setup`: what a new call is built from (Contact, Via, the outbound INVITE);
+//! - `transfer`: REFER from Teams (a new Teams leg, NOTIFY progress) and INVITE with Replaces;
 //! - [`media`]: the relay session, behind a small interface the driver implements;
 //! - [`cause`]: why a call ended, for the CDR, metrics and `Reason` headers;
 //! - [`core`]: many calls, their transactions and timers.
@@ -34,6 +35,7 @@ pub mod sdp_bridge;
 pub mod session_timer;
 mod setup;
 pub mod state;
+mod transfer;
 
 /// The Via branch prefix of every request the call layer sends (RFC 3261 §8.1.1.7 magic
 /// cookie first). A response on a leg that called us carries the peer's Call-ID, so the

@@ -275,6 +275,44 @@ impl SdpBridge {
         self.pbx_offer.is_none() && self.pbx.is_none() && self.teams.is_some()
     }
 
+    // ---- a transfer: a new Teams leg, the PBX leg kept -------------------------------------
+
+    /// Our offer to the transfer target: the Teams-facing address, port and key the call
+    /// already has (§3.5: the anchor never moves), with the codec the PBX leg uses.
+    pub fn offer_to_new_teams_leg(&self) -> String {
+        offer_to_teams(&self.teams_local, &self.local_key, &self.agreed, false).to_string()
+    }
+
+    /// The new Teams leg's answer: it replaces the old leg's address and key (the relay
+    /// re-keys), and must keep the codec, as the PBX leg is not asked to change.
+    pub fn new_teams_leg_answered(
+        &mut self,
+        body: &[u8],
+        offer: String,
+    ) -> Result<(), NegotiationError> {
+        let answer = parse_body(body)?;
+        let teams = read_teams_answer(&answer)?;
+        let audio = answer
+            .audio()
+            .ok_or_else(|| unacceptable("no audio stream in the answer"))?;
+        let numbers = relayable_codecs(audio);
+        let keeps_codec = self.chosen.as_ref().is_some_and(|c| {
+            numbers
+                .iter()
+                .any(|n| !is_auxiliary(n) && n.encoding.eq_ignore_ascii_case(c))
+        });
+        if !keeps_codec {
+            return Err(unacceptable(
+                "the transfer target answered without the call's codec",
+            ));
+        }
+        self.teams_version = Some(answer.origin.session_version);
+        self.teams_numbers = numbers;
+        self.teams = Some(teams);
+        self.teams_sent = Some(offer);
+        Ok(())
+    }
+
     /// What the relay needs, once both legs have negotiated (the PBX leg may still be
     /// unknown during early media from Teams: then it only latches).
     pub fn params(&self) -> Option<SessionParams> {

@@ -15,10 +15,10 @@ use super::inbound::LegProfile;
 use super::outbound::InviteTemplate;
 use super::routing::{self, Rejection, RoutingView};
 use crate::registration::transport_token;
-use crate::stateless::ALLOW;
+use crate::stateless::{ALLOW, PBX_ALLOW};
 
 /// RFC 4028 §7.1: every INVITE we send asks for our session interval; the answer decides.
-fn session_timer_offer(settings: &CallSettings) -> Vec<(&'static str, String)> {
+pub(super) fn session_timer_offer(settings: &CallSettings) -> Vec<(&'static str, String)> {
     vec![
         ("Supported", "timer".to_owned()),
         (
@@ -29,7 +29,12 @@ fn session_timer_offer(settings: &CallSettings) -> Vec<(&'static str, String)> {
 }
 
 /// `port` is the direct route's SIP port: where Teams reaches us for this tenant.
-fn teams_profile(settings: &CallSettings, fqdn: &str, port: u16, user: Option<&str>) -> LegProfile {
+pub(super) fn teams_profile(
+    settings: &CallSettings,
+    fqdn: &str,
+    port: u16,
+    user: Option<&str>,
+) -> LegProfile {
     let contact = match user {
         // §3.2: `<sip:+caller@<tenant FQDN>:<port>;transport=tls>`; Teams picks the tenant
         // from this FQDN (§3.1).
@@ -62,7 +67,7 @@ fn pbx_profile(settings: &CallSettings, token: &str, transport: Transport) -> Le
         via_transport,
         via_host: format!("{host}:{port}"),
         headers: vec![
-            ("Allow", ALLOW.to_owned()),
+            ("Allow", PBX_ALLOW.to_owned()),
             ("User-Agent", settings.user_agent.clone()),
         ],
     }

@@ -22,6 +22,7 @@ use super::reinvite::{Queued, Reinvite};
 use super::routing::{TeamsProxy, Tenant, UserRoute};
 use super::sdp_bridge::{SdpBridge, unacceptable};
 use super::session_timer::SessionTimer;
+use super::transfer::Transfer;
 use super::{CallEvent, Direction, Output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +93,8 @@ pub struct Call {
     pub reinvite: Option<Reinvite>,
     /// A re-INVITE of ours waiting for its turn (after glare, or behind one in flight).
     pub queued: Option<Queued>,
+    /// A transfer Teams asked for (REFER), while its new leg is being called.
+    pub transfer: Option<Box<Transfer>>,
     pub end: Option<(EndCause, u16, Option<Side>)>,
     /// Every transaction this call started or serves (the core routes their events here).
     pub txs: Vec<TxId>,
@@ -115,6 +118,25 @@ impl Call {
 
     pub(super) fn outbound_side(&self) -> Side {
         self.outbound.profile.side
+    }
+
+    /// The leg on the Teams side.
+    pub(super) fn teams_leg(&self) -> Leg {
+        match self.direction {
+            Direction::FromTeams => Leg::Inbound,
+            Direction::ToTeams => Leg::Outbound,
+        }
+    }
+
+    /// The (Call-ID, our tag) of both legs' dialogs, as the core routes them.
+    pub fn dialog_keys(&self) -> [(Vec<u8>, Vec<u8>); 2] {
+        [
+            self.inbound.dialog_key(),
+            (
+                self.outbound.call_id.clone().into_bytes(),
+                self.outbound.from_tag.clone().into_bytes(),
+            ),
+        ]
     }
 
     pub(super) fn finish(&mut self, cause: EndCause, status: u16, by: Option<Side>) {
@@ -207,6 +229,10 @@ impl Call {
 
     /// Timer B/F, our shorter INVITE timeout, or a send failure on the INVITE in flight.
     pub fn on_invite_failed(&mut self, ctx: &mut Ctx<'_>, tx: TxId, cause: &'static str) {
+        if self.is_transfer_tx(tx) {
+            self.on_transfer_timeout(ctx);
+            return;
+        }
         if self.reinvite.as_ref().is_some_and(|r| r.tx == tx) {
             self.on_reinvite_failed(ctx, 408);
             return;
@@ -230,6 +256,10 @@ impl Call {
 
     /// A response to the outbound INVITE.
     pub fn on_invite_response(&mut self, ctx: &mut Ctx<'_>, tx: TxId, msg: Message) {
+        if self.is_transfer_tx(tx) {
+            self.on_transfer_response(ctx, &msg);
+            return;
+        }
         if self.reinvite.as_ref().is_some_and(|r| r.tx == tx) {
             self.on_reinvite_response(ctx, &msg);
             return;

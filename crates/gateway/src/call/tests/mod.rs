@@ -6,6 +6,7 @@ mod identity;
 mod pbx_to_teams;
 mod session_timers;
 mod teams_to_pbx;
+mod transfer;
 mod world;
 
 use super::{shard_for_peer_call_id, shard_of_call_id};
