@@ -141,32 +141,6 @@ fn a_phone_calls_the_teams_user_and_the_call_fails_over_to_the_second_proxy() {
     );
 }
 
-/// A request from the Teams side inside the dialog of our 200 `ok` to INVITE `call_id`.
-fn teams_in_dialog(
-    method: &str,
-    call_id: &str,
-    cseq: u32,
-    ok: &str,
-    extra: &str,
-    sdp: &str,
-) -> String {
-    let h = |n| teamsgw_tests::teams_uac::header(ok, n).unwrap();
-    let target = h("Contact").trim_matches(|c| c == '<' || c == '>');
-    let ct = if sdp.is_empty() {
-        ""
-    } else {
-        "Content-Type: application/sdp\r\n"
-    };
-    format!(
-        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK-{method}-{cseq}-{call_id}\r\n\
-         From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n\
-         {extra}{ct}Content-Length: {}\r\n\r\n{sdp}",
-        h("From"),
-        h("To"),
-        sdp.len()
-    )
-}
-
 /// Issue "mid-call", session timers: the "calls drop after 10-60 min" reports. Teams asks for
 /// 90 s with itself as refresher (RFC 4028 §9) and refreshes every 45 s; the PBX offers no
 /// timer, so teamsgw runs its own on the PBX leg (`pbx.session_expires_seconds = 90`) and
@@ -174,7 +148,7 @@ fn teams_in_dialog(
 /// (§10); the call is still up after three refresh rounds, 140 s, and no refresh crossed legs.
 #[test]
 fn a_call_outlives_several_session_refresh_intervals_on_both_legs() {
-    use teamsgw_tests::teams_uac::{OFFER, TeamsUac, header};
+    use teamsgw_tests::teams_uac::{NO_BODY, OFFER, TeamsUac, header, in_dialog, sdp};
     let lab = CallLab::start_with_env(
         "",
         &[],
@@ -204,7 +178,7 @@ fn a_call_outlives_several_session_refresh_intervals_on_both_legs() {
         "{ok}"
     );
     assert_eq!(header(&ok, "Require"), Some("timer"), "{ok}");
-    teams.send(&teams_in_dialog("ACK", "st-e2e", 1, &ok, "", ""));
+    teams.send(&in_dialog("ACK", "st-e2e", 1, &ok, "", NO_BODY));
     phone.wait_log("Call established", Duration::from_secs(10));
     let invites_at_pbx = || {
         let out = lab
@@ -220,16 +194,14 @@ fn a_call_outlives_several_session_refresh_intervals_on_both_legs() {
     for round in 0..3u32 {
         std::thread::sleep(Duration::from_secs(45));
         let cseq = 2 + round;
-        teams.send(&teams_in_dialog(
-            "INVITE", "st-e2e", cseq, &ok, timer, OFFER,
-        ));
+        teams.send(&in_dialog("INVITE", "st-e2e", cseq, &ok, timer, sdp(OFFER)));
         let answer = teams.expect(200);
         assert_eq!(
             header(&answer, "Session-Expires"),
             Some("90;refresher=uac"),
             "round {round}: {answer}"
         );
-        teams.send(&teams_in_dialog("ACK", "st-e2e", cseq, &ok, "", ""));
+        teams.send(&in_dialog("ACK", "st-e2e", cseq, &ok, "", NO_BODY));
         assert_eq!(
             lab.metric("teamsgw_calls_active{direction=\"from_teams\"}"),
             1.0,
@@ -253,7 +225,7 @@ fn a_call_outlives_several_session_refresh_intervals_on_both_legs() {
         lab.logs()
     );
     assert!(refreshes <= 4, "Teams' refreshes were relayed: {refreshes}");
-    teams.send(&teams_in_dialog("BYE", "st-e2e", 10, &ok, "", ""));
+    teams.send(&in_dialog("BYE", "st-e2e", 10, &ok, "", NO_BODY));
     teams.expect(200);
     phone.wait_log("session closed", Duration::from_secs(10));
     let cdr = &lab.cdrs(1)[0];

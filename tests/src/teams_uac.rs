@@ -97,6 +97,50 @@ impl TeamsUac {
         panic!("no {status} from teamsgw; saw {seen:?}");
     }
 
+    /// Reads until a request with `method` arrives, returning it (others are skipped).
+    pub fn expect_request(&mut self, method: &str) -> String {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            let Some(msg) = self.next(Duration::from_millis(500)) else {
+                continue;
+            };
+            if msg.starts_with(&format!("{method} ")) {
+                return msg;
+            }
+            seen.push(msg.lines().next().unwrap_or("").to_owned());
+        }
+        panic!("no {method} from teamsgw; saw {seen:?}");
+    }
+
+    /// Answers `request` with `status` (RFC 3261 §8.2.6: Via, From, To, Call-ID and CSeq
+    /// copied; a To tag added when there is none).
+    pub fn reply(&mut self, request: &str, status: u16, reason: &str) {
+        let mut out = format!("SIP/2.0 {status} {reason}\r\n");
+        for line in request.split("\r\n").take_while(|l| !l.is_empty()).skip(1) {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let name = name.trim();
+            let lower = name.to_ascii_lowercase();
+            if matches!(
+                lower.as_str(),
+                "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq"
+            ) {
+                out.push_str(&format!("{name}:{value}\r\n"));
+            } else if matches!(lower.as_str(), "to" | "t") {
+                let tag = if value.contains(";tag=") {
+                    ""
+                } else {
+                    ";tag=uac"
+                };
+                out.push_str(&format!("{name}:{value}{tag}\r\n"));
+            }
+        }
+        out.push_str("Content-Length: 0\r\n\r\n");
+        self.send(&out);
+    }
+
     fn take_message(&mut self) -> Option<String> {
         let end = self.buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
         let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
@@ -116,6 +160,42 @@ impl TeamsUac {
         Some(msg)
     }
 }
+
+/// A request from the Teams side inside the dialog of our 200 `ok` to the INVITE `call_id`
+/// that the client sent (its From, our To with our tag, to our Contact).
+pub fn in_dialog(
+    method: &str,
+    call_id: &str,
+    cseq: u32,
+    ok: &str,
+    extra: &str,
+    body: (&str, &str),
+) -> String {
+    let h = |n| header(ok, n).unwrap_or_default();
+    let target = h("Contact").trim_matches(|c| c == '<' || c == '>');
+    let (content_type, body) = body;
+    let ct = if body.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Type: {content_type}\r\n")
+    };
+    format!(
+        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK-{method}-{cseq}-{call_id}\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n\
+         {extra}{ct}Content-Length: {}\r\n\r\n{body}",
+        h("From"),
+        h("To"),
+        body.len()
+    )
+}
+
+/// A Teams SDP body for [`in_dialog`].
+pub fn sdp(body: &str) -> (&'static str, &str) {
+    ("application/sdp", body)
+}
+
+/// No body, for [`in_dialog`].
+pub const NO_BODY: (&str, &str) = ("", "");
 
 /// The value of header `name` in a message's text.
 pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
