@@ -9,7 +9,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use teamsgw_sip::Message;
-use teamsgw_sip::message::{MessageBuilder, Method};
+use teamsgw_sip::message::{HeaderName, MessageBuilder, Method};
 use teamsgw_sip::transaction::{Event, TransactionLayer, TxId};
 use teamsgw_sip::transport::{Source, Target, Transport};
 
@@ -493,6 +493,10 @@ impl<M: MediaPlane> CallCore<M> {
             );
             return;
         }
+        if message.header(HeaderName::Replaces).is_some() {
+            self.refuse_replaces(now, tx, &message);
+            return;
+        }
         if self.drain.is_some() {
             let extra = [
                 ("Retry-After", "30".to_owned()),
@@ -519,6 +523,62 @@ impl<M: MediaPlane> CallCore<M> {
                 self.refused(r.label);
             }
         }
+    }
+
+    /// An INVITE with Replaces (RFC 3891) never starts a call of its own. Replacing one of
+    /// our Teams dialogs is not built yet, so the answer is the RFC's for what does not
+    /// match (481), for an `early-only` replace of a confirmed dialog (486), and otherwise
+    /// 501 with a Warning: the named call stays as it was rather than gaining a twin.
+    fn refuse_replaces(&mut self, now: Instant, tx: TxId, message: &Message) {
+        let (status, reason, why) = match message.replaces() {
+            _ if message.values(HeaderName::Replaces).count() > 1 => (
+                400,
+                "Bad Request",
+                "more than one Replaces (RFC 3891 §3)".to_owned(),
+            ),
+            Some(Err(e)) => (400, "Bad Replaces", format!("Replaces: {e}")),
+            None => return,
+            Some(Ok(r)) => {
+                let key = (r.call_id.to_vec(), r.to_tag.to_vec());
+                let matched = self.by_dialog.get(&key).and_then(|&h| {
+                    let call = self.call(h)?;
+                    let tag = String::from_utf8_lossy(r.to_tag);
+                    let leg = call.leg_of(&tag)?;
+                    let remote = call.remote_tag(leg)?;
+                    (leg == call.teams_leg() && remote.as_bytes() == r.from_tag)
+                        .then_some(call.phase)
+                });
+                match matched {
+                    // §3: the to-tag is our tag, the from-tag the peer's; a dialog with
+                    // Teams only (the PBX leg's identifiers never reach Teams).
+                    None => (
+                        481,
+                        "Call/Transaction Does Not Exist",
+                        "Replaces names no dialog of ours (RFC 3891 §3)".to_owned(),
+                    ),
+                    Some(Phase::Confirmed) if r.early_only => (
+                        486,
+                        "Busy Here",
+                        "early-only, and the dialog is confirmed (RFC 3891 §3)".to_owned(),
+                    ),
+                    Some(_) => (
+                        501,
+                        "Not Implemented",
+                        "replacing a dialog is not supported yet; the call stays as it is"
+                            .to_owned(),
+                    ),
+                }
+            }
+        };
+        self.stateless(
+            now,
+            tx,
+            message,
+            status,
+            reason,
+            &[("Warning", warning(&why))],
+        );
+        self.refused("replaces");
     }
 
     fn refused(&mut self, reason: &'static str) {

@@ -186,4 +186,24 @@ impl Call {
             None
         }
     }
+
+    /// The peer's tag in this leg's dialog: the caller's From tag, or the To tag of the
+    /// answer we took.
+    pub fn remote_tag(&self, leg: Leg) -> Option<String> {
+        match leg {
+            Leg::Inbound => match &self.inbound.dialog {
+                Some(d) => Some(d.id.remote_tag.clone()),
+                None => self
+                    .inbound
+                    .request
+                    .from_tag()
+                    .map(|t| String::from_utf8_lossy(t).into_owned()),
+            },
+            Leg::Outbound => self
+                .outbound
+                .confirmed
+                .as_ref()
+                .map(|d| d.id.remote_tag.clone()),
+        }
+    }
 }

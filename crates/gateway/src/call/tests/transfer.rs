@@ -231,3 +231,75 @@ fn refer_rules_rfc3515_2_4_1_and_a_pbx_refer_is_refused_with_a_reason() {
     assert!(w.records().is_empty());
     assert!(w.nothing_to(PROXY1, "INVITE"));
 }
+
+/// RFC 3891 §3: an INVITE with Replaces never becomes a call of its own. Unknown dialog (or
+/// the tags the wrong way round): 481; `early-only` for a confirmed dialog: 486; two
+/// Replaces: 400; the Teams dialog it names: 501 for now, and the call stays as it was.
+#[test]
+fn invite_with_replaces_gets_the_rfc3891_answers_and_starts_no_call() {
+    let mut w = World::new();
+    let (ok, ack) = answered(&mut w);
+    let tag = |h: &str| {
+        let v = ok.header(h).unwrap();
+        v.split(";tag=").nth(1).unwrap().to_owned()
+    };
+    let (ours, theirs) = (tag("To"), tag("From"));
+    let call_id = ok.header("Call-ID").unwrap();
+    let replacing = |id: &str, replaces: &[String]| {
+        let lines: String = replaces
+            .iter()
+            .map(|r| format!("Replaces: {r}\r\n"))
+            .collect();
+        teams_invite(id, "+4930333", "+4930222", TENANT, TEAMS_SDP).replace(
+            "Max-Forwards: 70\r\n",
+            &format!("Max-Forwards: 70\r\n{lines}"),
+        )
+    };
+    let cases = [
+        (
+            "r1",
+            vec![format!("nosuch@x;to-tag={ours};from-tag={theirs}")],
+            "481",
+        ),
+        (
+            "r2",
+            vec![format!("{call_id};to-tag={theirs};from-tag={ours}")],
+            "481",
+        ),
+        (
+            "r3",
+            vec![format!(
+                "{call_id};to-tag={ours};from-tag={theirs};early-only"
+            )],
+            "486",
+        ),
+        (
+            "r4",
+            vec![
+                format!("{call_id};to-tag={ours};from-tag={theirs}"),
+                format!("{call_id};to-tag={ours};from-tag={theirs}"),
+            ],
+            "400",
+        ),
+        (
+            "r5",
+            vec![format!("{call_id};to-tag={ours};from-tag={theirs}")],
+            "501",
+        ),
+    ];
+    for (id, replaces, status) in cases {
+        w.teams_sends(replacing(id, &replaces));
+        let r = w.expect(TEAMS_PEER, status);
+        assert!(r.header("Warning").is_some(), "{id}: {}", r.text());
+    }
+    assert!(
+        w.nothing_to(PBX_ADDR, "INVITE"),
+        "a Replaces INVITE reached the PBX"
+    );
+    assert_eq!(w.refusals(), ["replaces"; 5]);
+    // The named call is untouched.
+    w.teams_sends(in_dialog("BYE", &ok, true, 2, None));
+    w.expect(TEAMS_PEER, "200");
+    let bye = w.expect(PBX_ADDR, "BYE");
+    assert_eq!(bye.header("Call-ID"), ack.header("Call-ID"));
+}
