@@ -83,34 +83,28 @@ impl TeamsUac {
 
     /// Reads until a response with `status` arrives, returning it (others are skipped).
     pub fn expect(&mut self, status: u16) -> String {
-        let mut seen = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            let Some(msg) = self.next(Duration::from_millis(500)) else {
-                continue;
-            };
-            if msg.starts_with(&format!("SIP/2.0 {status} ")) {
-                return msg;
-            }
-            seen.push(msg.lines().next().unwrap_or("").to_owned());
-        }
-        panic!("no {status} from teamsgw; saw {seen:?}");
+        self.expect_start(&format!("SIP/2.0 {status} "))
     }
 
     /// Reads until a request with `method` arrives, returning it (others are skipped).
     pub fn expect_request(&mut self, method: &str) -> String {
+        self.expect_start(&format!("{method} "))
+    }
+
+    /// The next message whose start line begins with `start`, within 15 s.
+    fn expect_start(&mut self, start: &str) -> String {
         let mut seen = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             let Some(msg) = self.next(Duration::from_millis(500)) else {
                 continue;
             };
-            if msg.starts_with(&format!("{method} ")) {
+            if msg.starts_with(start) {
                 return msg;
             }
             seen.push(msg.lines().next().unwrap_or("").to_owned());
         }
-        panic!("no {method} from teamsgw; saw {seen:?}");
+        panic!("no {start:?} from teamsgw; saw {seen:?}");
     }
 
     /// Answers `request` with `status` (RFC 3261 §8.2.6: Via, From, To, Call-ID and CSeq
