@@ -1,0 +1,235 @@
+//! Admission of a new INVITE: routing it, the session timer, the direct route's call limit,
+//! media ports and the offer, each refusal releasing what the earlier steps took; and the
+//! INVITE with Replaces, which never starts a call of its own.
+
+use std::time::Instant;
+
+use teamsgw_sip::Message;
+use teamsgw_sip::message::HeaderName;
+use teamsgw_sip::transaction::TxId;
+use teamsgw_sip::transport::Source;
+
+use super::{CallCore, Handle, Slot};
+use crate::call::inbound::Inbound;
+use crate::call::media::MediaPlane;
+use crate::call::outbound::Outbound;
+use crate::call::routing::Rejection;
+use crate::call::sdp_bridge::SdpBridge;
+use crate::call::session_timer::{SessionTimer, TooSmall};
+use crate::call::setup;
+use crate::call::state::{Call, Phase};
+use crate::call::{CallEvent, Direction, Output};
+use crate::stateless::warning;
+
+impl<M: MediaPlane> CallCore<M> {
+    /// An INVITE with Replaces (RFC 3891) never starts a call of its own. Replacing one of
+    /// our Teams dialogs is not built yet, so the answer is the RFC's for what does not
+    /// match (481), for an `early-only` replace of a confirmed dialog (486), and otherwise
+    /// 501 with a Warning: the named call stays as it was rather than gaining a twin.
+    pub(super) fn refuse_replaces(&mut self, now: Instant, tx: TxId, message: &Message) {
+        let (status, reason, why) = match message.replaces() {
+            _ if message.values(HeaderName::Replaces).count() > 1 => (
+                400,
+                "Bad Request",
+                "more than one Replaces (RFC 3891 §3)".to_owned(),
+            ),
+            Some(Err(e)) => (400, "Bad Replaces", format!("Replaces: {e}")),
+            None => return,
+            Some(Ok(r)) => {
+                let key = (r.call_id.to_vec(), r.to_tag.to_vec());
+                let matched = self.by_dialog.get(&key).and_then(|&h| {
+                    let call = self.call(h)?;
+                    let tag = String::from_utf8_lossy(r.to_tag);
+                    let leg = call.leg_of(&tag)?;
+                    let remote = call.remote_tag(leg)?;
+                    (leg == call.teams_leg() && remote.as_bytes() == r.from_tag)
+                        .then_some(call.phase)
+                });
+                match matched {
+                    // §3: the to-tag is our tag, the from-tag the peer's; a dialog with
+                    // Teams only (the PBX leg's identifiers never reach Teams).
+                    None => (
+                        481,
+                        "Call/Transaction Does Not Exist",
+                        "Replaces names no dialog of ours (RFC 3891 §3)".to_owned(),
+                    ),
+                    Some(Phase::Confirmed) if r.early_only => (
+                        486,
+                        "Busy Here",
+                        "early-only, and the dialog is confirmed (RFC 3891 §3)".to_owned(),
+                    ),
+                    Some(_) => (
+                        501,
+                        "Not Implemented",
+                        "replacing a dialog is not supported yet; the call stays as it is"
+                            .to_owned(),
+                    ),
+                }
+            }
+        };
+        self.stateless(
+            now,
+            tx,
+            message,
+            status,
+            reason,
+            &[("Warning", warning(&why))],
+        );
+        self.refused("replaces");
+    }
+
+    pub(super) fn new_call(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        request: &Message,
+        source: Source,
+    ) -> Result<Handle, Rejection> {
+        let view = std::sync::Arc::clone(&self.view);
+        let direction = if source.listener == "pbx" {
+            Direction::ToTeams
+        } else {
+            Direction::FromTeams
+        };
+        let parts = match direction {
+            Direction::FromTeams => setup::from_teams(&self.settings, &view, request, &source)?,
+            Direction::ToTeams => setup::to_teams(&self.settings, &view, request, &source)?,
+        };
+        // RFC 4028 §8.1: a PBX that offers no timer gets ours; Teams' offer is honoured.
+        let ours = (direction == Direction::ToTeams).then_some(self.settings.session_expires);
+        let inbound_timer =
+            SessionTimer::as_uas(request, ours, now).map_err(|TooSmall(min)| Rejection {
+                status: 422,
+                reason: "Session Interval Too Small",
+                warning: format!("Session-Expires below {} s (RFC 4028 §8.1)", min.as_secs()),
+                label: "session_interval",
+            })?;
+        let tenant = parts.tenant.clone();
+        if !self
+            .settings
+            .sessions
+            .try_acquire(&tenant.fqdn, tenant.max_sessions)
+        {
+            return Err(setup::admission(
+                "max_sessions",
+                format!("{} is at its limit of concurrent calls", tenant.fqdn),
+            ));
+        }
+        let Some(media) = self.media.allocate() else {
+            self.settings.sessions.release(&tenant.fqdn);
+            return Err(setup::admission(
+                "media_ports",
+                "no free media ports".into(),
+            ));
+        };
+        let mut sdp = SdpBridge::new(
+            &self.settings.media_address,
+            media.teams_port,
+            media.pbx_port,
+            media.local_key.clone(),
+            self.rng.next_u64() >> 1,
+            &parts.pbx_codecs,
+        );
+        let body = request.body();
+        let offer = match direction {
+            Direction::FromTeams if body.is_empty() => Err(crate::call::sdp_bridge::unacceptable(
+                "an SDP offer is required (teams-direct-routing.md §3.3)",
+            )),
+            Direction::FromTeams => sdp.offer_from_teams(body),
+            Direction::ToTeams => sdp.offer_from_pbx((!body.is_empty()).then_some(body)),
+        };
+        let offer = match offer {
+            Ok(o) => o,
+            Err(e) => {
+                self.media.release(media.session);
+                self.settings.sessions.release(&tenant.fqdn);
+                return Err(Rejection {
+                    status: 488,
+                    reason: "Not Acceptable Here",
+                    warning: format!("SDP: {}", e.reason),
+                    label: "bad_sdp",
+                });
+            }
+        };
+        let local_tag = self.rng.token();
+        let call_id = format!("{}-c{}@teamsgw", self.rng.token(), self.settings.shard);
+        let from_tag = self.rng.token();
+        let mut template = parts.template;
+        template.sdp = Some(offer.clone());
+        let inbound = Inbound::new(
+            parts.inbound,
+            tx,
+            request.clone(),
+            source,
+            local_tag.clone(),
+        );
+        let outbound = Outbound::new(
+            parts.outbound,
+            parts.target,
+            call_id.clone(),
+            from_tag.clone(),
+            template,
+            parts.credentials,
+        );
+        let session = media.session;
+        let call = Call {
+            direction,
+            phase: Phase::Proceeding,
+            tenant,
+            user: parts.user,
+            caller: parts.caller,
+            callee: parts.callee,
+            inbound,
+            outbound,
+            sdp,
+            media,
+            proxies: parts.proxies,
+            down_proxies: Vec::new(),
+            last_resort: false,
+            proxy: None,
+            failovers: Vec::new(),
+            attempt_deadline: None,
+            no_answer_deadline: Some(now + self.settings.no_answer_timeout),
+            terminating_deadline: None,
+            started: now,
+            ringing: None,
+            answered: None,
+            last_inbound_sdp: None,
+            last_outbound_sdp: Some(offer),
+            inbound_timer,
+            outbound_timer: None,
+            reinvite: None,
+            queued: None,
+            transfer: None,
+            end: None,
+            scheduled: None,
+            txs: vec![tx],
+        };
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    call: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.call = Some(call);
+        let h = Handle {
+            index,
+            generation: slot.generation,
+        };
+        self.by_tx.insert(tx, h);
+        let inbound_call_id = request.call_id().unwrap_or_default().to_vec();
+        self.by_dialog
+            .insert((inbound_call_id, local_tag.into_bytes()), h);
+        self.by_dialog
+            .insert((call_id.into_bytes(), from_tag.into_bytes()), h);
+        self.by_session.insert(session, h);
+        self.out
+            .push_back(Output::Event(CallEvent::Started { direction }));
+        Ok(h)
+    }
+}
