@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use teamsgw_tests::baresip::tone_of;
 use teamsgw_tests::call_lab::{CallLab, TEAMS_NUMBER, TENANT};
@@ -94,14 +94,6 @@ fn invites_at(proxy: &TeamsProxy) -> Vec<String> {
         .collect()
 }
 
-fn wait(what: &str, logs: impl Fn() -> String, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ok() {
-        assert!(Instant::now() < deadline, "{what}\n{}", logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Acceptance "REFER to a Teams user": the new INVITE is built as §3.7 says (Request-URI
 /// and To the Refer-To URI, Referred-By copied byte for byte, From the transferred party @
 /// tenant FQDN, Contact the tenant FQDN, no Replaces), the NOTIFYs report 100 then 200, the
@@ -173,9 +165,9 @@ fn a_refer_to_a_teams_user_moves_the_phone_to_the_target_with_audio() {
         lab.logs()
     );
     phone.hangup();
-    wait(
+    lab.daemon.wait_for(
+        Duration::from_secs(10),
         "our BYE at the new Teams leg",
-        || lab.logs(),
         || {
             proxy
                 .requests()
