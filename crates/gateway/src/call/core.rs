@@ -254,7 +254,7 @@ impl<M: MediaPlane> CallCore<M> {
             .iter()
             .filter_map(|s| s.call.as_ref())
             .map(|c| CallView {
-                call_id: c.log_id(),
+                call_id: c.log_id().to_owned(),
                 direction: c.direction,
                 enterprise: c.tenant.enterprise.clone(),
                 user: c.user.upn.clone(),
@@ -299,8 +299,8 @@ impl<M: MediaPlane> CallCore<M> {
                     Dest::To(_) => {}
                 },
                 Event::Ack { message, .. } => {
-                    if let Some((h, _)) = self.dialog_of(&message) {
-                        self.with_call(h, now, |call, ctx| call.on_ack(ctx, &message));
+                    if let Some((h, leg)) = self.dialog_of(&message) {
+                        self.with_call(h, now, |call, ctx| call.on_ack(ctx, leg, &message));
                     }
                 }
                 Event::Response { tx, message } => {
@@ -427,7 +427,7 @@ impl<M: MediaPlane> CallCore<M> {
             .unwrap_or((EndCause::Unreachable, 500, None));
         tracing::info!(call_id = %call.log_id(), direction = call.direction.as_str(), result = cause.result(), reason = %cause.describe(), "call ended");
         let record = CallRecord {
-            call_id: call.log_id(),
+            call_id: call.log_id().to_owned(),
             direction: call.direction,
             enterprise: call.tenant.enterprise.clone(),
             direct_route: call.tenant.fqdn.clone(),
@@ -493,7 +493,7 @@ impl<M: MediaPlane> CallCore<M> {
             return;
         }
         if message.header(HeaderName::Replaces).is_some() {
-            self.refuse_replaces(now, tx, &message);
+            self.on_replaces(now, tx, &message, source);
             return;
         }
         if self.drain.is_some() {

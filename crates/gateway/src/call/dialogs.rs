@@ -34,7 +34,14 @@ impl Call {
 
     /// The ACK for our 2xx on the inbound leg; for a delayed offer it carries the PBX's
     /// answer (RFC 3264 §5, RFC 3261 §13.2.1).
-    pub fn on_ack(&mut self, ctx: &mut Ctx<'_>, ack: &Message) {
+    pub fn on_ack(&mut self, ctx: &mut Ctx<'_>, leg: Leg, ack: &Message) {
+        if leg == Leg::Outbound {
+            // Our 2xx on a leg we had called: a Teams dialog that replaced it (RFC 3891).
+            if let Some(d) = self.outbound.confirmed.as_mut() {
+                d.confirm();
+            }
+            return;
+        }
         if !self.inbound.on_ack() {
             return;
         }

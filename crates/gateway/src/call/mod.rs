@@ -30,6 +30,7 @@ pub mod inbound;
 pub mod media;
 pub mod outbound;
 mod reinvite;
+pub(crate) mod replaces;
 pub mod routing;
 pub mod sdp_bridge;
 pub mod session_timer;

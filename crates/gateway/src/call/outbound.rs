@@ -9,7 +9,7 @@ use teamsgw_sip::dialog::{Dialog, ForkedDialogs};
 use teamsgw_sip::digest::{Credentials, DigestClient};
 use teamsgw_sip::message::MessageBuilder;
 use teamsgw_sip::transaction::{TransactionLayer, TxId};
-use teamsgw_sip::transport::{Target, Transport};
+use teamsgw_sip::transport::{Source, Target, Transport};
 
 use super::Dest;
 use super::inbound::LegProfile;
@@ -50,6 +50,9 @@ pub struct Outbound {
     pub cancelled: bool,
     pub digest: DigestClient,
     pub credentials: Option<Credentials>,
+    /// After a Replaces (RFC 3891) the leg's dialog is one the peer opened: its requests go
+    /// back the way its INVITE came.
+    replaced_by: Option<Source>,
 }
 
 impl Outbound {
@@ -79,11 +82,32 @@ impl Outbound {
             cancelled: false,
             digest: DigestClient::new(),
             credentials,
+            replaced_by: None,
+        }
+    }
+
+    /// The peer's INVITE with Replaces took this leg's place: its dialog (we are its UAS)
+    /// and where it came from become the leg's.
+    pub fn adopt(&mut self, dialog: Dialog, source: Source) {
+        self.call_id = dialog.id.call_id.clone();
+        self.from_tag = dialog.id.local_tag.clone();
+        self.confirmed = Some(dialog);
+        self.replaced_by = Some(source);
+    }
+
+    fn peer(&self) -> Dest {
+        match &self.replaced_by {
+            Some(s) => Dest::Reply(s.clone()),
+            None => Dest::To(self.target.clone()),
         }
     }
 
     pub fn reliable(&self) -> bool {
-        self.target.transport != Transport::Udp
+        let transport = match &self.replaced_by {
+            Some(s) => s.transport,
+            None => self.target.transport,
+        };
+        transport != Transport::Udp
     }
 
     /// Sends the INVITE (again, after a challenge or to another target) in a new
@@ -219,18 +243,18 @@ impl Outbound {
         layer.respond(tx, status, data, now);
     }
 
-    /// Sends an in-dialog request we built to this leg's target.
+    /// Sends an in-dialog request we built to this leg's peer.
     pub fn send(
         &self,
         layer: &mut TransactionLayer<Dest>,
         request: Message,
         now: Instant,
     ) -> Option<TxId> {
-        layer.send_request(request, Dest::To(self.target.clone()), self.reliable(), now)
+        layer.send_request(request, self.peer(), self.reliable(), now)
     }
 
-    /// Sends an ACK (transaction-less) to this leg's target.
+    /// Sends an ACK (transaction-less) to this leg's peer.
     pub fn send_ack(&self, layer: &mut TransactionLayer<Dest>, ack: bytes::Bytes) {
-        layer.send_stateless(Dest::To(self.target.clone()), ack);
+        layer.send_stateless(self.peer(), ack);
     }
 }

@@ -69,7 +69,7 @@ impl Call {
         }
     }
 
-    fn other(leg: Leg) -> Leg {
+    pub(super) fn other(leg: Leg) -> Leg {
         match leg {
             Leg::Inbound => Leg::Outbound,
             Leg::Outbound => Leg::Inbound,
@@ -176,7 +176,7 @@ impl Call {
     }
 
     /// The other leg's hold or resume, as our re-offer on `leg` (§3.6).
-    fn pass_hold(&mut self, ctx: &mut Ctx<'_>, leg: Leg, hold: bool) {
+    pub(super) fn pass_hold(&mut self, ctx: &mut Ctx<'_>, leg: Leg, hold: bool) {
         let offer = match self.side_of(leg) {
             // Teams stays un-held and hears the PBX's music on hold, when so configured.
             Side::Teams if ctx.settings.relay_pbx_hold => return,

@@ -60,6 +60,9 @@ pub enum Leg {
 }
 
 pub struct Call {
+    /// The Call-ID of the INVITE that started the call: its id in logs, `call list` and the
+    /// CDR, whatever dialogs later replace its legs.
+    pub id: String,
     pub direction: Direction,
     pub phase: Phase,
     pub tenant: Tenant,
@@ -108,8 +111,8 @@ fn fails_over(status: u16) -> bool {
 }
 
 impl Call {
-    pub fn log_id(&self) -> String {
-        String::from_utf8_lossy(self.inbound.request.call_id().unwrap_or_default()).into_owned()
+    pub fn log_id(&self) -> &str {
+        &self.id
     }
 
     pub(super) fn inbound_side(&self) -> Side {

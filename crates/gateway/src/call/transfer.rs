@@ -233,11 +233,7 @@ impl Call {
             }
         }
         // The new leg is the call's Teams leg from now on.
-        let old_key = match teams {
-            Leg::Inbound => self.inbound.dialog_key(),
-            Leg::Outbound => self.dialog_keys()[1].clone(),
-        };
-        ctx.dialog(old_key, false);
+        ctx.dialog(self.teams_dialog_key(), false);
         let timer = SessionTimer::as_uac(msg, ctx.settings.session_expires, ctx.now);
         match teams {
             Leg::Inbound => {
@@ -252,11 +248,7 @@ impl Call {
                 self.last_outbound_sdp = Some(t.offer);
             }
         }
-        let new_key = match teams {
-            Leg::Inbound => self.inbound.dialog_key(),
-            Leg::Outbound => self.dialog_keys()[1].clone(),
-        };
-        ctx.dialog(new_key, true);
+        ctx.dialog(self.teams_dialog_key(), true);
         self.proxy = Some(t.proxy);
         tracing::info!(call_id = %self.log_id(), "transfer: completed");
     }

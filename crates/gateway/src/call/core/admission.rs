@@ -13,6 +13,7 @@ use super::{CallCore, Handle, Slot};
 use crate::call::inbound::Inbound;
 use crate::call::media::MediaPlane;
 use crate::call::outbound::Outbound;
+use crate::call::replaces::Refusal;
 use crate::call::routing::Rejection;
 use crate::call::sdp_bridge::SdpBridge;
 use crate::call::session_timer::{SessionTimer, TooSmall};
@@ -22,59 +23,74 @@ use crate::call::{CallEvent, Direction, Output};
 use crate::stateless::warning;
 
 impl<M: MediaPlane> CallCore<M> {
-    /// An INVITE with Replaces (RFC 3891) never starts a call of its own. Replacing one of
-    /// our Teams dialogs is not built yet, so the answer is the RFC's for what does not
-    /// match (481), for an `early-only` replace of a confirmed dialog (486), and otherwise
-    /// 501 with a Warning: the named call stays as it was rather than gaining a twin.
-    pub(super) fn refuse_replaces(&mut self, now: Instant, tx: TxId, message: &Message) {
-        let (status, reason, why) = match message.replaces() {
-            _ if message.values(HeaderName::Replaces).count() > 1 => (
+    /// An INVITE with Replaces (RFC 3891) never starts a call of its own: it takes the place
+    /// of the Teams leg it names (`call/replaces.rs`), or gets the RFC's answer: 400 for a
+    /// bad or second Replaces, 481 for no such dialog, 486 for `early-only` against a
+    /// confirmed one (§3).
+    pub(super) fn on_replaces(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        message: &Message,
+        source: Source,
+    ) {
+        let named = match message.replaces() {
+            _ if message.values(HeaderName::Replaces).count() > 1 => Err(Refusal::new(
                 400,
                 "Bad Request",
-                "more than one Replaces (RFC 3891 §3)".to_owned(),
-            ),
-            Some(Err(e)) => (400, "Bad Replaces", format!("Replaces: {e}")),
+                "more than one Replaces (RFC 3891 §3)",
+            )),
+            Some(Err(e)) => Err(Refusal::new(400, "Bad Replaces", format!("Replaces: {e}"))),
             None => return,
             Some(Ok(r)) => {
                 let key = (r.call_id.to_vec(), r.to_tag.to_vec());
-                let matched = self.by_dialog.get(&key).and_then(|&h| {
-                    let call = self.call(h)?;
-                    let tag = String::from_utf8_lossy(r.to_tag);
-                    let leg = call.leg_of(&tag)?;
-                    let remote = call.remote_tag(leg)?;
-                    (leg == call.teams_leg() && remote.as_bytes() == r.from_tag)
-                        .then_some(call.phase)
+                let named = self.by_dialog.get(&key).copied().filter(|&h| {
+                    // §3: the to-tag is our tag, the from-tag the peer's; a dialog with Teams
+                    // only, from Teams (the PBX leg's identifiers never reach Teams).
+                    self.call(h).is_some_and(|call| {
+                        let tag = String::from_utf8_lossy(r.to_tag);
+                        let teams = call.teams_leg();
+                        source.listener != "pbx"
+                            && call.leg_of(&tag) == Some(teams)
+                            && call
+                                .remote_tag(teams)
+                                .is_some_and(|t| t.as_bytes() == r.from_tag)
+                    })
                 });
-                match matched {
-                    // §3: the to-tag is our tag, the from-tag the peer's; a dialog with
-                    // Teams only (the PBX leg's identifiers never reach Teams).
-                    None => (
+                let confirmed = named
+                    .and_then(|h| self.call(h))
+                    .is_some_and(|c| c.phase == Phase::Confirmed);
+                match named {
+                    None => Err(Refusal::new(
                         481,
                         "Call/Transaction Does Not Exist",
-                        "Replaces names no dialog of ours (RFC 3891 §3)".to_owned(),
-                    ),
-                    Some(Phase::Confirmed) if r.early_only => (
+                        "Replaces names no dialog of ours (RFC 3891 §3)",
+                    )),
+                    Some(_) if confirmed && r.early_only => Err(Refusal::new(
                         486,
                         "Busy Here",
-                        "early-only, and the dialog is confirmed (RFC 3891 §3)".to_owned(),
-                    ),
-                    Some(_) => (
-                        501,
-                        "Not Implemented",
-                        "replacing a dialog is not supported yet; the call stays as it is"
-                            .to_owned(),
-                    ),
+                        "early-only, and the dialog is confirmed (RFC 3891 §3)",
+                    )),
+                    Some(h) => Ok(h),
                 }
             }
         };
-        self.stateless(
-            now,
-            tx,
-            message,
-            status,
-            reason,
-            &[("Warning", warning(&why))],
-        );
+        let refusal = match named {
+            Err(r) => Some(r),
+            Ok(h) => {
+                let mut outcome = None;
+                self.with_call(h, now, |call, ctx| {
+                    outcome = call.replace_teams_leg(ctx, tx, message, source).err();
+                });
+                outcome
+            }
+        };
+        let Some(r) = refusal else { return };
+        let mut extra = vec![("Warning", warning(&r.why))];
+        if let Some(min) = r.min_se {
+            extra.push(("Min-SE", min.to_string()));
+        }
+        self.stateless(now, tx, message, r.status, r.reason, &extra);
         self.refused("replaces");
     }
 
@@ -173,6 +189,7 @@ impl<M: MediaPlane> CallCore<M> {
         );
         let session = media.session;
         let call = Call {
+            id: String::from_utf8_lossy(request.call_id().unwrap_or_default()).into_owned(),
             direction,
             phase: Phase::Proceeding,
             tenant,

@@ -118,15 +118,33 @@ impl SdpBridge {
         if self.teams_version == Some(offer.origin.session_version) {
             return Ok(ReOffer::Unchanged);
         }
-        let kept = self.keep_call_codec(&offer)?;
+        let (answer, hold) = self.take_teams_offer(&offer)?;
+        Ok(ReOffer::Changed { answer, hold })
+    }
+
+    /// The offer of a Teams dialog that replaces the call's Teams leg (RFC 3891): a new
+    /// dialog, so its version says nothing; answered from the anchor the call already has.
+    /// Returns the answer and the new hold state when it differs from the replaced leg's.
+    pub fn offer_from_replacing_leg(
+        &mut self,
+        body: &[u8],
+    ) -> Result<(String, Option<bool>), NegotiationError> {
+        self.take_teams_offer(&parse_body(body)?)
+    }
+
+    /// Teams' new description, taken unless it drops the call's codec (then nothing changes).
+    fn take_teams_offer(
+        &mut self,
+        offer: &SessionDescription,
+    ) -> Result<(String, Option<bool>), NegotiationError> {
+        let kept = self.keep_call_codec(offer)?;
         let leg = answer_teams_offer(&kept, &self.teams_local, &self.local_key)?;
         let new = teams_from_leg(&leg)?;
         self.teams_version = Some(offer.origin.session_version);
         self.teams_numbers = leg.codecs.clone();
         let hold = hold_change(self.teams.as_ref().map(|t| t.hold), new.hold);
         self.teams = Some(new);
-        let answer = self.versioned(true, &leg.sdp);
-        Ok(ReOffer::Changed { answer, hold })
+        Ok((self.versioned(true, &leg.sdp), hold))
     }
 
     /// The PBX's offer in a confirmed call (a refresh, a new address, hold or resume).

@@ -4,6 +4,7 @@
 mod hold;
 mod identity;
 mod pbx_to_teams;
+mod replaces;
 mod session_timers;
 mod teams_to_pbx;
 mod transfer;
