@@ -233,14 +233,6 @@ fn a_call_outlives_several_session_refresh_intervals_on_both_legs() {
     assert_eq!(cdr["hung_up_by"], "teams", "{cdr}");
 }
 
-/// Packets per second on one leg and direction of the relay, over `window`.
-fn packet_rate(lab: &CallLab, leg: &str, direction: &str, window: Duration) -> f64 {
-    let name = format!("teamsgw_media_packets_total{{direction=\"{direction}\",leg=\"{leg}\"}}");
-    let before = lab.metric(&name);
-    std::thread::sleep(window);
-    (lab.metric(&name) - before) / window.as_secs_f64()
-}
-
 /// Issue "mid-call" §1: the phone holds (baresip sends a=sendonly through Kamailio); teamsgw
 /// answers it on the PBX leg and holds Teams with a=inactive (§3.6), so no media goes to
 /// Teams; 12 s on hold outlast the 10 s media timeout (timeouts never fire while held). The
@@ -257,14 +249,14 @@ fn hold_and_resume_from_the_phone_reach_teams_and_audio_returns() {
     std::thread::sleep(Duration::from_secs(2));
     let second = Duration::from_secs(1);
     assert!(
-        packet_rate(&lab, "teams", "out", second) > 30.0,
+        lab.packet_rate("teams", "out", second) > 30.0,
         "{}",
         lab.logs()
     );
 
     phone.command("hold", "");
     std::thread::sleep(Duration::from_secs(2));
-    let held = packet_rate(&lab, "teams", "out", Duration::from_secs(10));
+    let held = lab.packet_rate("teams", "out", Duration::from_secs(10));
     assert!(
         held < 2.0,
         "{held} packets/s still sent to the held Teams side\n{}",
@@ -279,8 +271,8 @@ fn hold_and_resume_from_the_phone_reach_teams_and_audio_returns() {
 
     phone.command("resume", "");
     std::thread::sleep(Duration::from_secs(2));
-    let to_teams = packet_rate(&lab, "teams", "out", Duration::from_secs(2));
-    let from_teams = packet_rate(&lab, "teams", "in", Duration::from_secs(2));
+    let to_teams = lab.packet_rate("teams", "out", Duration::from_secs(2));
+    let from_teams = lab.packet_rate("teams", "in", Duration::from_secs(2));
     assert!(
         to_teams > 30.0 && from_teams > 30.0,
         "after resume: {to_teams} out, {from_teams} in, {} SRTP auth failures\n{}",
@@ -294,13 +286,13 @@ fn hold_and_resume_from_the_phone_reach_teams_and_audio_returns() {
     teams.command("hold", "");
     phone.wait_count("got re-INVITE", reinvites + 1, Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(1));
-    let held = packet_rate(&lab, "teams", "out", Duration::from_secs(3));
+    let held = lab.packet_rate("teams", "out", Duration::from_secs(3));
     assert!(held < 2.0, "{held} packets/s sent to Teams while it holds");
     teams.command("resume", "");
     phone.wait_count("got re-INVITE", reinvites + 2, Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(1));
-    let to_teams = packet_rate(&lab, "teams", "out", Duration::from_secs(2));
-    let to_phone = packet_rate(&lab, "pbx", "out", Duration::from_secs(2));
+    let to_teams = lab.packet_rate("teams", "out", Duration::from_secs(2));
+    let to_phone = lab.packet_rate("pbx", "out", Duration::from_secs(2));
     assert!(
         to_teams > 30.0 && to_phone > 30.0,
         "after Teams resumed: {to_teams} to Teams, {to_phone} to the phone"

@@ -181,6 +181,12 @@ pub fn tone_of(wav: &Path) -> (f64, f64) {
         .chunks(channels.max(1))
         .map(|c| c.iter().map(|&s| f64::from(s)).sum::<f64>() / c.len() as f64)
         .collect();
+    tone_of_samples(rate, &mono)
+}
+
+/// [`tone_of`] for mono samples at `rate` Hz: the first and last half second are left out
+/// (ringing, call setup), and fewer than 0.1 s left gives (0, 0).
+pub fn tone_of_samples(rate: u32, mono: &[f64]) -> (f64, f64) {
     let skip = rate as usize / 2;
     if mono.len() <= 2 * skip + rate as usize / 10 {
         return (0.0, 0.0);

@@ -311,6 +311,16 @@ impl CallLab {
         self.daemon.metric(sample).unwrap_or(0.0)
     }
 
+    /// Packets per second on one leg (`teams`, `pbx`) and direction (`in`, `out`) of the
+    /// relay, over `window`.
+    pub fn packet_rate(&self, leg: &str, direction: &str, window: Duration) -> f64 {
+        let name =
+            format!("teamsgw_media_packets_total{{direction=\"{direction}\",leg=\"{leg}\"}}");
+        let before = self.metric(&name);
+        std::thread::sleep(window);
+        (self.metric(&name) - before) / window.as_secs_f64()
+    }
+
     /// A scripted Teams client connected to our Teams listener.
     pub fn teams_uac(&self) -> TeamsUac {
         TeamsUac::connect(self.ports.tls, &self.ca, &self.teams_leaf)

@@ -10,6 +10,7 @@ pub mod call_lab;
 pub mod dns;
 pub mod kamailio;
 pub mod postgres;
+pub mod srtp_echo;
 pub mod teams_proxy;
 pub mod teams_uac;
 pub mod ua;

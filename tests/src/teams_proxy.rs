@@ -7,13 +7,11 @@
 //! `stop` really closes its sockets, as a proxy that went away.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use teamsgw_media::srtp::{Context, MasterKey, Suite};
-use teamsgw_sdp::Crypto;
 use teamsgw_sip::Method;
 use teamsgw_sip::acl::AllowList;
 use teamsgw_sip::message::MessageBuilder;
@@ -22,6 +20,8 @@ use teamsgw_sip::test_pki::{LeafFiles, TestCa};
 use teamsgw_sip::tls::{TlsMaterial, TlsPaths, TlsStore};
 use teamsgw_sip::transport::{Incoming, ListenerSpec, SipTransport, Transport, TransportSettings};
 use tokio::sync::mpsc;
+
+use crate::srtp_echo::SrtpEcho;
 
 /// How the proxy answers OPTIONS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,62 +324,5 @@ async fn run_script(
 
 /// Starts the SRTP echo for an SDES offer and returns our answer.
 fn start_echo(offer: &[u8], events: Arc<Mutex<Vec<u8>>>) -> Option<String> {
-    let offer = teamsgw_sdp::parse(std::str::from_utf8(offer).ok()?).ok()?;
-    let audio = offer.audio()?;
-    // Teams answers with AES_CM_128_HMAC_SHA1_80 (teams-direct-routing.md §0), wherever an
-    // offer lists it (rtpengine offers a dozen suites, AEAD first).
-    let crypto = audio
-        .cryptos()
-        .into_iter()
-        .find(|c| c.suite == "AES_CM_128_HMAC_SHA1_80")?;
-    let suite = Suite::from_name(&crypto.suite)?;
-    let theirs = MasterKey::from_bytes(&crypto.keys.first()?.key_salt)?;
-    let key: Vec<u8> = (0..30u8)
-        .map(|i| i.wrapping_mul(37).wrapping_add(11))
-        .collect();
-    let ours = MasterKey::from_bytes(&key)?;
-    let codec = audio.formats.first()?.clone();
-    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
-    let port = socket.local_addr().ok()?.port();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
-    std::thread::spawn(move || {
-        let mut rx = Context::new(suite, &theirs, None);
-        let mut tx = Context::new(suite, &ours, None);
-        let mut buf = [0u8; 2048];
-        while let Ok((n, from)) = socket.recv_from(&mut buf) {
-            let rtcp = n > 1 && (200..=204).contains(&buf[1]);
-            let plain = if rtcp {
-                rx.unprotect_rtcp(&mut buf, n)
-            } else {
-                rx.unprotect_rtp(&mut buf, n)
-            };
-            let Ok(len) = plain else { continue };
-            if !rtcp && len > 12 && buf[1] & 0x7f == 101 {
-                events.lock().unwrap().push(buf[12]);
-            }
-            if !rtcp && len >= 12 {
-                // Another SSRC, so the phone does not take its echo for a loop.
-                for b in &mut buf[8..12] {
-                    *b ^= 0x5a;
-                }
-            }
-            let out = if rtcp {
-                tx.protect_rtcp(&mut buf, len)
-            } else {
-                tx.protect_rtp(&mut buf, len)
-            };
-            if let Ok(len) = out {
-                let _ = socket.send_to(&buf[..len], from);
-            }
-        }
-    });
-    let crypto = Crypto::inline(crypto.tag, suite.name(), &key);
-    Some(format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {port} RTP/SAVP {codec} 101\r\na=rtpmap:101 telephone-event/8000\r\n\
-         a=crypto:{}\r\na=rtcp-mux\r\na=sendrecv\r\n",
-        crypto.to_value()
-    ))
+    SrtpEcho::bind(events)?.answer(offer)
 }

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::call::media::{Allocation, LegCounters, MediaCounters, MediaPlane, SessionParams};
 use crate::call::{
     CallCore, CallEvent, CallRecord, CallSettings, CallView, Dest, Input, Output, SharedView,
-    shard_for_peer_call_id, shard_of_call_id,
+    shard_of_call_id, shard_of_message,
 };
 use crate::sender::PeerSenders;
 
@@ -222,11 +222,7 @@ impl CallsHandle {
     /// A message for the call layer: responses and requests by their Call-ID's owner.
     /// Returns false when the shard is overloaded (the message is dropped and counted).
     pub fn dispatch(&self, incoming: Incoming) -> bool {
-        let n = self.shards.len() as u16;
-        let call_id = incoming.message.call_id().unwrap_or_default();
-        let shard = shard_of_call_id(call_id)
-            .filter(|s| *s < n)
-            .unwrap_or_else(|| shard_for_peer_call_id(call_id, n));
+        let shard = shard_of_message(&incoming.message, self.shards.len() as u16);
         let input = Input::Message {
             message: incoming.message,
             source: incoming.source,

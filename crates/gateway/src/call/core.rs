@@ -53,7 +53,7 @@ pub type DialogKey = (Vec<u8>, Vec<u8>);
 
 impl Ctx<'_> {
     pub fn branch(&mut self) -> String {
-        format!("{}{}", super::CALL_BRANCH_PREFIX, self.rng.token())
+        super::shards::branch_for_shard(&self.rng.token(), self.settings.shard)
     }
 
     /// A random wait below `max` (RFC 3261 §14.1's glare retry).
@@ -70,6 +70,11 @@ impl Ctx<'_> {
     /// A fresh random token (tags, Call-ID parts).
     pub fn token(&mut self) -> String {
         self.rng.token()
+    }
+
+    /// Our tag in a dialog the peer opens under its own Call-ID: it names this shard.
+    pub fn local_tag(&mut self) -> String {
+        super::shards::tag_for_shard(&self.rng.token(), self.settings.shard)
     }
 
     /// Routes requests of the dialog `key` to the current call (`true`), or no longer (`false`).

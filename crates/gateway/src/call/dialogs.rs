@@ -72,7 +72,10 @@ impl Call {
             return;
         }
         match method {
-            Method::Bye if self.transfer.is_some() && leg == self.teams_leg() => {
+            Method::Bye
+                if (self.transfer.is_some() || self.pbx_refer.is_some())
+                    && leg == self.teams_leg() =>
+            {
                 self.transferor_left(ctx, leg, tx, msg);
             }
             Method::Bye => {
@@ -97,6 +100,9 @@ impl Call {
             }
             Method::Invite | Method::Update => self.on_peer_reinvite(ctx, leg, tx, msg),
             Method::Refer => self.on_refer(ctx, leg, tx, msg),
+            Method::Notify if self.pbx_refer.is_some() && leg != self.teams_leg() => {
+                self.on_pbx_notify(ctx, leg, tx, msg)
+            }
             Method::Options | Method::Info => self.answer(ctx, leg, tx, msg, 200, "OK", None),
             _ => self.answer(ctx, leg, tx, msg, 501, "Not Implemented", None),
         }

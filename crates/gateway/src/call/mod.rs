@@ -17,7 +17,10 @@
 //! - `identity`: privacy and call history (PAI, Privacy, History-Info, Diversion) across legs;
 //! - [`sdp_bridge`]: offer/answer carried from one leg to the other, in the call too;
 //! - `setup`: what a new call is built from (Contact, Via, the outbound INVITE);
-//! - `transfer`: REFER from Teams (a new Teams leg, NOTIFY progress) and INVITE with Replaces;
+//! - `transfer`: REFER from Teams (a new Teams leg, NOTIFY progress);
+//! - `pbx_transfer`: REFER from Teams to a number, handed to the PBX with our REFER;
+//! - `replaces`: INVITE with Replaces from Teams (park pickup, consultative transfer);
+//! - `shards`: which shard owns a message (Call-IDs, tags and branches name it);
 //! - [`media`]: the relay session, behind a small interface the driver implements;
 //! - [`cause`]: why a call ended, for the CDR, metrics and `Reason` headers;
 //! - [`core`]: many calls, their transactions and timers.
@@ -29,12 +32,14 @@ mod identity;
 pub mod inbound;
 pub mod media;
 pub mod outbound;
+mod pbx_transfer;
 mod reinvite;
 pub(crate) mod replaces;
 pub mod routing;
 pub mod sdp_bridge;
 pub mod session_timer;
 mod setup;
+mod shards;
 pub mod state;
 mod transfer;
 
@@ -42,6 +47,8 @@ mod transfer;
 /// cookie first). A response on a leg that called us carries the peer's Call-ID, so the
 /// branch is what tells the transport that the call layer, not the client driver, owns it.
 pub const CALL_BRANCH_PREFIX: &str = "z9hG4bK-call-";
+
+pub use shards::{shard_for_peer_call_id, shard_of_call_id, shard_of_message};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -257,25 +264,6 @@ pub struct CallView {
     pub callee: String,
     pub state: &'static str,
     pub seconds: u64,
-}
-
-/// Call-IDs we create carry their shard: `<token>-c<shard>@teamsgw`, so responses and
-/// in-dialog requests find their owner without a table (DESIGN.md "Owners by Call-ID").
-pub fn shard_of_call_id(call_id: &[u8]) -> Option<u16> {
-    let text = std::str::from_utf8(call_id).ok()?;
-    let local = text.strip_suffix("@teamsgw")?;
-    let (_, shard) = local.rsplit_once("-c")?;
-    shard.parse().ok()
-}
-
-/// The shard of a peer-chosen Call-ID (FNV-1a: stable across processes and cheap).
-pub fn shard_for_peer_call_id(call_id: &[u8], shards: u16) -> u16 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in call_id {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % u64::from(shards.max(1))) as u16
 }
 
 #[cfg(test)]

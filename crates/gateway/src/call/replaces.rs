@@ -84,7 +84,7 @@ impl Call {
                 "an SDP offer is required (teams-direct-routing.md §3.3)",
             ));
         }
-        let tag = ctx.token();
+        let tag = ctx.local_tag();
         let dialog = Dialog::uas(request, &tag)
             .map_err(|e| refuse(400, "Bad Request", format!("no dialog: {e}")))?;
         // Teams' timer offer is honoured as on a new call (RFC 4028 §8.1).

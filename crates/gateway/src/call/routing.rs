@@ -49,6 +49,37 @@ pub struct PbxRoute {
     pub diversion: bool,
 }
 
+impl PbxRoute {
+    pub fn dialing(&self) -> PbxDialing {
+        PbxDialing {
+            domain: self.domain.clone(),
+            number_format: self.number_format,
+        }
+    }
+}
+
+/// How a number is addressed at a PBX: a called number, or a transfer target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PbxDialing {
+    pub domain: String,
+    pub number_format: NumberFormat,
+}
+
+impl PbxDialing {
+    /// `number` as the PBX wants it.
+    pub fn number(&self, number: &str) -> String {
+        match self.number_format {
+            NumberFormat::E164 => number.to_owned(),
+            NumberFormat::Digits => number.strip_prefix('+').unwrap_or(number).to_owned(),
+        }
+    }
+
+    /// `sip:<number>@<domain>`.
+    pub fn uri(&self, number: &str) -> String {
+        format!("sip:{}@{}", self.number(number), self.domain)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRoute {
     pub upn: String,
@@ -282,11 +313,7 @@ pub fn route_teams_call(view: &RoutingView, request: &Message) -> Result<TeamsCa
             )
         })?;
     let pbx = pbx_of(view, user)?;
-    let digits = called.strip_prefix('+').unwrap_or(&called);
-    let called = match pbx.number_format {
-        NumberFormat::E164 if called.starts_with('+') => called.clone(),
-        NumberFormat::E164 | NumberFormat::Digits => digits.to_owned(),
-    };
+    let called = pbx.dialing().number(&called);
     Ok(TeamsCall {
         tenant: tenant.clone(),
         user: user.clone(),

@@ -125,6 +125,7 @@ pub(super) fn from_teams(
         pbx_codecs: pbx.codecs.clone(),
         caller: route.caller.clone(),
         callee: route.called.clone(),
+        pbx: pbx.dialing(),
         tenant: route.tenant,
         user: route.user,
     })
@@ -169,6 +170,7 @@ pub(super) fn to_teams(
         pbx_codecs: route.pbx.codecs.clone(),
         caller: route.caller.clone(),
         callee: number.clone(),
+        pbx: route.pbx.dialing(),
         tenant: route.tenant,
         user: route.user,
     })
@@ -187,6 +189,7 @@ pub(super) struct CallParts {
     pub callee: String,
     pub tenant: routing::Tenant,
     pub user: routing::UserRoute,
+    pub pbx: routing::PbxDialing,
 }
 
 pub(super) fn admission(label: &'static str, warning: String) -> Rejection {

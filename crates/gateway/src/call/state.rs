@@ -18,8 +18,9 @@ use super::core::{Ctx, ProxyState};
 use super::inbound::Inbound;
 use super::media::Allocation;
 use super::outbound::Outbound;
+use super::pbx_transfer::PbxRefer;
 use super::reinvite::{Queued, Reinvite};
-use super::routing::{TeamsProxy, Tenant, UserRoute};
+use super::routing::{PbxDialing, TeamsProxy, Tenant, UserRoute};
 use super::sdp_bridge::{SdpBridge, unacceptable};
 use super::session_timer::SessionTimer;
 use super::transfer::Transfer;
@@ -67,6 +68,8 @@ pub struct Call {
     pub phase: Phase,
     pub tenant: Tenant,
     pub user: UserRoute,
+    /// How the user's PBX addresses a number (a transfer to a number goes there).
+    pub pbx: PbxDialing,
     pub caller: String,
     pub callee: String,
     pub inbound: Inbound,
@@ -98,6 +101,8 @@ pub struct Call {
     pub queued: Option<Queued>,
     /// A transfer Teams asked for (REFER), while its new leg is being called.
     pub transfer: Option<Box<Transfer>>,
+    /// A transfer to a number, handed to the PBX with our REFER (`pbx_transfer.rs`).
+    pub pbx_refer: Option<PbxRefer>,
     pub end: Option<(EndCause, u16, Option<Side>)>,
     /// Every transaction this call started or serves (the core routes their events here).
     pub txs: Vec<TxId>,
@@ -236,6 +241,10 @@ impl Call {
             self.on_transfer_timeout(ctx);
             return;
         }
+        if self.is_pbx_refer_tx(tx) {
+            self.on_pbx_refer_timeout(ctx);
+            return;
+        }
         if self.reinvite.as_ref().is_some_and(|r| r.tx == tx) {
             self.on_reinvite_failed(ctx, 408);
             return;
@@ -261,6 +270,10 @@ impl Call {
     pub fn on_invite_response(&mut self, ctx: &mut Ctx<'_>, tx: TxId, msg: Message) {
         if self.is_transfer_tx(tx) {
             self.on_transfer_response(ctx, &msg);
+            return;
+        }
+        if self.is_pbx_refer_tx(tx) {
+            self.on_pbx_refer_response(ctx, &msg);
             return;
         }
         if self.reinvite.as_ref().is_some_and(|r| r.tx == tx) {

@@ -32,9 +32,14 @@ pub struct Transfer {
 }
 
 /// `message/sipfrag` status lines and the subscription they end (RFC 3515 §2.4.5).
-enum Progress<'a> {
+pub(super) enum Progress<'a> {
     Trying,
     Final(u16, &'a str),
+    /// The PBX's own NOTIFY body, passed on (a transfer to a number).
+    Relayed {
+        frag: &'a str,
+        terminated: bool,
+    },
 }
 
 impl Call {
@@ -59,7 +64,7 @@ impl Call {
             refuse(self, ctx, (403, "Forbidden"), why);
             return;
         }
-        if self.phase != Phase::Confirmed || self.transfer.is_some() {
+        if self.phase != Phase::Confirmed || self.transfer.is_some() || self.pbx_refer.is_some() {
             refuse(
                 self,
                 ctx,
@@ -89,9 +94,17 @@ impl Call {
             refuse(self, ctx, (403, "Forbidden"), "Refer-To is not a SIP URI");
             return;
         };
-        if uri.user.is_some() {
-            let why = "transfer to a number is not supported yet; Teams user targets only";
-            refuse(self, ctx, (501, "Not Implemented"), why);
+        if let Some(user) = uri.user {
+            // A number or extension: the PBX's rules decide (`pbx_transfer.rs`).
+            let Some(number) = super::pbx_transfer::dialable(user) else {
+                let why = "Refer-To user part is not a number";
+                refuse(self, ctx, (403, "Forbidden"), why);
+                return;
+            };
+            let number = number.to_owned();
+            self.answer(ctx, leg, tx, msg, 202, "Accepted", None);
+            self.notify(ctx, Progress::Trying);
+            self.refer_to_pbx(ctx, &number);
             return;
         }
         let Host::Name(host) = uri.host else {
@@ -283,6 +296,9 @@ impl Call {
         if let Some(t) = self.transfer.as_mut() {
             t.transferor_gone = true;
         }
+        if let Some(r) = self.pbx_refer.as_mut() {
+            r.transferor_gone = true;
+        }
         match leg {
             Leg::Inbound => self.inbound_timer = None,
             Leg::Outbound => self.outbound_timer = None,
@@ -291,6 +307,7 @@ impl Call {
 
     pub(super) fn transferor_is_gone(&self) -> bool {
         self.transfer.as_ref().is_some_and(|t| t.transferor_gone)
+            || self.pbx_refer.as_ref().is_some_and(|r| r.transferor_gone)
     }
 
     /// The call ends while the target is being called: the new leg is cancelled.
@@ -302,37 +319,61 @@ impl Call {
 
     /// NOTIFY on the REFER's implicit subscription (RFC 3515 §2.4.4, §2.4.5), in the
     /// transferor's dialog.
-    fn notify(&mut self, ctx: &mut Ctx<'_>, progress: Progress<'_>) {
+    pub(super) fn notify(&mut self, ctx: &mut Ctx<'_>, progress: Progress<'_>) {
         let (frag, state) = match progress {
             Progress::Trying => ("SIP/2.0 100 Trying\r\n".to_owned(), "active;expires=60"),
             Progress::Final(status, reason) => (
                 format!("SIP/2.0 {status} {reason}\r\n"),
                 "terminated;reason=noresource",
             ),
+            Progress::Relayed { frag, terminated } => (
+                frag.to_owned(),
+                if terminated {
+                    "terminated;reason=noresource"
+                } else {
+                    "active;expires=60"
+                },
+            ),
         };
-        let leg = self.teams_leg();
+        let headers = [
+            ("Event", "refer".to_owned()),
+            ("Subscription-State", state.to_owned()),
+        ];
+        let body = ("message/sipfrag;version=2.0", frag.as_bytes());
+        self.request_on(ctx, self.teams_leg(), "NOTIFY", &headers, Some(body));
+    }
+
+    /// Sends our request `method` inside `leg`'s dialog, with our Via and Contact.
+    pub(super) fn request_on(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        leg: Leg,
+        method: &str,
+        headers: super::inbound::Extra<'_>,
+        body: Option<(&str, &[u8])>,
+    ) -> Option<TxId> {
         let branch = ctx.branch();
         let (dialog, profile) = match leg {
             Leg::Inbound => (self.inbound.dialog.as_mut(), &self.inbound.profile),
             Leg::Outbound => (self.outbound.confirmed.as_mut(), &self.outbound.profile),
         };
-        let Some(dialog) = dialog else { return };
-        let b = dialog
-            .request("NOTIFY")
+        let mut b = dialog?
+            .request(method)
             .header("Via", profile.via(&branch))
-            .header("Contact", &profile.contact)
-            .header("Event", "refer")
-            .header("Subscription-State", state);
-        let data = profile
-            .add_headers(b)
-            .body(Some("message/sipfrag;version=2.0"), frag.as_bytes());
-        let Ok(msg) = Message::parse(data) else {
-            return;
+            .header("Contact", &profile.contact);
+        for (name, value) in headers {
+            b = b.header(name, value);
+        }
+        let b = profile.add_headers(b);
+        let data = match body {
+            Some((ctype, body)) => b.body(Some(ctype), body),
+            None => b.finish(),
         };
+        let msg = Message::parse(data).ok()?;
         match leg {
             Leg::Inbound => self.inbound.send(ctx.layer, msg, ctx.now),
             Leg::Outbound => self.outbound.send(ctx.layer, msg, ctx.now),
-        };
+        }
     }
 
     pub(super) fn leg_side(&self, leg: Leg) -> Side {
