@@ -155,6 +155,7 @@ fn a_call_outlives_several_session_refresh_intervals_on_both_legs() {
         5061,
         None,
         &[("TEAMSGW_PBX__SESSION_EXPIRES_SECONDS", "90")],
+        &[],
     );
     let phone = lab.phone("2001", PHONE_TONE);
     let mut teams = lab.teams_uac();

@@ -45,16 +45,18 @@ impl CallLab {
         proxy_port: u16,
         max_sessions: Option<u32>,
     ) -> CallLab {
-        Self::start_with_env(extra_config, proxies, proxy_port, max_sessions, &[])
+        Self::start_with_env(extra_config, proxies, proxy_port, max_sessions, &[], &[])
     }
 
-    /// [`CallLab::start`] with `TEAMSGW_<SECTION>__<KEY>` overrides for the daemon.
+    /// [`CallLab::start`] with `TEAMSGW_<SECTION>__<KEY>` overrides for the daemon and
+    /// `kamailio/pbx.cfg` defines (`REFUSE_REFER`) for the PBX.
     pub fn start_with_env(
         extra_config: &str,
         proxies: &[&str],
         proxy_port: u16,
         max_sessions: Option<u32>,
         env: &[(&str, &str)],
+        pbx_defines: &[&str],
     ) -> CallLab {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new(dir.path(), "call-lab-ca");
@@ -66,7 +68,7 @@ impl CallLab {
         let pem = std::fs::read_to_string(&teams.cert).unwrap()
             + &std::fs::read_to_string(&teams.key).unwrap();
         std::fs::write(&teams_cert, pem).unwrap();
-        let kamailio = Kamailio::start_config("kamailio/pbx.cfg", &[]);
+        let kamailio = Kamailio::start_config("kamailio/pbx.cfg", pbx_defines);
         let ports = Ports::new();
         let media_min = 30000 + 2 * (free_port() % 8000);
         let proxies_toml: Vec<String> = proxies.iter().map(|p| format!("\"{p}\"")).collect();

@@ -3,7 +3,8 @@
 //! handed to the PBX: our REFER on the PBX leg with `Refer-To: sip:<number>@<pbx domain>`
 //! (RFC 3515), sent as the Teams user's registered device, and every NOTIFY the PBX sends on
 //! it reaches Teams as ours, on Teams' REFER subscription. The transferee (the PBX's party)
-//! then calls the target itself and ends our PBX leg with BYE, which ends the call.
+//! then calls the target itself; once the PBX reports success, both our legs end (RFC 5589
+//! §6: the transferor ends its dialog).
 //!
 //! A PBX that refuses REFER leaves the call as it was: Teams hears the refusal in a final
 //! NOTIFY. Placing the new call ourselves instead is not built yet.
@@ -111,10 +112,13 @@ impl Call {
                 },
             );
         }
+        // RFC 5589 §6: the transferor ends its dialog once the transfer succeeded; we are
+        // the PBX party's transferor, and the call has nobody left.
+        let succeeded = frag.starts_with("SIP/2.0 2");
         if terminated {
             self.pbx_refer = None;
-            if gone {
-                self.end_after_transferor(ctx);
+            if gone || succeeded {
+                self.end_transferred(ctx, gone);
             }
         }
     }
@@ -125,18 +129,26 @@ impl Call {
             return;
         };
         if r.transferor_gone {
-            self.end_after_transferor(ctx);
+            self.end_transferred(ctx, true);
         } else {
             self.notify(ctx, Progress::Final(status, reason));
         }
     }
 
-    /// The transferor left during the transfer and the PBX is done with it: the PBX leg ends.
-    fn end_after_transferor(&mut self, ctx: &mut Ctx<'_>) {
+    /// The PBX is done with the transfer, and the call with it: our PBX leg ends, and the
+    /// Teams leg too unless the transferor already left.
+    fn end_transferred(&mut self, ctx: &mut Ctx<'_>, teams_gone: bool) {
         let why = r#"SIP;cause=200;text="transferred""#;
-        match self.pbx_leg() {
-            Leg::Inbound => self.bye_inbound(ctx, Some(why)),
-            Leg::Outbound => self.bye_outbound(ctx, Some(why)),
+        self.pbx_refer = None;
+        let legs = match teams_gone {
+            true => vec![self.pbx_leg()],
+            false => vec![Leg::Inbound, Leg::Outbound],
+        };
+        for leg in legs {
+            match leg {
+                Leg::Inbound => self.bye_inbound(ctx, Some(why)),
+                Leg::Outbound => self.bye_outbound(ctx, Some(why)),
+            }
         }
         let status = self.inbound.final_status.unwrap_or(200);
         self.finish(EndCause::HungUp(Side::Teams), status, Some(Side::Teams));

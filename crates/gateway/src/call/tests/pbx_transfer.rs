@@ -66,9 +66,13 @@ fn a_refer_to_a_number_goes_to_the_pbx_and_its_notifies_reach_teams_rfc3515() {
     let (frag, state) = sipfrag(&w.expect(TEAMS_PEER, "NOTIFY"));
     assert_eq!(frag, "SIP/2.0 200 OK");
     assert!(state.starts_with("terminated"), "{state}");
-    // The transferred party leaves our PBX leg: the call ends on both legs.
-    w.pbx_sends(in_dialog("BYE", &ack, false, 22, None));
-    w.expect(PBX_ADDR, "200");
+    // RFC 5589 §6: the transfer succeeded, so we end our dialogs as the transferor.
+    let bye = w.expect(PBX_ADDR, "BYE");
+    assert!(
+        bye.header("Reason").unwrap().contains("transferred"),
+        "{}",
+        bye.text()
+    );
     w.expect(TEAMS_PEER, "BYE");
     assert_eq!(w.records().len(), 1);
 }
@@ -119,7 +123,7 @@ fn the_transferor_may_leave_before_the_pbx_is_done() {
     w.expect(PBX_ADDR, "200");
     let bye = w.expect(PBX_ADDR, "BYE");
     assert!(bye.header("Reason").is_some(), "{}", bye.text());
-    assert!(w.nothing_to(TEAMS_PEER, "NOTIFY"));
+    assert!(w.nothing_to(TEAMS_PEER, "NOTIFY") && w.nothing_to(TEAMS_PEER, "BYE"));
     let records = w.records();
     assert_eq!(records.len(), 1);
 }

@@ -1,0 +1,138 @@
+//! Transfer to a number (teams-direct-routing.md §3.7) through the real daemon: the in-house
+//! Teams client transfers a baresip phone behind Kamailio to another extension. teamsgw
+//! hands the transfer to the PBX (our REFER on the PBX leg), the phone calls the target
+//! itself, and its NOTIFYs reach Teams. A PBX that refuses REFER leaves the call as it was.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use teamsgw_tests::baresip::tone_of;
+use teamsgw_tests::call_lab::{CallLab, TEAMS_NUMBER, TENANT};
+use teamsgw_tests::teams_uac::{NO_BODY, OFFER, TeamsUac, header, in_dialog};
+
+/// Extension 2001 as Teams dials it; the transfer target is extension 2002.
+const PHONE_NUMBER: &str = "+49302222001";
+const TARGET: &str = "<sip:+49302222002@sip.pstnhub.microsoft.com:5061;user=phone>";
+
+fn call_and_refer(lab: &CallLab, call_id: &str) -> (TeamsUac, String) {
+    let mut teams = lab.teams_uac();
+    teams.send(&TeamsUac::invite(
+        call_id,
+        TEAMS_NUMBER,
+        PHONE_NUMBER,
+        TENANT,
+        OFFER,
+    ));
+    let ok = teams.expect(200);
+    teams.send(&in_dialog("ACK", call_id, 1, &ok, "", NO_BODY));
+    std::thread::sleep(Duration::from_secs(1));
+    let headers = format!("Refer-To: {TARGET}\r\nReferred-By: <sip:{TEAMS_NUMBER}@{TENANT}>\r\n");
+    teams.send(&in_dialog("REFER", call_id, 2, &ok, &headers, NO_BODY));
+    teams.expect(202);
+    (teams, ok)
+}
+
+/// Answers NOTIFYs until the one that ends the subscription; returns the sipfrags.
+fn notifies(teams: &mut TeamsUac) -> Vec<String> {
+    let mut frags = Vec::new();
+    loop {
+        let n = teams.expect_request("NOTIFY");
+        teams.reply(&n, 200, "OK");
+        frags.push(
+            n.split("\r\n\r\n")
+                .nth(1)
+                .unwrap_or_default()
+                .trim_end()
+                .to_owned(),
+        );
+        let state = header(&n, "Subscription-State").unwrap_or_default();
+        if state.starts_with("terminated") {
+            return frags;
+        }
+    }
+}
+
+/// Acceptance "REFER to a number", the PBX that takes it: Kamailio routes our REFER to the
+/// phone, which calls the target; Teams hears the progress, our call ends, and the phone
+/// and the target hear each other's tones.
+#[test]
+fn a_refer_to_a_number_is_done_by_the_pbx_side_and_the_parties_hear_each_other() {
+    let lab = CallLab::start("", &[], 5061, None);
+    let phone = lab.phone("2001", 440);
+    let target = lab.phone("2002", 880);
+    let (mut teams, _ok) = call_and_refer(&lab, "xfer-num");
+    let frags = notifies(&mut teams);
+    assert_eq!(
+        frags.first().map(String::as_str),
+        Some("SIP/2.0 100 Trying"),
+        "{frags:?}"
+    );
+    assert!(
+        frags.last().is_some_and(|f| f.starts_with("SIP/2.0 200")),
+        "{frags:?}\n{}\n{}",
+        phone.log(),
+        lab.logs()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !lab.kamailio.log().contains(" to 2002-") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the phone never called the target:\n{}\n{}\n{}",
+            phone.log(),
+            target.log(),
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The phone leaves our leg; Teams' leg ends with it.
+    let bye = teams.expect_request("BYE");
+    teams.reply(&bye, 200, "OK");
+    lab.wait_calls_ended(&[&phone, &target]);
+    std::thread::sleep(Duration::from_secs(3));
+    phone.hangup();
+    target.wait_count("terminated", 1, Duration::from_secs(10));
+    let heard = target.heard();
+    let (freq, rms) = tone_of(&heard[0]);
+    assert!(
+        rms > 500.0 && (freq - 440.0).abs() < 44.0,
+        "the target heard {freq:.0} Hz at RMS {rms:.0}\n{}",
+        target.log()
+    );
+    let heard = phone.heard();
+    let (freq, rms) = tone_of(heard.last().unwrap());
+    assert!(
+        rms > 500.0 && (freq - 880.0).abs() < 88.0,
+        "the phone heard {freq:.0} Hz at RMS {rms:.0} from the target\n{}",
+        phone.log()
+    );
+    let cdr = &lab.cdrs(1)[0];
+    assert_eq!(cdr["result"], "answered", "{cdr}");
+    assert_eq!(lab.metric("teamsgw_media_sessions_active"), 0.0);
+}
+
+/// Acceptance "REFER to a number", the PBX that refuses it (405): Teams hears the refusal in
+/// the final NOTIFY, and the call goes on as it was.
+#[test]
+fn a_pbx_that_refuses_refer_leaves_the_call_up() {
+    let lab = CallLab::start_with_env("", &[], 5061, None, &[], &["REFUSE_REFER"]);
+    let phone = lab.phone("2001", 440);
+    let (mut teams, ok) = call_and_refer(&lab, "xfer-405");
+    let frags = notifies(&mut teams);
+    assert_eq!(
+        frags,
+        ["SIP/2.0 100 Trying", "SIP/2.0 405 Method Not Allowed"],
+        "{}",
+        lab.logs()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        lab.metric("teamsgw_calls_active{direction=\"from_teams\"}"),
+        1.0,
+        "{}",
+        lab.logs()
+    );
+    assert_eq!(phone.count_log("terminated"), 0, "{}", phone.log());
+    teams.send(&in_dialog("BYE", "xfer-405", 3, &ok, "", NO_BODY));
+    teams.expect(200);
+    lab.wait_calls_ended(&[&phone]);
+}
