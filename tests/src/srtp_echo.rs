@@ -1,7 +1,7 @@
 //! An SRTP echo on loopback, standing for a Teams media processor: it decrypts what teamsgw
 //! sends with teamsgw's key and sends it back encrypted with its own, from another SSRC, so
 //! a phone hears its own tone through both SRTP directions. It records the RFC 4733 event
-//! codes it decrypted and the G.711 audio it heard, decoded. It can answer an SDES offer (a Teams proxy's 2xx) or make one (a
+//! codes it decrypted (at its telephone-event payload type) and the G.711 audio it heard, decoded. It can answer an SDES offer (a Teams proxy's 2xx) or make one (a
 //! Teams INVITE, such as one with Replaces).
 
 use std::net::UdpSocket;
@@ -19,11 +19,11 @@ pub struct SrtpEcho {
     key: Vec<u8>,
     events: Arc<Mutex<Vec<u8>>>,
     heard: Arc<Mutex<Vec<f64>>>,
+    event_pt: u8,
 }
 
 impl SrtpEcho {
-    /// An echo bound on loopback, not yet started; `events` collects telephone-event codes
-    /// (payload type 101).
+    /// An echo bound on loopback, not yet started; `events` collects telephone-event codes.
     pub fn bind(events: Arc<Mutex<Vec<u8>>>) -> Option<Self> {
         let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
         socket
@@ -37,7 +37,14 @@ impl SrtpEcho {
             key,
             events,
             heard: Arc::default(),
+            event_pt: 101,
         })
+    }
+
+    /// The payload type our descriptions give telephone-event (101 by default).
+    pub fn event_payload_type(mut self, pt: u8) -> Self {
+        self.event_pt = pt;
+        self
     }
 
     /// The 8 kHz samples of the PCMU or PCMA audio the echo decrypted, as it arrives.
@@ -45,16 +52,17 @@ impl SrtpEcho {
         Arc::clone(&self.heard)
     }
 
-    /// Our description with `formats` (payload type numbers, 101 added as telephone-event)
+    /// Our description with `formats` (payload type numbers, telephone-event added)
     /// and our key under crypto `tag`; version `version` of session `id`.
     pub fn sdp(&self, formats: &str, tag: u32, id: u32, version: u32) -> String {
         let port = self.socket.local_addr().map(|a| a.port()).unwrap_or(0);
         let crypto = Crypto::inline(tag, SUITE, &self.key);
         format!(
             "v=0\r\no=- {id} {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {port} RTP/SAVP {formats} 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+             m=audio {port} RTP/SAVP {formats} {pt}\r\na=rtpmap:{pt} telephone-event/8000\r\n\
              a=crypto:{}\r\na=rtcp-mux\r\na=sendrecv\r\n",
-            crypto.to_value()
+            crypto.to_value(),
+            pt = self.event_pt
         )
     }
 
@@ -73,11 +81,8 @@ impl SrtpEcho {
     /// Takes the answer to our offer (from [`SrtpEcho::sdp`]) and starts echoing.
     pub fn answered(self, answer: &[u8]) -> Option<()> {
         let answer = teamsgw_sdp::parse(std::str::from_utf8(answer).ok()?).ok()?;
-        let crypto = answer
-            .audio()?
-            .cryptos()
-            .into_iter()
-            .find(|c| c.suite == SUITE)?;
+        let audio = answer.audio()?;
+        let crypto = audio.cryptos().into_iter().find(|c| c.suite == SUITE)?;
         self.start(&crypto.keys.first()?.key_salt)
     }
 
@@ -89,6 +94,7 @@ impl SrtpEcho {
             socket,
             events,
             heard,
+            event_pt,
             ..
         } = self;
         std::thread::spawn(move || {
@@ -107,7 +113,7 @@ impl SrtpEcho {
                 if !rtcp && len > start {
                     let payload = &buf[start..len];
                     match buf[1] & 0x7f {
-                        101 => events.lock().unwrap().push(payload[0]),
+                        pt if pt == event_pt => events.lock().unwrap().push(payload[0]),
                         0 => heard
                             .lock()
                             .unwrap()

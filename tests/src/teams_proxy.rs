@@ -64,8 +64,10 @@ struct State {
     pending: HashMap<String, Incoming>,
     /// Call-IDs whose INVITE a CANCEL ended.
     cancelled: std::collections::HashSet<String>,
-    /// RFC 4733 event codes the echo decrypted (telephone-event, payload type 101).
+    /// RFC 4733 event codes the echo decrypted.
     events: Arc<Mutex<Vec<u8>>>,
+    /// The payload type our answers give telephone-event (101 unless a test differs).
+    event_pt: u8,
 }
 
 pub struct TeamsProxy {
@@ -89,6 +91,7 @@ impl TeamsProxy {
             pending: HashMap::new(),
             cancelled: Default::default(),
             events: Arc::default(),
+            event_pt: 101,
         }));
         let tls = Arc::new(TlsStore::new(
             TlsMaterial::load(&TlsPaths {
@@ -138,6 +141,12 @@ impl TeamsProxy {
     /// How INVITEs are answered from now on (default: 180, then 200 with SDP, one fork).
     pub fn set_script(&self, script: Vec<Step>) {
         self.state.lock().unwrap().script = script;
+    }
+
+    /// Our answers give telephone-event payload type `pt` (RFC 3264 §6.1 lets an answer
+    /// differ from the offer's number): teamsgw must rewrite it between the legs.
+    pub fn set_event_payload_type(&self, pt: u8) {
+        self.state.lock().unwrap().event_pt = pt;
     }
 
     /// Every message received, with its arrival time and how OPTIONS were answered then.
@@ -303,8 +312,11 @@ async fn run_script(
                 }
                 let data: Bytes = if sdp {
                     if echo.is_none() {
-                        let events = Arc::clone(&st.lock().unwrap().events);
-                        echo = start_echo(inc.message.body(), events);
+                        let (events, pt) = {
+                            let st = st.lock().unwrap();
+                            (Arc::clone(&st.events), st.event_pt)
+                        };
+                        echo = start_echo(inc.message.body(), events, pt);
                     }
                     b.body(
                         Some("application/sdp"),
@@ -323,6 +335,8 @@ async fn run_script(
 }
 
 /// Starts the SRTP echo for an SDES offer and returns our answer.
-fn start_echo(offer: &[u8], events: Arc<Mutex<Vec<u8>>>) -> Option<String> {
-    SrtpEcho::bind(events)?.answer(offer)
+fn start_echo(offer: &[u8], events: Arc<Mutex<Vec<u8>>>, event_pt: u8) -> Option<String> {
+    SrtpEcho::bind(events)?
+        .event_payload_type(event_pt)
+        .answer(offer)
 }
