@@ -32,6 +32,7 @@ pub struct CallMetrics {
     setup: HistogramVec,
     rejected: IntCounterVec,
     failover: IntCounterVec,
+    transfers: IntCounterVec,
 }
 
 impl CallMetrics {
@@ -72,7 +73,19 @@ impl CallMetrics {
             ),
             &["from_proxy", "cause"],
         )?;
+        let transfers = IntCounterVec::new(
+            Opts::new(
+                "teamsgw_call_transfers_total",
+                "Transfers Teams asked for, by kind (teams_user, number, replaces) and result.",
+            ),
+            &["kind", "result"],
+        )?;
         // Every label value exists from the start, so rate() sees zeros, not gaps.
+        for k in ["teams_user", "number", "replaces"] {
+            for r in ["completed", "failed"] {
+                transfers.with_label_values(&[k, r]);
+            }
+        }
         for d in ["from_teams", "to_teams"] {
             active.with_label_values(&[d]);
             for r in [
@@ -97,12 +110,14 @@ impl CallMetrics {
         registry.register(Box::new(setup.clone()))?;
         registry.register(Box::new(rejected.clone()))?;
         registry.register(Box::new(failover.clone()))?;
+        registry.register(Box::new(transfers.clone()))?;
         Ok(Self {
             active,
             total,
             setup,
             rejected,
             failover,
+            transfers,
         })
     }
 
@@ -119,6 +134,9 @@ impl CallMetrics {
                 .failover
                 .with_label_values(&[from_proxy.as_str(), cause])
                 .inc(),
+            CallEvent::Transfer { kind, result } => {
+                self.transfers.with_label_values(&[kind, result]).inc()
+            }
             CallEvent::Finished(r) => {
                 let d = r.direction.as_str();
                 self.active.with_label_values(&[d]).dec();

@@ -93,6 +93,12 @@ impl Ctx<'_> {
         }
     }
 
+    /// A transfer of `kind` ended as `result` (`completed`, `failed`).
+    pub fn transfer_event(&mut self, kind: &'static str, result: &'static str) {
+        self.out
+            .push_back(Output::Event(CallEvent::Transfer { kind, result }));
+    }
+
     pub fn setup_event(&mut self, direction: Direction, stage: &'static str, took: Duration) {
         self.out.push_back(Output::Event(CallEvent::Setup {
             direction,

@@ -223,6 +223,12 @@ pub enum CallEvent {
         from_proxy: String,
         cause: &'static str,
     },
+    /// A transfer Teams asked for ended (`teamsgw_call_transfers_total{kind,result}`):
+    /// `teams_user`, `number` or `replaces`; `completed` or `failed`.
+    Transfer {
+        kind: &'static str,
+        result: &'static str,
+    },
     Finished(Box<CallRecord>),
 }
 

@@ -117,6 +117,8 @@ impl Call {
         let succeeded = frag.starts_with("SIP/2.0 2");
         if terminated {
             self.pbx_refer = None;
+            let result = if succeeded { "completed" } else { "failed" };
+            ctx.transfer_event("number", result);
             if gone || succeeded {
                 self.end_transferred(ctx, gone);
             }
@@ -128,6 +130,7 @@ impl Call {
         let Some(r) = self.pbx_refer.take() else {
             return;
         };
+        ctx.transfer_event("number", "failed");
         if r.transferor_gone {
             self.end_transferred(ctx, true);
         } else {

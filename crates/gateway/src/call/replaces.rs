@@ -132,6 +132,7 @@ impl Call {
         }
         ctx.dialog(self.teams_dialog_key(), true);
         self.apply_media(ctx);
+        ctx.transfer_event("replaces", "completed");
         tracing::info!(call_id = %self.log_id(), replaced_by = %String::from_utf8_lossy(request.call_id().unwrap_or_default()), "Teams leg replaced (RFC 3891)");
         if let Some(hold) = hold {
             self.pass_hold(ctx, Self::other(teams), hold);

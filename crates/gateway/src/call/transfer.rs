@@ -263,6 +263,7 @@ impl Call {
         }
         ctx.dialog(self.teams_dialog_key(), true);
         self.proxy = Some(t.proxy);
+        ctx.transfer_event("teams_user", "completed");
         tracing::info!(call_id = %self.log_id(), "transfer: completed");
     }
 
@@ -273,6 +274,7 @@ impl Call {
             return;
         };
         tracing::info!(call_id = %self.log_id(), status, "transfer: target refused");
+        ctx.transfer_event("teams_user", "failed");
         if t.transferor_gone {
             self.transfer = None;
             let why = format!("SIP;cause={status};text=\"transfer target refused\"");

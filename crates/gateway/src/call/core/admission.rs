@@ -92,6 +92,10 @@ impl<M: MediaPlane> CallCore<M> {
         }
         self.stateless(now, tx, message, r.status, r.reason, &extra);
         self.refused("replaces");
+        self.out.push_back(Output::Event(CallEvent::Transfer {
+            kind: "replaces",
+            result: "failed",
+        }));
     }
 
     pub(super) fn new_call(

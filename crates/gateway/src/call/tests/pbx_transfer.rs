@@ -75,6 +75,7 @@ fn a_refer_to_a_number_goes_to_the_pbx_and_its_notifies_reach_teams_rfc3515() {
     );
     w.expect(TEAMS_PEER, "BYE");
     assert_eq!(w.records().len(), 1);
+    assert_eq!(w.transfers(), [("number", "completed")]);
 }
 
 #[test]
@@ -91,6 +92,7 @@ fn a_pbx_that_refuses_refer_leaves_the_call_and_teams_hears_why() {
     assert!(state.starts_with("terminated"), "{state}");
     assert!(w.nothing_to(TEAMS_PEER, "BYE") && w.nothing_to(PBX_ADDR, "BYE"));
     assert!(w.records().is_empty());
+    assert_eq!(w.transfers(), [("number", "failed")]);
     // The transfer is over: Teams may try again.
     w.teams_sends(refer(&ok, 3, NUMBER_TARGET));
     w.expect(TEAMS_PEER, "202");

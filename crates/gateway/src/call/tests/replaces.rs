@@ -114,6 +114,7 @@ fn a_park_pickup_replaces_the_teams_leg_and_resumes_the_pbx_rfc3891_3() {
         "the CDR keeps the call's first id"
     );
     assert!(w.refusals().is_empty());
+    assert_eq!(w.transfers(), [("replaces", "completed")]);
     w.assert_clean();
 }
 
@@ -233,6 +234,7 @@ fn invite_with_replaces_gets_the_rfc3891_answers_and_starts_no_call() {
         "a refused Replaces changed a call"
     );
     assert_eq!(w.refusals(), ["replaces"; 6]);
+    assert_eq!(w.transfers(), [("replaces", "failed"); 6]);
     // The named call is untouched.
     w.teams_sends(in_dialog("BYE", &ok, true, 2, None));
     w.expect(TEAMS_PEER, "200");

@@ -119,6 +119,7 @@ fn refer_to_a_teams_user_calls_the_target_and_moves_the_teams_side_rfc5589_6() {
     assert_eq!(bye.header("Call-ID"), inv.header("Call-ID"));
     w.proxy_sends(PROXY1, reply(&bye, 200, "OK", "n1", "", None));
     assert_eq!(w.records().len(), 1);
+    assert_eq!(w.transfers(), [("teams_user", "completed")]);
     w.assert_clean();
 }
 
@@ -196,6 +197,7 @@ fn a_busy_target_leaves_the_call_as_it_was_and_the_notify_says_486() {
     assert!(w.nothing_to(TEAMS_PEER, "BYE"));
     assert!(w.nothing_to(PBX_ADDR, "BYE"));
     assert!(w.records().is_empty(), "the call ended");
+    assert_eq!(w.transfers(), [("teams_user", "failed")]);
     // The original call goes on: Teams hangs up as usual.
     w.teams_sends(in_dialog("BYE", &ok, true, 3, None));
     let bye = w.expect(PBX_ADDR, "BYE");

@@ -349,6 +349,17 @@ impl World {
             .collect()
     }
 
+    /// Every transfer that ended, as (kind, result).
+    pub fn transfers(&self) -> Vec<(&'static str, &'static str)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                CallEvent::Transfer { kind, result } => Some((*kind, *result)),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn applied(&self) -> Vec<SessionParams> {
         self.core
             .media()
