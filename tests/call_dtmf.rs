@@ -1,6 +1,6 @@
 //! DTMF through the real daemon (issue "mid-call" §3; RFC 4733): a baresip phone behind
 //! Kamailio calls the Teams user, the in-house Teams proxy answers with telephone-event at
-//! another payload type than the phone's, and every digit reaches Teams renumbered.
+//! another payload type than the phone's, and every digit crosses both ways renumbered.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -24,10 +24,10 @@ fn event_code(digit: char) -> u8 {
 }
 
 /// Acceptance "DTMF with different payload types on the two legs": digits 0-9*# from the
-/// phone reach Teams as RFC 4733 events at payload type 97, in order (the relay rewrote the
-/// phone's 101 in place).
+/// phone reach Teams as RFC 4733 events at payload type 97, in order, and the Teams side's
+/// events at 97 reach the phone at 101: the relay rewrote the payload type in place, both ways.
 #[test]
-fn digits_from_the_phone_reach_teams_renumbered_when_the_legs_differ() {
+fn digits_cross_both_ways_renumbered_when_the_legs_number_telephone_event_differently() {
     let port = free_port();
     let lab = CallLab::start("", &["127.0.0.2"], port, None);
     let proxy = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
@@ -58,6 +58,16 @@ fn digits_from_the_phone_reach_teams_renumbered_when_the_legs_differ() {
         phone.log(),
         lab.logs()
     );
+    // The echo sends them back under its own number, 97: the relay renumbers them to the
+    // phone's 101, and baresip reports each digit it decoded.
+    for digit in DIGITS.chars() {
+        let line = format!("received event: '{digit}' (end=1)");
+        assert!(
+            phone.log().contains(&line),
+            "the phone never received {digit:?} from the Teams side\n{}",
+            phone.log()
+        );
+    }
     phone.hangup();
     lab.wait_calls_ended(&[&phone]);
 }
