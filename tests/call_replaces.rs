@@ -106,12 +106,7 @@ fn a_parked_call_is_picked_up_with_replaces_and_the_phone_hears_the_new_leg() {
         phone.log(),
         lab.logs()
     );
-    assert_eq!(
-        lab.metric("teamsgw_calls_active{direction=\"from_teams\"}"),
-        1.0,
-        "{}",
-        lab.logs()
-    );
+    lab.assert_active("from_teams", 1);
     phone.hangup();
     let bye = picker.expect_request("BYE");
     assert_eq!(header(&bye, "Call-ID"), Some("pick-1"), "{bye}");

@@ -158,12 +158,7 @@ fn a_refer_to_a_teams_user_moves_the_phone_to_the_target_with_audio() {
 
     // The phone's tone comes back from the target's echo for a few seconds.
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(
-        lab.metric("teamsgw_calls_active{direction=\"from_teams\"}"),
-        1.0,
-        "{}",
-        lab.logs()
-    );
+    lab.assert_active("from_teams", 1);
     phone.hangup();
     lab.daemon.wait_for(
         Duration::from_secs(10),
@@ -213,12 +208,7 @@ fn a_busy_transfer_target_leaves_the_call_as_it_was() {
     if let Some(msg) = teams.next(Duration::from_secs(2)) {
         panic!("after a failed transfer teamsgw sent {msg}");
     }
-    assert_eq!(
-        lab.metric("teamsgw_calls_active{direction=\"from_teams\"}"),
-        1.0,
-        "{}",
-        lab.logs()
-    );
+    lab.assert_active("from_teams", 1);
     assert_eq!(phone.count_log("terminated"), 0, "{}", phone.log());
     teams.send(&in_dialog("BYE", "xfer-busy", 3, &ok, "", NO_BODY));
     teams.expect(200);

@@ -308,6 +308,12 @@ impl CallLab {
             .unwrap_or_else(|| panic!("no contact of ours in the PBX's location table:\n{dump}"))
     }
 
+    /// Asserts that `n` calls are up in `direction` (`from_teams`, `to_teams`).
+    pub fn assert_active(&self, direction: &str, n: u32) {
+        let sample = format!("teamsgw_calls_active{{direction=\"{direction}\"}}");
+        assert_eq!(self.metric(&sample), f64::from(n), "{}", self.logs());
+    }
+
     /// The value of one metric sample (0 when absent).
     pub fn metric(&self, sample: &str) -> f64 {
         self.daemon.metric(sample).unwrap_or(0.0)

@@ -37,10 +37,6 @@ fn version(sdp: &str) -> String {
         .to_owned()
 }
 
-fn line<'a>(sdp: &'a str, prefix: &str) -> &'a str {
-    sdp.lines().find(|l| l.starts_with(prefix)).unwrap_or("")
-}
-
 #[test]
 fn hold_from_teams_reaches_the_pbx_as_sendonly_and_resume_restores_it() {
     let mut w = World::new();
@@ -57,11 +53,11 @@ fn hold_from_teams_reaches_the_pbx_as_sendonly_and_resume_restores_it() {
     assert!(answer.body().contains("a=inactive"), "{}", answer.body());
     // RFC 3264 §8: a changed description has the next version; address and port stay (§3.5).
     assert_eq!(version(&answer.body()), "2");
-    assert_eq!(line(&answer.body(), "m="), line(&ok.body(), "m="));
-    assert_eq!(line(&answer.body(), "c="), line(&ok.body(), "c="));
+    assert_eq!(sdp_line(&answer.body(), "m="), sdp_line(&ok.body(), "m="));
+    assert_eq!(sdp_line(&answer.body(), "c="), sdp_line(&ok.body(), "c="));
     assert_eq!(
-        line(&answer.body(), "a=crypto"),
-        line(&ok.body(), "a=crypto")
+        sdp_line(&answer.body(), "a=crypto"),
+        sdp_line(&ok.body(), "a=crypto")
     );
     w.teams_sends(in_dialog("ACK", &ok, true, 2, None));
     // The PBX is asked to hold with sendonly, so it plays music on hold.
@@ -133,14 +129,14 @@ fn hold_from_the_pbx_reaches_teams_only_as_inactive_with_a_real_address() {
             sdp.contains("a=inactive") && !sdp.contains("sendonly"),
             "{sdp}"
         );
-        assert_eq!(line(&sdp, "c="), line(&ok.body(), "c="));
+        assert_eq!(sdp_line(&sdp, "c="), sdp_line(&ok.body(), "c="));
         assert_eq!(
-            line(&sdp, "m=").split(' ').nth(1),
-            line(&ok.body(), "m=").split(' ').nth(1)
+            sdp_line(&sdp, "m=").split(' ').nth(1),
+            sdp_line(&ok.body(), "m=").split(' ').nth(1)
         );
         assert_eq!(
-            line(&sdp, "a=crypto").split(' ').nth(2),
-            line(&ok.body(), "a=crypto").split(' ').nth(2)
+            sdp_line(&sdp, "a=crypto").split(' ').nth(2),
+            sdp_line(&ok.body(), "a=crypto").split(' ').nth(2)
         );
         w.teams_sends(reply(
             &hold,

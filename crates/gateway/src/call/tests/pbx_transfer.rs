@@ -2,7 +2,7 @@
 //! part becomes our REFER on the PBX leg, the PBX's NOTIFYs reach Teams as ours, and the PBX
 //! ends our leg once its party is transferred. A PBX that refuses leaves the call as it was.
 
-use super::transfer::{answered, refer, sipfrag};
+use super::transfer::{refer, sipfrag};
 use super::world::*;
 
 const NUMBER_TARGET: &str = "<sip:+4930999@sip.pstnhub.microsoft.com:5061;user=phone>";

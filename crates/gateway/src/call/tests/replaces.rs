@@ -7,20 +7,6 @@ use super::world::*;
 /// The picking-up client's offer: another media processor, another key.
 const PICKUP_SDP: &str = "v=0\r\no=- 900 1 IN IP4 52.114.99.9\r\ns=-\r\nc=IN IP4 52.114.99.9\r\nt=0 0\r\nm=audio 51000 RTP/SAVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj|2^31\r\na=rtcp-mux\r\na=sendrecv\r\n";
 
-/// A Teams -> PBX call answered and acknowledged: our 200 to Teams, our ACK to the PBX.
-fn answered(w: &mut World) -> (Sent, Sent) {
-    w.teams_sends(teams_invite(
-        "x1", "+4930111", "+4930222", TENANT, TEAMS_SDP,
-    ));
-    let to_pbx = w.expect(PBX_ADDR, "INVITE");
-    w.pbx_sends(reply(&to_pbx, 200, "OK", "k1", "", Some(PBX_SDP)));
-    let ack = w.expect(PBX_ADDR, "ACK");
-    let ok = w.expect(TEAMS_PEER, "200");
-    w.teams_sends(in_dialog("ACK", &ok, true, 1, None));
-    w.sent.clear();
-    (ok, ack)
-}
-
 fn tag(header: &str) -> String {
     header.split(";tag=").nth(1).unwrap().to_owned()
 }
@@ -35,10 +21,6 @@ fn replacing(id: &str, replaces: &[String], sdp: &str) -> String {
         "Max-Forwards: 70\r\n",
         &format!("Max-Forwards: 70\r\n{lines}"),
     )
-}
-
-fn line<'a>(sdp: &'a str, prefix: &str) -> &'a str {
-    sdp.lines().find(|l| l.starts_with(prefix)).unwrap_or("")
 }
 
 /// RFC 3891 §3: the named confirmed dialog is replaced. A parked call (Teams had held it)
@@ -82,11 +64,11 @@ fn a_park_pickup_replaces_the_teams_leg_and_resumes_the_pbx_rfc3891_3() {
     let sdp = answer.body();
     assert!(sdp.contains("a=sendrecv"), "{sdp}");
     for prefix in ["c=", "a=crypto"] {
-        assert_eq!(line(&sdp, prefix), line(&ok.body(), prefix));
+        assert_eq!(sdp_line(&sdp, prefix), sdp_line(&ok.body(), prefix));
     }
     assert_eq!(
-        line(&sdp, "m=").split(' ').nth(1),
-        line(&ok.body(), "m=").split(' ').nth(1)
+        sdp_line(&sdp, "m=").split(' ').nth(1),
+        sdp_line(&ok.body(), "m=").split(' ').nth(1)
     );
     let relay = w.applied().last().cloned().unwrap();
     assert_eq!(relay.teams.remote, Some(addr("52.114.99.9:51000")));

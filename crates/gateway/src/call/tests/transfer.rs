@@ -10,20 +10,6 @@ const REFERRED_BY: &str = "<sip:sip.pstnhub.microsoft.com:5061;x-m=8:orgid:bdc05
 /// The target's answer: another media processor, another key.
 const TARGET_ANSWER: &str = "v=0\r\no=- 77 1 IN IP4 52.114.99.9\r\ns=-\r\nc=IN IP4 52.114.99.9\r\nt=0 0\r\nm=audio 51000 RTP/SAVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj|2^31\r\na=rtcp-mux\r\na=sendrecv\r\n";
 
-/// A Teams -> PBX call answered: our 200 to Teams and our ACK to the PBX.
-pub(super) fn answered(w: &mut World) -> (Sent, Sent) {
-    w.teams_sends(teams_invite(
-        "x1", "+4930111", "+4930222", TENANT, TEAMS_SDP,
-    ));
-    let to_pbx = w.expect(PBX_ADDR, "INVITE");
-    w.pbx_sends(reply(&to_pbx, 200, "OK", "k1", "", Some(PBX_SDP)));
-    let ack = w.expect(PBX_ADDR, "ACK");
-    let ok = w.expect(TEAMS_PEER, "200");
-    w.teams_sends(in_dialog("ACK", &ok, true, 1, None));
-    w.sent.clear();
-    (ok, ack)
-}
-
 pub(super) fn refer(ok: &Sent, cseq: u32, refer_to: &str) -> String {
     in_dialog("REFER", ok, true, cseq, None).replace(
         "Max-Forwards: 70\r\n",

@@ -382,6 +382,25 @@ pub const TEAMS_SDP: &str = "v=0\r\no=- 2142 0 IN IP4 52.114.14.70\r\ns=session\
 
 pub const PBX_SDP: &str = "v=0\r\no=pbx 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\nm=audio 30000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n";
 
+/// A Teams -> PBX call answered: our 200 to Teams and our ACK to the PBX.
+pub fn answered(w: &mut World) -> (Sent, Sent) {
+    w.teams_sends(teams_invite(
+        "x1", "+4930111", "+4930222", TENANT, TEAMS_SDP,
+    ));
+    let to_pbx = w.expect(PBX_ADDR, "INVITE");
+    w.pbx_sends(reply(&to_pbx, 200, "OK", "k1", "", Some(PBX_SDP)));
+    let ack = w.expect(PBX_ADDR, "ACK");
+    let ok = w.expect(TEAMS_PEER, "200");
+    w.teams_sends(in_dialog("ACK", &ok, true, 1, None));
+    w.sent.clear();
+    (ok, ack)
+}
+
+/// The first line of `sdp` starting with `prefix` ("" when none).
+pub fn sdp_line<'a>(sdp: &'a str, prefix: &str) -> &'a str {
+    sdp.lines().find(|l| l.starts_with(prefix)).unwrap_or("")
+}
+
 /// An INVITE from Teams for the tenant FQDN, from `caller` to `called` (§3.3's shape).
 pub fn teams_invite(call_id: &str, caller: &str, called: &str, host: &str, sdp: &str) -> String {
     format!(
