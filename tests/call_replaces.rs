@@ -39,15 +39,7 @@ fn a_parked_call_is_picked_up_with_replaces_and_the_phone_hears_the_new_leg() {
     let lab = CallLab::start("", &[], 5061, None);
     let phone = lab.phone("2001", PHONE_TONE);
     let mut parker = lab.teams_uac();
-    parker.send(&TeamsUac::invite(
-        "park-1",
-        TEAMS_NUMBER,
-        PHONE_NUMBER,
-        TENANT,
-        OFFER,
-    ));
-    let ok = parker.expect(200);
-    parker.send(&in_dialog("ACK", "park-1", 1, &ok, "", NO_BODY));
+    let ok = parker.call("park-1", TEAMS_NUMBER, PHONE_NUMBER, TENANT);
     phone.wait_log("Call established", Duration::from_secs(10));
     // Park: Teams holds the call.
     let held = OFFER

@@ -11,7 +11,7 @@ use teamsgw_tests::baresip::tone_of;
 use teamsgw_tests::call_lab::{CallLab, TEAMS_NUMBER, TENANT};
 use teamsgw_tests::free_port;
 use teamsgw_tests::teams_proxy::{Step, TeamsProxy, reply};
-use teamsgw_tests::teams_uac::{NO_BODY, OFFER, TeamsUac, header, in_dialog};
+use teamsgw_tests::teams_uac::{NO_BODY, TeamsUac, header, in_dialog};
 
 const PHONE_TONE: u32 = 440;
 /// The phone's number as Teams dials it (extension 2001 at the PBX).
@@ -34,16 +34,7 @@ fn referred_by() -> String {
 
 /// A Teams user's call to the phone, answered and confirmed: the 200's text.
 fn call_the_phone(teams: &mut TeamsUac, call_id: &str) -> String {
-    teams.send(&TeamsUac::invite(
-        call_id,
-        TEAMS_NUMBER,
-        PHONE_NUMBER,
-        TENANT,
-        OFFER,
-    ));
-    let ok = teams.expect(200);
-    teams.send(&in_dialog("ACK", call_id, 1, &ok, "", NO_BODY));
-    ok
+    teams.call(call_id, TEAMS_NUMBER, PHONE_NUMBER, TENANT)
 }
 
 /// Sends the REFER, checks the 202, and answers the first NOTIFY (100 Trying, RFC 3515

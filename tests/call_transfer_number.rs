@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use teamsgw_tests::baresip::tone_of;
 use teamsgw_tests::call_lab::{CallLab, TEAMS_NUMBER, TENANT};
-use teamsgw_tests::teams_uac::{NO_BODY, OFFER, TeamsUac, header, in_dialog};
+use teamsgw_tests::teams_uac::{NO_BODY, TeamsUac, header, in_dialog};
 
 /// Extension 2001 as Teams dials it; the transfer target is extension 2002.
 const PHONE_NUMBER: &str = "+49302222001";
@@ -16,15 +16,7 @@ const TARGET: &str = "<sip:+49302222002@sip.pstnhub.microsoft.com:5061;user=phon
 
 fn call_and_refer(lab: &CallLab, call_id: &str) -> (TeamsUac, String) {
     let mut teams = lab.teams_uac();
-    teams.send(&TeamsUac::invite(
-        call_id,
-        TEAMS_NUMBER,
-        PHONE_NUMBER,
-        TENANT,
-        OFFER,
-    ));
-    let ok = teams.expect(200);
-    teams.send(&in_dialog("ACK", call_id, 1, &ok, "", NO_BODY));
+    let ok = teams.call(call_id, TEAMS_NUMBER, PHONE_NUMBER, TENANT);
     std::thread::sleep(Duration::from_secs(1));
     let headers = format!("Refer-To: {TARGET}\r\nReferred-By: <sip:{TEAMS_NUMBER}@{TENANT}>\r\n");
     teams.send(&in_dialog("REFER", call_id, 2, &ok, &headers, NO_BODY));

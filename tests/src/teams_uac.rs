@@ -57,6 +57,15 @@ impl TeamsUac {
         )
     }
 
+    /// A call from the Teams user `caller` to `called` on `tenant` with [`OFFER`], answered
+    /// and acknowledged: returns our 200's text.
+    pub fn call(&mut self, call_id: &str, caller: &str, called: &str, tenant: &str) -> String {
+        self.send(&Self::invite(call_id, caller, called, tenant, OFFER));
+        let ok = self.expect(200);
+        self.send(&in_dialog("ACK", call_id, 1, &ok, "", NO_BODY));
+        ok
+    }
+
     pub fn send(&mut self, text: &str) {
         self.tls.write_all(text.as_bytes()).unwrap();
         self.tls.flush().unwrap();
