@@ -11,6 +11,7 @@ NEEDED=(
   sipp:sip-tester
   kamailio:kamailio
   baresip:baresip-core
+  promtool:prometheus
 )
 
 # python-module:package pairs, imported with Debian's /usr/bin/python3.
