@@ -1,7 +1,8 @@
 //! The operator kit (`deploy/`), tested rather than just written: the Prometheus rules pass
-//! `promtool check rules` and their unit tests (`promtool test rules`), and every metric and
-//! label name their expressions use exists on a real scrape of a running daemon, so a metric
-//! renamed in code breaks this test, not the on-call engineer's night.
+//! `promtool check rules` and their unit tests (`promtool test rules`), the Grafana dashboard
+//! has the shape Grafana imports and its queries parse (promtool again), and every metric and
+//! label name the rules and the dashboard use exists on a real scrape of a running daemon, so
+//! a metric renamed in code breaks this test, not the on-call engineer's night.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -194,21 +195,63 @@ fn split_matchers(inner: &str) -> Vec<&str> {
     parts
 }
 
-/// Every problem of the rules' expressions against the scrape `text`.
-fn problems(text: &str) -> Vec<String> {
-    let metrics = scrape(text);
+/// The rules file's recording rule names and every expression in it (one line each).
+fn rule_exprs() -> (BTreeSet<String>, Vec<String>) {
     let rules = std::fs::read_to_string(deploy("teamsgw-alerts.yml")).unwrap();
-    let recorded: BTreeSet<&str> = rules
+    let recorded = rules
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- record: "))
+        .map(str::to_owned)
         .collect();
-    let exprs: Vec<&str> = rules
+    let exprs: Vec<String> = rules
         .lines()
         .filter_map(|l| l.trim().strip_prefix("expr: "))
+        .map(str::to_owned)
         .collect();
     assert!(exprs.len() >= 15, "{exprs:?}");
+    (recorded, exprs)
+}
+
+fn dashboard() -> serde_json::Value {
+    let text = std::fs::read_to_string(deploy("../grafana/teamsgw.json")).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("teamsgw.json is not JSON: {e}"))
+}
+
+/// Every query of the dashboard: the panels' targets and the instance variable's
+/// `label_values(metric, label)` as the expression it stands for.
+fn dashboard_exprs(dash: &serde_json::Value) -> Vec<String> {
+    let mut exprs = Vec::new();
+    for panel in dash["panels"].as_array().into_iter().flatten() {
+        for t in panel["targets"].as_array().into_iter().flatten() {
+            if let Some(e) = t["expr"].as_str() {
+                exprs.push(e.to_owned());
+            }
+        }
+    }
+    for var in dash["templating"]["list"].as_array().into_iter().flatten() {
+        if let Some(q) = var["definition"].as_str()
+            && let Some(args) = q
+                .strip_prefix("label_values(")
+                .and_then(|a| a.strip_suffix(')'))
+            && let Some((metric, label)) = args.split_once(',')
+        {
+            exprs.push(format!("count by ({}) ({})", label.trim(), metric.trim()));
+        }
+    }
+    exprs
+}
+
+/// Grafana's variables as Prometheus sees them once Grafana has filled them in.
+fn as_prometheus_sees_it(expr: &str) -> String {
+    expr.replace("$__rate_interval", "5m")
+        .replace("$instance", ".*")
+}
+
+/// Every problem of `exprs` against the scrape `text`; `recorded` are the rules' own names.
+fn problems(text: &str, exprs: &[String], recorded: &BTreeSet<String>) -> Vec<String> {
+    let metrics = scrape(text);
     let mut problems = Vec::new();
-    for expr in &exprs {
+    for expr in exprs {
         let u = uses(expr);
         let mut known: BTreeSet<String> = TARGET_LABELS.iter().map(|l| (*l).to_owned()).collect();
         for (name, labels) in &u.selectors {
@@ -224,7 +267,7 @@ fn problems(text: &str) -> Vec<String> {
             }
         }
         for r in &u.recorded {
-            if !recorded.contains(r.as_str()) {
+            if !recorded.contains(r) {
                 problems.push(format!("{r} is recorded by no rule (in `{expr}`)"));
             }
             // A recording rule's labels are those of the metrics it aggregates.
@@ -240,7 +283,7 @@ fn problems(text: &str) -> Vec<String> {
 }
 
 #[test]
-fn every_metric_and_label_the_rules_use_exists_on_a_real_scrape() {
+fn every_metric_and_label_the_rules_and_the_dashboard_use_exists_on_a_real_scrape() {
     // A Teams proxy nobody answers (teamsgw_teams_proxy_up 0), a registered user, and a
     // license count each second: every series the rules read has samples.
     let port = teamsgw_tests::free_port();
@@ -252,12 +295,14 @@ fn every_metric_and_label_the_rules_use_exists_on_a_real_scrape() {
         &[("TEAMSGW_LICENSE__REFRESH_SECONDS", "1")],
         &[],
     );
+    let (recorded, mut exprs) = rule_exprs();
+    exprs.extend(dashboard_exprs(&dashboard()));
     // Registration and trunk series are published every few seconds.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let (status, text) = lab.daemon.get("/metrics");
         assert_eq!(status, 200);
-        let found = problems(&text);
+        let found = problems(&text, &exprs, &recorded);
         if found.is_empty() {
             return;
         }
@@ -268,6 +313,73 @@ fn every_metric_and_label_the_rules_use_exists_on_a_real_scrape() {
         );
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
+}
+
+/// The dashboard in the shape Grafana imports: a schema version, a data source and an
+/// instance variable, the six rows, and panels whose targets query the chosen data source.
+#[test]
+fn the_dashboard_has_the_shape_grafana_imports_and_every_query_parses() {
+    let dash = dashboard();
+    assert!(
+        dash["schemaVersion"].as_u64().is_some_and(|v| v >= 30),
+        "schemaVersion"
+    );
+    let vars = dash["templating"]["list"].as_array().unwrap();
+    assert!(
+        vars.iter()
+            .any(|v| v["type"] == "datasource" && v["query"] == "prometheus")
+    );
+    assert!(
+        vars.iter()
+            .any(|v| v["name"] == "instance" && v["type"] == "query")
+    );
+    let panels = dash["panels"].as_array().unwrap();
+    let rows: Vec<&str> = panels
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "Teams trunk",
+            "Registrations",
+            "Calls",
+            "Media",
+            "Licenses",
+            "Process"
+        ]
+    );
+    for p in panels.iter().filter(|p| p["type"] != "row") {
+        let targets = p["targets"].as_array().map_or(&[][..], Vec::as_slice);
+        assert!(!targets.is_empty(), "panel {} has no target", p["title"]);
+        assert_eq!(
+            p["datasource"]["uid"], "${datasource}",
+            "panel {}",
+            p["title"]
+        );
+        for t in targets {
+            let expr = t["expr"].as_str().unwrap_or_default();
+            assert!(
+                expr.contains("$instance"),
+                "panel {}: `{expr}` ignores the instance variable",
+                p["title"]
+            );
+        }
+    }
+    // promtool parses every query, as the body of a recording rule.
+    let dir = tempfile::tempdir().unwrap();
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, expr) in dashboard_exprs(&dash).iter().enumerate() {
+        let expr = serde_json::to_string(&as_prometheus_sees_it(expr)).unwrap();
+        rules.push_str(&format!(
+            "      - record: dashboard:query_{i}\n        expr: {expr}\n"
+        ));
+    }
+    let path = dir.path().join("dashboard-queries.yml");
+    std::fs::write(&path, rules).unwrap();
+    let checked = promtool(&["check", "rules", path.to_str().unwrap()]);
+    assert!(checked.contains("SUCCESS"), "{checked}");
 }
 
 #[test]

@@ -121,6 +121,16 @@ impl CallMetrics {
         })
     }
 
+    /// Gives every configured Teams proxy its failover series from the start, so alerts and
+    /// dashboards on rate() see zeros, not gaps.
+    pub fn expect_proxies(&self, proxies: &[String]) {
+        for p in proxies {
+            for cause in ["timeout", "transport_error", "408", "503", "504"] {
+                self.failover.with_label_values(&[p.as_str(), cause]);
+            }
+        }
+    }
+
     fn event(&self, event: &CallEvent) {
         match event {
             CallEvent::Started { direction } => {

@@ -191,6 +191,7 @@ impl Daemon {
         let relay = Arc::new(relay);
         let call_metrics =
             CallMetrics::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?;
+        call_metrics.expect_proxies(&settings.teams.proxies);
         let (cdr_tx, cdr_rx) = mpsc::channel(CDR_QUEUE);
         let shards = std::thread::available_parallelism()
             .map(|n| n.get().min(8) as u16)
