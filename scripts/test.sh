@@ -50,6 +50,12 @@ if [ ! -x "$SCHEMATHESIS_VENV/bin/schemathesis" ]; then
 fi
 export SCHEMATHESIS_FOR_TEAMSGW_TESTS="$SCHEMATHESIS_VENV/bin/schemathesis"
 
+# The package test builds the .deb with cargo-deb (scripts/package.sh).
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  echo "== installing cargo-deb"
+  cargo install cargo-deb --locked --version "^3"
+fi
+
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
