@@ -9,6 +9,8 @@
 //! A PBX that refuses REFER leaves the call as it was: Teams hears the refusal in a final
 //! NOTIFY. Placing the new call ourselves instead is not built yet.
 
+use std::time::{Duration, Instant};
+
 use teamsgw_sip::Message;
 use teamsgw_sip::transaction::TxId;
 
@@ -25,7 +27,13 @@ pub struct PbxRefer {
     /// The transferor hung up after our 202 (siphon-sip#220): nobody to notify; the PBX
     /// leg stays until the PBX's final NOTIFY.
     pub transferor_gone: bool,
+    /// When the implicit subscription ends without a final NOTIFY (RFC 3515 §2.4.6).
+    pub expires: Instant,
 }
+
+/// How long the PBX's NOTIFYs may take: the `expires` we announce to Teams, renewed by each
+/// NOTIFY that keeps the subscription active.
+const SUBSCRIPTION: Duration = Duration::from_secs(60);
 
 /// A number a PBX can dial: digits, `+`, `*`, `#`.
 pub(super) fn dialable(user: &[u8]) -> Option<&str> {
@@ -62,6 +70,7 @@ impl Call {
         self.pbx_refer = Some(PbxRefer {
             tx,
             transferor_gone: false,
+            expires: ctx.now + SUBSCRIPTION,
         });
         if tx.is_none() {
             self.pbx_refer_ended(ctx, 500, "Server Internal Error");
@@ -89,6 +98,13 @@ impl Call {
         }
     }
 
+    /// The PBX never sent its final NOTIFY: the transfer failed as far as Teams can know,
+    /// and the call stays as it is.
+    pub(super) fn on_pbx_refer_expired(&mut self, ctx: &mut Ctx<'_>) {
+        tracing::info!(call_id = %self.log_id(), "transfer to a number: no final NOTIFY from the PBX");
+        self.pbx_refer_ended(ctx, 408, "Request Timeout");
+    }
+
     /// No answer to our REFER (Timer F) or a transport failure.
     pub(super) fn on_pbx_refer_timeout(&mut self, ctx: &mut Ctx<'_>) {
         self.pbx_refer_ended(ctx, 408, "Request Timeout");
@@ -103,6 +119,9 @@ impl Call {
             .is_some_and(|s| s.to_ascii_lowercase().starts_with(b"terminated"));
         let frag = String::from_utf8_lossy(msg.body()).into_owned();
         let gone = self.pbx_refer.as_ref().is_some_and(|r| r.transferor_gone);
+        if let Some(r) = self.pbx_refer.as_mut() {
+            r.expires = ctx.now + SUBSCRIPTION;
+        }
         if !gone {
             self.notify(
                 ctx,

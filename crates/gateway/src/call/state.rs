@@ -527,6 +527,7 @@ impl Call {
             self.terminating_deadline,
             self.inbound.poll_timeout(),
             self.session_deadline(),
+            self.pbx_refer.as_ref().map(|r| r.expires),
         ]
         .into_iter()
         .flatten()
@@ -535,6 +536,9 @@ impl Call {
 
     pub fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
+        if self.pbx_refer.as_ref().is_some_and(|r| now >= r.expires) {
+            self.on_pbx_refer_expired(ctx);
+        }
         if self.terminating_deadline.is_some_and(|d| now >= d) {
             self.terminating_deadline = None;
             self.phase = Phase::Done;

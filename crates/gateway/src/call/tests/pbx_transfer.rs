@@ -3,6 +3,8 @@
 //! ends our leg once its party is transferred. A PBX that refuses leaves the call as it was.
 
 use super::transfer::{refer, sipfrag};
+use std::time::Duration;
+
 use super::world::*;
 
 const NUMBER_TARGET: &str = "<sip:+4930999@sip.pstnhub.microsoft.com:5061;user=phone>";
@@ -128,4 +130,35 @@ fn the_transferor_may_leave_before_the_pbx_is_done() {
     assert!(w.nothing_to(TEAMS_PEER, "NOTIFY") && w.nothing_to(TEAMS_PEER, "BYE"));
     let records = w.records();
     assert_eq!(records.len(), 1);
+}
+
+/// RFC 3515 §2.4.6: the subscription we announced (60 s) ends without the PBX's final
+/// NOTIFY; Teams hears 408 and the call goes on. Each NOTIFY that keeps it active renews it.
+#[test]
+fn a_pbx_that_never_sends_its_final_notify_ends_the_transfer_after_the_subscription() {
+    let mut w = World::new();
+    let (ok, ack) = answered(&mut w);
+    w.teams_sends(refer(&ok, 2, NUMBER_TARGET));
+    w.expect(TEAMS_PEER, "202");
+    w.expect(TEAMS_PEER, "NOTIFY");
+    let to_pbx = w.expect(PBX_ADDR, "REFER");
+    w.pbx_sends(reply(&to_pbx, 202, "Accepted", "k1", "", None));
+    w.advance(Duration::from_secs(50));
+    w.pbx_sends(pbx_notify(
+        &ack,
+        20,
+        "active;expires=60",
+        "SIP/2.0 180 Ringing\r\n",
+    ));
+    w.expect(PBX_ADDR, "200");
+    w.expect(TEAMS_PEER, "NOTIFY");
+    w.advance(Duration::from_secs(50));
+    assert!(w.transfers().is_empty(), "the renewed subscription expired");
+    w.advance(Duration::from_secs(15));
+    let (frag, state) = sipfrag(&w.expect(TEAMS_PEER, "NOTIFY"));
+    assert_eq!(frag, "SIP/2.0 408 Request Timeout");
+    assert!(state.starts_with("terminated"), "{state}");
+    assert_eq!(w.transfers(), [("number", "failed")]);
+    assert!(w.nothing_to(TEAMS_PEER, "BYE") && w.nothing_to(PBX_ADDR, "BYE"));
+    assert!(w.records().is_empty());
 }
