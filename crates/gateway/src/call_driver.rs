@@ -444,6 +444,17 @@ impl Shard {
                     // Trunk health tells every shard within a second; rare, so never full.
                     let _ = self.proxy_holds.try_send((proxy, retry_after));
                 }
+                Output::Correlate {
+                    call_id,
+                    correlation,
+                } => {
+                    if let Some(capture) = self.sip.capture() {
+                        match correlation {
+                            Some(c) => capture.link(&call_id, &c),
+                            None => capture.unlink(&call_id),
+                        }
+                    }
+                }
                 Output::Event(event) => {
                     self.metrics.event(&event);
                     match event {

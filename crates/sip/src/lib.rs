@@ -13,6 +13,7 @@ pub mod certnames;
 pub mod dialog;
 pub mod digest;
 pub mod framing;
+pub mod hep;
 pub mod message;
 pub mod metrics;
 #[cfg(feature = "test-pki")]

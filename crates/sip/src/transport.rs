@@ -31,6 +31,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use crate::acl::AllowList;
 use crate::certnames;
 use crate::framing::{Frame, StreamFramer};
+use crate::hep::{Captured, HepCapture};
 use crate::message::{Limits, Message};
 use crate::metrics::{SipMetrics, kind_of};
 use crate::tls::TlsStore;
@@ -147,6 +148,8 @@ pub enum SendError {
 
 struct ConnHandle {
     tx: mpsc::Sender<Bytes>,
+    /// Our end of the connection (for captures).
+    local: SocketAddr,
 }
 
 struct Inner {
@@ -159,6 +162,8 @@ struct Inner {
     by_peer: DashMap<(Transport, SocketAddr), ConnId>,
     next_id: AtomicU64,
     open: AtomicUsize,
+    /// HEP capture, when `[hep] collector` is set.
+    capture: arc_swap::ArcSwapOption<HepCapture>,
     listeners: Vec<(&'static str, Transport, SocketAddr)>,
 }
 
@@ -219,6 +224,7 @@ impl SipTransport {
             by_peer: DashMap::new(),
             next_id: AtomicU64::new(1),
             open: AtomicUsize::new(0),
+            capture: arc_swap::ArcSwapOption::empty(),
             listeners,
         });
         let mut tasks = Vec::new();
@@ -257,6 +263,8 @@ impl SipTransport {
     /// or from the UDP socket it arrived on.
     pub async fn respond(&self, source: &Source, data: Bytes) -> Result<(), SendError> {
         let kind = kind_of(&data);
+        self.inner
+            .captured(source.local, source.peer, source.transport, &data);
         match source.conn {
             Some(id) => {
                 let tx = self
@@ -296,20 +304,24 @@ impl SipTransport {
         let kind = kind_of(&data);
         match target.transport {
             Transport::Udp => {
-                let socket = self
+                let (local, socket) = self
                     .inner
                     .udp
                     .iter()
                     .find(|(local, _)| local.is_ipv4() == target.addr.is_ipv4())
-                    .map(|(_, s)| Arc::clone(s))
+                    .map(|(local, s)| (*local, Arc::clone(s)))
                     .ok_or(SendError::NoSocket("udp"))?;
+                self.inner
+                    .captured(local, target.addr, target.transport, &data);
                 socket.send_to(&data, target.addr).await?;
             }
             Transport::Tcp | Transport::Tls => {
-                let tx = match self.connection_to(target) {
-                    Some(tx) => tx,
+                let (tx, local) = match self.connection_to(target) {
+                    Some(conn) => conn,
                     None => self.connect(target).await?,
                 };
+                self.inner
+                    .captured(local, target.addr, target.transport, &data);
                 tx.send(data).await.map_err(|_| SendError::ConnectionGone)?;
             }
         }
@@ -321,12 +333,24 @@ impl SipTransport {
         Ok(())
     }
 
-    fn connection_to(&self, target: &Target) -> Option<mpsc::Sender<Bytes>> {
-        let id = *self.inner.by_peer.get(&(target.transport, target.addr))?;
-        self.inner.conns.get(&id).map(|c| c.tx.clone())
+    pub fn capture(&self) -> Option<Arc<HepCapture>> {
+        self.inner.capture.load_full()
     }
 
-    async fn connect(&self, target: &Target) -> Result<mpsc::Sender<Bytes>, SendError> {
+    /// Captures every message from now on ([`HepCapture`]).
+    pub fn set_capture(&self, capture: Option<Arc<HepCapture>>) {
+        self.inner.capture.store(capture);
+    }
+
+    fn connection_to(&self, target: &Target) -> Option<(mpsc::Sender<Bytes>, SocketAddr)> {
+        let id = *self.inner.by_peer.get(&(target.transport, target.addr))?;
+        self.inner.conns.get(&id).map(|c| (c.tx.clone(), c.local))
+    }
+
+    async fn connect(
+        &self,
+        target: &Target,
+    ) -> Result<(mpsc::Sender<Bytes>, SocketAddr), SendError> {
         let inner = &self.inner;
         let timeout = inner.settings.connect_timeout;
         let tcp = tokio::time::timeout(timeout, TcpStream::connect(target.addr))
@@ -356,7 +380,7 @@ impl SipTransport {
                             .inc();
                         SendError::Tls(target.addr, e)
                     })?;
-                let id = inner.register(Transport::Tls, target.addr, tx.clone());
+                let id = inner.register(Transport::Tls, (target.addr, local), tx.clone());
                 tokio::spawn(Arc::clone(inner).run_connection(
                     stream,
                     id,
@@ -368,7 +392,7 @@ impl SipTransport {
                 ));
             }
             _ => {
-                let id = inner.register(Transport::Tcp, target.addr, tx.clone());
+                let id = inner.register(Transport::Tcp, (target.addr, local), tx.clone());
                 tokio::spawn(Arc::clone(inner).run_connection(
                     tcp,
                     id,
@@ -380,7 +404,7 @@ impl SipTransport {
                 ));
             }
         }
-        Ok(tx)
+        Ok((tx, local))
     }
 }
 
@@ -431,7 +455,20 @@ impl Inner {
             .inc();
     }
 
+    fn captured(&self, src: SocketAddr, dst: SocketAddr, transport: Transport, data: &Bytes) {
+        if let Some(capture) = &*self.capture.load() {
+            capture.capture(Captured {
+                src,
+                dst,
+                transport,
+                time: std::time::SystemTime::now(),
+                payload: data.clone(),
+            });
+        }
+    }
+
     fn deliver(&self, data: Bytes, source: Source) {
+        self.captured(source.peer, source.local, source.transport, &data);
         let message = match Message::parse_with(data, &self.settings.limits) {
             Ok(m) => m,
             Err(e) => {
@@ -489,13 +526,13 @@ impl Inner {
                         let Some(stream) = inner.accept_tls(&spec, tcp).await else {
                             return;
                         };
-                        let id = inner.register(Transport::Tls, peer, tx);
+                        let id = inner.register(Transport::Tls, (peer, local), tx);
                         inner
                             .run_connection(stream, id, rx, Transport::Tls, spec.name, peer, local)
                             .await;
                     }
                     _ => {
-                        let id = inner.register(Transport::Tcp, peer, tx);
+                        let id = inner.register(Transport::Tcp, (peer, local), tx);
                         inner
                             .run_connection(tcp, id, rx, Transport::Tcp, spec.name, peer, local)
                             .await;
@@ -557,9 +594,14 @@ impl Inner {
         Some(stream)
     }
 
-    fn register(&self, transport: Transport, peer: SocketAddr, tx: mpsc::Sender<Bytes>) -> ConnId {
+    fn register(
+        &self,
+        transport: Transport,
+        (peer, local): (SocketAddr, SocketAddr),
+        tx: mpsc::Sender<Bytes>,
+    ) -> ConnId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.conns.insert(id, ConnHandle { tx });
+        self.conns.insert(id, ConnHandle { tx, local });
         self.by_peer.insert((transport, peer), id);
         self.open.fetch_add(1, Ordering::Relaxed);
         self.metrics

@@ -31,6 +31,19 @@ pub struct Settings {
     pub pbx: PbxSettings,
     pub media: MediaSettings,
     pub license: LicenseSettings,
+    pub hep: HepSettings,
+}
+
+/// SIP capture to a Homer collector (HEPv3 over UDP). Off unless `collector` is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HepSettings {
+    /// `host:port` of the collector (heplify-server listens on 9060).
+    pub collector: Option<String>,
+    /// Tells this SBC's captures apart at the collector.
+    pub capture_id: u32,
+    /// The collector's password (HEP chunk 0x000e), when it asks for one.
+    pub auth_key: Option<String>,
 }
 
 /// Global switches of the optional license factors (licensing.md §1.3); an enterprise can
@@ -447,6 +460,17 @@ impl Settings {
                 message,
             })
         };
+        if let Some(c) = &self.hep.collector {
+            let port = c
+                .rsplit_once(':')
+                .and_then(|(h, p)| (!h.is_empty()).then_some(p));
+            if port
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_none_or(|p| p == 0)
+            {
+                bad("hep.collector", format!("{c:?} is not host:port"));
+            }
+        }
         if self.daemon.drain_seconds > 3600 {
             bad(
                 "daemon.drain_seconds",
@@ -623,6 +647,7 @@ impl Settings {
         check(self.pbx.listen_tcp != new.pbx.listen_tcp, "pbx.listen_tcp");
         check(self.media != new.media, "media");
         check(self.sip != new.sip, "sip");
+        check(self.hep != new.hep, "hep");
         check(
             self.teams.allowed_sources != new.teams.allowed_sources,
             "teams.allowed_sources",

@@ -16,6 +16,7 @@ use std::time::Duration;
 use teamsgw_gateway::call::SessionCounts;
 use teamsgw_gateway::call_driver::{self, CallLayer, CallMetrics, CallsHandle};
 use teamsgw_media::{MediaMetrics, Relay, RelayConfig};
+use teamsgw_sip::hep::{HepCapture, HepConfig};
 use teamsgw_sip::metrics::SipMetrics;
 use teamsgw_sip::tls::{TlsError, TlsMaterial, TlsPaths, TlsStore};
 use teamsgw_sip::transport::SipTransport;
@@ -148,6 +149,23 @@ impl Daemon {
         )
         .await
         .map_err(|e| format!("{}: {e}", sip_service::listener_key(e.name, e.transport)))?;
+        if let Some(collector) = &settings.hep.collector {
+            let addr = tokio::net::lookup_host(collector.as_str())
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| format!("hep.collector: cannot resolve {collector}"))?;
+            let config = HepConfig {
+                collector: addr,
+                capture_id: settings.hep.capture_id,
+                auth_key: settings.hep.auth_key.clone(),
+            };
+            let capture = HepCapture::start(config, metrics.registry())
+                .await
+                .map_err(|e| format!("hep.collector: {e}"))?;
+            tracing::info!(%addr, "SIP capture to HEP collector");
+            transport.set_capture(Some(capture));
+        }
         let open_files = file_limit::raise();
         match file_limit::media_calls(settings.media.port_min, settings.media.port_max, open_files)
         {

@@ -100,6 +100,7 @@ pub fn calls(settings: &Settings, sessions: Arc<SessionCounts>) -> CallSettings 
         relay_pbx_hold: settings.teams.hold_towards_teams == "relay",
         seed: seed() ^ 0xA5A5,
         sessions,
+        correlate_legs: settings.hep.collector.is_some(),
         ..CallSettings::default()
     }
 }

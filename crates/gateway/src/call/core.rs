@@ -99,6 +99,16 @@ impl Ctx<'_> {
             .push_back(Output::Event(CallEvent::Transfer { kind, result }));
     }
 
+    /// Links a new leg's Call-ID to the call's id, for a SIP capture.
+    pub fn correlate(&mut self, call_id: &str, call: &str) {
+        if self.settings.correlate_legs {
+            self.out.push_back(Output::Correlate {
+                call_id: call_id.to_owned(),
+                correlation: Some(call.to_owned()),
+            });
+        }
+    }
+
     pub fn setup_event(&mut self, direction: Direction, stage: &'static str, took: Duration) {
         self.out.push_back(Output::Event(CallEvent::Setup {
             direction,
@@ -427,6 +437,12 @@ impl<M: MediaPlane> CallCore<M> {
         }
         self.by_tx.remove(&call.inbound.tx);
         for key in call.dialog_keys() {
+            if self.settings.correlate_legs && key.0 != call.id.as_bytes() {
+                self.out.push_back(Output::Correlate {
+                    call_id: String::from_utf8_lossy(&key.0).into_owned(),
+                    correlation: None,
+                });
+            }
             self.by_dialog.remove(&key);
         }
         self.by_session.remove(&call.media.session);

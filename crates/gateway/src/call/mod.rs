@@ -144,6 +144,8 @@ pub struct CallSettings {
     pub shard: u16,
     pub seed: u64,
     pub sessions: Arc<SessionCounts>,
+    /// Emit [`Output::Correlate`] for each leg (a SIP capture links a call's legs by it).
+    pub correlate_legs: bool,
 }
 
 impl Default for CallSettings {
@@ -163,6 +165,7 @@ impl Default for CallSettings {
             shard: 0,
             seed: 1,
             sessions: Arc::new(SessionCounts::default()),
+            correlate_legs: false,
         }
     }
 }
@@ -201,6 +204,12 @@ pub enum Output {
         retry_after: Duration,
     },
     Event(CallEvent),
+    /// Messages with `call_id` belong to the call whose first Call-ID is `correlation`; `None`
+    /// when the leg is gone. Only with [`CallSettings::correlate_legs`].
+    Correlate {
+        call_id: String,
+        correlation: Option<String>,
+    },
 }
 
 /// Call events, for metrics and the CDR writer.

@@ -131,6 +131,8 @@ impl Call {
             }
         }
         ctx.dialog(self.teams_dialog_key(), true);
+        let replacing = String::from_utf8_lossy(request.call_id().unwrap_or_default()).into_owned();
+        ctx.correlate(&replacing, &self.id);
         self.apply_media(ctx);
         ctx.transfer_event("replaces", "completed");
         tracing::info!(call_id = %self.log_id(), replaced_by = %String::from_utf8_lossy(request.call_id().unwrap_or_default()), "Teams leg replaced (RFC 3891)");

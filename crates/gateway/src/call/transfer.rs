@@ -162,6 +162,7 @@ impl Call {
             addr,
             server_name: Some(name.clone()),
         };
+        ctx.correlate(&call_id, &self.id);
         let mut new_leg = Outbound::new(profile, target, call_id, ctx.token(), template, None);
         self.answer(ctx, leg, tx, msg, 202, "Accepted", None);
         self.notify(ctx, Progress::Trying);

@@ -247,10 +247,16 @@ impl<M: MediaPlane> CallCore<M> {
         self.by_tx.insert(tx, h);
         let inbound_call_id = request.call_id().unwrap_or_default().to_vec();
         self.by_dialog
-            .insert((inbound_call_id, local_tag.into_bytes()), h);
+            .insert((inbound_call_id.clone(), local_tag.into_bytes()), h);
         self.by_dialog
-            .insert((call_id.into_bytes(), from_tag.into_bytes()), h);
+            .insert((call_id.clone().into_bytes(), from_tag.into_bytes()), h);
         self.by_session.insert(session, h);
+        if self.settings.correlate_legs {
+            self.out.push_back(Output::Correlate {
+                call_id,
+                correlation: Some(String::from_utf8_lossy(&inbound_call_id).into_owned()),
+            });
+        }
         self.out
             .push_back(Output::Event(CallEvent::Started { direction }));
         Ok(h)

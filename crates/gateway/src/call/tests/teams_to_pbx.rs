@@ -354,3 +354,24 @@ fn digits_pbx_gets_the_called_number_without_plus() {
     );
     assert_eq!(first.header("To").unwrap(), "<sip:4930222@pbx.example.com>");
 }
+
+/// For a SIP capture (issue "operator kit", HEP): each leg's Call-ID is linked to the call's
+/// first one while the call lives, and only when asked for.
+#[test]
+fn each_legs_call_id_is_linked_to_the_call_for_a_capture() {
+    let mut w = World::with_settings(view(None), 100, |s| s.correlate_legs = true);
+    w.teams_sends(teams_invite(
+        "c1", "+4930111", "+4930222", TENANT, TEAMS_SDP,
+    ));
+    let to_pbx = w.expect(PBX_ADDR, "INVITE");
+    let pbx_call_id = to_pbx.header("Call-ID").unwrap();
+    assert_eq!(w.links, [(pbx_call_id.clone(), Some("c1".to_owned()))]);
+    w.pbx_sends(reply(&to_pbx, 486, "Busy Here", "k1", "", None));
+    assert_eq!(w.links.last(), Some(&(pbx_call_id, None)));
+    assert_eq!(w.links.len(), 2);
+    let mut quiet = World::new();
+    quiet.teams_sends(teams_invite(
+        "c2", "+4930111", "+4930222", TENANT, TEAMS_SDP,
+    ));
+    assert!(quiet.links.is_empty());
+}

@@ -158,6 +158,8 @@ pub struct World {
     pub sent: VecDeque<Sent>,
     pub events: Vec<CallEvent>,
     pub proxy_down: Vec<(String, Duration)>,
+    /// Call-ID links for a SIP capture (`Output::Correlate`), in order.
+    pub links: Vec<(String, Option<String>)>,
 }
 
 impl World {
@@ -194,6 +196,7 @@ impl World {
             sent: VecDeque::new(),
             events: Vec::new(),
             proxy_down: Vec::new(),
+            links: Vec::new(),
         }
     }
 
@@ -217,6 +220,10 @@ impl World {
                     self.proxy_down.push((proxy, retry_after))
                 }
                 Output::Event(e) => self.events.push(e),
+                Output::Correlate {
+                    call_id,
+                    correlation,
+                } => self.links.push((call_id, correlation)),
             }
         }
     }
