@@ -12,6 +12,7 @@ NEEDED=(
   kamailio:kamailio
   baresip:baresip-core
   promtool:prometheus
+  tshark:tshark
 )
 
 # python-module:package pairs, imported with Debian's /usr/bin/python3.
