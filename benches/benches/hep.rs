@@ -7,10 +7,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
-use teamsgw_benches::{CountingAllocator, count_allocations};
+use teamsgw_benches::{CountingAllocator, best_per_iteration};
 use teamsgw_sip::hep::{Captured, HepCapture, HepConfig, encode};
 use teamsgw_sip::transport::Transport;
 
@@ -27,22 +27,6 @@ fn message() -> Captured {
         time: SystemTime::now(),
         payload: Bytes::from_static(INVITE),
     }
-}
-
-fn best(rounds: u32, iters: u32, mut f: impl FnMut()) -> (f64, f64) {
-    let mut best = f64::MAX;
-    let mut allocs = 0;
-    for _ in 0..rounds {
-        let start = Instant::now();
-        let (_, n) = count_allocations(|| {
-            for _ in 0..iters {
-                f();
-            }
-        });
-        best = best.min(start.elapsed().as_nanos() as f64 / f64::from(iters));
-        allocs = n;
-    }
-    (best, allocs as f64 / f64::from(iters))
 }
 
 fn main() {
@@ -67,7 +51,7 @@ fn main() {
     let mut on_path = (f64::MAX, 0.0);
     for _ in 0..7 {
         // As the transport hook builds it: the clock read, the handle copied.
-        let r = best(1, 4000, || {
+        let r = best_per_iteration(1, 4000, || {
             capture.capture(black_box(Captured {
                 time: SystemTime::now(),
                 ..template.clone()
@@ -77,7 +61,7 @@ fn main() {
         rt.block_on(tokio::time::sleep(std::time::Duration::from_millis(50)));
     }
     let c = message();
-    let task = best(7, 100_000, || {
+    let task = best_per_iteration(7, 100_000, || {
         let msg = teamsgw_sip::Message::parse(c.payload.clone()).unwrap();
         let id = std::str::from_utf8(msg.call_id().unwrap()).unwrap();
         black_box(encode(black_box(&c), &config, Some(id)));

@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::Bytes;
-use teamsgw_benches::{CountingAllocator, count_allocations};
+use teamsgw_benches::{CountingAllocator, best_per_iteration};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -43,19 +43,9 @@ fn sipx(buf: Bytes) -> usize {
 
 /// (best ns/message over `rounds`, allocations/message).
 fn measure(f: fn(Bytes) -> usize, iters: u32, rounds: u32) -> (f64, f64) {
-    let mut best = f64::MAX;
-    let mut allocs = 0;
-    for _ in 0..rounds {
-        let start = Instant::now();
-        let (_, n) = count_allocations(|| {
-            for _ in 0..iters {
-                black_box(f(black_box(Bytes::from_static(INVITE))));
-            }
-        });
-        best = best.min(start.elapsed().as_nanos() as f64 / f64::from(iters));
-        allocs = n;
-    }
-    (best, allocs as f64 / f64::from(iters))
+    best_per_iteration(rounds, iters, || {
+        black_box(f(black_box(Bytes::from_static(INVITE))));
+    })
 }
 
 fn main() {

@@ -58,3 +58,21 @@ pub fn count_allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
     let out = f();
     (out, allocations().0 - before)
 }
+
+/// The best time per iteration (ns) over `rounds` rounds of `iters` calls of `f`, and the
+/// allocations per iteration of the last round.
+pub fn best_per_iteration(rounds: u32, iters: u32, mut f: impl FnMut()) -> (f64, f64) {
+    let mut best = f64::MAX;
+    let mut allocs = 0;
+    for _ in 0..rounds {
+        let start = std::time::Instant::now();
+        let (_, n) = count_allocations(|| {
+            for _ in 0..iters {
+                f();
+            }
+        });
+        best = best.min(start.elapsed().as_nanos() as f64 / f64::from(iters));
+        allocs = n;
+    }
+    (best, allocs as f64 / f64::from(iters))
+}

@@ -20,6 +20,17 @@ fn pbx_notify(ack: &Sent, cseq: u32, state: &str, frag: &str) -> String {
     )
 }
 
+/// An answered Teams -> PBX call whose Teams side asked for a transfer to a number: our 200
+/// to Teams, our ACK to the PBX, and our REFER to the PBX (Teams' 202 and NOTIFY 100 taken).
+fn referred(w: &mut World) -> (Sent, Sent, Sent) {
+    let (ok, ack) = answered(w);
+    w.teams_sends(refer(&ok, 2, NUMBER_TARGET));
+    w.expect(TEAMS_PEER, "202");
+    w.expect(TEAMS_PEER, "NOTIFY");
+    let to_pbx = w.expect(PBX_ADDR, "REFER");
+    (ok, ack, to_pbx)
+}
+
 #[test]
 fn a_refer_to_a_number_goes_to_the_pbx_and_its_notifies_reach_teams_rfc3515() {
     let mut w = World::new();
@@ -83,11 +94,7 @@ fn a_refer_to_a_number_goes_to_the_pbx_and_its_notifies_reach_teams_rfc3515() {
 #[test]
 fn a_pbx_that_refuses_refer_leaves_the_call_and_teams_hears_why() {
     let mut w = World::new();
-    let (ok, ack) = answered(&mut w);
-    w.teams_sends(refer(&ok, 2, NUMBER_TARGET));
-    w.expect(TEAMS_PEER, "202");
-    w.expect(TEAMS_PEER, "NOTIFY");
-    let to_pbx = w.expect(PBX_ADDR, "REFER");
+    let (ok, ack, to_pbx) = referred(&mut w);
     w.pbx_sends(reply(&to_pbx, 405, "Method Not Allowed", "k1", "", None));
     let (frag, state) = sipfrag(&w.expect(TEAMS_PEER, "NOTIFY"));
     assert_eq!(frag, "SIP/2.0 405 Method Not Allowed");
@@ -137,11 +144,7 @@ fn the_transferor_may_leave_before_the_pbx_is_done() {
 #[test]
 fn a_pbx_that_never_sends_its_final_notify_ends_the_transfer_after_the_subscription() {
     let mut w = World::new();
-    let (ok, ack) = answered(&mut w);
-    w.teams_sends(refer(&ok, 2, NUMBER_TARGET));
-    w.expect(TEAMS_PEER, "202");
-    w.expect(TEAMS_PEER, "NOTIFY");
-    let to_pbx = w.expect(PBX_ADDR, "REFER");
+    let (_, ack, to_pbx) = referred(&mut w);
     w.pbx_sends(reply(&to_pbx, 202, "Accepted", "k1", "", None));
     w.advance(Duration::from_secs(50));
     w.pbx_sends(pbx_notify(
