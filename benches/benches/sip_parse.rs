@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use bytes::Bytes;
 use teamsgw_benches::{CountingAllocator, best_per_iteration};
