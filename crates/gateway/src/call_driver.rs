@@ -33,6 +33,8 @@ pub struct CallMetrics {
     rejected: IntCounterVec,
     failover: IntCounterVec,
     transfers: IntCounterVec,
+    media_loss: HistogramVec,
+    media_jitter: HistogramVec,
 }
 
 impl CallMetrics {
@@ -59,6 +61,27 @@ impl CallMetrics {
             .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
             &["stage"],
         )?;
+        // Per finished call and leg, from the relay's counters (the CDR has the same figures).
+        let media_loss = HistogramVec::new(
+            HistogramOpts::new(
+                "teamsgw_call_media_loss_ratio",
+                "Share of media packets lost per finished call, by leg (teams, pbx).",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2]),
+            &["leg"],
+        )?;
+        let media_jitter = HistogramVec::new(
+            HistogramOpts::new(
+                "teamsgw_call_media_jitter_seconds",
+                "RFC 3550 interarrival jitter per finished call (8 kHz audio), by leg.",
+            )
+            .buckets(vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16]),
+            &["leg"],
+        )?;
+        for leg in ["teams", "pbx"] {
+            media_loss.with_label_values(&[leg]);
+            media_jitter.with_label_values(&[leg]);
+        }
         let rejected = IntCounterVec::new(
             Opts::new(
                 "teamsgw_call_admission_rejected_total",
@@ -111,6 +134,8 @@ impl CallMetrics {
         registry.register(Box::new(rejected.clone()))?;
         registry.register(Box::new(failover.clone()))?;
         registry.register(Box::new(transfers.clone()))?;
+        registry.register(Box::new(media_loss.clone()))?;
+        registry.register(Box::new(media_jitter.clone()))?;
         Ok(Self {
             active,
             total,
@@ -118,6 +143,8 @@ impl CallMetrics {
             rejected,
             failover,
             transfers,
+            media_loss,
+            media_jitter,
         })
     }
 
@@ -151,6 +178,15 @@ impl CallMetrics {
                 let d = r.direction.as_str();
                 self.active.with_label_values(&[d]).dec();
                 self.total.with_label_values(&[d, r.result]).inc();
+                for (leg, c) in [("teams", &r.media.teams), ("pbx", &r.media.pbx)] {
+                    let expected = c.packets_in + c.lost;
+                    if expected > 0 {
+                        let loss = c.lost as f64 / expected as f64;
+                        self.media_loss.with_label_values(&[leg]).observe(loss);
+                        let jitter = c.jitter as f64 / 8000.0;
+                        self.media_jitter.with_label_values(&[leg]).observe(jitter);
+                    }
+                }
             }
         }
     }
