@@ -1,9 +1,10 @@
 //! The SIP layer of teamsgw and the SBC's security perimeter.
 //!
 //! Owns: SIP messages (zero-copy parser and builder), stream and datagram framing, the UDP, TCP
-//! and TLS (mutual) transports, the sans-IO transaction and dialog state machines, and digest
-//! authentication. Every byte from Teams, from PBXs and from the internet passes through here
-//! first, so nothing in this crate may panic on input.
+//! and TLS (mutual) transports, the sans-IO transaction and dialog state machines, digest
+//! authentication, and HEPv3 capture of what the transports carry (`hep`). Every byte from
+//! Teams, from PBXs and from the internet passes through here first, so nothing in this crate
+//! may panic on input.
 //!
 //! Must never know: media, SDP semantics (bodies are opaque bytes), the provisioning database,
 //! licensing, or which customer a message belongs to. Routing decisions belong to the gateway.

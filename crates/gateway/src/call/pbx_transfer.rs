@@ -162,11 +162,11 @@ impl Call {
     fn end_transferred(&mut self, ctx: &mut Ctx<'_>, teams_gone: bool) {
         let why = r#"SIP;cause=200;text="transferred""#;
         self.pbx_refer = None;
-        let legs = match teams_gone {
-            true => vec![self.pbx_leg()],
-            false => vec![Leg::Inbound, Leg::Outbound],
-        };
-        for leg in legs {
+        let pbx = self.pbx_leg();
+        for leg in [Leg::Inbound, Leg::Outbound] {
+            if teams_gone && leg != pbx {
+                continue;
+            }
             match leg {
                 Leg::Inbound => self.bye_inbound(ctx, Some(why)),
                 Leg::Outbound => self.bye_outbound(ctx, Some(why)),

@@ -62,7 +62,7 @@ impl Call {
         }
     }
 
-    fn side_of(&self, leg: Leg) -> Side {
+    pub(super) fn side_of(&self, leg: Leg) -> Side {
         match leg {
             Leg::Inbound => self.inbound_side(),
             Leg::Outbound => self.outbound_side(),

@@ -39,10 +39,6 @@ impl Refusal {
     }
 }
 
-fn refuse(status: u16, reason: &'static str, why: impl Into<String>) -> Refusal {
-    Refusal::new(status, reason, why)
-}
-
 impl Call {
     /// The new INVITE `request` (server transaction `tx`, from `source`) replaces this call's
     /// Teams leg, or is refused with the call left as it was.
@@ -58,12 +54,12 @@ impl Call {
             // §3: an early dialog Teams opened gets 481. One we opened (a call still ringing
             // in Teams) could be answered by the new INVITE; that pickup is not built.
             return Err(match teams {
-                Leg::Inbound => refuse(
+                Leg::Inbound => Refusal::new(
                     481,
                     "Call/Transaction Does Not Exist",
                     "Replaces names an early dialog we did not initiate (RFC 3891 §3)",
                 ),
-                Leg::Outbound => refuse(
+                Leg::Outbound => Refusal::new(
                     403,
                     "Forbidden",
                     "replacing a call that is still ringing in Teams is not supported",
@@ -71,14 +67,14 @@ impl Call {
             });
         }
         if self.transfer.is_some() || self.reinvite.as_ref().is_some_and(|r| !r.answered) {
-            return Err(refuse(
+            return Err(Refusal::new(
                 491,
                 "Request Pending",
                 "a transfer or re-INVITE is in progress on the replaced call",
             ));
         }
         if request.body().is_empty() {
-            return Err(refuse(
+            return Err(Refusal::new(
                 488,
                 "Not Acceptable Here",
                 "an SDP offer is required (teams-direct-routing.md §3.3)",
@@ -86,10 +82,10 @@ impl Call {
         }
         let tag = ctx.local_tag();
         let dialog = Dialog::uas(request, &tag)
-            .map_err(|e| refuse(400, "Bad Request", format!("no dialog: {e}")))?;
+            .map_err(|e| Refusal::new(400, "Bad Request", format!("no dialog: {e}")))?;
         // Teams' timer offer is honoured as on a new call (RFC 4028 §8.1).
         let timer = SessionTimer::as_uas(request, None, ctx.now).map_err(|TooSmall(min)| {
-            let mut r = refuse(
+            let mut r = Refusal::new(
                 422,
                 "Session Interval Too Small",
                 format!("Session-Expires below {} s (RFC 4028 §8.1)", min.as_secs()),
@@ -100,7 +96,7 @@ impl Call {
         let (answer, hold) = self
             .sdp
             .offer_from_replacing_leg(request.body())
-            .map_err(|e| refuse(488, "Not Acceptable Here", format!("SDP: {}", e.reason)))?;
+            .map_err(|e| Refusal::new(488, "Not Acceptable Here", format!("SDP: {}", e.reason)))?;
 
         // §3: the replaced dialog ends; its peer is the one Teams moved away from.
         ctx.dialog(self.teams_dialog_key(), false);

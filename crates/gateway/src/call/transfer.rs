@@ -58,7 +58,7 @@ impl Call {
             ];
             call.answer_with(ctx, leg, tx, msg, status, None, &extra);
         };
-        if self.leg_side(leg) == Side::Pbx {
+        if self.side_of(leg) == Side::Pbx {
             let why =
                 "teamsgw does not take transfers from the PBX; the PBX transfers its own parties";
             refuse(self, ctx, (403, "Forbidden"), why);
@@ -376,13 +376,6 @@ impl Call {
         match leg {
             Leg::Inbound => self.inbound.send(ctx.layer, msg, ctx.now),
             Leg::Outbound => self.outbound.send(ctx.layer, msg, ctx.now),
-        }
-    }
-
-    pub(super) fn leg_side(&self, leg: Leg) -> Side {
-        match leg {
-            Leg::Inbound => self.inbound_side(),
-            Leg::Outbound => self.outbound_side(),
         }
     }
 }
