@@ -216,7 +216,10 @@ impl<M: MediaPlane> CallCore<M> {
             Input::MediaTimeout { session } => {
                 if let Some(&h) = self.by_session.get(&session) {
                     self.with_call(h, now, |call, ctx| {
-                        call.hangup(ctx, EndCause::MediaTimeout, None)
+                        // A late report for a session a bridged call already gave back.
+                        if call.media_released.is_none() {
+                            call.hangup(ctx, EndCause::MediaTimeout, None)
+                        }
                     });
                 }
             }
@@ -446,7 +449,10 @@ impl<M: MediaPlane> CallCore<M> {
             self.by_dialog.remove(&key);
         }
         self.by_session.remove(&call.media.session);
-        let counters = self.media.release(call.media.session);
+        let counters = match call.media_released.take() {
+            Some(c) => c,
+            None => self.media.release(call.media.session),
+        };
         self.settings.sessions.release(&call.tenant.fqdn);
         let (cause, status, by) = call
             .end

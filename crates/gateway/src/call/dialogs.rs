@@ -72,10 +72,7 @@ impl Call {
             return;
         }
         match method {
-            Method::Bye
-                if (self.transfer.is_some() || self.pbx_refer.is_some())
-                    && leg == self.teams_leg() =>
-            {
+            Method::Bye if self.transferring() && leg == self.teams_leg() => {
                 self.transferor_left(ctx, leg, tx, msg);
             }
             Method::Bye => {
@@ -97,6 +94,9 @@ impl Call {
                 }
                 let status = self.inbound.final_status.unwrap_or(200);
                 self.finish(EndCause::HungUp(side), status, Some(side));
+            }
+            Method::Invite | Method::Update if self.bridged.is_some() => {
+                self.on_bridged_offer(ctx, leg, tx, msg)
             }
             Method::Invite | Method::Update => self.on_peer_reinvite(ctx, leg, tx, msg),
             Method::Refer => self.on_refer(ctx, leg, tx, msg),

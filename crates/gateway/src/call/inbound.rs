@@ -175,7 +175,11 @@ impl Inbound {
     }
 
     pub fn reliable(&self) -> bool {
-        self.source.transport != Transport::Udp
+        let transport = match &self.adopted {
+            Some(t) => t.transport,
+            None => self.source.transport,
+        };
+        transport != Transport::Udp
     }
 
     fn response(&self, status: u16, reason: &str, extra: Extra<'_>) -> MessageBuilder {
@@ -325,7 +329,8 @@ impl Inbound {
         extra: Extra<'_>,
         now: Instant,
     ) {
-        let udp = (!self.reliable()).then_some(self.source.peer);
+        // `received`/`rport` name the caller's address; an adopted peer's requests are not its.
+        let udp = (self.adopted.is_none() && !self.reliable()).then_some(self.source.peer);
         let data = self
             .profile
             .answer(request, (status, reason), sdp, extra, udp);

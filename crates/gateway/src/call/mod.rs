@@ -25,6 +25,8 @@
 //! - [`cause`]: why a call ended, for the CDR, metrics and `Reason` headers;
 //! - [`core`]: many calls, their transactions and timers.
 
+mod bridge_transfer;
+mod bridged;
 pub mod cause;
 pub mod core;
 mod dialogs;

@@ -157,13 +157,30 @@ impl Outbound {
     }
 
     /// The ACK for a 2xx of the fork `dialog` (§13.2.2.4): transaction-less, its own branch.
+    /// Our INVITE carried the offer, so the ACK carries no body (RFC 3264 §5).
     pub fn ack(&self, layer: &mut TransactionLayer<Dest>, dialog: &Dialog, branch: &str) {
+        self.ack_with(layer, dialog, branch, None);
+    }
+
+    /// [`Self::ack`] with the answer to the offer of a 2xx to an INVITE without one; returns
+    /// the ACK, for each retransmission of that 2xx.
+    pub fn ack_with(
+        &self,
+        layer: &mut TransactionLayer<Dest>,
+        dialog: &Dialog,
+        branch: &str,
+        sdp: Option<&str>,
+    ) -> bytes::Bytes {
         let mut b = dialog
             .ack(self.cseq)
             .header("Via", self.profile.via(branch));
         b = self.profile.add_headers(b);
-        // Our INVITEs always carry the offer, so the ACK carries no body (RFC 3264 §5).
-        layer.send_stateless(Dest::To(self.target.clone()), b.finish());
+        let data = match sdp {
+            Some(s) => b.body(Some("application/sdp"), s.as_bytes()),
+            None => b.finish(),
+        };
+        layer.send_stateless(Dest::To(self.target.clone()), data.clone());
+        data
     }
 
     /// CANCEL for the INVITE in flight (§9.1): same Request-URI, Call-ID, From, To, top Via

@@ -6,8 +6,9 @@
 //! then calls the target itself; once the PBX reports success, both our legs end (RFC 5589
 //! §6: the transferor ends its dialog).
 //!
-//! A PBX that refuses REFER leaves the call as it was: Teams hears the refusal in a final
-//! NOTIFY. Placing the new call ourselves instead is not built yet.
+//! A PBX that takes no REFER at all (403, 405, 501) gets the transfer as a call we place
+//! ourselves (`bridge_transfer.rs`); any other refusal leaves the call as it was, and Teams
+//! hears it in a final NOTIFY.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,8 @@ use super::transfer::Progress;
 pub struct PbxRefer {
     /// The REFER's transaction, until its final response.
     pub tx: Option<TxId>,
+    /// The number, for our own call to it when the PBX takes no REFER.
+    pub number: String,
     /// The transferor hung up after our 202 (siphon-sip#220): nobody to notify; the PBX
     /// leg stays until the PBX's final NOTIFY.
     pub transferor_gone: bool,
@@ -47,7 +50,7 @@ pub(super) fn dialable(user: &[u8]) -> Option<&str> {
 }
 
 impl Call {
-    fn pbx_leg(&self) -> Leg {
+    pub(super) fn pbx_leg(&self) -> Leg {
         Self::other(self.teams_leg())
     }
 
@@ -69,6 +72,7 @@ impl Call {
         tracing::info!(call_id = %self.log_id(), target = %target, "transfer to a number: REFER to the PBX");
         self.pbx_refer = Some(PbxRefer {
             tx,
+            number: number.to_owned(),
             transferor_gone: false,
             expires: ctx.now + SUBSCRIPTION,
         });
@@ -91,7 +95,12 @@ impl Call {
         if let Some(r) = self.pbx_refer.as_mut() {
             r.tx = None;
         }
-        if status >= 300 {
+        if status >= 300 && super::bridge_transfer::takes_no_refer(status) {
+            tracing::info!(call_id = %self.log_id(), status, "transfer to a number: the PBX takes no REFER");
+            if let Some(r) = self.pbx_refer.take() {
+                self.call_transfer_target(ctx, &r.number, r.transferor_gone);
+            }
+        } else if status >= 300 {
             let reason = String::from_utf8_lossy(msg.reason_phrase().unwrap_or_default());
             tracing::info!(call_id = %self.log_id(), status, "transfer to a number: the PBX refused REFER");
             self.pbx_refer_ended(ctx, status, &reason);

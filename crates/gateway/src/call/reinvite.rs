@@ -26,6 +26,12 @@ pub enum Purpose {
     Refresh,
     /// The other leg's hold or resume (§3.6): a new description whose answer we apply.
     Update,
+    /// A transfer target's offer to the PBX's party (`bridge_transfer.rs`): its answer
+    /// completes the transfer.
+    Bridge,
+    /// A bridged party's offer passed to the other party (`bridged.rs`): its answer goes
+    /// back to the offerer.
+    Relay,
 }
 
 /// Our re-INVITE on one leg.
@@ -77,21 +83,21 @@ impl Call {
     }
 
     /// The description we gave this leg last: a refresh repeats it, same version (RFC 3264 §8).
-    fn last_sdp(&self, leg: Leg) -> Option<String> {
+    pub(super) fn last_sdp(&self, leg: Leg) -> Option<String> {
         match leg {
             Leg::Inbound => self.last_inbound_sdp.clone(),
             Leg::Outbound => self.last_outbound_sdp.clone(),
         }
     }
 
-    fn set_last_sdp(&mut self, leg: Leg, sdp: String) {
+    pub(super) fn set_last_sdp(&mut self, leg: Leg, sdp: String) {
         match leg {
             Leg::Inbound => self.last_inbound_sdp = Some(sdp),
             Leg::Outbound => self.last_outbound_sdp = Some(sdp),
         }
     }
 
-    fn in_flight(&self, leg: Leg) -> bool {
+    pub(super) fn in_flight(&self, leg: Leg) -> bool {
         self.reinvite
             .as_ref()
             .is_some_and(|r| r.leg == leg && !r.answered)
@@ -119,24 +125,8 @@ impl Call {
         tx: TxId,
         msg: &Message,
     ) {
-        // RFC 3261 §14.2: an INVITE while ours on the same dialog is pending is glare.
-        if msg.method() == Some(Method::Invite) && self.in_flight(leg) {
-            self.answer(ctx, leg, tx, msg, 491, "Request Pending", None);
+        if !self.admit_peer_offer(ctx, leg, tx, msg) {
             return;
-        }
-        let ours = self.timer(leg).map(|t| t.interval);
-        match SessionTimer::as_uas(msg, ours, ctx.now) {
-            Err(TooSmall(min)) => {
-                let extra = [("Min-SE", min.as_secs().to_string())];
-                let status = (422, "Session Interval Too Small");
-                self.answer_with(ctx, leg, tx, msg, status, None, &extra);
-                return;
-            }
-            Ok(Some(t)) => match leg {
-                Leg::Inbound => self.inbound_timer = Some(t),
-                Leg::Outbound => self.outbound_timer = Some(t),
-            },
-            Ok(None) => {}
         }
         let body = msg.body();
         let mut crossing = None;
@@ -175,6 +165,37 @@ impl Call {
         }
     }
 
+    /// What every re-INVITE or UPDATE from a peer passes first: glare (RFC 3261 §14.2: an
+    /// INVITE while ours on the same dialog is pending gets 491) and its session interval
+    /// (RFC 4028 §8: too small gets 422 with our Min-SE). False when it was answered here.
+    pub(super) fn admit_peer_offer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        leg: Leg,
+        tx: TxId,
+        msg: &Message,
+    ) -> bool {
+        if msg.method() == Some(Method::Invite) && self.in_flight(leg) {
+            self.answer(ctx, leg, tx, msg, 491, "Request Pending", None);
+            return false;
+        }
+        let ours = self.timer(leg).map(|t| t.interval);
+        match SessionTimer::as_uas(msg, ours, ctx.now) {
+            Err(TooSmall(min)) => {
+                let extra = [("Min-SE", min.as_secs().to_string())];
+                let status = (422, "Session Interval Too Small");
+                self.answer_with(ctx, leg, tx, msg, status, None, &extra);
+                return false;
+            }
+            Ok(Some(t)) => match leg {
+                Leg::Inbound => self.inbound_timer = Some(t),
+                Leg::Outbound => self.outbound_timer = Some(t),
+            },
+            Ok(None) => {}
+        }
+        true
+    }
+
     /// The other leg's hold or resume, as our re-offer on `leg` (§3.6).
     pub(super) fn pass_hold(&mut self, ctx: &mut Ctx<'_>, leg: Leg, hold: bool) {
         let offer = match self.side_of(leg) {
@@ -188,7 +209,7 @@ impl Call {
         self.send_or_queue(ctx, leg, Purpose::Update);
     }
 
-    fn send_or_queue(&mut self, ctx: &mut Ctx<'_>, leg: Leg, purpose: Purpose) {
+    pub(super) fn send_or_queue(&mut self, ctx: &mut Ctx<'_>, leg: Leg, purpose: Purpose) {
         if self.reinvite.as_ref().is_some_and(|r| !r.answered) {
             self.queued = Some(Queued {
                 leg,
@@ -253,7 +274,7 @@ impl Call {
 
     /// Our re-INVITE on `leg` with the description we gave it last (for an update, the new
     /// one `pass_hold` just stored).
-    fn send_reinvite(&mut self, ctx: &mut Ctx<'_>, leg: Leg, purpose: Purpose) {
+    pub(super) fn send_reinvite(&mut self, ctx: &mut Ctx<'_>, leg: Leg, purpose: Purpose) {
         let mut extra = vec![("Supported", "timer".to_owned())];
         if let Some(t) = self.timer(leg) {
             extra.push(("Session-Expires", t.refresh_header()));
@@ -308,6 +329,11 @@ impl Call {
                     // Any 2xx refreshes; it may set another interval or refresher (§7.2).
                     *t = SessionTimer::as_uac(msg, t.interval, now);
                 }
+                match purpose {
+                    Purpose::Bridge => self.bridge_answered(ctx, msg),
+                    Purpose::Relay => self.relay_answered(ctx, msg),
+                    _ => {}
+                }
                 if purpose == Purpose::Update && !msg.body().is_empty() {
                     let applied = match self.side_of(leg) {
                         Side::Teams => self.sdp.reanswer_from_teams(msg.body()),
@@ -324,6 +350,7 @@ impl Call {
                     q.at = q.at.max(now);
                 }
             }
+            491 if purpose == Purpose::Relay => self.on_reinvite_failed(ctx, status),
             491 => {
                 // RFC 3261 §14.1: glare; the same re-INVITE again after a random wait.
                 self.reinvite = None;
@@ -361,7 +388,12 @@ impl Call {
             return;
         };
         let side = self.side_of(r.leg);
-        if r.purpose == Purpose::Update && !matches!(status, 408 | 481) {
+        match r.purpose {
+            Purpose::Bridge => self.bridge_refused(ctx, status),
+            Purpose::Relay => self.relay_refused(ctx, status),
+            _ => {}
+        }
+        if r.purpose != Purpose::Refresh && !matches!(status, 408 | 481) {
             tracing::warn!(call_id = %self.log_id(), status, side = side.as_str(), "re-INVITE refused; the call goes on as it was");
             return;
         }

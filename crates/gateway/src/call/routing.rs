@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use teamsgw_sip::message::{Message, NameAddr, Uri, unescape};
-use teamsgw_sip::transport::Transport;
+use teamsgw_sip::transport::{Target, Transport};
 
 /// A tenant's direct route (the derived trunk FQDN of the hosting model, §3.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,15 +54,30 @@ impl PbxRoute {
         PbxDialing {
             domain: self.domain.clone(),
             number_format: self.number_format,
+            target: self.target(),
         }
+    }
+
+    /// Where our requests to this PBX go: its first resolved address, over its transport.
+    pub fn target(&self) -> Option<Target> {
+        let addr = *self.addrs.first()?;
+        let server_name = (self.transport == Transport::Tls).then(|| host_only(&self.next_hop));
+        Some(Target {
+            transport: self.transport,
+            addr,
+            server_name,
+        })
     }
 }
 
-/// How a number is addressed at a PBX: a called number, or a transfer target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a number is addressed at a PBX, and where the call to it goes: a called number, or
+/// a transfer target.
+#[derive(Debug, Clone)]
 pub struct PbxDialing {
     pub domain: String,
     pub number_format: NumberFormat,
+    /// `None` when the PBX's next hop did not resolve.
+    pub target: Option<Target>,
 }
 
 impl PbxDialing {
@@ -404,6 +419,13 @@ pub fn to_e164(number: &str, country_code: Option<&str>) -> String {
 }
 
 pub type SharedView = Arc<RoutingView>;
+
+fn host_only(host_port: &str) -> String {
+    match host_port.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() && !host_port.ends_with(']') => h.to_owned(),
+        _ => host_port.to_owned(),
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -53,7 +53,11 @@ pub(super) fn teams_profile(
     }
 }
 
-fn pbx_profile(settings: &CallSettings, token: &str, transport: Transport) -> LegProfile {
+pub(super) fn pbx_profile(
+    settings: &CallSettings,
+    token: &str,
+    transport: Transport,
+) -> LegProfile {
     let (via_transport, param) = transport_token(transport);
     let port = match transport {
         Transport::Udp => settings.pbx_udp_port,
@@ -81,10 +85,9 @@ pub(super) fn from_teams(
 ) -> Result<CallParts, Rejection> {
     let route = routing::route_teams_call(view, request)?;
     let pbx = &route.pbx;
-    let addr =
-        pbx.addrs.first().copied().ok_or_else(|| {
-            admission("pbx_unresolved", format!("cannot resolve {}", pbx.next_hop))
-        })?;
+    let target = pbx
+        .target()
+        .ok_or_else(|| admission("pbx_unresolved", format!("cannot resolve {}", pbx.next_hop)))?;
     let user = &route.user;
     let anonymous = identity::caller_is_anonymous(request);
     let display = if anonymous {
@@ -105,11 +108,7 @@ pub(super) fn from_teams(
     Ok(CallParts {
         inbound: teams_profile(settings, &route.tenant.fqdn, route.tenant.port, None),
         outbound: pbx_profile(settings, &user.contact_token, pbx.transport),
-        target: Target {
-            transport: pbx.transport,
-            addr,
-            server_name: (pbx.transport == Transport::Tls).then(|| host_only(&pbx.next_hop)),
-        },
+        target,
         template: InviteTemplate {
             uri: format!("sip:{}@{}", route.called, pbx.domain),
             from: format!("{display}<sip:{}@{}>", user.extension, pbx.domain),
@@ -205,11 +204,4 @@ fn quoted_display(display: Option<&str>) -> String {
     display
         .map(|d| format!("\"{}\" ", d.replace('"', "")))
         .unwrap_or_default()
-}
-
-fn host_only(host_port: &str) -> String {
-    match host_port.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() && !host_port.ends_with(']') => h.to_owned(),
-        _ => host_port.to_owned(),
-    }
 }

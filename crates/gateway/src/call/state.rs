@@ -13,10 +13,12 @@ use teamsgw_sip::transaction::TxId;
 use teamsgw_sip::transport::Target;
 use teamsgw_sip::transport::Transport;
 
+use super::bridge_transfer::PbxCall;
+use super::bridged::Bridged;
 use super::cause::{EndCause, Side, q850_for};
 use super::core::{Ctx, ProxyState};
 use super::inbound::Inbound;
-use super::media::Allocation;
+use super::media::{Allocation, MediaCounters};
 use super::outbound::Outbound;
 use super::pbx_transfer::PbxRefer;
 use super::reinvite::{Queued, Reinvite};
@@ -103,6 +105,13 @@ pub struct Call {
     pub transfer: Option<Box<Transfer>>,
     /// A transfer to a number, handed to the PBX with our REFER (`pbx_transfer.rs`).
     pub pbx_refer: Option<PbxRefer>,
+    /// The same, done by us when the PBX takes no REFER (`bridge_transfer.rs`).
+    pub pbx_call: Option<Box<PbxCall>>,
+    /// Both legs are the PBX's parties after that transfer (`bridged.rs`).
+    pub bridged: Option<Box<Bridged>>,
+    /// The media session's counters, when it ended before the call (a bridged call's
+    /// media goes party to party).
+    pub media_released: Option<MediaCounters>,
     pub end: Option<(EndCause, u16, Option<Side>)>,
     /// Every transaction this call started or serves (the core routes their events here).
     pub txs: Vec<TxId>,
@@ -241,6 +250,10 @@ impl Call {
             self.on_transfer_timeout(ctx);
             return;
         }
+        if self.is_pbx_call_tx(tx) {
+            self.on_pbx_call_timeout(ctx);
+            return;
+        }
         if self.is_pbx_refer_tx(tx) {
             self.on_pbx_refer_timeout(ctx);
             return;
@@ -270,6 +283,10 @@ impl Call {
     pub fn on_invite_response(&mut self, ctx: &mut Ctx<'_>, tx: TxId, msg: Message) {
         if self.is_transfer_tx(tx) {
             self.on_transfer_response(ctx, &msg);
+            return;
+        }
+        if self.is_pbx_call_tx(tx) {
+            self.on_pbx_call_response(ctx, &msg);
             return;
         }
         if self.is_pbx_refer_tx(tx) {
@@ -513,6 +530,9 @@ impl Call {
     }
 
     pub(super) fn apply_media(&mut self, ctx: &mut Ctx<'_>) {
+        if self.media_released.is_some() {
+            return;
+        }
         if let Some(params) = self.sdp.params() {
             ctx.media.apply(self.media.session, params);
         }

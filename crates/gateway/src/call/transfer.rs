@@ -64,7 +64,7 @@ impl Call {
             refuse(self, ctx, (403, "Forbidden"), why);
             return;
         }
-        if self.phase != Phase::Confirmed || self.transfer.is_some() || self.pbx_refer.is_some() {
+        if self.phase != Phase::Confirmed || self.transferring() {
             refuse(
                 self,
                 ctx,
@@ -302,6 +302,9 @@ impl Call {
         if let Some(r) = self.pbx_refer.as_mut() {
             r.transferor_gone = true;
         }
+        if let Some(c) = self.pbx_call.as_mut() {
+            c.transferor_gone = true;
+        }
         match leg {
             Leg::Inbound => self.inbound_timer = None,
             Leg::Outbound => self.outbound_timer = None,
@@ -311,6 +314,12 @@ impl Call {
     pub(super) fn transferor_is_gone(&self) -> bool {
         self.transfer.as_ref().is_some_and(|t| t.transferor_gone)
             || self.pbx_refer.as_ref().is_some_and(|r| r.transferor_gone)
+            || self.pbx_call.as_ref().is_some_and(|c| c.transferor_gone)
+    }
+
+    /// A transfer Teams asked for is under way, in any of its forms.
+    pub(super) fn transferring(&self) -> bool {
+        self.transfer.is_some() || self.pbx_refer.is_some() || self.pbx_call.is_some()
     }
 
     /// The call ends while the target is being called: the new leg is cancelled.
@@ -318,6 +327,7 @@ impl Call {
         if let Some(mut t) = self.transfer.take() {
             t.leg.cancel(ctx.layer, ctx.now);
         }
+        self.abandon_pbx_call(ctx);
     }
 
     /// NOTIFY on the REFER's implicit subscription (RFC 3515 §2.4.4, §2.4.5), in the

@@ -1,6 +1,7 @@
 //! Whole calls through the sans-IO core with a virtual clock and scripted peers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bridge_transfer;
 mod hold;
 mod identity;
 mod pbx_to_teams;

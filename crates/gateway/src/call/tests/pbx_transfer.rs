@@ -95,9 +95,10 @@ fn a_refer_to_a_number_goes_to_the_pbx_and_its_notifies_reach_teams_rfc3515() {
 fn a_pbx_that_refuses_refer_leaves_the_call_and_teams_hears_why() {
     let mut w = World::new();
     let (ok, ack, to_pbx) = referred(&mut w);
-    w.pbx_sends(reply(&to_pbx, 405, "Method Not Allowed", "k1", "", None));
+    // 603 refuses this transfer; 403, 405 and 501 refuse REFER itself (`bridge_transfer.rs`).
+    w.pbx_sends(reply(&to_pbx, 603, "Decline", "k1", "", None));
     let (frag, state) = sipfrag(&w.expect(TEAMS_PEER, "NOTIFY"));
-    assert_eq!(frag, "SIP/2.0 405 Method Not Allowed");
+    assert_eq!(frag, "SIP/2.0 603 Decline");
     assert!(state.starts_with("terminated"), "{state}");
     assert!(w.nothing_to(TEAMS_PEER, "BYE") && w.nothing_to(PBX_ADDR, "BYE"));
     assert!(w.records().is_empty());
