@@ -1,12 +1,13 @@
 //! Transfer to a number (teams-direct-routing.md §3.7) through the real daemon: the in-house
 //! Teams client transfers a baresip phone behind Kamailio to another extension. teamsgw
 //! hands the transfer to the PBX (our REFER on the PBX leg), the phone calls the target
-//! itself, and its NOTIFYs reach Teams. A PBX that refuses REFER leaves the call as it was.
+//! itself, and its NOTIFYs reach Teams. A PBX that refuses REFER gets the transfer as a call
+//! teamsgw places itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use teamsgw_tests::baresip::tone_of;
+use teamsgw_tests::baresip::{tone_of, tone_of_tail};
 use teamsgw_tests::call_lab::{CallLab, TEAMS_NUMBER, TENANT};
 use teamsgw_tests::teams_uac::{NO_BODY, TeamsUac, header, in_dialog};
 
@@ -102,24 +103,67 @@ fn a_refer_to_a_number_is_done_by_the_pbx_side_and_the_parties_hear_each_other()
     assert_eq!(lab.metric("teamsgw_media_sessions_active"), 0.0);
 }
 
-/// Acceptance "REFER to a number", the PBX that refuses it (405): Teams hears the refusal in
-/// the final NOTIFY, and the call goes on as it was.
+/// Acceptance "REFER to a number", the PBX that refuses it (405): teamsgw does the transfer
+/// itself. It calls the target as the Teams user (Kamailio challenges and routes it like any
+/// call the user makes), gives the target's offer to the phone in a re-INVITE, ends the Teams
+/// leg, and the phone and the target hear each other's tones, party to party.
 #[test]
-fn a_pbx_that_refuses_refer_leaves_the_call_up() {
+fn a_pbx_that_refuses_refer_gets_the_transfer_as_our_call_and_the_parties_hear_each_other() {
     let lab = CallLab::start_with_env("", &[], 5061, None, &[], &["REFUSE_REFER"]);
     let phone = lab.phone("2001", 440);
-    let (mut teams, ok) = call_and_refer(&lab, "xfer-405");
+    let target = lab.phone("2002", 880);
+    let (mut teams, _ok) = call_and_refer(&lab, "xfer-405");
     let frags = notifies(&mut teams);
     assert_eq!(
-        frags,
-        ["SIP/2.0 100 Trying", "SIP/2.0 405 Method Not Allowed"],
-        "{}",
+        frags.first().map(String::as_str),
+        Some("SIP/2.0 100 Trying"),
+        "{frags:?}"
+    );
+    assert_eq!(
+        frags.last().map(String::as_str),
+        Some("SIP/2.0 200 OK"),
+        "{frags:?}\n{}\n{}\n{}",
+        phone.log(),
+        target.log(),
         lab.logs()
     );
-    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        lab.kamailio.log().contains("REFER refused"),
+        "Kamailio took the REFER:\n{}",
+        lab.kamailio.log()
+    );
+    let bye = teams.expect_request("BYE");
+    assert!(
+        header(&bye, "Reason").is_some_and(|r| r.contains("transferred")),
+        "{bye}"
+    );
+    teams.reply(&bye, 200, "OK");
+    // Media goes party to party: the relay holds nothing, the call goes on in signalling.
+    assert_eq!(lab.metric("teamsgw_media_sessions_active"), 0.0);
     lab.assert_active("from_teams", 1);
+    std::thread::sleep(Duration::from_secs(3));
     assert_eq!(phone.count_log("terminated"), 0, "{}", phone.log());
-    teams.send(&in_dialog("BYE", "xfer-405", 3, &ok, "", NO_BODY));
-    teams.expect(200);
-    lab.wait_calls_ended(&[&phone]);
+    phone.hangup();
+    target.wait_count("terminated", 1, Duration::from_secs(10));
+    lab.wait_calls_ended(&[&phone, &target]);
+    let heard = target.heard();
+    let (freq, rms) = tone_of(&heard[0]);
+    assert!(
+        rms > 500.0 && (freq - 440.0).abs() < 44.0,
+        "the target heard {freq:.0} Hz at RMS {rms:.0}\n{}",
+        target.log()
+    );
+    let heard = phone.heard();
+    let (freq, rms) = tone_of_tail(heard.last().unwrap(), 2.0);
+    assert!(
+        rms > 500.0 && (freq - 880.0).abs() < 88.0,
+        "the phone heard {freq:.0} Hz at RMS {rms:.0} from the target\n{}",
+        phone.log()
+    );
+    let cdr = &lab.cdrs(1)[0];
+    assert_eq!(cdr["call_id"], "xfer-405", "{cdr}");
+    assert_eq!(
+        lab.metric("teamsgw_call_transfers_total{kind=\"number\",result=\"completed\"}"),
+        1.0
+    );
 }

@@ -177,11 +177,25 @@ pub fn tone_of(wav: &Path) -> (f64, f64) {
     let data = std::fs::read(wav).unwrap();
     let (rate, channels, samples) =
         pcm16(&data).unwrap_or_else(|| panic!("{} is not 16-bit PCM WAV", wav.display()));
-    let mono: Vec<f64> = samples
+    tone_of_samples(rate, &mono_of(&samples, channels))
+}
+
+/// [`tone_of`] over the last `seconds` of the file (and its last 0.5 s left out): what an
+/// endpoint heard after its call changed peers.
+pub fn tone_of_tail(wav: &Path, seconds: f64) -> (f64, f64) {
+    let data = std::fs::read(wav).unwrap();
+    let (rate, channels, samples) =
+        pcm16(&data).unwrap_or_else(|| panic!("{} is not 16-bit PCM WAV", wav.display()));
+    let mono = mono_of(&samples, channels);
+    let keep = (f64::from(rate) * (seconds + 1.0)) as usize;
+    tone_of_samples(rate, &mono[mono.len().saturating_sub(keep)..])
+}
+
+fn mono_of(samples: &[i16], channels: usize) -> Vec<f64> {
+    samples
         .chunks(channels.max(1))
         .map(|c| c.iter().map(|&s| f64::from(s)).sum::<f64>() / c.len() as f64)
-        .collect();
-    tone_of_samples(rate, &mono)
+        .collect()
 }
 
 /// [`tone_of`] for mono samples at `rate` Hz: the first and last half second are left out
