@@ -19,6 +19,9 @@
 //! - `setup`: what a new call is built from (Contact, Via, the outbound INVITE);
 //! - `transfer`: REFER from Teams (a new Teams leg, NOTIFY progress);
 //! - `pbx_transfer`: REFER from Teams to a number, handed to the PBX with our REFER;
+//! - `bridge_transfer`: the same for a PBX that takes no REFER: our own call to the number,
+//!   its offer given to the remaining party (RFC 3725);
+//! - `bridged`: a call between two PBX parties after that, in signalling only;
 //! - `replaces`: INVITE with Replaces from Teams (park pickup, consultative transfer);
 //! - `shards`: which shard owns a message (Call-IDs, tags and branches name it);
 //! - [`media`]: the relay session, behind a small interface the driver implements;
