@@ -5,7 +5,7 @@
 //! a config file one error per restart is an outage. Unknown keys are errors: a typo must never
 //! silently fall back to a default. `config/teamsgw.toml` documents every key.
 //!
-//! Which keys apply live on SIGHUP and which need a restart is decided in `daemon.rs`
+//! Which keys apply live on SIGHUP and which need a restart is decided in `daemon/mod.rs`
 //! ([`Settings::restart_only_changes`] lists the latter).
 
 use std::collections::BTreeMap;

@@ -14,12 +14,12 @@ use teamsgw_store::{ProvisionError, Store};
 
 use crate::config::Settings;
 use crate::daemon;
-use crate::license_report;
+use crate::operations::license_report;
+use crate::operations::user_import;
 use crate::operations::{
     DirectRouteAdd, EnterpriseAdd, EnterpriseSet, PbxAdd, PbxSet, Provisioner, SkuAdd, UserAdd,
     UserSet, invalid,
 };
-use crate::user_import;
 
 #[derive(Debug, Subcommand)]
 pub enum EnterpriseCommand {
@@ -1076,7 +1076,7 @@ async fn cdr(ops: &Provisioner<'_>, c: CdrCommand) -> Result<(), ProvisionError>
     };
     let rows = ops.store.list_cdrs(&filter).await?;
     if csv {
-        print!("{}", crate::cdr::csv(&rows));
+        print!("{}", crate::daemon::cdr::csv(&rows));
         return Ok(());
     }
     print_rows(output.json, &rows, &CDR_HEADER, |r| {
@@ -1089,7 +1089,7 @@ async fn cdr(ops: &Provisioner<'_>, c: CdrCommand) -> Result<(), ProvisionError>
             r.callee.clone(),
             r.result.clone(),
             r.status.to_string(),
-            crate::cdr::seconds(r),
+            crate::daemon::cdr::seconds(r),
             r.hung_up_by.clone().unwrap_or_default(),
             r.teams_proxy.clone().unwrap_or_default(),
             r.reason.clone(),

@@ -1,6 +1,9 @@
 //! The command line. `run` starts the daemon; `check-config` validates a config file the way
 //! the daemon would (including the TLS files it names) without starting anything; the
-//! provisioning commands live in [`crate::provision_cli`].
+//! provisioning commands live in [`crate::cli::provision`].
+
+pub mod provision;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,13 +11,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::build_info::LONG_VERSION;
-use crate::config::Settings;
-use crate::daemon;
-use crate::provision_cli::{
+use crate::cli::provision::{
     CdrCommand, DirectRouteCommand, EnterpriseCommand, LcmTemplateCommand, LicenseCommand,
     PbxCommand, Provision, ServiceNumberCommand, UserCommand,
 };
-use crate::status_cli::{self, CallCommand, TrunkCommand};
+use crate::config::Settings;
+use crate::daemon;
+use status::{CallCommand, TrunkCommand};
 
 pub const DEFAULT_CONFIG: &str = "/etc/teamsgw/teamsgw.toml";
 
@@ -92,14 +95,14 @@ impl Cli {
             Command::DirectRoute(c) => Provision::DirectRoute(c).execute(&self.config),
             Command::Pbx(c) => Provision::Pbx(c).execute(&self.config),
             Command::User(UserCommand::Status { enterprise, output }) => {
-                status_cli::user_status(&self.config, enterprise.as_deref(), output.json)
+                status::user_status(&self.config, enterprise.as_deref(), output.json)
             }
             Command::User(c) => Provision::User(c).execute(&self.config),
             Command::Trunk(TrunkCommand::Status(output)) => {
-                status_cli::trunk_status(&self.config, output.json)
+                status::trunk_status(&self.config, output.json)
             }
             Command::Call(CallCommand::List(output)) => {
-                status_cli::call_list(&self.config, output.json)
+                status::call_list(&self.config, output.json)
             }
             Command::Cdr(c) => Provision::Cdr(c).execute(&self.config),
             Command::ServiceNumber(c) => Provision::ServiceNumber(c).execute(&self.config),

@@ -25,12 +25,12 @@ use serde_json::json;
 use teamsgw_store::{ProvisionError, Store, StoreError};
 
 use crate::config::Settings;
-use crate::license_report;
+use crate::daemon::provisioning::Provisioning;
+use crate::operations::license_report;
 use crate::operations::{
     DirectRouteAdd, EnterpriseAdd, EnterpriseSet, PbxAdd, PbxSet, Provisioner, SkuAdd, UserAdd,
     UserSet,
 };
-use crate::provisioning::Provisioning;
 use teamsgw_gateway::call_driver::CallsHandle;
 use teamsgw_gateway::client::ClientHandle;
 

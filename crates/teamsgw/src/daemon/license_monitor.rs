@@ -15,8 +15,8 @@ use prometheus::{IntGaugeVec, Opts, Registry};
 use teamsgw_gateway::gauge_series::GaugeSeries;
 
 use crate::config::Settings;
-use crate::license_report::{self, EnterpriseReport};
-use crate::provisioning::Provisioning;
+use crate::daemon::provisioning::Provisioning;
+use crate::operations::license_report::{self, EnterpriseReport};
 
 pub struct LicenseMonitor {
     used: IntGaugeVec,
@@ -148,7 +148,7 @@ fn over_threshold(licensed: u32, acquired: u32, percent: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{LicenseMonitor, over_threshold};
-    use crate::license_report::{EnterpriseReport, FactorJson, Factors};
+    use crate::operations::license_report::{EnterpriseReport, FactorJson, Factors};
     use prometheus::{Encoder, Registry, TextEncoder};
 
     fn report(enterprise: &str, acquired: u32, ui: u32) -> EnterpriseReport {

@@ -13,7 +13,7 @@ use teamsgw_sip::transport::{Incoming, ListenerSpec, SipTransport, Transport, Tr
 use tokio::sync::mpsc;
 
 use crate::config::Settings;
-use crate::drain::Drain;
+use crate::daemon::drain::Drain;
 
 /// The listeners the config asks for.
 pub fn listener_specs(settings: &Settings) -> Vec<ListenerSpec> {

@@ -9,8 +9,8 @@ use arc_swap::ArcSwapOption;
 use teamsgw_store::{ChangeListener, RoutingSnapshot, Store};
 use tokio::sync::Mutex;
 
-use crate::metrics::Metrics;
-use crate::readiness::Readiness;
+use crate::admin::metrics::Metrics;
+use crate::daemon::readiness::Readiness;
 
 pub struct Provisioning {
     url: String,

@@ -2,6 +2,9 @@
 //! alive and serving) and `/readyz` (ready for work; JSON with the reason when not).
 //! Bind it to a management address only: it is not meant for the internet.
 
+pub mod api;
+pub mod metrics;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,8 +17,8 @@ use axum::routing::get;
 
 use teamsgw_gateway::client::ClientHandle;
 
-use crate::metrics::Metrics;
-use crate::readiness::Readiness;
+use crate::admin::metrics::Metrics;
+use crate::daemon::readiness::Readiness;
 
 #[derive(Clone)]
 pub struct AdminState {

@@ -8,6 +8,20 @@
 //! TLS material change live, listener addresses and the database URL need a restart (a warning
 //! names them), and the routing snapshot is reloaded. A rejected reload changes nothing.
 
+pub mod call_routes;
+pub mod cdr;
+pub mod devcert;
+pub mod drain;
+pub mod file_limit;
+pub mod gateway_settings;
+pub mod license_monitor;
+pub mod logging;
+pub mod notify;
+pub mod provisioning;
+pub mod readiness;
+pub mod registrations;
+pub mod sip_service;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,25 +39,18 @@ use tokio::sync::{mpsc, watch};
 
 use arc_swap::ArcSwap;
 
+use crate::admin::api::{self, ApiState};
+use crate::admin::metrics::Metrics;
 use crate::admin::{self, AdminState};
-use crate::api::{self, ApiState};
 use crate::build_info::{GIT_SHA, VERSION};
-use crate::call_routes;
-use crate::cdr;
 use crate::config::{Problem, Problems, Settings};
-use crate::devcert;
-use crate::drain::Drain;
-use crate::file_limit;
-use crate::gateway_settings;
-use crate::license_monitor::LicenseMonitor;
-use crate::logging::{self, LogHandle};
-use crate::metrics::Metrics;
-use crate::notify::Notifier;
+use crate::daemon::drain::Drain;
+use crate::daemon::license_monitor::LicenseMonitor;
+use crate::daemon::notify::Notifier;
+use crate::daemon::provisioning::Provisioning;
+use crate::daemon::readiness::Readiness;
 use crate::operations;
-use crate::provisioning::Provisioning;
-use crate::readiness::Readiness;
-use crate::registrations;
-use crate::sip_service;
+use logging::LogHandle;
 use teamsgw_gateway::client::{self, ClientHandle, ClientMetrics};
 
 pub async fn run(config_path: PathBuf) -> ExitCode {

@@ -4,6 +4,9 @@
 //! the store's own rules. Requests are plain serde structs: the API decodes them from JSON,
 //! the CLI builds them from its arguments.
 
+pub mod license_report;
+pub mod user_import;
+
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +18,6 @@ use teamsgw_store::{
 };
 
 use crate::config::Settings;
-use crate::user_import;
 
 pub fn invalid(field: &'static str, rule: impl Into<String>) -> ProvisionError {
     ProvisionError::Invalid {

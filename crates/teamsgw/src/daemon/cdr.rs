@@ -12,8 +12,8 @@ use teamsgw_gateway::call_driver::FinishedCall;
 use teamsgw_store::{Cdr, CdrLeg};
 use tokio::sync::mpsc;
 
-use crate::license_report::civil_date;
-use crate::provisioning::Provisioning;
+use crate::daemon::provisioning::Provisioning;
+use crate::operations::license_report::civil_date;
 
 /// `teamsgw_cdr_writes_total{result}`: records written (`ok`), and failed attempts tried
 /// again (`retried`).

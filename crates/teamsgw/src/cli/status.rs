@@ -11,9 +11,9 @@ use std::time::Duration;
 use clap::Subcommand;
 use serde_json::Value;
 
+use crate::cli::provision::{Output, print_rows};
 use crate::config::Settings;
 use crate::daemon;
-use crate::provision_cli::{Output, print_rows};
 
 #[derive(Debug, Subcommand)]
 pub enum TrunkCommand {
