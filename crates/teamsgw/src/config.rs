@@ -122,8 +122,10 @@ impl Default for DaemonSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct AdminSettings {
     pub listen: SocketAddr,
-    /// Bearer token for `/api/v1`. Unset: the API refuses every request.
+    /// Bearer token for `/api/v1` and the console's sign-in. Unset: both refuse everyone.
     pub token: Option<String>,
+    /// A console session ends after this long without a request.
+    pub session_idle_seconds: u64,
 }
 
 impl Default for AdminSettings {
@@ -131,6 +133,7 @@ impl Default for AdminSettings {
         Self {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
             token: None,
+            session_idle_seconds: 1800,
         }
     }
 }
@@ -616,6 +619,12 @@ impl Settings {
             bad(
                 "license.warning_percent",
                 format!("{} is above 100", self.license.warning_percent),
+            );
+        }
+        if !(60..=86_400).contains(&self.admin.session_idle_seconds) {
+            bad(
+                "admin.session_idle_seconds",
+                format!("{} is outside 60..=86400", self.admin.session_idle_seconds),
             );
         }
         if self.license.refresh_seconds == 0 {

@@ -112,6 +112,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The status and the message naming the field and the rule (for the console's pages).
+    pub fn explain(&self) -> (StatusCode, &str) {
+        (self.status, &self.error)
+    }
+
     fn bad_request(field: impl Into<String>, rule: impl Into<String>) -> Self {
         let rule = rule.into();
         let field = field.into();
@@ -261,7 +266,7 @@ async fn require_token(
 }
 
 /// Compares without an early exit, so response time does not reveal how much matched.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for (i, x) in a.iter().enumerate() {
         diff |= usize::from(x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0));
@@ -270,7 +275,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Runs `op` with a connected store and the current settings.
-async fn with_ops<T>(
+pub(super) async fn with_ops<T>(
     state: &ApiState,
     op: impl AsyncFnOnce(&Provisioner<'_>) -> Result<T, ProvisionError>,
 ) -> Result<T, ApiError> {
@@ -289,7 +294,7 @@ async fn with_ops<T>(
 }
 
 /// After a committed change: tell other daemons, and swap in a new snapshot here.
-async fn changed(state: &ApiState, store: Option<&Store>) {
+pub(super) async fn changed(state: &ApiState, store: Option<&Store>) {
     if let Some(store) = store {
         store.notify_changed().await;
     }

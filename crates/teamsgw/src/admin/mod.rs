@@ -1,8 +1,10 @@
 //! The admin HTTP listener: `/metrics` (Prometheus text format), `/healthz` (the process is
-//! alive and serving) and `/readyz` (ready for work; JSON with the reason when not).
+//! alive and serving) and `/readyz` (ready for work; JSON with the reason when not), the REST
+//! API under `/api/v1` ([`api`]) and the web console under `/ui/` ([`console`]).
 //! Bind it to a management address only: it is not meant for the internet.
 
 pub mod api;
+pub mod console;
 pub mod metrics;
 
 use std::sync::Arc;

@@ -13,7 +13,6 @@ use teamsgw_store::{Cdr, CdrLeg};
 use tokio::sync::mpsc;
 
 use crate::daemon::provisioning::Provisioning;
-use crate::operations::license_report::civil_date;
 
 /// `teamsgw_cdr_writes_total{result}`: records written (`ok`), and failed attempts tried
 /// again (`retried`).
@@ -38,18 +37,7 @@ impl CdrMetrics {
 }
 
 /// `2026-12-02T07:59:29.180Z` from unix milliseconds.
-pub fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let day = civil_date(i64::try_from(secs / 86_400).unwrap_or(0));
-    let t = secs % 86_400;
-    format!(
-        "{day}T{:02}:{:02}:{:02}.{:03}Z",
-        t / 3600,
-        t / 60 % 60,
-        t % 60,
-        ms % 1000
-    )
-}
+pub use crate::operations::license_report::rfc3339;
 
 fn leg(c: &LegCounters) -> CdrLeg {
     let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);

@@ -129,10 +129,12 @@ impl LicenseMonitor {
         loop {
             let current = settings.load_full();
             match provisioning.store().await {
-                Ok(store) => match license_report::record_audit(&store, &current.license).await {
-                    Ok(reports) => self.publish(&reports, current.license.warning_percent),
-                    Err(e) => tracing::warn!(error = %e, "license count failed"),
-                },
+                Ok(store) => {
+                    match license_report::record_audit(&store, &current.license, None).await {
+                        Ok(reports) => self.publish(&reports, current.license.warning_percent),
+                        Err(e) => tracing::warn!(error = %e, "license count failed"),
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "license count skipped"),
             }
             tokio::time::sleep(Duration::from_secs(current.license.refresh_seconds.max(1))).await;
@@ -141,7 +143,7 @@ impl LicenseMonitor {
 }
 
 /// `licensed > percent% of acquired` (0 acquired: any use is over; 0 percent: never warn).
-fn over_threshold(licensed: u32, acquired: u32, percent: u8) -> bool {
+pub fn over_threshold(licensed: u32, acquired: u32, percent: u8) -> bool {
     percent > 0 && u64::from(licensed) * 100 > u64::from(acquired) * u64::from(percent)
 }
 
@@ -169,6 +171,7 @@ mod tests {
                 ui: factor(ui),
                 service_numbers: factor(0),
             },
+            calculated_at: None,
         }
     }
 

@@ -40,6 +40,8 @@ use tokio::sync::{mpsc, watch};
 use arc_swap::ArcSwap;
 
 use crate::admin::api::{self, ApiState};
+use crate::admin::console::session::Sessions;
+use crate::admin::console::{self, ConsoleState};
 use crate::admin::metrics::Metrics;
 use crate::admin::{self, AdminState};
 use crate::build_info::{GIT_SHA, VERSION};
@@ -261,18 +263,26 @@ impl Daemon {
             .map_err(|e| format!("admin.listen {}: cannot bind: {e}", settings.admin.listen))?;
         let (stop_admin, mut stopped) = watch::channel(false);
         let shared_settings = Arc::new(ArcSwap::from_pointee(settings.clone()));
+        let api_state = ApiState {
+            provisioning: Arc::clone(&provisioning),
+            settings: Arc::clone(&shared_settings),
+            client: client.clone(),
+            calls: calls.clone(),
+        };
+        let console_sessions = Arc::new(
+            Sessions::new(metrics.registry()).map_err(|e| format!("console metrics: {e}"))?,
+        );
         let app = admin::router(AdminState {
             metrics: Arc::clone(&metrics),
             readiness: Arc::clone(&readiness),
             client: client.clone(),
         })
+        .nest("/api/v1", api::router(api_state.clone()))
         .nest(
-            "/api/v1",
-            api::router(ApiState {
-                provisioning: Arc::clone(&provisioning),
-                settings: Arc::clone(&shared_settings),
-                client: client.clone(),
-                calls: calls.clone(),
+            "/ui",
+            console::router(ConsoleState {
+                api: api_state,
+                sessions: Arc::clone(&console_sessions),
             }),
         );
         let admin_task = tokio::spawn(async move {

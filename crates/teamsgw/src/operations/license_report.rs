@@ -43,6 +43,10 @@ pub struct EnterpriseReport {
     pub available: i64,
     pub monitored_users: u32,
     pub factors: Factors,
+    /// When the count was recorded as the day's audit row (RFC 3339, UTC): the License
+    /// Calculation Time of the seeds' license page. Absent from a count made on request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calculated_at: Option<String>,
 }
 
 fn switches(e: &Enterprise, global: &LicenseSettings) -> Switches {
@@ -134,6 +138,7 @@ pub async fn build(
                 ui: r.ui.into(),
                 service_numbers: r.service_numbers.into(),
             },
+            calculated_at: None,
         });
     }
     Ok(out)
@@ -181,14 +186,18 @@ pub async fn history(
         .collect()
 }
 
-/// Counts every enterprise and records today's audit row for each (UTC day).
+/// Counts every enterprise (or `only` that one) and records today's audit row for each
+/// (UTC day), stamped with the time of the count.
 pub async fn record_audit(
     store: &Store,
     global: &LicenseSettings,
+    only: Option<&str>,
 ) -> Result<Vec<EnterpriseReport>, ProvisionError> {
-    let reports = build(store, None, global).await?;
+    let mut reports = build(store, only, global).await?;
     let day = today();
-    for r in &reports {
+    let now = now_rfc3339();
+    for r in &mut reports {
+        r.calculated_at = Some(now.clone());
         let json = serde_json::to_string(r).map_err(|e| ProvisionError::Invalid {
             field: "report",
             rule: e.to_string(),
@@ -198,6 +207,29 @@ pub async fn record_audit(
             .await?;
     }
     Ok(reports)
+}
+
+/// Now as RFC 3339 in UTC, to the millisecond.
+pub fn now_rfc3339() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    rfc3339(ms)
+}
+
+/// Milliseconds since the epoch as RFC 3339 in UTC.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let day = civil_date(i64::try_from(secs / 86_400).unwrap_or(0));
+    let t = secs % 86_400;
+    format!(
+        "{day}T{:02}:{:02}:{:02}.{:03}Z",
+        t / 3600,
+        t / 60 % 60,
+        t % 60,
+        ms % 1000
+    )
 }
 
 /// Today as `YYYY-MM-DD` in UTC (civil-from-days, H. Hinnant's algorithm).

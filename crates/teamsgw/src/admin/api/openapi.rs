@@ -194,6 +194,7 @@ fn provisioning_schemas() -> Value {
                 "ui": schema_ref("Factor"),
                 "service_numbers": schema_ref("Factor"),
             }), &["direct_routing", "lcm", "ui", "service_numbers"], false),
+            "calculated_at": {"type": "string", "format": "date-time", "description": "when an audit row recorded this count"},
         }),
         &[
             "enterprise",

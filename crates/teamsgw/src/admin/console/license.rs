@@ -1,0 +1,325 @@
+//! The license page of an enterprise: the seeds' "UMP License" page, point by point.
+//! Acquired and currently licensed licenses, the factors in priority order as `n1 (n2)` with
+//! their switches, monitored users and available licenses; "Apply license factors" (the
+//! operation behind `enterprise set --license-factor`), "Refresh licenses" (today's audit row,
+//! recounted now) and the License-Audit for a date range, as a table, an SVG chart and CSV.
+
+use axum::Extension;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+use teamsgw_license::catalogue::Date;
+
+use super::chart::history_chart;
+use super::layout::{csrf_field, frame, notice, utilisation};
+use super::session::Session;
+use super::{ConsoleState, api_failure, csrf_refusal, failure, html_response, license_href};
+use crate::admin::api::{changed, with_ops};
+use crate::operations::EnterpriseSet;
+use crate::operations::license_report::{self, AuditDay, FactorJson, civil_date};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Range {
+    from: String,
+    to: String,
+    /// What the last action did (`factors`, `refresh`), to say so.
+    done: String,
+}
+
+/// The range asked for, or the last 30 days; a malformed date names itself.
+fn range(r: &Range) -> Result<(String, String), String> {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0);
+    let days = i64::try_from(days).unwrap_or(0);
+    let pick = |field: &str, given: &str, default: i64| {
+        if given.is_empty() {
+            return Ok(civil_date(default));
+        }
+        Date::parse(given)
+            .map(|_| given.to_owned())
+            .ok_or_else(|| format!("{field}: {given:?} is not a date (YYYY-MM-DD)"))
+    };
+    let from = pick("from", &r.from, days - 30)?;
+    let to = pick("to", &r.to, days)?;
+    if from > to {
+        return Err(format!("from: {from} is after to ({to})"));
+    }
+    Ok((from, to))
+}
+
+/// A factor's switch as the admin set it: the global default, or this enterprise's override.
+fn setting(over: Option<bool>) -> &'static str {
+    match over {
+        None => "default",
+        Some(true) => "on",
+        Some(false) => "off",
+    }
+}
+
+pub async fn page(
+    State(c): State<ConsoleState>,
+    Extension(s): Extension<Session>,
+    Path(name): Path<String>,
+    Query(q): Query<Range>,
+) -> Response {
+    let (from, to) = match range(&q) {
+        Ok(r) => r,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, Some(&s), &e),
+    };
+    let today = license_report::today();
+    let loaded = with_ops(&c.api, async |ops| {
+        let report = license_report::build(ops.store, Some(&name), &ops.settings.license).await?;
+        let enterprise = ops
+            .store
+            .list_enterprises()
+            .await?
+            .into_iter()
+            .find(|e| e.name == name);
+        let audit = license_report::history(ops.store, &name, &from, &to).await?;
+        let today_row = license_report::history(ops.store, &name, &today, &today).await?;
+        Ok((report, enterprise, audit, today_row))
+    })
+    .await;
+    let (report, enterprise, audit, today_row) = match loaded {
+        Ok(l) => l,
+        Err(e) => return api_failure(&e, &s),
+    };
+    let (Some(r), Some(e)) = (report.first(), enterprise) else {
+        let why = format!("enterprise: no enterprise named {name:?}");
+        return failure(StatusCode::NOT_FOUND, Some(&s), &why);
+    };
+    let warning = c.api.settings.load().license.warning_percent;
+    let calculated = today_row
+        .first()
+        .and_then(|d| d.report.calculated_at.clone());
+    let href = license_href(&name);
+    let f = &r.factors;
+    // Priority order (licensing.md §1.3): each user counts under the first factor it meets.
+    let factors: [(&str, &str, &FactorJson, Option<Option<bool>>); 4] = [
+        ("Direct Routing", "direct_routing", &f.direct_routing, None),
+        ("LCM", "lcm", &f.lcm, Some(e.lcm_factor)),
+        ("UI", "ui", &f.ui, Some(e.ui_factor)),
+        (
+            "Service numbers",
+            "service_numbers",
+            &f.service_numbers,
+            Some(e.service_numbers_factor),
+        ),
+    ];
+    let done = match q.done.as_str() {
+        "factors" => Some("License factors applied; the figures below are recounted."),
+        "refresh" => Some("Licenses refreshed: today's audit row is written."),
+        _ => None,
+    };
+    let csv = format!("{href}/audit.csv?from={from}&to={to}");
+    let body = html! {
+        @if let Some(d) = done { (notice("info", d)) }
+        dl.facts #license-facts {
+            div { dt { "Acquired licenses" } dd #acquired { (r.acquired) } }
+            div { dt { "Currently licensed" } dd #currently-licensed { (r.currently_licensed) } }
+            div { dt { "Total monitored users" } dd #monitored-users { (r.monitored_users) } }
+            div { dt { "Available licenses" } dd #available { (r.available) } }
+            div { dt { "License Calculation Time" } dd #calculation-time {
+                @match &calculated { Some(t) => (t), None => span.muted { "not yet today" } }
+            } }
+        }
+        p { "Utilisation " (utilisation(r.currently_licensed, r.acquired, warning)) }
+        h2 { "License factors" }
+        div.scroll { table #factors {
+            thead { tr { th.num { "Priority" } th { "Factor" } th.num { "Licensed (configured)" } th { "Enabled" } th { "Setting" } } }
+            tbody {
+                @for (i, (label, id, factor, over)) in factors.iter().enumerate() {
+                    tr #{ "factor-" (id) } {
+                        td.num { (i + 1) }
+                        td { (label) }
+                        td.num.cell { (license_report::cell(factor)) }
+                        td.enabled { @if factor.enabled { "yes" } @else { "no" } }
+                        td { @match over { None => "always", Some(o) => (setting(*o)) } }
+                    }
+                }
+            }
+        } }
+        h2 { "Apply license factors" }
+        form.inline #apply-factors method="post" action={ (href) "/factors" } {
+            (csrf_field(&s))
+            @for (label, field, over) in [("LCM", "lcm", e.lcm_factor), ("UI", "ui", e.ui_factor), ("Service numbers", "service_numbers", e.service_numbers_factor)] {
+                label { (label)
+                    select name=(field) {
+                        @for v in ["default", "on", "off"] {
+                            option value=(v) selected[setting(over) == v] { (v) }
+                        }
+                    }
+                }
+            }
+            button type="submit" { "Apply license factors" }
+        }
+        form.inline #refresh method="post" action={ (href) "/refresh" } {
+            (csrf_field(&s))
+            button type="submit" { "Refresh licenses" }
+        }
+        h2 { "License-Audit" }
+        form.inline #audit-range method="get" action=(href) {
+            label { "From" input type="date" name="from" value=(from); }
+            label { "To" input type="date" name="to" value=(to); }
+            button type="submit" { "Get History" }
+            a href=(csv) download { "Download CSV" }
+        }
+        (history_chart(&audit))
+        div.scroll { table #audit {
+            thead { tr {
+                th { "Day" } th.num { "Acquired" } th.num { "Currently licensed" } th.num { "Available" }
+                th.num { "Monitored users" } th.num { "Direct Routing" } th.num { "LCM" } th.num { "UI" } th.num { "Service numbers" }
+            } }
+            tbody {
+                @for d in &audit {
+                    tr data-day=(d.day) {
+                        td { (d.day) }
+                        td.num { (d.report.acquired) } td.num { (d.report.currently_licensed) }
+                        td.num { (d.report.available) } td.num { (d.report.monitored_users) }
+                        td.num { (license_report::cell(&d.report.factors.direct_routing)) }
+                        td.num { (license_report::cell(&d.report.factors.lcm)) }
+                        td.num { (license_report::cell(&d.report.factors.ui)) }
+                        td.num { (license_report::cell(&d.report.factors.service_numbers)) }
+                    }
+                }
+                @if audit.is_empty() { tr { td colspan="9" .muted { "No audit rows in this range." } } }
+            }
+        } }
+    };
+    let title = format!("License · {name}");
+    html_response(StatusCode::OK, frame(&title, Some(&s), body))
+}
+
+#[derive(Deserialize)]
+pub struct FactorsForm {
+    #[serde(default)]
+    csrf: String,
+    lcm: String,
+    ui: String,
+    service_numbers: String,
+}
+
+pub async fn apply_factors(
+    State(c): State<ConsoleState>,
+    Extension(s): Extension<Session>,
+    Path(name): Path<String>,
+    Form(form): Form<FactorsForm>,
+) -> Response {
+    if let Some(r) = csrf_refusal(&c, &s, &form.csrf) {
+        return r;
+    }
+    // The same operation as `enterprise set --license-factor`, which validates the values.
+    let req = EnterpriseSet {
+        acquired_licenses: None,
+        license_factors: vec![
+            format!("lcm={}", form.lcm),
+            format!("ui={}", form.ui),
+            format!("service-numbers={}", form.service_numbers),
+        ],
+    };
+    let result = with_ops(&c.api, async |ops| {
+        ops.set_enterprise(&name, &req).await?;
+        Ok(ops.store.clone())
+    })
+    .await;
+    match result {
+        Ok(store) => {
+            changed(&c.api, Some(&store)).await;
+            tracing::info!(enterprise = %name, "console: license factors applied");
+            Redirect::to(&format!("{}?done=factors", license_href(&name))).into_response()
+        }
+        Err(e) => api_failure(&e, &s),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RefreshForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn refresh(
+    State(c): State<ConsoleState>,
+    Extension(s): Extension<Session>,
+    Path(name): Path<String>,
+    Form(form): Form<RefreshForm>,
+) -> Response {
+    if let Some(r) = csrf_refusal(&c, &s, &form.csrf) {
+        return r;
+    }
+    let result = with_ops(&c.api, async |ops| {
+        license_report::record_audit(ops.store, &ops.settings.license, Some(&name)).await
+    })
+    .await;
+    match result {
+        Ok(_) => Redirect::to(&format!("{}?done=refresh", license_href(&name))).into_response(),
+        Err(e) => api_failure(&e, &s),
+    }
+}
+
+/// The License-Audit rows of the range as CSV (RFC 4180), one line per day.
+pub async fn audit_csv(
+    State(c): State<ConsoleState>,
+    Extension(s): Extension<Session>,
+    Path(name): Path<String>,
+    Query(q): Query<Range>,
+) -> Response {
+    let (from, to) = match range(&q) {
+        Ok(r) => r,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, Some(&s), &e),
+    };
+    let rows = with_ops(&c.api, async |ops| {
+        license_report::build(ops.store, Some(&name), &ops.settings.license).await?;
+        license_report::history(ops.store, &name, &from, &to).await
+    })
+    .await;
+    match rows {
+        Ok(rows) => {
+            let file: String = name
+                .chars()
+                .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' })
+                .collect();
+            let disposition =
+                format!("attachment; filename=\"license-audit-{file}-{from}-{to}.csv\"");
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                csv(&rows),
+            )
+                .into_response()
+        }
+        Err(e) => api_failure(&e, &s),
+    }
+}
+
+fn csv(rows: &[AuditDay]) -> String {
+    let mut out = String::from(
+        "day,acquired,currently_licensed,available,monitored_users,direct_routing,lcm,ui,service_numbers\r\n",
+    );
+    for d in rows {
+        let r = &d.report;
+        let f = &r.factors;
+        let cells = [
+            d.day.clone(),
+            r.acquired.to_string(),
+            r.currently_licensed.to_string(),
+            r.available.to_string(),
+            r.monitored_users.to_string(),
+            license_report::cell(&f.direct_routing),
+            license_report::cell(&f.lcm),
+            license_report::cell(&f.ui),
+            license_report::cell(&f.service_numbers),
+        ];
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}

@@ -1,0 +1,272 @@
+//! The web console under `/ui/` on the admin listener: the seeds' license page and the
+//! carrier portal's provisioning and live state, for an admin in a browser. Pages are
+//! server-rendered HTML (maud) with one stylesheet and no script, so there is no build step
+//! and nothing to run in the browser; charts are SVG drawn here.
+//!
+//! Every number comes from the code the CLI and the API use (`operations::license_report`,
+//! the routing snapshot, the registration agent, the call shards): the console has no
+//! counting of its own. Every page sends a strict Content-Security-Policy and is reachable
+//! only with a session (`session.rs`), except the sign-in page and the stylesheet.
+
+mod chart;
+mod layout;
+mod license;
+mod operations;
+mod overview;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::api::{ApiError, ApiState, same_secret};
+use layout::{frame, notice};
+use session::{Session, Sessions};
+
+#[derive(Clone)]
+pub struct ConsoleState {
+    pub api: ApiState,
+    pub sessions: Arc<Sessions>,
+}
+
+impl ConsoleState {
+    fn idle(&self) -> Duration {
+        Duration::from_secs(self.api.settings.load().admin.session_idle_seconds)
+    }
+}
+
+pub fn router(state: ConsoleState) -> Router {
+    let protected = Router::new()
+        .route("/", get(overview::page))
+        .route("/enterprises/{name}/license", get(license::page))
+        .route(
+            "/enterprises/{name}/license/factors",
+            post(license::apply_factors),
+        )
+        .route(
+            "/enterprises/{name}/license/refresh",
+            post(license::refresh),
+        )
+        .route(
+            "/enterprises/{name}/license/audit.csv",
+            get(license::audit_csv),
+        )
+        .route("/operations", get(operations::page))
+        .route("/sign-out", post(sign_out))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_session,
+        ));
+    Router::new()
+        .route("/sign-in", get(sign_in_page).post(sign_in))
+        .route("/style.css", get(stylesheet))
+        .merge(protected)
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// CSP without script or framing, no sniffing, no referrer, no caching of admin data.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    let set = |h: &mut HeaderMap, name: &'static str, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "x-frame-options", "DENY");
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, "cache-control", "no-store");
+    }
+    response
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        layout::STYLESHEET.0,
+    )
+        .into_response()
+}
+
+/// No live session: to the sign-in page (303, so a POST becomes a GET there).
+async fn require_session(
+    State(c): State<ConsoleState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let found = session::cookie_of(request.headers())
+        .and_then(|id| c.sessions.find(&id, c.idle(), Instant::now()));
+    match found {
+        Some(s) => {
+            request.extensions_mut().insert(s);
+            next.run(request).await
+        }
+        None => Redirect::to("/ui/sign-in").into_response(),
+    }
+}
+
+fn html_response(status: StatusCode, markup: Markup) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        markup.0,
+    )
+        .into_response()
+}
+
+/// A page that says what went wrong, with the rule, under `status`.
+fn failure(status: StatusCode, session: Option<&Session>, message: &str) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let body = html! {
+        (notice("error", message))
+        p { a href="/ui/" { "Back to the enterprises" } }
+    };
+    html_response(status, frame(title, session, body))
+}
+
+fn api_failure(e: &ApiError, session: &Session) -> Response {
+    let (status, message) = e.explain();
+    failure(status, Some(session), message)
+}
+
+/// The form's CSRF token against its session's (compared in constant time): a mismatch is
+/// counted and gets this 403 page, which says what to do.
+fn csrf_refusal(c: &ConsoleState, session: &Session, given: &str) -> Option<Response> {
+    if same_secret(given.as_bytes(), session.csrf.as_bytes()) {
+        return None;
+    }
+    c.sessions.reject("csrf");
+    Some(failure(
+        StatusCode::FORBIDDEN,
+        Some(session),
+        "csrf: the form's CSRF token is missing or not this session's; reload the page and submit it again",
+    ))
+}
+
+fn sign_in_form(message: Option<Markup>) -> Markup {
+    frame(
+        "Sign in",
+        None,
+        html! {
+            @if let Some(m) = message { (m) }
+            form.inline method="post" action="/ui/sign-in" {
+                label { "Admin token" input type="password" name="token" autocomplete="current-password" required; }
+                button type="submit" { "Sign in" }
+            }
+            p.muted { "The token is the daemon's admin.token (or TEAMSGW_ADMIN__TOKEN)." }
+        },
+    )
+}
+
+async fn sign_in_page(State(c): State<ConsoleState>) -> Response {
+    let message = c
+        .api
+        .settings
+        .load()
+        .admin
+        .token
+        .as_deref()
+        .is_none_or(str::is_empty)
+        .then(|| {
+            notice(
+                "warning",
+                "The console is disabled: admin.token is not set in the configuration.",
+            )
+        });
+    html_response(StatusCode::OK, sign_in_form(message))
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    #[serde(default)]
+    token: String,
+}
+
+async fn sign_in(
+    State(c): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    let settings = c.api.settings.load();
+    let expected = settings.admin.token.as_deref().filter(|t| !t.is_empty());
+    let Some(expected) = expected else {
+        let m = notice(
+            "error",
+            "admin.token: not set, so nobody can sign in; set it in the configuration",
+        );
+        return html_response(StatusCode::FORBIDDEN, sign_in_form(Some(m)));
+    };
+    if !same_secret(form.token.as_bytes(), expected.as_bytes()) {
+        c.sessions.reject("sign_in");
+        tracing::warn!("console sign-in refused: wrong admin token");
+        let m = notice("error", "token: that is not the admin token");
+        return html_response(StatusCode::UNAUTHORIZED, sign_in_form(Some(m)));
+    }
+    let Some(s) = c.sessions.open(Instant::now()) else {
+        return failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "no randomness for a session id",
+        );
+    };
+    let cookie = session::set_cookie(&s.id, c.idle(), &headers);
+    tracing::info!("console sign-in");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/ui/")).into_response()
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn sign_out(
+    State(c): State<ConsoleState>,
+    Extension(s): Extension<Session>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Some(r) = csrf_refusal(&c, &s, &form.csrf) {
+        return r;
+    }
+    c.sessions.close(&s.id);
+    (
+        [(header::SET_COOKIE, session::clear_cookie())],
+        Redirect::to("/ui/sign-in"),
+    )
+        .into_response()
+}
+
+/// A path segment with everything but unreserved characters percent-encoded (RFC 3986 §2.3).
+fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The license page of `enterprise`.
+fn license_href(enterprise: &str) -> String {
+    format!("/ui/enterprises/{}/license", segment(enterprise))
+}
