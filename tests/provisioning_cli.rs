@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use teamsgw_tests::postgres::Postgres;
-use teamsgw_tests::{Daemon, Ports, run_cli, test_config};
+use teamsgw_tests::{Daemon, Ports, run_cli, seeds, test_config};
 
 const TENANT: &str = "0e1b2c3d-1111-2222-3333-444455556666";
 
@@ -44,54 +44,8 @@ fn config(database_url: &str) -> String {
 /// direct route `<name>.teams.carrier.example` and PBX `main`.
 fn enterprise_with_pbx(database_url: &str, name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    std::fs::write(d.join("teamsgw.toml"), config(database_url)).unwrap();
-    let label = name.to_ascii_lowercase();
-    let fqdn = format!("{label}.teams.carrier.example");
-    let domain = format!("pbx.{label}.example");
-    ok(
-        d,
-        &[
-            "enterprise",
-            "add",
-            name,
-            "--tenant-id",
-            TENANT,
-            "--acquired-licenses",
-            "50",
-        ],
-    );
-    // The direct route's Microsoft user takes one unit (licensing.md §2.3).
-    ok(
-        d,
-        &[
-            "enterprise",
-            "sku",
-            "add",
-            name,
-            "--sku",
-            "MCOCAP",
-            "--units",
-            "1",
-        ],
-    );
-    ok(
-        d,
-        &["direct-route", "add", "--enterprise", name, "--fqdn", &fqdn],
-    );
-    ok(
-        d,
-        &[
-            "pbx",
-            "add",
-            "--enterprise",
-            name,
-            "--name",
-            "main",
-            "--domain",
-            &domain,
-        ],
-    );
+    std::fs::write(dir.path().join("teamsgw.toml"), config(database_url)).unwrap();
+    seeds::enterprise_with_pbx(dir.path(), name);
     dir
 }
 
@@ -858,140 +812,10 @@ fn user_import_on_postgresql() {
 /// The seeds' worked example (license page: 50 acquired; Direct Routing 9, LCM 10 (19), UI 3,
 /// service numbers 1 = 23 licensed; LCM groups of 10 and 9 members), built through the CLI.
 fn seeds_worked_example(database_url: &str) {
-    let dir = enterprise_with_pbx(database_url, "Contoso");
+    let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let gw = "contoso.teams.carrier.example";
-    ok(
-        d,
-        &[
-            "lcm-template",
-            "add",
-            "--enterprise",
-            "Contoso",
-            "--name",
-            "Roma",
-            "--group",
-            "Sales and Marketing",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "lcm-template",
-            "add",
-            "--enterprise",
-            "Contoso",
-            "--name",
-            "Milano",
-            "--group",
-            "Retail",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "service-number",
-            "add",
-            "--enterprise",
-            "Contoso",
-            "--number",
-            "+15550199",
-            "--tag",
-            "FAX",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "service-number",
-            "add",
-            "--enterprise",
-            "Contoso",
-            "--number",
-            "+15550100",
-            "--tag",
-            gw,
-        ],
-    );
-
-    // Imported (not UI-managed): 8 DR members of Sales and Marketing, one plain member, one DR
-    // member of Retail, 8 plain Retail members, 5 monitored users in no group.
-    let mut csv = String::from(
-        "UserPrincipalName,LineUri,EnterpriseVoiceEnabled,OnlineVoiceRoutingPolicy,OnlinePstnGateway,Extension,Password,Groups,Skus\n",
-    );
-    let mut n = 0;
-    let mut row = |upn: String, dr: bool, group: &str| {
-        n += 1;
-        let (ev, policy, gateway) = if dr {
-            ("True", "Unrestricted", gw)
-        } else {
-            ("False", "", "")
-        };
-        csv.push_str(&format!(
-            "{upn},tel:+1555123{n:04},{ev},{policy},{gateway},{},pw{n},{group},SPE_E5\n",
-            2000 + n
-        ));
-    };
-    for i in 1..=8 {
-        row(
-            format!("sm{i}@contoso.example"),
-            true,
-            "Sales and Marketing",
-        );
-    }
-    row("sm10@contoso.example".into(), false, "Sales and Marketing");
-    row("r1@contoso.example".into(), true, "Retail");
-    for i in 2..=9 {
-        row(format!("r{i}@contoso.example"), false, "Retail");
-    }
-    for i in 1..=5 {
-        row(format!("m{i}@contoso.example"), false, "");
-    }
-    std::fs::write(d.join("users.csv"), csv).unwrap();
-    let out = ok(
-        d,
-        &[
-            "user",
-            "import",
-            "--enterprise",
-            "Contoso",
-            "--pbx",
-            "main",
-            "users.csv",
-        ],
-    );
-    assert!(out.contains("23 rows: added 23"), "{out}");
-
-    // Through the CLI (UI-managed): three users in no group and one Sales and Marketing member.
-    std::fs::write(d.join("pw"), "secret\n").unwrap();
-    for (i, upn) in ["ui1", "ui2", "ui3", "sm9"].iter().enumerate() {
-        let upn = format!("{upn}@contoso.example");
-        let number = format!("+1555999{i:04}");
-        let ext = format!("{}", 3000 + i);
-        let mut args = vec![
-            "user",
-            "add",
-            "--enterprise",
-            "Contoso",
-            "--pbx",
-            "main",
-            "--upn",
-            &upn,
-            "--number",
-            &number,
-            "--extension",
-            &ext,
-            "--password-file",
-            "pw",
-            "--sku",
-            "SPE_E5",
-        ];
-        if upn.starts_with("sm9") {
-            args.extend(["--group", "Sales and Marketing"]);
-        }
-        ok(d, &args);
-    }
-
+    std::fs::write(d.join("teamsgw.toml"), config(database_url)).unwrap();
+    seeds::worked_example(d);
     let report: serde_json::Value = serde_json::from_str(&ok(
         d,
         &["license", "report", "--enterprise", "Contoso", "--json"],

@@ -10,10 +10,12 @@ pub mod call_lab;
 pub mod dns;
 pub mod kamailio;
 pub mod postgres;
+pub mod seeds;
 pub mod srtp_echo;
 pub mod teams_proxy;
 pub mod teams_uac;
 pub mod ua;
+pub mod web;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

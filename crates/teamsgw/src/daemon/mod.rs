@@ -278,13 +278,10 @@ impl Daemon {
             client: client.clone(),
         })
         .nest("/api/v1", api::router(api_state.clone()))
-        .nest(
-            "/ui",
-            console::router(ConsoleState {
-                api: api_state,
-                sessions: Arc::clone(&console_sessions),
-            }),
-        );
+        .merge(console::router(ConsoleState {
+            api: api_state,
+            sessions: Arc::clone(&console_sessions),
+        }));
         let admin_task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|stop| *stop).await;

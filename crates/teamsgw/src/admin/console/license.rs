@@ -138,7 +138,7 @@ pub async fn page(
                     tr #{ "factor-" (id) } {
                         td.num { (i + 1) }
                         td { (label) }
-                        td.num.cell { (license_report::cell(factor)) }
+                        td.num #{ "cell-" (id) } { (license_report::cell(factor)) }
                         td.enabled { @if factor.enabled { "yes" } @else { "no" } }
                         td { @match over { None => "always", Some(o) => (setting(*o)) } }
                     }

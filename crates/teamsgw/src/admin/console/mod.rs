@@ -43,31 +43,33 @@ impl ConsoleState {
     }
 }
 
+/// The console's routes, under `/ui` (merged into the admin listener's router).
 pub fn router(state: ConsoleState) -> Router {
     let protected = Router::new()
-        .route("/", get(overview::page))
-        .route("/enterprises/{name}/license", get(license::page))
+        .route("/ui/", get(overview::page))
+        .route("/ui/enterprises/{name}/license", get(license::page))
         .route(
-            "/enterprises/{name}/license/factors",
+            "/ui/enterprises/{name}/license/factors",
             post(license::apply_factors),
         )
         .route(
-            "/enterprises/{name}/license/refresh",
+            "/ui/enterprises/{name}/license/refresh",
             post(license::refresh),
         )
         .route(
-            "/enterprises/{name}/license/audit.csv",
+            "/ui/enterprises/{name}/license/audit.csv",
             get(license::audit_csv),
         )
-        .route("/operations", get(operations::page))
-        .route("/sign-out", post(sign_out))
+        .route("/ui/operations", get(operations::page))
+        .route("/ui/sign-out", post(sign_out))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_session,
         ));
     Router::new()
-        .route("/sign-in", get(sign_in_page).post(sign_in))
-        .route("/style.css", get(stylesheet))
+        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
+        .route("/ui/sign-in", get(sign_in_page).post(sign_in))
+        .route("/ui/style.css", get(stylesheet))
         .merge(protected)
         .layer(middleware::from_fn(security_headers))
         .with_state(state)

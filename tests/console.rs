@@ -1,0 +1,291 @@
+//! The web console under /ui/ against the running daemon, over plain HTTP as a browser would
+//! speak it: sign-in with the admin token, the session cookie's rules, CSRF on every form,
+//! the security headers, the seeds' worked example read off the license page and equal to
+//! `license report --json`, Apply license factors, Refresh licenses, the License-Audit (table,
+//! chart, CSV), and provisioned names shown as text.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use serde_json::Value;
+use teamsgw_tests::web::{WebClient, csrf_of, text_of};
+use teamsgw_tests::{Daemon, HttpResponse, Ports, seeds, test_config};
+
+const TOKEN: &str = "console-token-0123456789";
+const LICENSE: &str = "/ui/enterprises/Contoso/license";
+
+fn daemon() -> Daemon {
+    let ports = Ports::new();
+    let config = test_config(&ports, "[license]\nwarning_percent = 40\n")
+        .replace(
+            "[teams]\n",
+            "[teams]\nbase_fqdn = \"teams.carrier.example\"\n",
+        )
+        .replace("[admin]\n", &format!("[admin]\ntoken = \"{TOKEN}\"\n"));
+    let mut daemon = Daemon::start(&config, &ports);
+    daemon.wait_ready(Duration::from_secs(30));
+    daemon
+}
+
+fn signed_in(daemon: &Daemon) -> WebClient {
+    let mut web = WebClient::new(daemon.admin);
+    let r = web.sign_in(TOKEN);
+    assert_eq!(r.status, 303, "{r:?}");
+    web
+}
+
+fn report(daemon: &Daemon) -> Value {
+    let out = seeds::ok(
+        daemon.dir(),
+        &["license", "report", "--enterprise", "Contoso", "--json"],
+    );
+    serde_json::from_str::<Value>(&out).unwrap()[0].clone()
+}
+
+fn assert_secure_headers(r: &HttpResponse) {
+    let csp = r.header("content-security-policy").unwrap_or_default();
+    for rule in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(csp.contains(rule), "CSP without {rule}: {csp:?}");
+    }
+    assert!(!csp.contains("script-src"), "no script is allowed: {csp}");
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+}
+
+fn redirected_to_sign_in(r: &HttpResponse) -> bool {
+    r.status == 303 && r.header("location") == Some("/ui/sign-in")
+}
+
+#[test]
+fn nothing_is_reachable_without_a_session_and_no_form_without_its_csrf_token() {
+    let daemon = daemon();
+    seeds::enterprise_with_pbx(daemon.dir(), "Contoso");
+    let mut web = WebClient::new(daemon.admin);
+    for path in [
+        "/ui/",
+        LICENSE,
+        "/ui/operations",
+        "/ui/enterprises/Contoso/license/audit.csv",
+    ] {
+        let r = web.get(path);
+        assert!(redirected_to_sign_in(&r), "{path}: {r:?}");
+    }
+    let r = web.post(&format!("{LICENSE}/refresh"), &[("csrf", "x")]);
+    assert!(redirected_to_sign_in(&r), "{r:?}");
+    let page = web.get("/ui/sign-in");
+    assert_eq!(page.status, 200);
+    assert_secure_headers(&page);
+    assert!(page.body.contains("name=\"token\""), "{}", page.body);
+
+    // A wrong token is refused with a message, counted, and opens no session.
+    let r = web.sign_in("not-the-token");
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("not the admin token"), "{}", r.body);
+    assert!(web.cookie.is_none());
+    let refused = "teamsgw_console_rejected_total{reason=\"sign_in\"}";
+    assert_eq!(daemon.metric(refused), Some(1.0));
+
+    let r = web.sign_in(TOKEN);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/")));
+    let cookie = r.header("set-cookie").unwrap();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=1800"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let overview = web.get("/ui/");
+    assert_eq!(overview.status, 200, "{overview:?}");
+    assert_secure_headers(&overview);
+
+    // A state-changing form without this session's CSRF token: 403, counted, nothing done.
+    let before = report(&daemon);
+    for fields in [
+        vec![
+            ("lcm", "off"),
+            ("ui", "default"),
+            ("service_numbers", "default"),
+        ],
+        vec![
+            ("csrf", "0000"),
+            ("lcm", "off"),
+            ("ui", "default"),
+            ("service_numbers", "default"),
+        ],
+    ] {
+        let r = web.post(&format!("{LICENSE}/factors"), &fields);
+        assert_eq!(r.status, 403, "{r:?}");
+        assert!(r.body.contains("CSRF token"), "{}", r.body);
+    }
+    assert_eq!(report(&daemon), before, "a refused form changed something");
+    let csrf_refused = "teamsgw_console_rejected_total{reason=\"csrf\"}";
+    assert_eq!(daemon.metric(csrf_refused), Some(2.0));
+
+    // Sign-out ends the session: its cookie no longer opens a page.
+    let old = web.cookie.clone();
+    let csrf = csrf_of(&overview.body);
+    assert_eq!(web.post("/ui/sign-out", &[]).status, 403);
+    let r = web.post("/ui/sign-out", &[("csrf", &csrf)]);
+    assert!(redirected_to_sign_in(&r), "{r:?}");
+    assert!(web.cookie.is_none(), "the cookie was cleared");
+    web.cookie = old;
+    assert!(redirected_to_sign_in(&web.get("/ui/")));
+}
+
+/// Acceptance: the seeds' worked example read off the license page, equal to
+/// `license report --json`; Apply license factors, Refresh licenses and the License-Audit.
+#[test]
+fn the_license_page_shows_what_license_report_counts_and_its_actions_work() {
+    let daemon = daemon();
+    seeds::worked_example(daemon.dir());
+    daemon.signal("HUP");
+    let mut web = signed_in(&daemon);
+    let page = web.get(LICENSE);
+    assert_eq!(page.status, 200, "{page:?}");
+    let p = &page.body;
+    let json = report(&daemon);
+    assert_eq!(text_of(p, "acquired"), "50");
+    assert_eq!(text_of(p, "currently-licensed"), "23");
+    assert_eq!(text_of(p, "monitored-users"), "27");
+    assert_eq!(text_of(p, "available"), "27");
+    let cell = |page: &str, factor: &str| text_of(page, &format!("cell-{factor}"));
+    assert_eq!(
+        text_of(p, "factor-direct_routing"),
+        "1 Direct Routing 9 (9) yes always"
+    );
+    assert_eq!(cell(p, "lcm"), "10 (19)");
+    assert_eq!(cell(p, "ui"), "3 (4)");
+    assert_eq!(cell(p, "service_numbers"), "1 (1)");
+    for (id, key) in [
+        ("acquired", "acquired"),
+        ("currently-licensed", "currently_licensed"),
+        ("available", "available"),
+        ("monitored-users", "monitored_users"),
+    ] {
+        assert_eq!(
+            text_of(p, id),
+            json[key].to_string(),
+            "{id} against license report"
+        );
+    }
+
+    // Apply license factors: LCM off, as `enterprise set --license-factor lcm=off` does.
+    let csrf = csrf_of(p);
+    let r = web.post(
+        &format!("{LICENSE}/factors"),
+        &[
+            ("csrf", &csrf),
+            ("lcm", "off"),
+            ("ui", "default"),
+            ("service_numbers", "default"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+    let json = report(&daemon);
+    assert_eq!(json["factors"]["lcm"]["enabled"], false, "{json}");
+    let page = web.get(r.header("location").unwrap());
+    let p = &page.body;
+    assert!(p.contains("License factors applied"), "{p}");
+    assert_eq!(
+        text_of(p, "currently-licensed"),
+        json["currently_licensed"].to_string()
+    );
+    assert_ne!(json["currently_licensed"], 23, "LCM off changes the count");
+    assert_eq!(cell(p, "lcm"), "off (19)");
+    assert!(
+        text_of(p, "factor-lcm").ends_with("no off"),
+        "{}",
+        text_of(p, "factor-lcm")
+    );
+    assert_eq!(
+        cell(p, "ui"),
+        format!(
+            "{} ({})",
+            json["factors"]["ui"]["counted"], json["factors"]["ui"]["configured"]
+        )
+    );
+
+    // Refresh licenses: today's audit row is recounted, and the calculation time moves.
+    let before = text_of(p, "calculation-time");
+    std::thread::sleep(Duration::from_millis(20));
+    let r = web.post(&format!("{LICENSE}/refresh"), &[("csrf", &csrf)]);
+    assert_eq!(r.status, 303, "{r:?}");
+    let page = web.get(r.header("location").unwrap());
+    assert!(page.body.contains("Licenses refreshed"), "{}", page.body);
+    let after = text_of(&page.body, "calculation-time");
+    assert!(after.starts_with("20") && after.ends_with('Z'), "{after}");
+    assert_ne!(before, after, "Refresh licenses recounts");
+
+    // License-Audit for today: the row, the chart and the CSV.
+    let today = after[..10].to_owned();
+    let audit = web.get(&format!("{LICENSE}?from={today}&to={today}"));
+    let a = &audit.body;
+    assert!(a.contains(&format!("data-day=\"{today}\"")), "{a}");
+    assert!(a.contains("<svg") && a.contains("polyline"), "{a}");
+    let csv = web.get(&format!("{LICENSE}/audit.csv?from={today}&to={today}"));
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert!(
+        csv.header("content-disposition")
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let line = format!("{today},50,{},", json["currently_licensed"]);
+    assert!(csv.body.contains(&line), "{}", csv.body);
+    let bad = web.get(&format!("{LICENSE}?from=yesterday"));
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("from:"), "{}", bad.body);
+
+    // The overview's row says the same, and links the license page.
+    let overview = web.get("/ui/?q=conto");
+    let row = text_of(&overview.body, "enterprises");
+    assert!(
+        row.contains(&format!("Contoso 50 {} ", json["currently_licensed"])),
+        "{row}"
+    );
+    assert!(
+        overview
+            .body
+            .contains("href=\"/ui/enterprises/Contoso/license\"")
+    );
+    let none = web.get("/ui/?q=nobody");
+    assert!(none.body.contains("No enterprise matches"), "{}", none.body);
+    let unknown = web.get("/ui/enterprises/Nobody/license");
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+}
+
+/// User-controlled strings are escaped: an enterprise named like a script tag is text.
+#[test]
+fn a_provisioned_name_that_looks_like_markup_is_shown_as_text() {
+    let daemon = daemon();
+    let name = "<script>alert(1)</script>";
+    seeds::ok(
+        daemon.dir(),
+        &[
+            "enterprise",
+            "add",
+            name,
+            "--tenant-id",
+            seeds::TENANT,
+            "--acquired-licenses",
+            "5",
+        ],
+    );
+    let mut web = signed_in(&daemon);
+    let overview = web.get("/ui/");
+    assert_eq!(overview.status, 200);
+    assert!(!overview.body.contains(name), "{}", overview.body);
+    assert!(
+        overview
+            .body
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        overview.body
+    );
+    let href = "/ui/enterprises/%3Cscript%3Ealert%281%29%3C%2Fscript%3E/license";
+    assert!(overview.body.contains(href), "{}", overview.body);
+    let page = web.get(href);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(!page.body.contains(name) && page.body.contains("&lt;script&gt;"));
+}
