@@ -13,11 +13,14 @@ NEEDED=(
   baresip:baresip-core
   promtool:prometheus
   tshark:tshark
+  chromium:chromium
+  chromedriver:chromium-driver
 )
 
 # python-module:package pairs, imported with Debian's /usr/bin/python3.
 NEEDED_PYTHON=(
   pylibsrtp:python3-pylibsrtp
+  selenium:python3-selenium
 )
 
 missing=()

@@ -105,6 +105,7 @@ button{background:#2b5fa8;color:#fff;border-color:#2b5fa8;cursor:pointer}
 .facts{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:.6rem;margin:0 0 1rem}
 .facts div{background:#fff;border:1px solid #d9dee5;border-radius:4px;padding:.5rem .7rem}
 .facts dt{font-size:.8rem;color:#566173}.facts dd{margin:0;font-size:1.3rem;font-weight:600}
+.facts dd.time{font-size:1rem;font-weight:500}
 svg.chart{background:#fff;border:1px solid #d9dee5;max-width:100%;height:auto}
 .muted{color:#667085}
 @media (max-width:640px){main{padding:.6rem}th,td{padding:.3rem .4rem}h1{font-size:1.2rem}}

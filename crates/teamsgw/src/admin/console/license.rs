@@ -53,6 +53,14 @@ fn range(r: &Range) -> Result<(String, String), String> {
     Ok((from, to))
 }
 
+/// `2026-12-03T15:49:56.546Z` as `2026-12-03 15:49:56.546 UTC`.
+fn readable(rfc3339: &str) -> String {
+    match rfc3339.strip_suffix('Z') {
+        Some(t) => format!("{} UTC", t.replacen('T', " ", 1)),
+        None => rfc3339.to_owned(),
+    }
+}
+
 /// A factor's switch as the admin set it: the global default, or this enterprise's override.
 fn setting(over: Option<bool>) -> &'static str {
     match over {
@@ -125,8 +133,11 @@ pub async fn page(
             div { dt { "Currently licensed" } dd #currently-licensed { (r.currently_licensed) } }
             div { dt { "Total monitored users" } dd #monitored-users { (r.monitored_users) } }
             div { dt { "Available licenses" } dd #available { (r.available) } }
-            div { dt { "License Calculation Time" } dd #calculation-time {
-                @match &calculated { Some(t) => (t), None => span.muted { "not yet today" } }
+            div { dt { "License Calculation Time" } dd.time #calculation-time {
+                @match &calculated {
+                    Some(t) => time datetime=(t) { (readable(t)) },
+                    None => span.muted { "not yet today" },
+                }
             } }
         }
         p { "Utilisation " (utilisation(r.currently_licensed, r.acquired, warning)) }
