@@ -171,6 +171,33 @@ fn the_license_page_shows_what_license_report_counts_and_its_actions_work() {
         );
     }
 
+    // Explain the count: who is billed under each factor, from the same count.
+    for (factor, total) in [
+        ("direct_routing", 9),
+        ("lcm", 10),
+        ("ui", 3),
+        ("none", 5),
+        ("", 27),
+    ] {
+        let page = web.get(&format!("{LICENSE}?factor={factor}"));
+        assert_eq!(
+            text_of(&page.body, "explain-total"),
+            format!("{total} of 27 monitored users"),
+            "factor {factor:?}"
+        );
+    }
+    let lcm = web.get(&format!("{LICENSE}?factor=lcm"));
+    let sm9 = lcm
+        .body
+        .split("data-upn=\"sm9@contoso.example\"")
+        .nth(1)
+        .unwrap();
+    let sm9 = &sm9[..sm9.find("</tr>").unwrap()];
+    assert!(
+        sm9.contains("<td>LCM, UI</td>") && sm9.contains(">LCM</td>"),
+        "{sm9}"
+    );
+
     // Apply license factors: LCM off, as `enterprise set --license-factor lcm=off` does.
     let csrf = csrf_of(p);
     let r = web.post(

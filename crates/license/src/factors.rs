@@ -188,50 +188,113 @@ fn in_lcm(u: &User, e: &Enterprise) -> bool {
         .any(|g| e.lcm_groups.iter().any(|l| l.eq_ignore_ascii_case(g)))
 }
 
-/// Counts an enterprise's license usage.
-pub fn count(e: &Enterprise, criteria: &Criteria) -> Result<Report, CriteriaError> {
+/// The factor a user is billed under: the first it meets in priority order (licensing.md
+/// §1.3: Direct Routing, then LCM, then UI), among the factors switched on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Billed {
+    DirectRouting,
+    Lcm,
+    Ui,
+}
+
+impl Billed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Billed::DirectRouting => "direct_routing",
+            Billed::Lcm => "lcm",
+            Billed::Ui => "ui",
+        }
+    }
+}
+
+/// Which factors one user meets, and the one it is billed under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserFactors {
+    pub direct_routing: bool,
+    pub lcm: bool,
+    pub ui: bool,
+    pub billed: Option<Billed>,
+}
+
+/// Why an enterprise counts what it counts: each user's factors (in the order of
+/// [`Enterprise::users`]) and which service numbers are license-relevant (in the order of
+/// [`Enterprise::service_numbers`]). [`count`] is the sum of this, so the two never differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub users: Vec<UserFactors>,
+    pub service_numbers: Vec<bool>,
+}
+
+/// Each user's and service number's part in the count.
+pub fn explain(e: &Enterprise, criteria: &Criteria) -> Result<Explanation, CriteriaError> {
     let c = Compiled::new(criteria, e)?;
     let s = e.switches;
-    let mut dr = Factor {
-        enabled: true,
-        ..Factor::default()
-    };
-    let mut lcm = Factor {
-        enabled: s.lcm,
-        ..Factor::default()
-    };
-    let mut ui = Factor {
-        enabled: s.ui,
-        ..Factor::default()
-    };
-    for u in &e.users {
-        let (is_dr, is_lcm, is_ui) = (qualifies_dr(u, &c), in_lcm(u, e), u.managed_by_ui);
-        dr.configured += u32::from(is_dr);
-        lcm.configured += u32::from(is_lcm);
-        ui.configured += u32::from(is_ui);
-        if is_dr {
-            dr.counted += 1;
-        } else if is_lcm && s.lcm {
-            lcm.counted += 1;
-        } else if is_ui && s.ui {
-            ui.counted += 1;
-        }
-    }
-    let mut sn = Factor {
-        enabled: s.service_numbers,
-        ..Factor::default()
-    };
-    for n in &e.service_numbers {
-        let dr_tag = c.dr_numbers.iter().any(|r| r.is_match(&n.tag));
-        let rejected = c.reject.as_ref().is_some_and(|r| r.is_match(&n.tag));
-        let assigned = e.users.iter().any(|u| u.numbers.contains(&n.number));
-        if !dr_tag && !rejected && !assigned {
-            sn.configured += 1;
-            if s.service_numbers {
-                sn.counted += 1;
+    let users = e
+        .users
+        .iter()
+        .map(|u| {
+            let (dr, lcm, ui) = (qualifies_dr(u, &c), in_lcm(u, e), u.managed_by_ui);
+            let billed = if dr {
+                Some(Billed::DirectRouting)
+            } else if lcm && s.lcm {
+                Some(Billed::Lcm)
+            } else if ui && s.ui {
+                Some(Billed::Ui)
+            } else {
+                None
+            };
+            UserFactors {
+                direct_routing: dr,
+                lcm,
+                ui,
+                billed,
             }
-        }
-    }
+        })
+        .collect();
+    let assigned: std::collections::HashSet<&str> = e
+        .users
+        .iter()
+        .flat_map(|u| u.numbers.iter().map(String::as_str))
+        .collect();
+    let service_numbers = e
+        .service_numbers
+        .iter()
+        .map(|n| {
+            let dr_tag = c.dr_numbers.iter().any(|r| r.is_match(&n.tag));
+            let rejected = c.reject.as_ref().is_some_and(|r| r.is_match(&n.tag));
+            !dr_tag && !rejected && !assigned.contains(n.number.as_str())
+        })
+        .collect();
+    Ok(Explanation {
+        users,
+        service_numbers,
+    })
+}
+
+/// Counts an enterprise's license usage.
+pub fn count(e: &Enterprise, criteria: &Criteria) -> Result<Report, CriteriaError> {
+    let x = explain(e, criteria)?;
+    let s = e.switches;
+    let factor = |enabled, configured: usize, counted: usize| Factor {
+        counted: counted as u32,
+        configured: configured as u32,
+        enabled,
+    };
+    let users = |f: fn(&UserFactors) -> bool| x.users.iter().filter(|u| f(u)).count();
+    let billed = |b| x.users.iter().filter(|u| u.billed == Some(b)).count();
+    let dr = factor(
+        true,
+        users(|u| u.direct_routing),
+        billed(Billed::DirectRouting),
+    );
+    let lcm = factor(s.lcm, users(|u| u.lcm), billed(Billed::Lcm));
+    let ui = factor(s.ui, users(|u| u.ui), billed(Billed::Ui));
+    let relevant = x.service_numbers.iter().filter(|&&c| c).count();
+    let sn = factor(
+        s.service_numbers,
+        relevant,
+        if s.service_numbers { relevant } else { 0 },
+    );
     let currently_licensed = dr.counted + lcm.counted + ui.counted + sn.counted;
     Ok(Report {
         acquired: e.acquired,

@@ -59,73 +59,89 @@ fn switches(e: &Enterprise, global: &LicenseSettings) -> Switches {
     }
 }
 
+/// What `teamsgw_license::factors` counts for enterprise `e`, read from the store.
+async fn input(
+    store: &Store,
+    e: &Enterprise,
+    global: &LicenseSettings,
+) -> Result<factors::Enterprise, ProvisionError> {
+    let users = store.license_facts(&e.name).await?;
+    Ok(factors::Enterprise {
+        acquired: u32::try_from(e.acquired_licenses).unwrap_or(u32::MAX),
+        tenant_id: e.tenant_id.clone(),
+        direct_routes: store
+            .list_direct_routes(Some(&e.name))
+            .await?
+            .into_iter()
+            .map(|d| d.fqdn)
+            .collect(),
+        lcm_groups: store
+            .list_lcm_templates(&e.name)
+            .await?
+            .into_iter()
+            .map(|t| t.group)
+            .collect(),
+        users: users
+            .into_iter()
+            .map(|u| factors::User {
+                upn: u.upn,
+                enterprise_voice: u.ev_enabled,
+                voice_routing_policy: u.voice_routing_policy,
+                pstn_gateway: u.pstn_gateway,
+                groups: u.groups,
+                managed_by_ui: u.managed_by_ui,
+                numbers: vec![u.number],
+            })
+            .collect(),
+        service_numbers: store
+            .list_service_numbers(&e.name)
+            .await?
+            .iter()
+            .flat_map(|range| {
+                range.numbers().into_iter().map(|number| ServiceNumber {
+                    number,
+                    tag: range.tag.clone(),
+                })
+            })
+            .collect(),
+        switches: switches(e, global),
+    })
+}
+
+fn criteria_error(err: factors::CriteriaError) -> ProvisionError {
+    ProvisionError::Invalid {
+        field: "license.criteria",
+        rule: err.to_string(),
+    }
+}
+
+async fn enterprise(store: &Store, name: &str) -> Result<Enterprise, ProvisionError> {
+    store
+        .list_enterprises()
+        .await?
+        .into_iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ProvisionError::NotFound {
+            field: "enterprise",
+            what: "enterprise",
+            value: name.to_owned(),
+        })
+}
+
 /// The report for one enterprise (`only`) or all of them, ordered by name.
 pub async fn build(
     store: &Store,
     only: Option<&str>,
     global: &LicenseSettings,
 ) -> Result<Vec<EnterpriseReport>, ProvisionError> {
-    let enterprises = store.list_enterprises().await?;
-    if let Some(name) = only
-        && !enterprises.iter().any(|e| e.name == name)
-    {
-        return Err(ProvisionError::NotFound {
-            field: "enterprise",
-            what: "enterprise",
-            value: name.to_owned(),
-        });
-    }
-    let mut out = Vec::new();
-    for e in enterprises
-        .iter()
-        .filter(|e| only.is_none_or(|n| n == e.name))
-    {
-        let users = store.license_facts(&e.name).await?;
-        let input = factors::Enterprise {
-            acquired: u32::try_from(e.acquired_licenses).unwrap_or(u32::MAX),
-            tenant_id: e.tenant_id.clone(),
-            direct_routes: store
-                .list_direct_routes(Some(&e.name))
-                .await?
-                .into_iter()
-                .map(|d| d.fqdn)
-                .collect(),
-            lcm_groups: store
-                .list_lcm_templates(&e.name)
-                .await?
-                .into_iter()
-                .map(|t| t.group)
-                .collect(),
-            users: users
-                .into_iter()
-                .map(|u| factors::User {
-                    upn: u.upn,
-                    enterprise_voice: u.ev_enabled,
-                    voice_routing_policy: u.voice_routing_policy,
-                    pstn_gateway: u.pstn_gateway,
-                    groups: u.groups,
-                    managed_by_ui: u.managed_by_ui,
-                    numbers: vec![u.number],
-                })
-                .collect(),
-            service_numbers: store
-                .list_service_numbers(&e.name)
-                .await?
-                .iter()
-                .flat_map(|range| {
-                    range.numbers().into_iter().map(|number| ServiceNumber {
-                        number,
-                        tag: range.tag.clone(),
-                    })
-                })
-                .collect(),
-            switches: switches(e, global),
-        };
-        let r =
-            factors::count(&input, &global.criteria()).map_err(|err| ProvisionError::Invalid {
-                field: "license.criteria",
-                rule: err.to_string(),
-            })?;
+    let enterprises = match only {
+        Some(name) => vec![enterprise(store, name).await?],
+        None => store.list_enterprises().await?,
+    };
+    let mut out = Vec::with_capacity(enterprises.len());
+    for e in &enterprises {
+        let input = input(store, e, global).await?;
+        let r = factors::count(&input, &global.criteria()).map_err(criteria_error)?;
         out.push(EnterpriseReport {
             enterprise: e.name.clone(),
             acquired: r.acquired,
@@ -142,6 +158,44 @@ pub async fn build(
         });
     }
     Ok(out)
+}
+
+/// One user's part in an enterprise's count: the factors it meets and the one it is billed
+/// under (`None`: not billed), from the same counting as [`build`].
+#[derive(Debug, Clone, Serialize)]
+pub struct UserExplained {
+    pub upn: String,
+    pub number: String,
+    pub direct_routing: bool,
+    pub lcm: bool,
+    pub ui: bool,
+    pub billed: Option<&'static str>,
+}
+
+/// Every user of enterprise `name` with its part in the count, in UPN order.
+pub async fn explain(
+    store: &Store,
+    name: &str,
+    global: &LicenseSettings,
+) -> Result<Vec<UserExplained>, ProvisionError> {
+    let e = enterprise(store, name).await?;
+    let input = input(store, &e, global).await?;
+    let x = factors::explain(&input, &global.criteria()).map_err(criteria_error)?;
+    let mut users: Vec<UserExplained> = input
+        .users
+        .into_iter()
+        .zip(x.users)
+        .map(|(u, f)| UserExplained {
+            upn: u.upn,
+            number: u.numbers.into_iter().next().unwrap_or_default(),
+            direct_routing: f.direct_routing,
+            lcm: f.lcm,
+            ui: f.ui,
+            billed: f.billed.map(factors::Billed::as_str),
+        })
+        .collect();
+    users.sort_by(|a, b| a.upn.cmp(&b.upn));
+    Ok(users)
 }
 
 /// `n1 (n2)`, or `off (n2)` for a switched-off factor.

@@ -28,7 +28,14 @@ pub struct Range {
     to: String,
     /// What the last action did (`factors`, `refresh`), to say so.
     done: String,
+    /// Explain the count: the users billed under this factor (`none`: not billed), or all.
+    factor: String,
+    /// Explain the count: the page of users, from 1.
+    page: usize,
 }
+
+/// Users per page of "Explain the count".
+const PAGE: usize = 50;
 
 /// The range asked for, or the last 30 days; a malformed date names itself.
 fn range(r: &Range) -> Result<(String, String), String> {
@@ -91,10 +98,11 @@ pub async fn page(
             .find(|e| e.name == name);
         let audit = license_report::history(ops.store, &name, &from, &to).await?;
         let today_row = license_report::history(ops.store, &name, &today, &today).await?;
-        Ok((report, enterprise, audit, today_row))
+        let users = license_report::explain(ops.store, &name, &ops.settings.license).await?;
+        Ok((report, enterprise, audit, (today_row, users)))
     })
     .await;
-    let (report, enterprise, audit, today_row) = match loaded {
+    let (report, enterprise, audit, (today_row, users)) = match loaded {
         Ok(l) => l,
         Err(e) => return api_failure(&e, &s),
     };
@@ -126,6 +134,7 @@ pub async fn page(
         _ => None,
     };
     let csv = format!("{href}/audit.csv?from={from}&to={to}");
+    let explained = explain_section(&href, &q, &from, &to, &users);
     let body = html! {
         @if let Some(d) = done { (notice("info", d)) }
         dl.facts #license-facts {
@@ -202,9 +211,80 @@ pub async fn page(
                 @if audit.is_empty() { tr { td colspan="9" .muted { "No audit rows in this range." } } }
             }
         } }
+        (explained)
     };
     let title = format!("License · {name}");
     html_response(StatusCode::OK, frame(&title, Some(&s), body))
+}
+
+/// "Explain the count": which users fall under each factor, paged, so an admin can see why
+/// a user is billed.
+fn explain_section(
+    href: &str,
+    q: &Range,
+    from: &str,
+    to: &str,
+    users: &[license_report::UserExplained],
+) -> maud::Markup {
+    let wanted = |u: &&license_report::UserExplained| match q.factor.as_str() {
+        "" => true,
+        "none" => u.billed.is_none(),
+        f => u.billed == Some(f),
+    };
+    let matching: Vec<&license_report::UserExplained> = users.iter().filter(wanted).collect();
+    let pages = matching.len().div_ceil(PAGE).max(1);
+    let page = q.page.clamp(1, pages);
+    let shown = matching.iter().skip((page - 1) * PAGE).take(PAGE);
+    let label = |f: &str| match f {
+        "direct_routing" => "Direct Routing",
+        "lcm" => "LCM",
+        "ui" => "UI",
+        _ => "not billed",
+    };
+    let link = |p: usize| {
+        format!(
+            "{href}?from={from}&to={to}&factor={}&page={p}#explain",
+            q.factor
+        )
+    };
+    html! {
+        h2 #explain { "Explain the count" }
+        form.inline method="get" action={ (href) "#explain" } {
+            input type="hidden" name="from" value=(from);
+            input type="hidden" name="to" value=(to);
+            label { "Billed under"
+                select name="factor" {
+                    @for (v, t) in [("", "all users"), ("direct_routing", "Direct Routing"), ("lcm", "LCM"), ("ui", "UI"), ("none", "not billed")] {
+                        option value=(v) selected[q.factor == v] { (t) }
+                    }
+                }
+            }
+            button type="submit" { "Show" }
+        }
+        p.muted #explain-total { (matching.len()) " of " (users.len()) " monitored users" }
+        div.scroll { table #explain-users {
+            thead { tr { th { "User" } th { "Number" } th { "Meets" } th { "Billed under" } } }
+            tbody {
+                @for u in shown {
+                    @let meets: Vec<&str> = [("Direct Routing", u.direct_routing), ("LCM", u.lcm), ("UI", u.ui)]
+                        .into_iter().filter(|(_, m)| *m).map(|(n, _)| n).collect();
+                    tr data-upn=(u.upn) {
+                        td { (u.upn) } td { (u.number) }
+                        td { @if meets.is_empty() { span.muted { "none" } } @else { (meets.join(", ")) } }
+                        td.billed { (label(u.billed.unwrap_or("none"))) }
+                    }
+                }
+                @if matching.is_empty() { tr { td colspan="4" .muted { "No user." } } }
+            }
+        } }
+        @if pages > 1 {
+            p.pager {
+                @if page > 1 { a href=(link(page - 1)) rel="prev" { "Previous" } " " }
+                "Page " (page) " of " (pages)
+                @if page < pages { " " a href=(link(page + 1)) rel="next" { "Next" } }
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -333,4 +413,46 @@ fn csv(rows: &[AuditDay]) -> String {
         out.push_str("\r\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(n: usize, billed: Option<&'static str>) -> license_report::UserExplained {
+        license_report::UserExplained {
+            upn: format!("u{n:03}@example.com"),
+            number: format!("+1555{n:04}"),
+            direct_routing: billed == Some("direct_routing"),
+            lcm: billed == Some("lcm"),
+            ui: false,
+            billed,
+        }
+    }
+
+    #[test]
+    fn explain_the_count_pages_the_users_of_a_factor() {
+        let users: Vec<_> = (0..130)
+            .map(|n| user(n, if n % 2 == 0 { Some("lcm") } else { None }))
+            .collect();
+        let q = Range {
+            factor: "lcm".into(),
+            page: 2,
+            ..Range::default()
+        };
+        let html = explain_section("/ui/x", &q, "2026-01-01", "2026-01-31", &users).0;
+        assert!(html.contains("65 of 130 monitored users"), "{html}");
+        assert_eq!(html.matches("data-upn=").count(), 15, "the second page of 65");
+        assert!(html.contains("Page 2 of 2") && html.contains("rel=\"prev\""));
+        assert!(!html.contains("rel=\"next\""));
+        assert!(html.contains("data-upn=\"u100@example.com\"") && !html.contains("u001@"));
+        let q = Range {
+            factor: "none".into(),
+            page: 0,
+            ..Range::default()
+        };
+        let html = explain_section("/ui/x", &q, "a", "b", &users).0;
+        assert!(html.contains("Page 1 of 2") && html.contains("rel=\"next\""));
+        assert_eq!(html.matches(">not billed</td>").count(), 50);
+    }
 }
