@@ -198,6 +198,43 @@ fn the_license_page_shows_what_license_report_counts_and_its_actions_work() {
         "{sm9}"
     );
 
+    // License problems: users inside their license-change cooldown with the time left, and a
+    // Teams Phone variant other than Standard (licensing.md §2.7, §3.5).
+    seeds::ok(
+        daemon.dir(),
+        &[
+            "user",
+            "add",
+            "--enterprise",
+            "Contoso",
+            "--pbx",
+            "main",
+            "--upn",
+            "smb@contoso.example",
+            "--number",
+            "+15559990100",
+            "--extension",
+            "3100",
+            "--password-file",
+            "pw",
+            "--sku",
+            "ENTERPRISEPACK",
+            "--sku",
+            "MCOEVSMB_1",
+        ],
+    );
+    let page = web.get(LICENSE);
+    let problems = text_of(&page.body, "license-problems");
+    assert!(
+        problems.contains("smb@contoso.example Teams Phone not Standard"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("sm9@contoso.example In license-change cooldown licenses changed within the last 24 h; the next change is allowed in 2"),
+        "{problems}"
+    );
+    seeds::ok(daemon.dir(), &["user", "delete", "smb@contoso.example"]);
+
     // Apply license factors: LCM off, as `enterprise set --license-factor lcm=off` does.
     let csrf = csrf_of(p);
     let r = web.post(

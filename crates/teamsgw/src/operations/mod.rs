@@ -4,6 +4,7 @@
 //! the store's own rules. Requests are plain serde structs: the API decodes them from JSON,
 //! the CLI builds them from its arguments.
 
+pub mod license_problems;
 pub mod license_report;
 pub mod user_import;
 

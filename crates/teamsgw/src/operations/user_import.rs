@@ -121,14 +121,17 @@ pub fn sku_dates(skus: &[teamsgw_store::EnterpriseSku]) -> SkuDates {
 /// Checks a user's SKUs (Teams + Teams Phone) with the enterprise's purchase dates; returns
 /// warnings when usable.
 pub fn check_user_skus(skus: &[String], dates: &SkuDates) -> Result<Vec<String>, String> {
-    let holdings: Vec<Holding> = skus
-        .iter()
+    license::check(&holdings(skus, dates), Holder::User).map_err(|e| e.to_string())
+}
+
+/// SKU part numbers with the enterprise's purchase date of each.
+pub fn holdings(skus: &[String], dates: &SkuDates) -> Vec<Holding> {
+    skus.iter()
         .map(|p| Holding {
             part_number: p.clone(),
             acquired_on: dates.get(&p.to_ascii_uppercase()).copied().flatten(),
         })
-        .collect();
-    license::check(&holdings, Holder::User).map_err(|e| e.to_string())
+        .collect()
 }
 
 /// The outcome of validating a file.

@@ -19,6 +19,7 @@ use super::session::Session;
 use super::{ConsoleState, api_failure, csrf_refusal, failure, html_response, license_href};
 use crate::admin::api::{changed, with_ops};
 use crate::operations::EnterpriseSet;
+use crate::operations::license_problems;
 use crate::operations::license_report::{self, AuditDay, FactorJson, civil_date};
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,10 +100,11 @@ pub async fn page(
         let audit = license_report::history(ops.store, &name, &from, &to).await?;
         let today_row = license_report::history(ops.store, &name, &today, &today).await?;
         let users = license_report::explain(ops.store, &name, &ops.settings.license).await?;
-        Ok((report, enterprise, audit, (today_row, users)))
+        let problems = license_problems::problems(ops.store, &name, &ops.settings.license).await?;
+        Ok((report, enterprise, audit, (today_row, users, problems)))
     })
     .await;
-    let (report, enterprise, audit, (today_row, users)) = match loaded {
+    let (report, enterprise, audit, (today_row, users, problems)) = match loaded {
         Ok(l) => l,
         Err(e) => return api_failure(&e, &s),
     };
@@ -212,9 +214,33 @@ pub async fn page(
             }
         } }
         (explained)
+        h2 #problems { "License problems" }
+        div.scroll { table #license-problems {
+            thead { tr { th { "User or direct route" } th { "Problem" } th { "Detail" } } }
+            tbody {
+                @for p in &problems {
+                    tr data-kind=(p.kind) { td { (p.subject) } td { (problem_label(p.kind)) } td { (p.detail) } }
+                }
+                @if problems.is_empty() { tr { td colspan="3" .muted { "No license problem." } } }
+            }
+        } }
     };
     let title = format!("License · {name}");
     html_response(StatusCode::OK, frame(&title, Some(&s), body))
+}
+
+fn problem_label(kind: &str) -> &'static str {
+    match kind {
+        "no_teams" => "No Teams",
+        "business_suite_without_teams" => "Business suite without Teams",
+        "no_teams_phone" => "No Teams Phone",
+        "unknown_sku" => "Unknown SKU",
+        "direct_route_sku" => "Direct-route-only SKU on a user",
+        "teams_phone_variant" => "Teams Phone not Standard",
+        "direct_route_unlicensed" => "Direct route's Microsoft user lacks units",
+        "license_change_cooldown" => "In license-change cooldown",
+        _ => "Problem",
+    }
 }
 
 /// "Explain the count": which users fall under each factor, paged, so an admin can see why
@@ -442,7 +468,11 @@ mod tests {
         };
         let html = explain_section("/ui/x", &q, "2026-01-01", "2026-01-31", &users).0;
         assert!(html.contains("65 of 130 monitored users"), "{html}");
-        assert_eq!(html.matches("data-upn=").count(), 15, "the second page of 65");
+        assert_eq!(
+            html.matches("data-upn=").count(),
+            15,
+            "the second page of 65"
+        );
         assert!(html.contains("Page 2 of 2") && html.contains("rel=\"prev\""));
         assert!(!html.contains("rel=\"next\""));
         assert!(html.contains("data-upn=\"u100@example.com\"") && !html.contains("u001@"));
