@@ -9,15 +9,17 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 use teamsgw_license::catalogue::Date;
+use teamsgw_store::{ProvisionError, Store};
 
 use super::chart::history_chart;
 use super::layout::{csrf_field, frame, notice, utilisation};
 use super::session::Session;
 use super::{ConsoleState, api_failure, csrf_refusal, failure, html_response, license_href};
 use crate::admin::api::{changed, with_ops};
+use crate::config::LicenseSettings;
 use crate::operations::EnterpriseSet;
 use crate::operations::license_problems;
 use crate::operations::license_report::{self, AuditDay, FactorJson, civil_date};
@@ -25,14 +27,14 @@ use crate::operations::license_report::{self, AuditDay, FactorJson, civil_date};
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Range {
-    from: String,
-    to: String,
+    pub from: String,
+    pub to: String,
     /// What the last action did (`factors`, `refresh`), to say so.
-    done: String,
+    pub done: String,
     /// Explain the count: the users billed under this factor (`none`: not billed), or all.
-    factor: String,
+    pub factor: String,
     /// Explain the count: the page of users, from 1.
-    page: usize,
+    pub page: usize,
 }
 
 /// Users per page of "Explain the count".
@@ -78,155 +80,197 @@ fn setting(over: Option<bool>) -> &'static str {
     }
 }
 
+/// Everything the license page of one enterprise shows.
+pub struct LicensePage {
+    name: String,
+    report: license_report::EnterpriseReport,
+    enterprise: teamsgw_store::Enterprise,
+    audit: Vec<AuditDay>,
+    today_row: Vec<AuditDay>,
+    users: Vec<license_report::UserExplained>,
+    problems: Vec<license_problems::Problem>,
+    from: String,
+    to: String,
+    warning: u8,
+}
+
+impl LicensePage {
+    /// The enterprise's count (as `license report`), its audit rows from `from` to `to`,
+    /// each user's part in the count and its license problems.
+    pub async fn gather(
+        store: &Store,
+        name: &str,
+        license: &LicenseSettings,
+        (from, to): (String, String),
+    ) -> Result<Self, ProvisionError> {
+        let today = license_report::today();
+        let report = license_report::build(store, Some(name), license).await?;
+        let enterprise = store
+            .list_enterprises()
+            .await?
+            .into_iter()
+            .find(|e| e.name == name);
+        let (Some(report), Some(enterprise)) = (report.into_iter().next(), enterprise) else {
+            return Err(ProvisionError::NotFound {
+                field: "enterprise",
+                what: "enterprise",
+                value: name.to_owned(),
+            });
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            report,
+            enterprise,
+            audit: license_report::history(store, name, &from, &to).await?,
+            today_row: license_report::history(store, name, &today, &today).await?,
+            users: license_report::explain(store, name, license).await?,
+            problems: license_problems::problems(store, name, license).await?,
+            from,
+            to,
+            warning: license.warning_percent,
+        })
+    }
+
+    pub fn render(&self, q: &Range, s: &Session) -> Markup {
+        let (name, r, e) = (&self.name, &self.report, &self.enterprise);
+        let (audit, today_row, users, problems) =
+            (&self.audit, &self.today_row, &self.users, &self.problems);
+        let (from, to, warning) = (&self.from, &self.to, self.warning);
+        let calculated = today_row
+            .first()
+            .and_then(|d| d.report.calculated_at.clone());
+        let href = license_href(name);
+        let f = &r.factors;
+        // Priority order (licensing.md §1.3): each user counts under the first factor it meets.
+        let factors: [(&str, &str, &FactorJson, Option<Option<bool>>); 4] = [
+            ("Direct Routing", "direct_routing", &f.direct_routing, None),
+            ("LCM", "lcm", &f.lcm, Some(e.lcm_factor)),
+            ("UI", "ui", &f.ui, Some(e.ui_factor)),
+            (
+                "Service numbers",
+                "service_numbers",
+                &f.service_numbers,
+                Some(e.service_numbers_factor),
+            ),
+        ];
+        let done = match q.done.as_str() {
+            "factors" => Some("License factors applied; the figures below are recounted."),
+            "refresh" => Some("Licenses refreshed: today's audit row is written."),
+            _ => None,
+        };
+        let csv = format!("{href}/audit.csv?from={from}&to={to}");
+        let explained = explain_section(&href, q, from, to, users);
+        let body = html! {
+            @if let Some(d) = done { (notice("info", d)) }
+            dl.facts #license-facts {
+                div { dt { "Acquired licenses" } dd #acquired { (r.acquired) } }
+                div { dt { "Currently licensed" } dd #currently-licensed { (r.currently_licensed) } }
+                div { dt { "Total monitored users" } dd #monitored-users { (r.monitored_users) } }
+                div { dt { "Available licenses" } dd #available { (r.available) } }
+                div { dt { "License Calculation Time" } dd.time #calculation-time {
+                    @match &calculated {
+                        Some(t) => time datetime=(t) { (readable(t)) },
+                        None => span.muted { "not yet today" },
+                    }
+                } }
+            }
+            p { "Utilisation " (utilisation(r.currently_licensed, r.acquired, warning)) }
+            h2 { "License factors" }
+            div.scroll { table #factors {
+                thead { tr { th.num { "Priority" } th { "Factor" } th.num { "Licensed (configured)" } th { "Enabled" } th { "Setting" } } }
+                tbody {
+                    @for (i, (label, id, factor, over)) in factors.iter().enumerate() {
+                        tr #{ "factor-" (id) } {
+                            td.num { (i + 1) }
+                            td { (label) }
+                            td.num #{ "cell-" (id) } { (license_report::cell(factor)) }
+                            td.enabled { @if factor.enabled { "yes" } @else { "no" } }
+                            td { @match over { None => "always", Some(o) => (setting(*o)) } }
+                        }
+                    }
+                }
+            } }
+            h2 { "Apply license factors" }
+            form.inline #apply-factors method="post" action={ (href) "/factors" } {
+                (csrf_field(s))
+                @for (label, field, over) in [("LCM", "lcm", e.lcm_factor), ("UI", "ui", e.ui_factor), ("Service numbers", "service_numbers", e.service_numbers_factor)] {
+                    label { (label)
+                        select name=(field) {
+                            @for v in ["default", "on", "off"] {
+                                option value=(v) selected[setting(over) == v] { (v) }
+                            }
+                        }
+                    }
+                }
+                button type="submit" { "Apply license factors" }
+            }
+            form.inline #refresh method="post" action={ (href) "/refresh" } {
+                (csrf_field(s))
+                button type="submit" { "Refresh licenses" }
+            }
+            h2 { "License-Audit" }
+            form.inline #audit-range method="get" action=(href) {
+                label { "From" input type="date" name="from" value=(from); }
+                label { "To" input type="date" name="to" value=(to); }
+                button type="submit" { "Get History" }
+                a href=(csv) download { "Download CSV" }
+            }
+            (history_chart(audit))
+            div.scroll { table #audit {
+                thead { tr {
+                    th { "Day" } th.num { "Acquired" } th.num { "Currently licensed" } th.num { "Available" }
+                    th.num { "Monitored users" } th.num { "Direct Routing" } th.num { "LCM" } th.num { "UI" } th.num { "Service numbers" }
+                } }
+                tbody {
+                    @for d in audit {
+                        tr data-day=(d.day) {
+                            td { (d.day) }
+                            td.num { (d.report.acquired) } td.num { (d.report.currently_licensed) }
+                            td.num { (d.report.available) } td.num { (d.report.monitored_users) }
+                            td.num { (license_report::cell(&d.report.factors.direct_routing)) }
+                            td.num { (license_report::cell(&d.report.factors.lcm)) }
+                            td.num { (license_report::cell(&d.report.factors.ui)) }
+                            td.num { (license_report::cell(&d.report.factors.service_numbers)) }
+                        }
+                    }
+                    @if audit.is_empty() { tr { td colspan="9" .muted { "No audit rows in this range." } } }
+                }
+            } }
+            (explained)
+            h2 #problems { "License problems" }
+            div.scroll { table #license-problems {
+                thead { tr { th { "User or direct route" } th { "Problem" } th { "Detail" } } }
+                tbody {
+                    @for p in problems {
+                        tr data-kind=(p.kind) { td { (p.subject) } td { (problem_label(p.kind)) } td { (p.detail) } }
+                    }
+                    @if problems.is_empty() { tr { td colspan="3" .muted { "No license problem." } } }
+                }
+            } }
+        };
+        let title = format!("License · {name}");
+        frame(&title, Some(s), body)
+    }
+}
+
 pub async fn page(
     State(c): State<ConsoleState>,
     Extension(s): Extension<Session>,
     Path(name): Path<String>,
     Query(q): Query<Range>,
 ) -> Response {
-    let (from, to) = match range(&q) {
+    let range = match range(&q) {
         Ok(r) => r,
         Err(e) => return failure(StatusCode::BAD_REQUEST, Some(&s), &e),
     };
-    let today = license_report::today();
-    let loaded = with_ops(&c.api, async |ops| {
-        let report = license_report::build(ops.store, Some(&name), &ops.settings.license).await?;
-        let enterprise = ops
-            .store
-            .list_enterprises()
-            .await?
-            .into_iter()
-            .find(|e| e.name == name);
-        let audit = license_report::history(ops.store, &name, &from, &to).await?;
-        let today_row = license_report::history(ops.store, &name, &today, &today).await?;
-        let users = license_report::explain(ops.store, &name, &ops.settings.license).await?;
-        let problems = license_problems::problems(ops.store, &name, &ops.settings.license).await?;
-        Ok((report, enterprise, audit, (today_row, users, problems)))
+    let gathered = with_ops(&c.api, async |ops| {
+        LicensePage::gather(ops.store, &name, &ops.settings.license, range).await
     })
     .await;
-    let (report, enterprise, audit, (today_row, users, problems)) = match loaded {
-        Ok(l) => l,
-        Err(e) => return api_failure(&e, &s),
-    };
-    let (Some(r), Some(e)) = (report.first(), enterprise) else {
-        let why = format!("enterprise: no enterprise named {name:?}");
-        return failure(StatusCode::NOT_FOUND, Some(&s), &why);
-    };
-    let warning = c.api.settings.load().license.warning_percent;
-    let calculated = today_row
-        .first()
-        .and_then(|d| d.report.calculated_at.clone());
-    let href = license_href(&name);
-    let f = &r.factors;
-    // Priority order (licensing.md §1.3): each user counts under the first factor it meets.
-    let factors: [(&str, &str, &FactorJson, Option<Option<bool>>); 4] = [
-        ("Direct Routing", "direct_routing", &f.direct_routing, None),
-        ("LCM", "lcm", &f.lcm, Some(e.lcm_factor)),
-        ("UI", "ui", &f.ui, Some(e.ui_factor)),
-        (
-            "Service numbers",
-            "service_numbers",
-            &f.service_numbers,
-            Some(e.service_numbers_factor),
-        ),
-    ];
-    let done = match q.done.as_str() {
-        "factors" => Some("License factors applied; the figures below are recounted."),
-        "refresh" => Some("Licenses refreshed: today's audit row is written."),
-        _ => None,
-    };
-    let csv = format!("{href}/audit.csv?from={from}&to={to}");
-    let explained = explain_section(&href, &q, &from, &to, &users);
-    let body = html! {
-        @if let Some(d) = done { (notice("info", d)) }
-        dl.facts #license-facts {
-            div { dt { "Acquired licenses" } dd #acquired { (r.acquired) } }
-            div { dt { "Currently licensed" } dd #currently-licensed { (r.currently_licensed) } }
-            div { dt { "Total monitored users" } dd #monitored-users { (r.monitored_users) } }
-            div { dt { "Available licenses" } dd #available { (r.available) } }
-            div { dt { "License Calculation Time" } dd.time #calculation-time {
-                @match &calculated {
-                    Some(t) => time datetime=(t) { (readable(t)) },
-                    None => span.muted { "not yet today" },
-                }
-            } }
-        }
-        p { "Utilisation " (utilisation(r.currently_licensed, r.acquired, warning)) }
-        h2 { "License factors" }
-        div.scroll { table #factors {
-            thead { tr { th.num { "Priority" } th { "Factor" } th.num { "Licensed (configured)" } th { "Enabled" } th { "Setting" } } }
-            tbody {
-                @for (i, (label, id, factor, over)) in factors.iter().enumerate() {
-                    tr #{ "factor-" (id) } {
-                        td.num { (i + 1) }
-                        td { (label) }
-                        td.num #{ "cell-" (id) } { (license_report::cell(factor)) }
-                        td.enabled { @if factor.enabled { "yes" } @else { "no" } }
-                        td { @match over { None => "always", Some(o) => (setting(*o)) } }
-                    }
-                }
-            }
-        } }
-        h2 { "Apply license factors" }
-        form.inline #apply-factors method="post" action={ (href) "/factors" } {
-            (csrf_field(&s))
-            @for (label, field, over) in [("LCM", "lcm", e.lcm_factor), ("UI", "ui", e.ui_factor), ("Service numbers", "service_numbers", e.service_numbers_factor)] {
-                label { (label)
-                    select name=(field) {
-                        @for v in ["default", "on", "off"] {
-                            option value=(v) selected[setting(over) == v] { (v) }
-                        }
-                    }
-                }
-            }
-            button type="submit" { "Apply license factors" }
-        }
-        form.inline #refresh method="post" action={ (href) "/refresh" } {
-            (csrf_field(&s))
-            button type="submit" { "Refresh licenses" }
-        }
-        h2 { "License-Audit" }
-        form.inline #audit-range method="get" action=(href) {
-            label { "From" input type="date" name="from" value=(from); }
-            label { "To" input type="date" name="to" value=(to); }
-            button type="submit" { "Get History" }
-            a href=(csv) download { "Download CSV" }
-        }
-        (history_chart(&audit))
-        div.scroll { table #audit {
-            thead { tr {
-                th { "Day" } th.num { "Acquired" } th.num { "Currently licensed" } th.num { "Available" }
-                th.num { "Monitored users" } th.num { "Direct Routing" } th.num { "LCM" } th.num { "UI" } th.num { "Service numbers" }
-            } }
-            tbody {
-                @for d in &audit {
-                    tr data-day=(d.day) {
-                        td { (d.day) }
-                        td.num { (d.report.acquired) } td.num { (d.report.currently_licensed) }
-                        td.num { (d.report.available) } td.num { (d.report.monitored_users) }
-                        td.num { (license_report::cell(&d.report.factors.direct_routing)) }
-                        td.num { (license_report::cell(&d.report.factors.lcm)) }
-                        td.num { (license_report::cell(&d.report.factors.ui)) }
-                        td.num { (license_report::cell(&d.report.factors.service_numbers)) }
-                    }
-                }
-                @if audit.is_empty() { tr { td colspan="9" .muted { "No audit rows in this range." } } }
-            }
-        } }
-        (explained)
-        h2 #problems { "License problems" }
-        div.scroll { table #license-problems {
-            thead { tr { th { "User or direct route" } th { "Problem" } th { "Detail" } } }
-            tbody {
-                @for p in &problems {
-                    tr data-kind=(p.kind) { td { (p.subject) } td { (problem_label(p.kind)) } td { (p.detail) } }
-                }
-                @if problems.is_empty() { tr { td colspan="3" .muted { "No license problem." } } }
-            }
-        } }
-    };
-    let title = format!("License · {name}");
-    html_response(StatusCode::OK, frame(&title, Some(&s), body))
+    match gathered {
+        Ok(p) => html_response(StatusCode::OK, p.render(&q, &s)),
+        Err(e) => api_failure(&e, &s),
+    }
 }
 
 fn problem_label(kind: &str) -> &'static str {

@@ -10,9 +10,9 @@
 
 mod chart;
 mod layout;
-mod license;
+pub mod license;
 mod operations;
-mod overview;
+pub mod overview;
 pub mod session;
 
 use std::sync::Arc;

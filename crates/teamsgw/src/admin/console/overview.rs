@@ -9,13 +9,17 @@ use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
+use teamsgw_gateway::call::CallView;
+use teamsgw_gateway::client::RegistrationView;
+use teamsgw_store::{ProvisionError, RoutingSnapshot, Store};
 
 use super::layout::{frame, notice, utilisation};
 use super::session::Session;
 use super::{ConsoleState, api_failure, html_response, license_href};
 use crate::admin::api::with_ops;
+use crate::config::LicenseSettings;
 use crate::daemon::license_monitor::over_threshold;
 use crate::operations::license_report::{self, EnterpriseReport};
 
@@ -23,9 +27,9 @@ use crate::operations::license_report::{self, EnterpriseReport};
 #[serde(default)]
 pub struct Params {
     /// Part of the enterprise name (any case).
-    q: String,
+    pub q: String,
     /// `name` (default), `utilisation` or `licensed`.
-    sort: String,
+    pub sort: String,
 }
 
 /// What the overview shows of one enterprise beyond its license report.
@@ -45,108 +49,159 @@ fn percent(r: &EnterpriseReport) -> u64 {
     }
 }
 
+/// Everything the overview shows, gathered from the same sources as the CLI and the API.
+pub struct Overview {
+    reports: Vec<EnterpriseReport>,
+    by_name: HashMap<String, Provisioned>,
+    warning_percent: u8,
+}
+
+impl Overview {
+    /// The license report of every enterprise (as `license report`), what the routing
+    /// snapshot holds of each, and the live registrations and calls.
+    pub async fn gather(
+        store: &Store,
+        snapshot: Option<&RoutingSnapshot>,
+        registrations: Vec<RegistrationView>,
+        calls: Vec<CallView>,
+        license: &LicenseSettings,
+    ) -> Result<Self, ProvisionError> {
+        let reports = license_report::build(store, None, license).await?;
+        let mut by_name: HashMap<String, Provisioned> = HashMap::new();
+        if let Some(snap) = snapshot {
+            for d in snap.all_direct_routes() {
+                by_name
+                    .entry(d.enterprise_name.clone())
+                    .or_default()
+                    .direct_routes += 1;
+            }
+            // Names by id once: the users are many, their enterprises few.
+            let mut names: HashMap<&str, &str> = HashMap::new();
+            for pbx in snap.all_pbxs() {
+                if let Some(name) = snap.enterprise_name(&pbx.enterprise_id) {
+                    names.insert(&pbx.enterprise_id, name);
+                    by_name.entry(name.to_owned()).or_default().pbxs += 1;
+                }
+            }
+            let mut users: HashMap<&str, usize> = HashMap::new();
+            for u in snap.all_users() {
+                *users.entry(&u.enterprise_id).or_insert(0) += 1;
+            }
+            for (id, n) in users {
+                let name = names.get(id).copied().or_else(|| snap.enterprise_name(id));
+                if let Some(name) = name {
+                    by_name.entry(name.to_owned()).or_default().users += n;
+                }
+            }
+        }
+        for r in registrations {
+            let e = by_name.entry(r.enterprise).or_default();
+            *e.registrations.entry(r.state).or_insert(0) += 1;
+        }
+        for call in calls {
+            by_name.entry(call.enterprise).or_default().calls += 1;
+        }
+        Ok(Self {
+            reports,
+            by_name,
+            warning_percent: license.warning_percent,
+        })
+    }
+
+    /// The page, filtered and sorted as `p` asks.
+    pub fn render(&self, p: &Params, session: &Session) -> Markup {
+        let warning = self.warning_percent;
+        let over: Vec<&str> = self
+            .reports
+            .iter()
+            .filter(|r| over_threshold(r.currently_licensed, r.acquired, warning))
+            .map(|r| r.enterprise.as_str())
+            .collect();
+        let banner = (!over.is_empty())
+            .then(|| format!("Over the {warning} % license warning: {}", over.join(", ")));
+        let q = p.q.to_lowercase();
+        let mut reports: Vec<&EnterpriseReport> = self
+            .reports
+            .iter()
+            .filter(|r| q.is_empty() || r.enterprise.to_lowercase().contains(&q))
+            .collect();
+        match p.sort.as_str() {
+            "utilisation" => reports.sort_by_key(|r| std::cmp::Reverse(percent(r))),
+            "licensed" => reports.sort_by_key(|r| std::cmp::Reverse(r.currently_licensed)),
+            _ => reports.sort_by(|a, b| a.enterprise.cmp(&b.enterprise)),
+        }
+        let none = Provisioned::default();
+        let body = html! {
+            @if let Some(b) = &banner { (notice("warning", b)) }
+            form.inline method="get" action="/ui/" {
+                label { "Name contains" input type="search" name="q" value=(p.q); }
+                label { "Sort by"
+                    select name="sort" {
+                        @for (value, text) in [("name", "Name"), ("utilisation", "Utilisation"), ("licensed", "Currently licensed")] {
+                            option value=(value) selected[p.sort == value] { (text) }
+                        }
+                    }
+                }
+                button type="submit" { "Show" }
+            }
+            div.scroll {
+                table #enterprises {
+                    thead { tr {
+                        th { "Enterprise" }
+                        th.num { "Acquired" } th.num { "Currently licensed" } th.num { "Available" }
+                        th { "Utilisation" }
+                        th.num { "Direct routes" } th.num { "PBXs" } th.num { "Users" }
+                        th { "Registrations" } th.num { "Active calls" }
+                    } }
+                    tbody {
+                        @for r in &reports {
+                            @let e = self.by_name.get(&r.enterprise).unwrap_or(&none);
+                            tr data-enterprise=(r.enterprise) {
+                                td { a href=(license_href(&r.enterprise)) { (r.enterprise) } }
+                                td.num.acquired { (r.acquired) }
+                                td.num.licensed { (r.currently_licensed) }
+                                td.num.available { (r.available) }
+                                td { (utilisation(r.currently_licensed, r.acquired, warning)) }
+                                td.num { (e.direct_routes) } td.num { (e.pbxs) } td.num { (e.users) }
+                                td {
+                                    @if e.registrations.is_empty() { span.muted { "none" } }
+                                    @for (state, n) in &e.registrations { (state) " " (n) " " }
+                                }
+                                td.num { (e.calls) }
+                            }
+                        }
+                        @if reports.is_empty() {
+                            tr { td colspan="10" .muted { "No enterprise matches." } }
+                        }
+                    }
+                }
+            }
+        };
+        frame("Enterprises", Some(session), body)
+    }
+}
+
 pub async fn page(
     State(c): State<ConsoleState>,
     Extension(s): Extension<Session>,
     Query(p): Query<Params>,
 ) -> Response {
-    let reports = with_ops(&c.api, async |ops| {
-        license_report::build(ops.store, None, &ops.settings.license).await
+    let snapshot = c.api.provisioning.snapshot();
+    let registrations = c.api.client.registrations().await;
+    let calls = c.api.calls.calls().await;
+    let gathered = with_ops(&c.api, async |ops| {
+        Overview::gather(
+            ops.store,
+            snapshot.as_deref(),
+            registrations,
+            calls,
+            &ops.settings.license,
+        )
+        .await
     })
     .await;
-    let mut reports = match reports {
-        Ok(r) => r,
-        Err(e) => return api_failure(&e, &s),
-    };
-    let warning = c.api.settings.load().license.warning_percent;
-    let mut by_name: HashMap<String, Provisioned> = HashMap::new();
-    if let Some(snap) = c.api.provisioning.snapshot() {
-        for d in snap.all_direct_routes() {
-            by_name
-                .entry(d.enterprise_name.clone())
-                .or_default()
-                .direct_routes += 1;
-        }
-        for pbx in snap.all_pbxs() {
-            if let Some(name) = snap.enterprise_name(&pbx.enterprise_id) {
-                by_name.entry(name.to_owned()).or_default().pbxs += 1;
-            }
-        }
-        for u in snap.all_users() {
-            if let Some(name) = snap.enterprise_name(&u.enterprise_id) {
-                by_name.entry(name.to_owned()).or_default().users += 1;
-            }
-        }
+    match gathered {
+        Ok(o) => html_response(StatusCode::OK, o.render(&p, &s)),
+        Err(e) => api_failure(&e, &s),
     }
-    for r in c.api.client.registrations().await {
-        let e = by_name.entry(r.enterprise).or_default();
-        *e.registrations.entry(r.state).or_insert(0) += 1;
-    }
-    for call in c.api.calls.calls().await {
-        by_name.entry(call.enterprise).or_default().calls += 1;
-    }
-
-    let over: Vec<&EnterpriseReport> = reports
-        .iter()
-        .filter(|r| over_threshold(r.currently_licensed, r.acquired, warning))
-        .collect();
-    let banner = (!over.is_empty()).then(|| {
-        let names: Vec<&str> = over.iter().map(|r| r.enterprise.as_str()).collect();
-        format!("Over the {warning} % license warning: {}", names.join(", "))
-    });
-    let q = p.q.to_lowercase();
-    reports.retain(|r| q.is_empty() || r.enterprise.to_lowercase().contains(&q));
-    match p.sort.as_str() {
-        "utilisation" => reports.sort_by_key(|r| std::cmp::Reverse(percent(r))),
-        "licensed" => reports.sort_by_key(|r| std::cmp::Reverse(r.currently_licensed)),
-        _ => reports.sort_by(|a, b| a.enterprise.cmp(&b.enterprise)),
-    }
-    let none = Provisioned::default();
-    let body = html! {
-        @if let Some(b) = &banner { (notice("warning", b)) }
-        form.inline method="get" action="/ui/" {
-            label { "Name contains" input type="search" name="q" value=(p.q); }
-            label { "Sort by"
-                select name="sort" {
-                    @for (value, text) in [("name", "Name"), ("utilisation", "Utilisation"), ("licensed", "Currently licensed")] {
-                        option value=(value) selected[p.sort == value] { (text) }
-                    }
-                }
-            }
-            button type="submit" { "Show" }
-        }
-        div.scroll {
-            table #enterprises {
-                thead { tr {
-                    th { "Enterprise" }
-                    th.num { "Acquired" } th.num { "Currently licensed" } th.num { "Available" }
-                    th { "Utilisation" }
-                    th.num { "Direct routes" } th.num { "PBXs" } th.num { "Users" }
-                    th { "Registrations" } th.num { "Active calls" }
-                } }
-                tbody {
-                    @for r in &reports {
-                        @let e = by_name.get(&r.enterprise).unwrap_or(&none);
-                        tr data-enterprise=(r.enterprise) {
-                            td { a href=(license_href(&r.enterprise)) { (r.enterprise) } }
-                            td.num.acquired { (r.acquired) }
-                            td.num.licensed { (r.currently_licensed) }
-                            td.num.available { (r.available) }
-                            td { (utilisation(r.currently_licensed, r.acquired, warning)) }
-                            td.num { (e.direct_routes) } td.num { (e.pbxs) } td.num { (e.users) }
-                            td {
-                                @if e.registrations.is_empty() { span.muted { "none" } }
-                                @for (state, n) in &e.registrations { (state) " " (n) " " }
-                            }
-                            td.num { (e.calls) }
-                        }
-                    }
-                    @if reports.is_empty() {
-                        tr { td colspan="10" .muted { "No enterprise matches." } }
-                    }
-                }
-            }
-        }
-    };
-    html_response(StatusCode::OK, frame("Enterprises", Some(&s), body))
 }
