@@ -11,8 +11,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use teamsgw_benches::store::{provisioned_store, user};
 use teamsgw_benches::{CountingAllocator, allocations};
-use teamsgw_store::{NewDirectRoute, NewUser, PasswordKey, Pbx, Store, Transport};
+use teamsgw_store::NewUser;
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -21,67 +22,10 @@ const USERS: usize = 100_000;
 const ENTERPRISES: usize = 100;
 const LOOKUPS: usize = 1_000_000;
 
-fn user(e: usize, i: usize) -> NewUser {
-    NewUser {
-        enterprise: format!("Enterprise {e}"),
-        pbx: "main".into(),
-        upn: format!("user{i}@e{e}.example"),
-        number: format!("+1555{i:07}"),
-        extension: format!("{}", 1000 + i),
-        auth_user: None,
-        password: format!("secret-{i}"),
-        skus: vec!["ENTERPRISEPREMIUM".into()],
-        ev_enabled: true,
-        voice_routing_policy: Some("DR".into()),
-        pstn_gateway: None,
-        groups: vec!["All".into()],
-        managed_by_ui: false,
-    }
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite://{}/bench.db", dir.path().display()))
-        .await
-        .unwrap();
-    let key_file = dir.path().join("password.key");
-    PasswordKey::generate_file(&key_file).unwrap();
-    let key = PasswordKey::load(&format!("file:{}", key_file.display())).unwrap();
-    for e in 0..ENTERPRISES {
-        let name = format!("Enterprise {e}");
-        store
-            .add_enterprise(&name, &format!("00000000-0000-0000-0000-{e:012}"), 1_000)
-            .await
-            .unwrap();
-        store
-            .add_direct_route(
-                &NewDirectRoute {
-                    enterprise: name.to_string(),
-                    fqdn: format!("e{e}.teams.carrier.example"),
-                    base_fqdn: "teams.carrier.example".to_string(),
-                    port: 5061,
-                    max_sessions: None,
-                    ms_user: None,
-                },
-                |_| Ok(Vec::new()),
-            )
-            .await
-            .unwrap();
-        let pbx = Pbx {
-            enterprise: name,
-            name: "main".into(),
-            domain: format!("pbx.e{e}.example"),
-            proxy: None,
-            transport: Transport::Udp,
-            expires: 600,
-            codecs: vec!["PCMA".into(), "PCMU".into()],
-            number_format: Default::default(),
-            country_code: None,
-            diversion: false,
-        };
-        store.add_pbx(&pbx).await.unwrap();
-    }
+    let (store, key) = provisioned_store(dir.path(), ENTERPRISES).await;
     let users: Vec<NewUser> = (0..USERS).map(|i| user(i % ENTERPRISES, i)).collect();
     let started = Instant::now();
     store.add_users(&users, &key).await.unwrap();

@@ -2,7 +2,10 @@
 //!
 //! [`CountingAllocator`] proves zero-allocation claims: install it as the global allocator in a
 //! bench binary and read [`allocations`] around the code under test.
+
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod store;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,7 +5,7 @@
 //!   background tasks that feed the gateway from provisioning (routes, registrations, CDRs,
 //!   license monitoring);
 //! - [`admin`]: the admin HTTP listener and everything on it (metrics, health, the REST API
-//!   under /api/v1 and its OpenAPI document);
+//!   under /api/v1 and its OpenAPI document, the web console under /ui/);
 //! - [`operations`]: the provisioning operations and reports behind every door (CLI, API),
 //!   so a rule holds the same way whichever one a change comes through.
 //!

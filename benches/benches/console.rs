@@ -1,0 +1,115 @@
+//! Web console render benchmark (issue: web console): the enterprises overview with 1,000
+//! enterprises and 100,000 users (target < 200 ms server-side), and the license page of an
+//! enterprise with 10,000 users (target < 100 ms), on SQLite. Each is timed as the handler
+//! does it: gathering (the license report and the rest, from the store and the routing
+//! snapshot) and rendering the HTML, best of 5.
+//!
+//! `cargo bench -p teamsgw-benches --bench console`
+#![allow(clippy::unwrap_used)]
+
+use std::time::Instant;
+
+use teamsgw::admin::console::license::{LicensePage, Range};
+use teamsgw::admin::console::overview::{Overview, Params};
+use teamsgw::admin::console::session::Session;
+use teamsgw::config::LicenseSettings;
+use teamsgw::operations::license_report;
+use teamsgw_benches::store::{provisioned_store, user};
+use teamsgw_benches::{CountingAllocator, allocations};
+use teamsgw_store::NewUser;
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
+
+const ENTERPRISES: usize = 1_000;
+const USERS: usize = 100_000;
+/// Enterprise 0 is the big one of the license page; the rest share what is left.
+const BIG: usize = 10_000;
+
+/// Best of 5 of `f`: (ms gathering, ms rendering, allocations, page bytes).
+async fn best<G, T>(
+    mut gather: impl FnMut() -> G,
+    render: impl Fn(&T) -> String,
+) -> (f64, f64, u64, usize)
+where
+    G: std::future::Future<Output = T>,
+{
+    let mut out = (f64::MAX, f64::MAX, u64::MAX, 0);
+    for _ in 0..5 {
+        let allocs = allocations().0;
+        let started = Instant::now();
+        let data = gather().await;
+        let gathered = started.elapsed().as_secs_f64() * 1e3;
+        let started = Instant::now();
+        let html = render(&data);
+        let rendered = started.elapsed().as_secs_f64() * 1e3;
+        let n = allocations().0 - allocs;
+        if gathered + rendered < out.0 + out.1 {
+            out = (gathered, rendered, n, html.len());
+        }
+    }
+    out
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key) = provisioned_store(dir.path(), ENTERPRISES).await;
+    let users: Vec<NewUser> = (0..USERS)
+        .map(|i| {
+            let e = if i < BIG {
+                0
+            } else {
+                1 + i % (ENTERPRISES - 1)
+            };
+            user(e, i)
+        })
+        .collect();
+    store.add_users(&users, &key).await.unwrap();
+    let snapshot = store.load_snapshot().await.unwrap();
+    assert_eq!(snapshot.users(), USERS);
+    let license = LicenseSettings::default();
+    let session = Session {
+        id: "bench".into(),
+        csrf: "bench".into(),
+    };
+    license_report::record_audit(&store, &license, None)
+        .await
+        .unwrap();
+
+    let (gather, render, allocs, bytes) = best(
+        || Overview::gather(&store, Some(&snapshot), Vec::new(), Vec::new(), &license),
+        |o| o.as_ref().unwrap().render(&Params::default(), &session).0,
+    )
+    .await;
+    println!(
+        "enterprises overview, {ENTERPRISES} enterprises, {USERS} users: {:.1} ms ({gather:.1} ms gathering, {render:.1} ms rendering), {allocs} allocations, {} KiB of HTML (target < 200 ms)",
+        gather + render,
+        bytes / 1024
+    );
+
+    let today = license_report::today();
+    let range = Range {
+        from: today.clone(),
+        to: today,
+        ..Range::default()
+    };
+    let (gather, render, allocs, bytes) = best(
+        || {
+            LicensePage::gather(
+                &store,
+                "Enterprise 0",
+                &license,
+                (range.from.clone(), range.to.clone()),
+            )
+        },
+        |p| p.as_ref().unwrap().render(&range, &session).0,
+    )
+    .await;
+    println!(
+        "license page, {BIG} users: {:.1} ms ({gather:.1} ms gathering, {render:.1} ms rendering), {allocs} allocations, {} KiB of HTML (target < 100 ms)",
+        gather + render,
+        bytes / 1024
+    );
+    store.close().await;
+}
