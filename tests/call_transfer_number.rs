@@ -25,6 +25,14 @@ fn call_and_refer(lab: &CallLab, call_id: &str) -> (TeamsUac, String) {
     (teams, ok)
 }
 
+/// `heard` (frequency, RMS) is a clear `hz` tone.
+fn assert_tone(who: &str, (freq, rms): (f64, f64), hz: f64, log: &str) {
+    assert!(
+        rms > 500.0 && (freq - hz).abs() < hz / 10.0,
+        "{who} heard {freq:.0} Hz at RMS {rms:.0}, not {hz:.0} Hz\n{log}"
+    );
+}
+
 /// Answers NOTIFYs until the one that ends the subscription; returns the sipfrags.
 fn notifies(teams: &mut TeamsUac) -> Vec<String> {
     let mut frags = Vec::new();
@@ -85,18 +93,13 @@ fn a_refer_to_a_number_is_done_by_the_pbx_side_and_the_parties_hear_each_other()
     phone.hangup();
     target.wait_count("terminated", 1, Duration::from_secs(10));
     let heard = target.heard();
-    let (freq, rms) = tone_of(&heard[0]);
-    assert!(
-        rms > 500.0 && (freq - 440.0).abs() < 44.0,
-        "the target heard {freq:.0} Hz at RMS {rms:.0}\n{}",
-        target.log()
-    );
+    assert_tone("the target", tone_of(&heard[0]), 440.0, &target.log());
     let heard = phone.heard();
-    let (freq, rms) = tone_of(heard.last().unwrap());
-    assert!(
-        rms > 500.0 && (freq - 880.0).abs() < 88.0,
-        "the phone heard {freq:.0} Hz at RMS {rms:.0} from the target\n{}",
-        phone.log()
+    assert_tone(
+        "the phone",
+        tone_of(heard.last().unwrap()),
+        880.0,
+        &phone.log(),
     );
     let cdr = &lab.cdrs(1)[0];
     assert_eq!(cdr["result"], "answered", "{cdr}");
@@ -147,18 +150,13 @@ fn a_pbx_that_refuses_refer_gets_the_transfer_as_our_call_and_the_parties_hear_e
     target.wait_count("terminated", 1, Duration::from_secs(10));
     lab.wait_calls_ended(&[&phone, &target]);
     let heard = target.heard();
-    let (freq, rms) = tone_of(&heard[0]);
-    assert!(
-        rms > 500.0 && (freq - 440.0).abs() < 44.0,
-        "the target heard {freq:.0} Hz at RMS {rms:.0}\n{}",
-        target.log()
-    );
+    assert_tone("the target", tone_of(&heard[0]), 440.0, &target.log());
     let heard = phone.heard();
-    let (freq, rms) = tone_of_tail(heard.last().unwrap(), 2.0);
-    assert!(
-        rms > 500.0 && (freq - 880.0).abs() < 88.0,
-        "the phone heard {freq:.0} Hz at RMS {rms:.0} from the target\n{}",
-        phone.log()
+    assert_tone(
+        "the phone",
+        tone_of_tail(heard.last().unwrap(), 2.0),
+        880.0,
+        &phone.log(),
     );
     let cdr = &lab.cdrs(1)[0];
     assert_eq!(cdr["call_id"], "xfer-405", "{cdr}");

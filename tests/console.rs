@@ -8,23 +8,14 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use teamsgw_tests::web::{WebClient, csrf_of, text_of};
-use teamsgw_tests::{Daemon, HttpResponse, Ports, seeds, test_config};
+use teamsgw_tests::web::{WebClient, console_daemon, csrf_of, text_of};
+use teamsgw_tests::{Daemon, HttpResponse, seeds};
 
 const TOKEN: &str = "console-token-0123456789";
 const LICENSE: &str = "/ui/enterprises/Contoso/license";
 
 fn daemon() -> Daemon {
-    let ports = Ports::new();
-    let config = test_config(&ports, "[license]\nwarning_percent = 40\n")
-        .replace(
-            "[teams]\n",
-            "[teams]\nbase_fqdn = \"teams.carrier.example\"\n",
-        )
-        .replace("[admin]\n", &format!("[admin]\ntoken = \"{TOKEN}\"\n"));
-    let mut daemon = Daemon::start(&config, &ports);
-    daemon.wait_ready(Duration::from_secs(30));
-    daemon
+    console_daemon(TOKEN, "[license]\nwarning_percent = 40\n")
 }
 
 fn signed_in(daemon: &Daemon) -> WebClient {

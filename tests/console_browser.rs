@@ -9,10 +9,10 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
-use teamsgw_tests::{Daemon, Ports, require_program, seeds, test_config};
+use teamsgw_tests::web::console_daemon;
+use teamsgw_tests::{Daemon, require_program, seeds};
 
 const TOKEN: &str = "browser-token-0123456789";
 
@@ -66,15 +66,7 @@ fn an_admin_works_the_license_page_in_headless_chromium() {
         selenium.is_ok_and(|s| s.success()),
         "python3-selenium is missing: apt-get install python3-selenium"
     );
-    let ports = Ports::new();
-    let config = test_config(&ports, "")
-        .replace(
-            "[teams]\n",
-            "[teams]\nbase_fqdn = \"teams.carrier.example\"\n",
-        )
-        .replace("[admin]\n", &format!("[admin]\ntoken = \"{TOKEN}\"\n"));
-    let mut daemon = Daemon::start(&config, &ports);
-    daemon.wait_ready(Duration::from_secs(30));
+    let daemon = console_daemon(TOKEN, "");
     seeds::worked_example(daemon.dir());
     daemon.signal("HUP");
     let before = report(&daemon);

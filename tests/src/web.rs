@@ -6,7 +6,21 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::HttpResponse;
+use crate::{Daemon, HttpResponse, Ports, test_config};
+
+/// A ready daemon whose console signs in with `token` (`extra` config appended).
+pub fn console_daemon(token: &str, extra: &str) -> Daemon {
+    let ports = Ports::new();
+    let config = test_config(&ports, extra)
+        .replace(
+            "[teams]\n",
+            "[teams]\nbase_fqdn = \"teams.carrier.example\"\n",
+        )
+        .replace("[admin]\n", &format!("[admin]\ntoken = \"{token}\"\n"));
+    let mut daemon = Daemon::start(&config, &ports);
+    daemon.wait_ready(Duration::from_secs(30));
+    daemon
+}
 
 pub struct WebClient {
     pub addr: SocketAddr,
