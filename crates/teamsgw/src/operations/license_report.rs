@@ -141,23 +141,31 @@ pub async fn build(
     let mut out = Vec::with_capacity(enterprises.len());
     for e in &enterprises {
         let input = input(store, e, global).await?;
-        let r = factors::count(&input, &global.criteria()).map_err(criteria_error)?;
-        out.push(EnterpriseReport {
-            enterprise: e.name.clone(),
-            acquired: r.acquired,
-            currently_licensed: r.currently_licensed,
-            available: r.available,
-            monitored_users: r.monitored_users,
-            factors: Factors {
-                direct_routing: r.direct_routing.into(),
-                lcm: r.lcm.into(),
-                ui: r.ui.into(),
-                service_numbers: r.service_numbers.into(),
-            },
-            calculated_at: None,
-        });
+        out.push(report_of(e, &input, global)?);
     }
     Ok(out)
+}
+
+fn report_of(
+    e: &Enterprise,
+    input: &factors::Enterprise,
+    global: &LicenseSettings,
+) -> Result<EnterpriseReport, ProvisionError> {
+    let r = factors::count(input, &global.criteria()).map_err(criteria_error)?;
+    Ok(EnterpriseReport {
+        enterprise: e.name.clone(),
+        acquired: r.acquired,
+        currently_licensed: r.currently_licensed,
+        available: r.available,
+        monitored_users: r.monitored_users,
+        factors: Factors {
+            direct_routing: r.direct_routing.into(),
+            lcm: r.lcm.into(),
+            ui: r.ui.into(),
+            service_numbers: r.service_numbers.into(),
+        },
+        calculated_at: None,
+    })
 }
 
 /// One user's part in an enterprise's count: the factors it meets and the one it is billed
@@ -172,14 +180,16 @@ pub struct UserExplained {
     pub billed: Option<&'static str>,
 }
 
-/// Every user of enterprise `name` with its part in the count, in UPN order.
+/// The report of enterprise `name` (as [`build`]) and every user with its part in the count,
+/// in UPN order, from one read of the store.
 pub async fn explain(
     store: &Store,
     name: &str,
     global: &LicenseSettings,
-) -> Result<Vec<UserExplained>, ProvisionError> {
+) -> Result<(EnterpriseReport, Vec<UserExplained>), ProvisionError> {
     let e = enterprise(store, name).await?;
     let input = input(store, &e, global).await?;
+    let report = report_of(&e, &input, global)?;
     let x = factors::explain(&input, &global.criteria()).map_err(criteria_error)?;
     let mut users: Vec<UserExplained> = input
         .users
@@ -195,7 +205,7 @@ pub async fn explain(
         })
         .collect();
     users.sort_by(|a, b| a.upn.cmp(&b.upn));
-    Ok(users)
+    Ok((report, users))
 }
 
 /// `n1 (n2)`, or `off (n2)` for a switched-off factor.

@@ -104,13 +104,13 @@ impl LicensePage {
         (from, to): (String, String),
     ) -> Result<Self, ProvisionError> {
         let today = license_report::today();
-        let report = license_report::build(store, Some(name), license).await?;
+        let (report, users) = license_report::explain(store, name, license).await?;
         let enterprise = store
             .list_enterprises()
             .await?
             .into_iter()
             .find(|e| e.name == name);
-        let (Some(report), Some(enterprise)) = (report.into_iter().next(), enterprise) else {
+        let Some(enterprise) = enterprise else {
             return Err(ProvisionError::NotFound {
                 field: "enterprise",
                 what: "enterprise",
@@ -123,7 +123,7 @@ impl LicensePage {
             enterprise,
             audit: license_report::history(store, name, &from, &to).await?,
             today_row: license_report::history(store, name, &today, &today).await?,
-            users: license_report::explain(store, name, license).await?,
+            users,
             problems: license_problems::problems(store, name, license).await?,
             from,
             to,
