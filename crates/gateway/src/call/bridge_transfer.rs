@@ -17,7 +17,6 @@ use teamsgw_sip::transaction::TxId;
 
 use super::Dest;
 use super::bridged::{Bridged, answer_rejecting, reorigin};
-use super::cause::{EndCause, Side};
 use super::core::Ctx;
 use super::outbound::{InviteTemplate, Outbound};
 use super::reinvite::Purpose;
@@ -299,17 +298,11 @@ impl Call {
         let gone = self.pbx_call.take().map_or(gone, |c| c.transferor_gone);
         tracing::info!(call_id = %self.log_id(), status, "transfer to a number: our call to the target failed");
         ctx.transfer_event("number", "failed");
-        if !gone {
+        if gone {
+            self.end_transfer_refused(ctx, status);
+        } else {
             self.notify(ctx, Progress::Final(status, reason));
-            return;
         }
-        let why = format!("SIP;cause={status};text=\"transfer target refused\"");
-        match self.pbx_leg() {
-            Leg::Inbound => self.bye_inbound(ctx, Some(&why)),
-            Leg::Outbound => self.bye_outbound(ctx, Some(&why)),
-        }
-        let status = self.inbound.final_status.unwrap_or(200);
-        self.finish(EndCause::HungUp(Side::Teams), status, Some(Side::Teams));
     }
 
     /// The call ends while the target is being called: ringing, it is cancelled; answered,

@@ -278,18 +278,23 @@ impl Call {
         ctx.transfer_event("teams_user", "failed");
         if t.transferor_gone {
             self.transfer = None;
-            let why = format!("SIP;cause={status};text=\"transfer target refused\"");
-            match self.teams_leg() {
-                Leg::Inbound => self.bye_outbound(ctx, Some(&why)),
-                Leg::Outbound => self.bye_inbound(ctx, Some(&why)),
-            }
-            let side = Some(Side::Teams);
-            let final_status = self.inbound.final_status.unwrap_or(200);
-            self.finish(EndCause::HungUp(Side::Teams), final_status, side);
+            self.end_transfer_refused(ctx, status);
             return;
         }
         self.notify(ctx, Progress::Final(status, reason));
         self.transfer = None;
+    }
+
+    /// A transfer failed after the transferor left: nobody is left on the Teams side, so the
+    /// PBX leg ends too, with the target's status as the Reason.
+    pub(super) fn end_transfer_refused(&mut self, ctx: &mut Ctx<'_>, status: u16) {
+        let why = format!("SIP;cause={status};text=\"transfer target refused\"");
+        match Self::other(self.teams_leg()) {
+            Leg::Inbound => self.bye_inbound(ctx, Some(&why)),
+            Leg::Outbound => self.bye_outbound(ctx, Some(&why)),
+        }
+        let status = self.inbound.final_status.unwrap_or(200);
+        self.finish(EndCause::HungUp(Side::Teams), status, Some(Side::Teams));
     }
 
     /// The transferor's BYE while the target is being called: answered, and the transfer

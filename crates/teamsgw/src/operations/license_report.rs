@@ -115,19 +115,6 @@ fn criteria_error(err: factors::CriteriaError) -> ProvisionError {
     }
 }
 
-async fn enterprise(store: &Store, name: &str) -> Result<Enterprise, ProvisionError> {
-    store
-        .list_enterprises()
-        .await?
-        .into_iter()
-        .find(|e| e.name == name)
-        .ok_or_else(|| ProvisionError::NotFound {
-            field: "enterprise",
-            what: "enterprise",
-            value: name.to_owned(),
-        })
-}
-
 /// The report for one enterprise (`only`) or all of them, ordered by name.
 pub async fn build(
     store: &Store,
@@ -135,7 +122,7 @@ pub async fn build(
     global: &LicenseSettings,
 ) -> Result<Vec<EnterpriseReport>, ProvisionError> {
     let enterprises = match only {
-        Some(name) => vec![enterprise(store, name).await?],
+        Some(name) => vec![store.enterprise(name).await?],
         None => store.list_enterprises().await?,
     };
     let mut out = Vec::with_capacity(enterprises.len());
@@ -180,16 +167,15 @@ pub struct UserExplained {
     pub billed: Option<&'static str>,
 }
 
-/// The report of enterprise `name` (as [`build`]) and every user with its part in the count,
+/// The report of enterprise `e` (as [`build`]) and every user with its part in the count,
 /// in UPN order, from one read of the store.
 pub async fn explain(
     store: &Store,
-    name: &str,
+    e: &Enterprise,
     global: &LicenseSettings,
 ) -> Result<(EnterpriseReport, Vec<UserExplained>), ProvisionError> {
-    let e = enterprise(store, name).await?;
-    let input = input(store, &e, global).await?;
-    let report = report_of(&e, &input, global)?;
+    let input = input(store, e, global).await?;
+    let report = report_of(e, &input, global)?;
     let x = factors::explain(&input, &global.criteria()).map_err(criteria_error)?;
     let mut users: Vec<UserExplained> = input
         .users

@@ -52,11 +52,7 @@ pub fn notice(kind: &str, text: &str) -> Markup {
 
 /// A utilisation bar: amber from `warning_percent`, red at 100 % (the license monitor's rule).
 pub fn utilisation(licensed: u32, acquired: u32, warning_percent: u8) -> Markup {
-    let percent = if acquired == 0 {
-        if licensed == 0 { 0 } else { 100 }
-    } else {
-        (u64::from(licensed) * 100 / u64::from(acquired)).min(999)
-    };
+    let percent = utilisation_percent(licensed, acquired);
     let level = if percent >= 100 {
         "red"
     } else if warning_percent > 0 && percent >= u64::from(warning_percent) {
@@ -72,6 +68,14 @@ pub fn utilisation(licensed: u32, acquired: u32, warning_percent: u8) -> Markup 
             rect.fill width=(width) height="10" rx="3" {}
         }
         " " (percent) " %"
+    }
+}
+
+/// Licensed of acquired, in percent (any use of none acquired is 100 %), capped at 999.
+pub fn utilisation_percent(licensed: u32, acquired: u32) -> u64 {
+    match acquired {
+        0 => u64::from(licensed > 0) * 100,
+        a => (u64::from(licensed) * 100 / u64::from(a)).min(999),
     }
 }
 

@@ -104,19 +104,8 @@ impl LicensePage {
         (from, to): (String, String),
     ) -> Result<Self, ProvisionError> {
         let today = license_report::today();
-        let (report, users) = license_report::explain(store, name, license).await?;
-        let enterprise = store
-            .list_enterprises()
-            .await?
-            .into_iter()
-            .find(|e| e.name == name);
-        let Some(enterprise) = enterprise else {
-            return Err(ProvisionError::NotFound {
-                field: "enterprise",
-                what: "enterprise",
-                value: name.to_owned(),
-            });
-        };
+        let enterprise = store.enterprise(name).await?;
+        let (report, users) = license_report::explain(store, &enterprise, license).await?;
         Ok(Self {
             name: name.to_owned(),
             report,

@@ -15,7 +15,7 @@ use teamsgw_gateway::call::CallView;
 use teamsgw_gateway::client::RegistrationView;
 use teamsgw_store::{ProvisionError, RoutingSnapshot, Store};
 
-use super::layout::{frame, notice, utilisation};
+use super::layout::{frame, notice, utilisation, utilisation_percent};
 use super::session::Session;
 use super::{ConsoleState, api_failure, html_response, license_href};
 use crate::admin::api::with_ops;
@@ -40,13 +40,6 @@ struct Provisioned {
     users: usize,
     registrations: BTreeMap<&'static str, usize>,
     calls: usize,
-}
-
-fn percent(r: &EnterpriseReport) -> u64 {
-    match r.acquired {
-        0 => u64::from(r.currently_licensed > 0) * 100,
-        a => u64::from(r.currently_licensed) * 100 / u64::from(a),
-    }
 }
 
 /// Everything the overview shows, gathered from the same sources as the CLI and the API.
@@ -126,7 +119,9 @@ impl Overview {
             .filter(|r| q.is_empty() || r.enterprise.to_lowercase().contains(&q))
             .collect();
         match p.sort.as_str() {
-            "utilisation" => reports.sort_by_key(|r| std::cmp::Reverse(percent(r))),
+            "utilisation" => reports.sort_by_key(|r| {
+                std::cmp::Reverse(utilisation_percent(r.currently_licensed, r.acquired))
+            }),
             "licensed" => reports.sort_by_key(|r| std::cmp::Reverse(r.currently_licensed)),
             _ => reports.sort_by(|a, b| a.enterprise.cmp(&b.enterprise)),
         }
