@@ -89,14 +89,7 @@ fn an_anonymous_forwarded_teams_call_reaches_the_pbx_with_privacy_and_diversion(
         "--diversion",
         "on",
     ]);
-    let reloads = "teamsgw_snapshot_reloads_total{result=\"ok\"}";
-    let before = lab.metric(reloads);
-    lab.daemon.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while lab.metric(reloads) <= before {
-        assert!(Instant::now() < deadline, "no snapshot reload");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    lab.daemon.reload();
     let phone = lab.phone_answering("2001", 440, false);
     let mut teams = lab.teams_uac();
     let history = "History-Info: <sip:+49301009999@sip.pstnhub.microsoft.com:5061;user=phone?Reason=SIP%3Bcause%3D302%3Btext%3D%22Moved%20temporarily%22>;index=1,<sip:+49302222001@sip.pstnhub.microsoft.com:5061;user=phone>;index=1.1\r\n";

@@ -131,7 +131,7 @@ fn nothing_is_reachable_without_a_session_and_no_form_without_its_csrf_token() {
 fn the_license_page_shows_what_license_report_counts_and_its_actions_work() {
     let daemon = daemon();
     seeds::worked_example(daemon.dir());
-    daemon.signal("HUP");
+    daemon.reload();
     let mut web = signed_in(&daemon);
     let page = web.get(LICENSE);
     assert_eq!(page.status, 200, "{page:?}");
@@ -214,6 +214,7 @@ fn the_license_page_shows_what_license_report_counts_and_its_actions_work() {
             "MCOEVSMB_1",
         ],
     );
+    daemon.reload();
     let page = web.get(LICENSE);
     let problems = text_of(&page.body, "license-problems");
     assert!(
@@ -262,13 +263,26 @@ fn the_license_page_shows_what_license_report_counts_and_its_actions_work() {
         )
     );
 
-    // Refresh licenses: today's audit row is recounted, and the calculation time moves.
+    // Refresh licenses: the count is read from the database again (a CLI change on SQLite,
+    // not yet reloaded, shows only then), today's audit row is written, and the calculation
+    // time moves.
     let before = text_of(p, "calculation-time");
+    assert!(text_of(p, "loaded-at").starts_with("Counted from the provisioning data loaded at 20"));
+    seeds::ok(
+        daemon.dir(),
+        &["enterprise", "set", "Contoso", "--acquired-licenses", "60"],
+    );
+    assert_eq!(
+        text_of(&web.get(LICENSE).body, "acquired"),
+        "50",
+        "not reloaded yet"
+    );
     std::thread::sleep(Duration::from_millis(20));
     let r = web.post(&format!("{LICENSE}/refresh"), &[("csrf", &csrf)]);
     assert_eq!(r.status, 303, "{r:?}");
     let page = web.get(r.header("location").unwrap());
     assert!(page.body.contains("Licenses refreshed"), "{}", page.body);
+    assert_eq!(text_of(&page.body, "acquired"), "60");
     let after = text_of(&page.body, "calculation-time");
     assert!(
         after.starts_with("20") && after.ends_with(" UTC"),
@@ -289,7 +303,7 @@ fn the_license_page_shows_what_license_report_counts_and_its_actions_work() {
             .unwrap()
             .starts_with("attachment")
     );
-    let line = format!("{today},50,{},", json["currently_licensed"]);
+    let line = format!("{today},60,{},", json["currently_licensed"]);
     assert!(csv.body.contains(&line), "{}", csv.body);
     let bad = web.get(&format!("{LICENSE}?from=yesterday"));
     assert_eq!(bad.status, 400);
@@ -299,7 +313,7 @@ fn the_license_page_shows_what_license_report_counts_and_its_actions_work() {
     let overview = web.get("/ui/?q=conto");
     let row = text_of(&overview.body, "enterprises");
     assert!(
-        row.contains(&format!("Contoso 50 {} ", json["currently_licensed"])),
+        row.contains(&format!("Contoso 60 {} ", json["currently_licensed"])),
         "{row}"
     );
     assert!(
@@ -330,6 +344,7 @@ fn a_provisioned_name_that_looks_like_markup_is_shown_as_text() {
             "5",
         ],
     );
+    daemon.reload();
     let mut web = signed_in(&daemon);
     let overview = web.get("/ui/");
     assert_eq!(overview.status, 200);

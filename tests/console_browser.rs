@@ -68,7 +68,7 @@ fn an_admin_works_the_license_page_in_headless_chromium() {
     );
     let daemon = console_daemon(TOKEN, "");
     seeds::worked_example(daemon.dir());
-    daemon.signal("HUP");
+    daemon.reload();
     let before = report(&daemon);
     assert_eq!(before["currently_licensed"], 23, "{before}");
 

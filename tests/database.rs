@@ -317,6 +317,51 @@ async fn users(store: &Store) {
             .user_by_number("other-enterprise", "+15551230001")
             .is_none()
     );
+    license_facts(store).await;
+}
+
+/// The license snapshot (one query per table) holds what the per-enterprise reads return.
+async fn license_facts(store: &Store) {
+    let licenses = store.load_license_snapshot().await.unwrap();
+    let enterprises = store.list_enterprises().await.unwrap();
+    assert_eq!(licenses.enterprises().len(), enterprises.len());
+    for e in &enterprises {
+        let f = licenses.enterprise(&e.name).unwrap();
+        assert_eq!(&f.enterprise, e);
+        assert_eq!(f.skus, store.list_enterprise_skus(&e.name).await.unwrap());
+        assert_eq!(
+            f.direct_routes,
+            store.list_direct_routes(Some(&e.name)).await.unwrap()
+        );
+        assert_eq!(
+            f.lcm_templates,
+            store.list_lcm_templates(&e.name).await.unwrap()
+        );
+        assert_eq!(
+            f.service_numbers,
+            store.list_service_numbers(&e.name).await.unwrap()
+        );
+        let users = store.list_users(&e.name).await.unwrap();
+        let upns: Vec<&str> = f.users.iter().map(|u| u.upn.as_str()).collect();
+        assert_eq!(
+            upns,
+            users.iter().map(|u| u.upn.as_str()).collect::<Vec<_>>()
+        );
+        for (facts, user) in f.users.iter().zip(&users) {
+            assert_eq!(
+                (&facts.number, &facts.skus, &facts.groups, facts.ev_enabled),
+                (&user.number, &user.skus, &user.groups, user.ev_enabled)
+            );
+            assert_eq!(facts.last_license_change, user.last_license_change);
+        }
+        let one = store.license_facts(Some(&e.name)).await.unwrap();
+        assert_eq!(one.as_slice(), std::slice::from_ref(f));
+    }
+    let acme = licenses.enterprise("Acme").unwrap();
+    assert_eq!(acme.users.len(), 1, "{acme:?}");
+    assert!(!acme.direct_routes.is_empty(), "{acme:?}");
+    let unknown = store.license_facts(Some("Nobody")).await.unwrap_err();
+    assert_eq!(unknown.field(), Some("enterprise"), "{unknown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

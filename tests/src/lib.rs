@@ -207,6 +207,17 @@ impl Daemon {
         assert!(status.success(), "kill -{signal} failed");
     }
 
+    /// SIGHUP, and waits until the daemon has counted a good snapshot reload since: what the
+    /// CLI changed on SQLite is then what the daemon serves.
+    pub fn reload(&self) {
+        let reloads = "teamsgw_snapshot_reloads_total{result=\"ok\"}";
+        let before = self.metric(reloads).unwrap_or(0.0);
+        self.signal("HUP");
+        self.wait_for(Duration::from_secs(10), "a snapshot reload", || {
+            self.metric(reloads).unwrap_or(0.0) > before
+        });
+    }
+
     /// Polls `condition` every 50 ms until it holds or `timeout` passes.
     pub fn wait_for(&self, timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
         let deadline = Instant::now() + timeout;

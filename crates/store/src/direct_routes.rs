@@ -5,7 +5,7 @@
 //! pool in the same transaction that inserts it. Which units is a license rule: the caller
 //! passes the choice in as a closure and this module only counts and records.
 
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use crate::provision::{
     ProvisionError, count, enterprise_id, invalid, new_id, now, u64_column, validate_tenant_fqdn,
@@ -137,54 +137,9 @@ impl Store {
             Some(name) => Some(enterprise_id(&mut tx, name).await?),
             None => None,
         };
-        let rows = sqlx::query(
-            "SELECT d.id, e.name AS enterprise, d.fqdn, d.port, d.max_sessions, d.ms_user, \
-             d.last_license_change FROM direct_routes d JOIN enterprises e ON e.id = d.enterprise_id \
-             WHERE $1 IS NULL OR d.enterprise_id = $1 ORDER BY d.fqdn",
-        )
-        .bind(filter.as_deref())
-        .fetch_all(&mut *tx)
-        .await?;
-        let licenses = sqlx::query(
-            "SELECT l.direct_route_id, l.part_number FROM direct_route_licenses l \
-             JOIN direct_routes d ON d.id = l.direct_route_id \
-             WHERE $1 IS NULL OR d.enterprise_id = $1 ORDER BY l.part_number",
-        )
-        .bind(filter.as_deref())
-        .fetch_all(&mut *tx)
-        .await?;
+        let routes = direct_routes_in(&mut tx, filter.as_deref()).await?;
         tx.commit().await?;
-        let mut held: std::collections::HashMap<String, Vec<String>> = Default::default();
-        for row in &licenses {
-            held.entry(row.try_get("direct_route_id")?)
-                .or_default()
-                .push(row.try_get("part_number")?);
-        }
-        rows.iter()
-            .map(|row| {
-                let port = u64_column(row, "port", "direct_routes")?;
-                let max_sessions: Option<i64> = row.try_get("max_sessions")?;
-                let bad = |column: &str| {
-                    ProvisionError::Store(StoreError::BadRow {
-                        table: "direct_routes",
-                        problem: format!("{column} out of range"),
-                    })
-                };
-                let id: String = row.try_get("id")?;
-                Ok(DirectRoute {
-                    enterprise: row.try_get("enterprise")?,
-                    fqdn: row.try_get("fqdn")?,
-                    port: u16::try_from(port).map_err(|_| bad("port"))?,
-                    max_sessions: max_sessions
-                        .map(u32::try_from)
-                        .transpose()
-                        .map_err(|_| bad("max_sessions"))?,
-                    ms_user: row.try_get("ms_user")?,
-                    licenses: held.remove(&id).unwrap_or_default(),
-                    last_license_change: row.try_get("last_license_change")?,
-                })
-            })
-            .collect()
+        Ok(routes)
     }
 
     /// Deletes a direct route and returns its licenses to the pool. The last route of an
@@ -295,4 +250,59 @@ async fn pool(
         }
     }
     Ok(pool)
+}
+
+/// The direct routes of enterprise id `filter` (all when `None`) with their licenses, ordered
+/// by FQDN, read inside `tx`.
+pub(crate) async fn direct_routes_in(
+    tx: &mut Transaction<'static, Any>,
+    filter: Option<&str>,
+) -> Result<Vec<DirectRoute>, ProvisionError> {
+    let rows = sqlx::query(
+        "SELECT d.id, e.name AS enterprise, d.fqdn, d.port, d.max_sessions, d.ms_user, \
+         d.last_license_change FROM direct_routes d JOIN enterprises e ON e.id = d.enterprise_id \
+         WHERE $1 IS NULL OR d.enterprise_id = $1 ORDER BY d.fqdn",
+    )
+    .bind(filter)
+    .fetch_all(&mut **tx)
+    .await?;
+    let licenses = sqlx::query(
+        "SELECT l.direct_route_id, l.part_number FROM direct_route_licenses l \
+         JOIN direct_routes d ON d.id = l.direct_route_id \
+         WHERE $1 IS NULL OR d.enterprise_id = $1 ORDER BY l.part_number",
+    )
+    .bind(filter)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut held: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for row in &licenses {
+        held.entry(row.try_get("direct_route_id")?)
+            .or_default()
+            .push(row.try_get("part_number")?);
+    }
+    rows.iter()
+        .map(|row| {
+            let port = u64_column(row, "port", "direct_routes")?;
+            let max_sessions: Option<i64> = row.try_get("max_sessions")?;
+            let bad = |column: &str| {
+                ProvisionError::Store(StoreError::BadRow {
+                    table: "direct_routes",
+                    problem: format!("{column} out of range"),
+                })
+            };
+            let id: String = row.try_get("id")?;
+            Ok(DirectRoute {
+                enterprise: row.try_get("enterprise")?,
+                fqdn: row.try_get("fqdn")?,
+                port: u16::try_from(port).map_err(|_| bad("port"))?,
+                max_sessions: max_sessions
+                    .map(u32::try_from)
+                    .transpose()
+                    .map_err(|_| bad("max_sessions"))?,
+                ms_user: row.try_get("ms_user")?,
+                licenses: held.remove(&id).unwrap_or_default(),
+                last_license_change: row.try_get("last_license_change")?,
+            })
+        })
+        .collect()
 }

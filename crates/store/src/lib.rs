@@ -6,7 +6,8 @@
 //! ([`PasswordKey`]), the license audit history and call detail records (stored, not
 //! interpreted), change
 //! notifications between processes on PostgreSQL ([`ChangeListener`]), and
-//! [`RoutingSnapshot`], the immutable index the gateway routes from.
+//! [`RoutingSnapshot`], the immutable index the gateway routes from, and [`LicenseSnapshot`],
+//! every enterprise's license facts in one read.
 //!
 //! Must never know: SIP, SDP, media or sockets (store never imports them), HTTP, license rules
 //! (the license crate owns them; callers check SKUs before storing and choose a direct route's
@@ -19,6 +20,7 @@ mod cdrs;
 mod changes;
 mod changes_feed;
 mod direct_routes;
+mod license_snapshot;
 mod migrations;
 mod password;
 mod provision;
@@ -31,13 +33,14 @@ pub use cdrs::{Cdr, CdrFilter, CdrLeg};
 pub use changes::{PbxChange, UserChange};
 pub use changes_feed::ChangeListener;
 pub use direct_routes::{DirectRoute, NewDirectRoute, PoolUnit};
+pub use license_snapshot::{EnterpriseFacts, LicenseFacts, LicenseSnapshot};
 pub use password::{PasswordKey, PasswordKeyError, SealError};
 pub use provision::{
     Children, Enterprise, LicenseFactor, NumberFormat, PBX_CODECS, Pbx, ProvisionError, Transport,
     validate_codecs, validate_country_code, validate_tenant_fqdn, validate_tenant_id,
 };
 pub use snapshot::{DirectRouteEntry, PbxEntry, RoutingSnapshot, UserEntry};
-pub use users::{LicenseFacts, NewUser, User, password_context, validate_e164, validate_upn};
+pub use users::{NewUser, User, password_context, validate_e164, validate_upn};
 
 use std::path::Path;
 use std::str::FromStr;

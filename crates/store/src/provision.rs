@@ -368,6 +368,17 @@ pub(crate) fn u64_column(
     })
 }
 
+pub(crate) fn enterprise_from_row(row: &sqlx::any::AnyRow) -> Result<Enterprise, ProvisionError> {
+    Ok(Enterprise {
+        name: row.try_get("name")?,
+        tenant_id: row.try_get("tenant_id")?,
+        acquired_licenses: u64_column(row, "acquired_licenses", "enterprises")?,
+        lcm_factor: flag(row, "lcm_factor")?,
+        ui_factor: flag(row, "ui_factor")?,
+        service_numbers_factor: flag(row, "service_numbers_factor")?,
+    })
+}
+
 fn flag(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<bool>, ProvisionError> {
     Ok(row.try_get::<Option<i64>, _>(column)?.map(|v| v != 0))
 }
@@ -506,18 +517,7 @@ impl Store {
             sqlx::query("SELECT name, tenant_id, acquired_licenses, lcm_factor, ui_factor, service_numbers_factor FROM enterprises ORDER BY name")
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Enterprise {
-                    name: row.try_get("name")?,
-                    tenant_id: row.try_get("tenant_id")?,
-                    acquired_licenses: u64_column(row, "acquired_licenses", "enterprises")?,
-                    lcm_factor: flag(row, "lcm_factor")?,
-                    ui_factor: flag(row, "ui_factor")?,
-                    service_numbers_factor: flag(row, "service_numbers_factor")?,
-                })
-            })
-            .collect()
+        rows.iter().map(enterprise_from_row).collect()
     }
 
     /// Changes acquired licenses and/or license-factor overrides (`Some(None)` = follow the

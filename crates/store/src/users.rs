@@ -52,19 +52,6 @@ pub struct User {
     pub enabled: bool,
 }
 
-/// What license counting reads of a user: only these columns, so a report over 100,000 users
-/// decodes a third of what `list_users` does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LicenseFacts {
-    pub upn: String,
-    pub number: String,
-    pub ev_enabled: bool,
-    pub voice_routing_policy: Option<String>,
-    pub pstn_gateway: Option<String>,
-    pub groups: Vec<String>,
-    pub managed_by_ui: bool,
-}
-
 /// E.164 (ITU-T E.164 §6): `+`, a country code that does not start with 0, at most 15 digits.
 pub fn validate_e164(number: &str) -> Result<String, ProvisionError> {
     let digits = number.strip_prefix('+').unwrap_or("");
@@ -374,33 +361,6 @@ impl Store {
         tx.commit().await?;
         rows.iter()
             .map(|row| user_from_row(enterprise, row))
-            .collect()
-    }
-
-    /// The license-relevant facts of an enterprise's users (see [`LicenseFacts`]).
-    pub async fn license_facts(
-        &self,
-        enterprise: &str,
-    ) -> Result<Vec<LicenseFacts>, ProvisionError> {
-        let rows = self
-            .enterprise_rows(
-                enterprise,
-                "SELECT upn, number, ev_enabled, voice_routing_policy, pstn_gateway, groups, \
-                 managed_by_ui FROM users WHERE enterprise_id = $1",
-            )
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(LicenseFacts {
-                    upn: row.try_get("upn")?,
-                    number: row.try_get("number")?,
-                    ev_enabled: row.try_get::<i64, _>("ev_enabled")? != 0,
-                    voice_routing_policy: row.try_get("voice_routing_policy")?,
-                    pstn_gateway: row.try_get("pstn_gateway")?,
-                    groups: split(&row.try_get::<String, _>("groups")?),
-                    managed_by_ui: row.try_get::<i64, _>("managed_by_ui")? != 0,
-                })
-            })
             .collect()
     }
 

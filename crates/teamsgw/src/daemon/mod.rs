@@ -138,8 +138,10 @@ impl Daemon {
         let tls = Arc::new(TlsStore::new(material));
         let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
         let readiness = Arc::new(Readiness::default());
+        let shared_settings = Arc::new(ArcSwap::from_pointee(settings.clone()));
         let provisioning = Arc::new(Provisioning::new(
             settings.database.url.clone(),
+            Arc::clone(&shared_settings),
             Arc::clone(&metrics),
             Arc::clone(&readiness),
         ));
@@ -262,7 +264,6 @@ impl Daemon {
             .await
             .map_err(|e| format!("admin.listen {}: cannot bind: {e}", settings.admin.listen))?;
         let (stop_admin, mut stopped) = watch::channel(false);
-        let shared_settings = Arc::new(ArcSwap::from_pointee(settings.clone()));
         let api_state = ApiState {
             provisioning: Arc::clone(&provisioning),
             settings: Arc::clone(&shared_settings),

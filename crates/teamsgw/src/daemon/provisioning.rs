@@ -1,21 +1,28 @@
-//! The daemon's view of the provisioning database: the store connection and the routing
-//! snapshot in use. Reloads build a whole new snapshot and swap it in; a failed reload keeps the
-//! previous one serving and is logged and counted (`teamsgw_snapshot_reloads_total`).
+//! The daemon's view of the provisioning database: the store connection, and the routing and
+//! license snapshots in use. A reload builds both anew and swaps them in together; a failed
+//! reload keeps the previous ones serving and is logged and counted
+//! (`teamsgw_snapshot_reloads_total`). The license snapshot is counted once per reload, so a
+//! console page never reads 100,000 user rows nor counts them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use teamsgw_store::{ChangeListener, RoutingSnapshot, Store};
 use tokio::sync::Mutex;
 
 use crate::admin::metrics::Metrics;
+use crate::config::Settings;
 use crate::daemon::readiness::Readiness;
+use crate::operations::license_report::CountedLicenses;
 
 pub struct Provisioning {
     url: String,
     store: Mutex<Option<Store>>,
     snapshot: ArcSwapOption<RoutingSnapshot>,
+    licenses: ArcSwapOption<CountedLicenses>,
+    /// Whose `[license]` the license snapshot is counted under.
+    settings: Arc<ArcSwap<Settings>>,
     /// Every new snapshot, for the components that follow provisioning (registration agent).
     published: tokio::sync::watch::Sender<Option<Arc<RoutingSnapshot>>>,
     metrics: Arc<Metrics>,
@@ -23,11 +30,18 @@ pub struct Provisioning {
 }
 
 impl Provisioning {
-    pub fn new(url: String, metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Self {
+    pub fn new(
+        url: String,
+        settings: Arc<ArcSwap<Settings>>,
+        metrics: Arc<Metrics>,
+        readiness: Arc<Readiness>,
+    ) -> Self {
         Self {
             url,
+            settings,
             store: Mutex::new(None),
             snapshot: ArcSwapOption::empty(),
+            licenses: ArcSwapOption::empty(),
             published: tokio::sync::watch::Sender::new(None),
             metrics,
             readiness,
@@ -44,13 +58,18 @@ impl Provisioning {
         self.snapshot.load_full()
     }
 
+    /// The license snapshot loaded with the routing snapshot in use, counted.
+    pub fn licenses(&self) -> Option<Arc<CountedLicenses>> {
+        self.licenses.load_full()
+    }
+
     /// Connects when not yet connected, loads a new snapshot and swaps it in.
     ///
     /// The counter moves last, after the log line and the swap, so whoever watches the metric
     /// (ops, the tests) sees a reload's effects once it is counted.
     pub async fn reload(&self) -> Result<(), String> {
         let result = match self.try_reload().await {
-            Ok(snapshot) => {
+            Ok((snapshot, licenses)) => {
                 let summary = format!("{} direct routes", snapshot.direct_routes());
                 tracing::info!(
                     direct_routes = snapshot.direct_routes(),
@@ -60,6 +79,7 @@ impl Provisioning {
                     .snapshot_direct_routes
                     .set(snapshot.direct_routes() as i64);
                 self.readiness.snapshot_loaded(summary);
+                self.licenses.store(Some(licenses));
                 self.snapshot.store(Some(Arc::clone(&snapshot)));
                 self.published.send_replace(Some(snapshot));
                 Ok(())
@@ -78,13 +98,22 @@ impl Provisioning {
         result
     }
 
-    async fn try_reload(&self) -> Result<Arc<RoutingSnapshot>, String> {
-        self.store()
-            .await?
-            .load_snapshot()
-            .await
-            .map(Arc::new)
-            .map_err(|e| e.to_string())
+    async fn try_reload(&self) -> Result<(Arc<RoutingSnapshot>, Arc<CountedLicenses>), String> {
+        let store = self.store().await?;
+        // Two connections of the pool, so the two reads overlap.
+        let (routing, licenses) =
+            tokio::join!(store.load_snapshot(), store.load_license_snapshot());
+        let routing = routing.map_err(|e| e.to_string())?;
+        let licenses = licenses.map_err(|e| format!("license snapshot: {e}"))?;
+        let settings = self.settings.load_full();
+        // Counting 100,000 users is a few hundred ms of CPU: off the runtime's workers.
+        let counted = tokio::task::spawn_blocking(move || {
+            CountedLicenses::count(Arc::new(licenses), &settings.license)
+        })
+        .await
+        .map_err(|e| format!("license count: {e}"))?
+        .map_err(|e| format!("license count: {e}"))?;
+        Ok((Arc::new(routing), Arc::new(counted)))
     }
 
     /// The connected store (a cheap handle on the pool), connecting first when needed.

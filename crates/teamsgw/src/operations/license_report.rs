@@ -3,9 +3,12 @@
 //! (seeds: the license page; licensing.md §1.2–§1.8). Each factor is `counted (configured)`:
 //! counted after priority de-duplication (what is billed), configured the raw number.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use teamsgw_license::factors::{self, Factor, ServiceNumber, Switches};
-use teamsgw_store::{Enterprise, ProvisionError, Store};
+use teamsgw_store::{Enterprise, EnterpriseFacts, LicenseSnapshot, ProvisionError, Store};
 
 use crate::config::LicenseSettings;
 
@@ -59,43 +62,30 @@ fn switches(e: &Enterprise, global: &LicenseSettings) -> Switches {
     }
 }
 
-/// What `teamsgw_license::factors` counts for enterprise `e`, read from the store.
-async fn input(
-    store: &Store,
-    e: &Enterprise,
-    global: &LicenseSettings,
-) -> Result<factors::Enterprise, ProvisionError> {
-    let users = store.license_facts(&e.name).await?;
-    Ok(factors::Enterprise {
+/// What `teamsgw_license::factors` counts for one enterprise, from its facts (read by the
+/// CLI from the store, by the console from the daemon's license snapshot: the same facts).
+fn input(f: &EnterpriseFacts, global: &LicenseSettings) -> factors::Enterprise {
+    let e = &f.enterprise;
+    factors::Enterprise {
         acquired: u32::try_from(e.acquired_licenses).unwrap_or(u32::MAX),
         tenant_id: e.tenant_id.clone(),
-        direct_routes: store
-            .list_direct_routes(Some(&e.name))
-            .await?
-            .into_iter()
-            .map(|d| d.fqdn)
-            .collect(),
-        lcm_groups: store
-            .list_lcm_templates(&e.name)
-            .await?
-            .into_iter()
-            .map(|t| t.group)
-            .collect(),
-        users: users
-            .into_iter()
+        direct_routes: f.direct_routes.iter().map(|d| d.fqdn.clone()).collect(),
+        lcm_groups: f.lcm_templates.iter().map(|t| t.group.clone()).collect(),
+        users: f
+            .users
+            .iter()
             .map(|u| factors::User {
-                upn: u.upn,
+                upn: u.upn.clone(),
                 enterprise_voice: u.ev_enabled,
-                voice_routing_policy: u.voice_routing_policy,
-                pstn_gateway: u.pstn_gateway,
-                groups: u.groups,
+                voice_routing_policy: u.voice_routing_policy.clone(),
+                pstn_gateway: u.pstn_gateway.clone(),
+                groups: u.groups.clone(),
                 managed_by_ui: u.managed_by_ui,
-                numbers: vec![u.number],
+                numbers: vec![u.number.clone()],
             })
             .collect(),
-        service_numbers: store
-            .list_service_numbers(&e.name)
-            .await?
+        service_numbers: f
+            .service_numbers
             .iter()
             .flat_map(|range| {
                 range.numbers().into_iter().map(|number| ServiceNumber {
@@ -105,7 +95,7 @@ async fn input(
             })
             .collect(),
         switches: switches(e, global),
-    })
+    }
 }
 
 fn criteria_error(err: factors::CriteriaError) -> ProvisionError {
@@ -115,22 +105,62 @@ fn criteria_error(err: factors::CriteriaError) -> ProvisionError {
     }
 }
 
-/// The report for one enterprise (`only`) or all of them, ordered by name.
+/// The report for one enterprise (`only`) or all of them, ordered by name, read from the store.
 pub async fn build(
     store: &Store,
     only: Option<&str>,
     global: &LicenseSettings,
 ) -> Result<Vec<EnterpriseReport>, ProvisionError> {
-    let enterprises = match only {
-        Some(name) => vec![store.enterprise(name).await?],
-        None => store.list_enterprises().await?,
-    };
-    let mut out = Vec::with_capacity(enterprises.len());
-    for e in &enterprises {
-        let input = input(store, e, global).await?;
-        out.push(report_of(e, &input, global)?);
+    reports(&store.license_facts(only).await?, global)
+}
+
+/// The report of each enterprise of `facts`, in their order.
+pub fn reports(
+    facts: &[EnterpriseFacts],
+    global: &LicenseSettings,
+) -> Result<Vec<EnterpriseReport>, ProvisionError> {
+    facts
+        .iter()
+        .map(|f| report_of(&f.enterprise, &input(f, global), global))
+        .collect()
+}
+
+/// A license snapshot with every enterprise's report, counted once (the daemon does it at
+/// each reload, so a page of 1,000 enterprises does not count 100,000 users per view).
+#[derive(Debug)]
+pub struct CountedLicenses {
+    pub facts: Arc<LicenseSnapshot>,
+    /// The `[license]` settings `reports` were counted under.
+    counted_under: LicenseSettings,
+    /// In the order of `facts.enterprises()`.
+    reports: Vec<EnterpriseReport>,
+}
+
+impl CountedLicenses {
+    pub fn count(
+        facts: Arc<LicenseSnapshot>,
+        settings: &LicenseSettings,
+    ) -> Result<Self, ProvisionError> {
+        let reports = reports(facts.enterprises(), settings)?;
+        Ok(Self {
+            facts,
+            counted_under: settings.clone(),
+            reports,
+        })
     }
-    Ok(out)
+
+    /// Every enterprise's report under `settings`: the stored count, or a recount when the
+    /// settings changed since (a SIGHUP whose snapshot reload failed).
+    pub fn reports(
+        &self,
+        settings: &LicenseSettings,
+    ) -> Result<Cow<'_, [EnterpriseReport]>, ProvisionError> {
+        if *settings == self.counted_under {
+            Ok(Cow::Borrowed(&self.reports))
+        } else {
+            reports(self.facts.enterprises(), settings).map(Cow::Owned)
+        }
+    }
 }
 
 fn report_of(
@@ -167,17 +197,17 @@ pub struct UserExplained {
     pub billed: Option<&'static str>,
 }
 
-/// The report of enterprise `e` (as [`build`]) and every user with its part in the count,
-/// in UPN order, from one read of the store.
-pub async fn explain(
-    store: &Store,
-    e: &Enterprise,
+/// The report of an enterprise (as [`build`]) and every user with its part in the count, in
+/// UPN order, from one input.
+pub fn explain(
+    f: &EnterpriseFacts,
     global: &LicenseSettings,
 ) -> Result<(EnterpriseReport, Vec<UserExplained>), ProvisionError> {
-    let input = input(store, e, global).await?;
-    let report = report_of(e, &input, global)?;
+    let input = input(f, global);
+    let report = report_of(&f.enterprise, &input, global)?;
     let x = factors::explain(&input, &global.criteria()).map_err(criteria_error)?;
-    let mut users: Vec<UserExplained> = input
+    // The facts' users are in UPN order already, and `explain` keeps their order.
+    let users = input
         .users
         .into_iter()
         .zip(x.users)
@@ -190,7 +220,6 @@ pub async fn explain(
             billed: f.billed.map(factors::Billed::as_str),
         })
         .collect();
-    users.sort_by(|a, b| a.upn.cmp(&b.upn));
     Ok((report, users))
 }
 

@@ -12,12 +12,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use teamsgw_license::catalogue::Date;
-use teamsgw_store::{ProvisionError, Store};
+use teamsgw_store::{LicenseSnapshot, ProvisionError, Store};
 
 use super::chart::history_chart;
 use super::layout::{csrf_field, frame, notice, utilisation};
 use super::session::Session;
-use super::{ConsoleState, api_failure, csrf_refusal, failure, html_response, license_href};
+use super::{
+    ConsoleState, api_failure, csrf_refusal, failure, html_response, license_href, loaded_at,
+    loaded_note, not_loaded,
+};
 use crate::admin::api::{changed, with_ops};
 use crate::config::LicenseSettings;
 use crate::operations::EnterpriseSet;
@@ -83,6 +86,8 @@ fn setting(over: Option<bool>) -> &'static str {
 /// Everything the license page of one enterprise shows.
 pub struct LicensePage {
     name: String,
+    /// When the license snapshot counted from was loaded (RFC 3339).
+    loaded_at: String,
     report: license_report::EnterpriseReport,
     enterprise: teamsgw_store::Enterprise,
     audit: Vec<AuditDay>,
@@ -95,25 +100,30 @@ pub struct LicensePage {
 }
 
 impl LicensePage {
-    /// The enterprise's count (as `license report`), its audit rows from `from` to `to`,
-    /// each user's part in the count and its license problems.
+    /// The enterprise's count (as `license report`), each user's part in it and its license
+    /// problems, from its facts in the license snapshot; its audit rows from `from` to `to`
+    /// (few, read from the store).
     pub async fn gather(
         store: &Store,
+        licenses: &LicenseSnapshot,
         name: &str,
         license: &LicenseSettings,
         (from, to): (String, String),
     ) -> Result<Self, ProvisionError> {
         let today = license_report::today();
-        let enterprise = store.enterprise(name).await?;
-        let (report, users) = license_report::explain(store, &enterprise, license).await?;
+        let facts = licenses
+            .enterprise(name)
+            .ok_or_else(|| no_enterprise(name))?;
+        let (report, users) = license_report::explain(facts, license)?;
         Ok(Self {
             name: name.to_owned(),
+            loaded_at: loaded_at(licenses),
             report,
-            enterprise,
+            enterprise: facts.enterprise.clone(),
             audit: license_report::history(store, name, &from, &to).await?,
             today_row: license_report::history(store, name, &today, &today).await?,
             users,
-            problems: license_problems::problems(store, name, license).await?,
+            problems: license_problems::problems(facts, license),
             from,
             to,
             warning: license.warning_percent,
@@ -164,6 +174,7 @@ impl LicensePage {
                 } }
             }
             p { "Utilisation " (utilisation(r.currently_licensed, r.acquired, warning)) }
+            (loaded_note(&self.loaded_at))
             h2 { "License factors" }
             div.scroll { table #factors {
                 thead { tr { th.num { "Priority" } th { "Factor" } th.num { "Licensed (configured)" } th { "Enabled" } th { "Setting" } } }
@@ -252,13 +263,31 @@ pub async fn page(
         Ok(r) => r,
         Err(e) => return failure(StatusCode::BAD_REQUEST, Some(&s), &e),
     };
+    let Some(licenses) = c.api.provisioning.licenses() else {
+        return not_loaded(&s);
+    };
     let gathered = with_ops(&c.api, async |ops| {
-        LicensePage::gather(ops.store, &name, &ops.settings.license, range).await
+        LicensePage::gather(
+            ops.store,
+            &licenses.facts,
+            &name,
+            &ops.settings.license,
+            range,
+        )
+        .await
     })
     .await;
     match gathered {
         Ok(p) => html_response(StatusCode::OK, p.render(&q, &s)),
         Err(e) => api_failure(&e, &s),
+    }
+}
+
+fn no_enterprise(name: &str) -> ProvisionError {
+    ProvisionError::NotFound {
+        field: "enterprise",
+        what: "enterprise",
+        value: name.to_owned(),
     }
 }
 
@@ -403,6 +432,9 @@ pub async fn refresh(
     if let Some(r) = csrf_refusal(&c, &s, &form.csrf) {
         return r;
     }
+    // Recount now means from the database as it is now: reload first, so the page (which
+    // counts from the license snapshot) shows what the audit row records.
+    let _ = c.api.provisioning.reload().await;
     let result = with_ops(&c.api, async |ops| {
         license_report::record_audit(ops.store, &ops.settings.license, Some(&name)).await
     })
@@ -425,7 +457,7 @@ pub async fn audit_csv(
         Err(e) => return failure(StatusCode::BAD_REQUEST, Some(&s), &e),
     };
     let rows = with_ops(&c.api, async |ops| {
-        license_report::build(ops.store, Some(&name), &ops.settings.license).await?;
+        ops.store.enterprise(&name).await?;
         license_report::history(ops.store, &name, &from, &to).await
     })
     .await;

@@ -13,15 +13,16 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use teamsgw_gateway::call::CallView;
 use teamsgw_gateway::client::RegistrationView;
-use teamsgw_store::{ProvisionError, RoutingSnapshot, Store};
+use teamsgw_store::{ProvisionError, RoutingSnapshot};
 
 use super::layout::{frame, notice, utilisation, utilisation_percent};
 use super::session::Session;
-use super::{ConsoleState, api_failure, html_response, license_href};
-use crate::admin::api::with_ops;
+use super::{
+    ConsoleState, api_failure, html_response, license_href, loaded_at, loaded_note, not_loaded,
+};
 use crate::config::LicenseSettings;
 use crate::daemon::license_monitor::over_threshold;
-use crate::operations::license_report::{self, EnterpriseReport};
+use crate::operations::license_report::{CountedLicenses, EnterpriseReport};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -47,19 +48,21 @@ pub struct Overview {
     reports: Vec<EnterpriseReport>,
     by_name: HashMap<String, Provisioned>,
     warning_percent: u8,
+    loaded_at: String,
 }
 
 impl Overview {
-    /// The license report of every enterprise (as `license report`), what the routing
-    /// snapshot holds of each, and the live registrations and calls.
-    pub async fn gather(
-        store: &Store,
+    /// The license report of every enterprise (as `license report`, from the license
+    /// snapshot), what the routing snapshot holds of each, and the live registrations and
+    /// calls.
+    pub fn gather(
+        licenses: &CountedLicenses,
         snapshot: Option<&RoutingSnapshot>,
         registrations: Vec<RegistrationView>,
         calls: Vec<CallView>,
         license: &LicenseSettings,
     ) -> Result<Self, ProvisionError> {
-        let reports = license_report::build(store, None, license).await?;
+        let reports = licenses.reports(license)?.into_owned();
         let mut by_name: HashMap<String, Provisioned> = HashMap::new();
         if let Some(snap) = snapshot {
             for d in snap.all_direct_routes() {
@@ -98,6 +101,7 @@ impl Overview {
             reports,
             by_name,
             warning_percent: license.warning_percent,
+            loaded_at: loaded_at(&licenses.facts),
         })
     }
 
@@ -139,6 +143,7 @@ impl Overview {
                 }
                 button type="submit" { "Show" }
             }
+            (loaded_note(&self.loaded_at))
             div.scroll {
                 table #enterprises {
                     thead { tr {
@@ -181,22 +186,22 @@ pub async fn page(
     Extension(s): Extension<Session>,
     Query(p): Query<Params>,
 ) -> Response {
+    let Some(licenses) = c.api.provisioning.licenses() else {
+        return not_loaded(&s);
+    };
     let snapshot = c.api.provisioning.snapshot();
     let registrations = c.api.client.registrations().await;
     let calls = c.api.calls.calls().await;
-    let gathered = with_ops(&c.api, async |ops| {
-        Overview::gather(
-            ops.store,
-            snapshot.as_deref(),
-            registrations,
-            calls,
-            &ops.settings.license,
-        )
-        .await
-    })
-    .await;
+    let settings = c.api.settings.load();
+    let gathered = Overview::gather(
+        &licenses,
+        snapshot.as_deref(),
+        registrations,
+        calls,
+        &settings.license,
+    );
     match gathered {
         Ok(o) => html_response(StatusCode::OK, o.render(&p, &s)),
-        Err(e) => api_failure(&e, &s),
+        Err(e) => api_failure(&e.into(), &s),
     }
 }
