@@ -200,6 +200,20 @@ impl Call {
         }
     }
 
+    /// Whether `tag` is the peer's tag in this leg's dialog or, on the leg we call while it
+    /// rings, in one of its early dialogs (a pickup names one, RFC 3891 §7.1).
+    pub fn is_remote_tag(&self, leg: Leg, tag: &[u8]) -> bool {
+        if let Some(t) = self.remote_tag(leg) {
+            return t.as_bytes() == tag;
+        }
+        leg == Leg::Outbound
+            && self
+                .outbound
+                .forks
+                .as_ref()
+                .is_some_and(|f| f.dialogs().any(|d| d.id.remote_tag.as_bytes() == tag))
+    }
+
     /// The peer's tag in this leg's dialog: the caller's From tag, or the To tag of the
     /// answer we took.
     pub fn remote_tag(&self, leg: Leg) -> Option<String> {

@@ -53,6 +53,9 @@ pub struct Outbound {
     /// After a Replaces (RFC 3891) the leg's dialog is one the peer opened: its requests go
     /// back the way its INVITE came.
     replaced_by: Option<Source>,
+    /// The INVITE a pickup cancelled (RFC 3891 §7.1): a 2xx crossing our CANCEL is
+    /// acknowledged and ended, its 487 closes it.
+    pub picked_up: Option<TxId>,
 }
 
 impl Outbound {
@@ -83,6 +86,7 @@ impl Outbound {
             digest: DigestClient::new(),
             credentials,
             replaced_by: None,
+            picked_up: None,
         }
     }
 
@@ -230,6 +234,33 @@ impl Outbound {
         reason: Option<&str>,
         now: Instant,
     ) {
+        if let Some(msg) = self.bye_request(dialog, branch, reason) {
+            self.send(layer, msg, now);
+        }
+    }
+
+    /// BYE on a dialog our INVITE made after the leg moved to a replacing dialog: it goes
+    /// where the INVITE went, not to the replacing dialog's peer.
+    pub fn bye_at_target(
+        &self,
+        layer: &mut TransactionLayer<Dest>,
+        dialog: &mut Dialog,
+        branch: &str,
+        reason: Option<&str>,
+        now: Instant,
+    ) {
+        if let Some(msg) = self.bye_request(dialog, branch, reason) {
+            let reliable = self.target.transport != Transport::Udp;
+            layer.send_request(msg, Dest::To(self.target.clone()), reliable, now);
+        }
+    }
+
+    fn bye_request(
+        &self,
+        dialog: &mut Dialog,
+        branch: &str,
+        reason: Option<&str>,
+    ) -> Option<Message> {
         let mut b = dialog
             .request("BYE")
             .header("Via", self.profile.via(branch));
@@ -237,9 +268,7 @@ impl Outbound {
         if let Some(r) = reason {
             b = b.header("Reason", r);
         }
-        if let Ok(msg) = Message::parse(b.finish()) {
-            self.send(layer, msg, now);
-        }
+        Message::parse(b.finish()).ok()
     }
 
     /// Answers an in-dialog request from this leg's peer.

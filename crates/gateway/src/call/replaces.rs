@@ -50,21 +50,32 @@ impl Call {
         source: Source,
     ) -> Result<(), Refusal> {
         let teams = self.teams_leg();
-        if self.phase != Phase::Confirmed {
-            // §3: an early dialog Teams opened gets 481. One we opened (a call still ringing
-            // in Teams) could be answered by the new INVITE; that pickup is not built.
-            return Err(match teams {
-                Leg::Inbound => Refusal::new(
+        match self.phase {
+            Phase::Confirmed => {}
+            // §3: an early dialog Teams opened is not ours to replace.
+            Phase::Proceeding | Phase::Early if teams == Leg::Inbound => {
+                return Err(Refusal::new(
                     481,
                     "Call/Transaction Does Not Exist",
                     "Replaces names an early dialog we did not initiate (RFC 3891 §3)",
-                ),
-                Leg::Outbound => Refusal::new(
-                    403,
-                    "Forbidden",
-                    "replacing a call that is still ringing in Teams is not supported",
-                ),
-            });
+                ));
+            }
+            // §7.1: one we opened (our call still ringing in Teams) is picked up.
+            Phase::Proceeding | Phase::Early => return self.pick_up(ctx, tx, request, source),
+            Phase::Answered => {
+                return Err(Refusal::new(
+                    491,
+                    "Request Pending",
+                    "the replaced call is being answered",
+                ));
+            }
+            Phase::Terminating | Phase::Done => {
+                return Err(Refusal::new(
+                    603,
+                    "Decline",
+                    "the replaced dialog has ended (RFC 3891 §3)",
+                ));
+            }
         }
         if self.transfer.is_some() || self.reinvite.as_ref().is_some_and(|r| !r.answered) {
             return Err(Refusal::new(
@@ -80,19 +91,7 @@ impl Call {
                 "an SDP offer is required (teams-direct-routing.md §3.3)",
             ));
         }
-        let tag = ctx.local_tag();
-        let dialog = Dialog::uas(request, &tag)
-            .map_err(|e| Refusal::new(400, "Bad Request", format!("no dialog: {e}")))?;
-        // Teams' timer offer is honoured as on a new call (RFC 4028 §8.1).
-        let timer = SessionTimer::as_uas(request, None, ctx.now).map_err(|TooSmall(min)| {
-            let mut r = Refusal::new(
-                422,
-                "Session Interval Too Small",
-                format!("Session-Expires below {} s (RFC 4028 §8.1)", min.as_secs()),
-            );
-            r.min_se = Some(min.as_secs());
-            r
-        })?;
+        let (tag, dialog, timer) = new_dialog(ctx, request)?;
         let (answer, hold) = self
             .sdp
             .offer_from_replacing_leg(request.body())
@@ -114,28 +113,97 @@ impl Call {
             }
             Leg::Outbound => {
                 self.bye_outbound(ctx, None);
-                // We answer as UAS on a leg we had called: Teams is TLS, so the 2xx is not
-                // retransmitted (RFC 3261 §13.3.1.4) and its ACK only confirms the dialog.
-                let profile = self.outbound.profile.clone();
-                let mut uas = Inbound::new(profile, tx, request.clone(), source.clone(), tag);
-                self.outbound_timer = timer;
-                let headers = self.timer_headers(teams);
-                let timers = ctx.settings.timers;
-                uas.accept(ctx.layer, &timers, Some(&answer), &headers, ctx.now);
-                self.outbound.adopt(dialog, source);
-                self.last_outbound_sdp = Some(answer);
+                self.answer_on_outbound(ctx, tx, request, source, (tag, dialog, timer), answer);
             }
         }
+        self.replaced(ctx, request);
+        if let Some(hold) = hold {
+            self.pass_hold(ctx, Self::other(teams), hold);
+        }
+        Ok(())
+    }
+
+    /// Our call still ringing in Teams is picked up by the new INVITE (RFC 3891 §7.1): its
+    /// offer stands in for the answer the ringing dialog would have brought, the ringing
+    /// INVITE is CANCELled ("call completed elsewhere", so no missed call shows there), and
+    /// the PBX gets its 2xx as if Teams had answered.
+    fn pick_up(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        tx: TxId,
+        request: &Message,
+        source: Source,
+    ) -> Result<(), Refusal> {
+        if request.body().is_empty() {
+            return Err(Refusal::new(
+                488,
+                "Not Acceptable Here",
+                "an SDP offer is required (teams-direct-routing.md §3.3)",
+            ));
+        }
+        let parts = new_dialog(ctx, request)?;
+        let (answer, pbx) = self
+            .sdp
+            .picked_up(request.body())
+            .map_err(|e| Refusal::new(488, "Not Acceptable Here", format!("SDP: {}", e.reason)))?;
+        ctx.dialog(self.teams_dialog_key(), false);
+        self.outbound.cancel_reason = Some(COMPLETED_ELSEWHERE.to_owned());
+        self.outbound.cancel(ctx.layer, ctx.now);
+        self.outbound.picked_up = self.outbound.tx.take();
+        self.answer_on_outbound(ctx, tx, request, source, parts, answer);
+        self.replaced(ctx, request);
+        self.answer_caller(ctx, pbx);
+        Ok(())
+    }
+
+    /// A response to the INVITE a pickup cancelled: a 2xx that crossed our CANCEL is a
+    /// dialog nobody wants (RFC 3261 §15: acknowledged, then BYE); anything else ends it.
+    pub(super) fn on_picked_up_response(&mut self, ctx: &mut Ctx<'_>, msg: &Message) {
+        match msg.status() {
+            Some(200..=299) => {
+                if let Some(mut dialog) = self.outbound.track(msg) {
+                    let branch = ctx.branch();
+                    self.outbound.ack(ctx.layer, &dialog, &branch);
+                    let branch = ctx.branch();
+                    let reason = Some(COMPLETED_ELSEWHERE);
+                    self.outbound
+                        .bye_at_target(ctx.layer, &mut dialog, &branch, reason, ctx.now);
+                }
+            }
+            Some(101..=199) | None => {}
+            Some(_) => self.outbound.picked_up = None,
+        }
+    }
+
+    /// We answer the new INVITE as UAS on the leg we had called. Teams is TLS, so the 2xx is
+    /// not retransmitted (RFC 3261 §13.3.1.4) and its ACK only confirms the dialog.
+    fn answer_on_outbound(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        tx: TxId,
+        request: &Message,
+        source: Source,
+        (tag, dialog, timer): (String, Dialog, Option<SessionTimer>),
+        answer: String,
+    ) {
+        let profile = self.outbound.profile.clone();
+        let mut uas = Inbound::new(profile, tx, request.clone(), source.clone(), tag);
+        self.outbound_timer = timer;
+        let headers = self.timer_headers(Leg::Outbound);
+        let timers = ctx.settings.timers;
+        uas.accept(ctx.layer, &timers, Some(&answer), &headers, ctx.now);
+        self.outbound.adopt(dialog, source);
+        self.last_outbound_sdp = Some(answer);
+    }
+
+    /// The new dialog is the Teams leg's from now on: routed here, correlated, counted.
+    fn replaced(&mut self, ctx: &mut Ctx<'_>, request: &Message) {
         ctx.dialog(self.teams_dialog_key(), true);
         let replacing = String::from_utf8_lossy(request.call_id().unwrap_or_default()).into_owned();
         ctx.correlate(&replacing, &self.id);
         self.apply_media(ctx);
         ctx.transfer_event("replaces", "completed");
-        tracing::info!(call_id = %self.log_id(), replaced_by = %String::from_utf8_lossy(request.call_id().unwrap_or_default()), "Teams leg replaced (RFC 3891)");
-        if let Some(hold) = hold {
-            self.pass_hold(ctx, Self::other(teams), hold);
-        }
-        Ok(())
+        tracing::info!(call_id = %self.log_id(), replaced_by = %replacing, "Teams leg replaced (RFC 3891)");
     }
 
     /// (Call-ID, our tag) of the Teams leg's dialog.
@@ -146,4 +214,29 @@ impl Call {
             Leg::Outbound => outbound,
         }
     }
+}
+
+/// RFC 3326 with the cause Q.850 leaves for a call answered elsewhere: Teams shows no missed
+/// call on the phones that rang.
+const COMPLETED_ELSEWHERE: &str = r#"SIP;cause=200;text="Call completed elsewhere""#;
+
+/// Our side of the new INVITE's dialog: our tag, the dialog, and the session timer Teams
+/// offered, honoured as on a new call (RFC 4028 §8.1; 422 below our minimum).
+fn new_dialog(
+    ctx: &mut Ctx<'_>,
+    request: &Message,
+) -> Result<(String, Dialog, Option<SessionTimer>), Refusal> {
+    let tag = ctx.local_tag();
+    let dialog = Dialog::uas(request, &tag)
+        .map_err(|e| Refusal::new(400, "Bad Request", format!("no dialog: {e}")))?;
+    let timer = SessionTimer::as_uas(request, None, ctx.now).map_err(|TooSmall(min)| {
+        let mut r = Refusal::new(
+            422,
+            "Session Interval Too Small",
+            format!("Session-Expires below {} s (RFC 4028 §8.1)", min.as_secs()),
+        );
+        r.min_se = Some(min.as_secs());
+        r
+    })?;
+    Ok((tag, dialog, timer))
 }

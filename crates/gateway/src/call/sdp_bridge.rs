@@ -239,7 +239,44 @@ impl SdpBridge {
         let audio = answer
             .audio()
             .ok_or_else(|| unacceptable("no audio stream in the answer"))?;
-        let chosen: Vec<Codec> = relayable_codecs(audio);
+        self.teams_chose(relayable_codecs(audio), teams)
+    }
+
+    /// Teams' offer in the dialog that picks up our call still ringing in Teams (RFC 3891
+    /// §7.1): it stands in for the answer the ringing dialog would have brought. Our answer
+    /// keeps one audio codec of those we offered (the PBX's), Teams' first, and the PBX gets
+    /// what that answer would have given it. Returns (our answer to Teams, SDP for the PBX).
+    pub fn picked_up(&mut self, body: &[u8]) -> Result<(String, String), NegotiationError> {
+        let offer = parse_body(body)?;
+        let shared = keep_encodings(&offer, &self.offered);
+        let first = shared
+            .audio()
+            .and_then(|a| first_audio(&relayable_codecs(a)))
+            .ok_or_else(|| unacceptable("Teams offered none of the codecs the PBX offered"))?;
+        let keep: Vec<Codec> = self
+            .offered
+            .iter()
+            .filter(|c| is_auxiliary(c) || c.encoding.eq_ignore_ascii_case(&first))
+            .cloned()
+            .collect();
+        let leg = answer_teams_offer(
+            &keep_encodings(&offer, &keep),
+            &self.teams_local,
+            &self.local_key,
+        )?;
+        let teams = teams_from_leg(&leg)?;
+        let pbx = self.teams_chose(leg.codecs.clone(), teams)?;
+        self.teams_version = Some(offer.origin.session_version);
+        Ok((self.versioned(true, &leg.sdp), pbx))
+    }
+
+    /// The codecs Teams settled on (with its payload type numbers) become the call's, and
+    /// the PBX gets the SDP that matches them.
+    fn teams_chose(
+        &mut self,
+        chosen: Vec<Codec>,
+        teams: TeamsRemote,
+    ) -> Result<String, NegotiationError> {
         if !chosen.iter().any(|c| !is_auxiliary(c)) {
             return Err(unacceptable("Teams answered no G.711 codec"));
         }

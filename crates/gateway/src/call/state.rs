@@ -297,6 +297,10 @@ impl Call {
             self.on_reinvite_response(ctx, &msg);
             return;
         }
+        if self.outbound.picked_up == Some(tx) {
+            self.on_picked_up_response(ctx, &msg);
+            return;
+        }
         if self.outbound.tx != Some(tx) {
             return;
         }
@@ -427,6 +431,12 @@ impl Call {
             ctx.settings.session_expires,
             ctx.now,
         ));
+        self.answer_caller(ctx, answer);
+    }
+
+    /// The outbound leg answered (or a pickup took its place): our 2xx with `answer` goes
+    /// to the caller, whose ACK confirms the call.
+    pub(super) fn answer_caller(&mut self, ctx: &mut Ctx<'_>, answer: String) {
         let timer_headers = self.timer_headers(Leg::Inbound);
         self.inbound.accept(
             ctx.layer,
@@ -437,6 +447,7 @@ impl Call {
         );
         self.last_inbound_sdp = Some(answer);
         self.answered = Some(ctx.now);
+        self.attempt_deadline = None;
         self.no_answer_deadline = None;
         self.phase = Phase::Answered;
         ctx.setup_event(self.direction, "answered", ctx.now - self.started);

@@ -52,9 +52,7 @@ impl<M: MediaPlane> CallCore<M> {
                         let teams = call.teams_leg();
                         source.listener != "pbx"
                             && call.leg_of(&tag) == Some(teams)
-                            && call
-                                .remote_tag(teams)
-                                .is_some_and(|t| t.as_bytes() == r.from_tag)
+                            && call.is_remote_tag(teams, r.from_tag)
                     })
                 });
                 let confirmed = named

@@ -94,7 +94,7 @@ impl SdpBridge {
 
     /// Our description for one side: the next version when it differs from what we sent
     /// last, the same version when it does not (RFC 3264 §8).
-    fn versioned(&mut self, teams: bool, sdp: &SessionDescription) -> String {
+    pub(super) fn versioned(&mut self, teams: bool, sdp: &SessionDescription) -> String {
         let (local, sent) = if teams {
             (&mut self.teams_local, &mut self.teams_sent)
         } else {

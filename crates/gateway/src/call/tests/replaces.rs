@@ -145,6 +145,143 @@ fn replacing_a_leg_we_called_moves_its_requests_to_the_new_dialog_rfc3891_3() {
     drop(ack);
 }
 
+/// A PBX -> Teams call still ringing in Teams, and the INVITE that picks it up (RFC 3891
+/// §7.1, replacing an early dialog at the originator; `early-only` allows it, §3).
+fn ringing_then_picked_up(w: &mut World, id: &str) -> (Sent, Sent, Sent) {
+    w.pbx_sends(pbx_invite(id, "tok1", "0301234567", Some(PBX_SDP)));
+    let inv = w.expect(PROXY1, "INVITE");
+    w.proxy_sends(PROXY1, reply(&inv, 180, "Ringing", "tr", "", None));
+    w.expect(PBX_ADDR, "180");
+    w.sent.clear();
+    let ours = tag(&inv.header("From").unwrap());
+    let old_id = inv.header("Call-ID").unwrap();
+    let replaces = format!("{old_id};to-tag={ours};from-tag=tr;early-only");
+    w.teams_sends(replacing(&format!("pk-{id}"), &[replaces], PICKUP_SDP));
+    let answer = w.expect(TEAMS_PEER, "200");
+    let ok = w.expect(PBX_ADDR, "200");
+    (inv, answer, ok)
+}
+
+/// RFC 3891 §7.1: the picking-up dialog's offer stands in for the answer the ringing one
+/// would have brought. It is answered from the anchor our INVITE offered (§3.5), with one of
+/// the PBX's codecs; the ringing INVITE is CANCELled with "call completed elsewhere" (RFC
+/// 3326, no missed call in Teams); the PBX gets its 200 as if Teams had answered; the call
+/// keeps its id and ends as any other.
+#[test]
+fn a_call_ringing_in_teams_is_picked_up_and_its_invite_cancelled_rfc3891_7_1() {
+    let mut w = World::new();
+    let (inv, answer, ok) = ringing_then_picked_up(&mut w, "p1");
+    assert_eq!(answer.header("Call-ID").unwrap(), "pk-p1");
+    let sdp = answer.body();
+    for prefix in ["c=", "a=crypto"] {
+        assert_eq!(sdp_line(&sdp, prefix), sdp_line(&inv.body(), prefix));
+    }
+    let port = |s: &str| sdp_line(s, "m=").split(' ').nth(1).map(str::to_owned);
+    assert_eq!(port(&sdp), port(&inv.body()));
+    assert!(
+        sdp.contains("RTP/SAVP 8 101\r\n"),
+        "PCMA, the PBX's codec: {sdp}"
+    );
+    assert!(ok.body().contains("RTP/AVP 8 101"), "{}", ok.body());
+    let cancel = w.expect(PROXY1, "CANCEL");
+    assert_eq!(cancel.header("Call-ID"), inv.header("Call-ID"));
+    assert_eq!(
+        cancel.header("Reason").unwrap(),
+        r#"SIP;cause=200;text="Call completed elsewhere""#
+    );
+    let relay = w.applied().last().cloned().unwrap();
+    assert_eq!(relay.teams.remote, Some(addr("52.114.99.9:51000")));
+    assert_eq!(relay.pbx.remote_rtp, Some(addr("192.0.2.20:30000")));
+
+    // The cancelled INVITE's 487 changes nothing.
+    w.proxy_sends(
+        PROXY1,
+        reply(&inv, 487, "Request Terminated", "tr", "", None),
+    );
+    w.pbx_sends(in_dialog("ACK", &ok, true, 10, None));
+    w.teams_sends(in_dialog("ACK", &answer, true, 1, None));
+    assert!(w.nothing_to(PBX_ADDR, "BYE") && w.nothing_to(TEAMS_PEER, "BYE"));
+    // The new dialog is the Teams leg: its BYE ends the call on both legs.
+    w.teams_sends(in_dialog("BYE", &answer, true, 2, None));
+    w.expect(TEAMS_PEER, "200");
+    let bye = w.expect(PBX_ADDR, "BYE");
+    assert_eq!(bye.header("Call-ID"), ok.header("Call-ID"));
+    w.pbx_sends(reply(&bye, 200, "OK", "", "", None));
+    let records = w.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].call_id.as_str(), records[0].result),
+        ("p1", "answered")
+    );
+    assert_eq!(w.transfers(), [("replaces", "completed")]);
+    w.assert_clean();
+}
+
+/// The ringing client answered as our CANCEL went out (RFC 3261 §9.1: the 2xx wins the
+/// race): that dialog is acknowledged and ended at once; the picked-up call goes on.
+#[test]
+fn a_2xx_crossing_the_pickup_cancel_is_acked_and_ended_rfc3261_15() {
+    const TEAMS_ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 52.114.14.80\r\ns=-\r\nc=IN IP4 52.114.14.80\r\nt=0 0\r\nm=audio 50000 RTP/SAVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31\r\na=rtcp-mux\r\na=sendrecv\r\n";
+    let mut w = World::new();
+    let (inv, answer, ok) = ringing_then_picked_up(&mut w, "p2");
+    w.expect(PROXY1, "CANCEL");
+    let applied = w.applied().len();
+    w.proxy_sends(PROXY1, reply(&inv, 200, "OK", "tr", "", Some(TEAMS_ANSWER)));
+    let ack = w.expect(PROXY1, "ACK");
+    assert_eq!(ack.header("Call-ID"), inv.header("Call-ID"));
+    let bye = w.expect(PROXY1, "BYE");
+    assert_eq!(bye.header("Call-ID"), inv.header("Call-ID"));
+    assert!(
+        bye.header("Reason")
+            .unwrap()
+            .contains("completed elsewhere")
+    );
+    assert_eq!(
+        w.applied().len(),
+        applied,
+        "the relay stays with the pickup"
+    );
+    assert!(w.nothing_to(PBX_ADDR, "BYE") && w.nothing_to(TEAMS_PEER, "BYE"));
+    w.pbx_sends(in_dialog("ACK", &ok, true, 10, None));
+    w.teams_sends(in_dialog("ACK", &answer, true, 1, None));
+    w.pbx_sends(in_dialog("BYE", &ok, true, 11, None));
+    w.expect(PBX_ADDR, "200");
+    let last = w.expect(TEAMS_PEER, "BYE");
+    assert_eq!(last.header("Call-ID").unwrap(), "pk-p2");
+    w.proxy_sends(PROXY1, reply(&bye, 200, "OK", "", "", None));
+    w.teams_sends(reply(&last, 200, "OK", "", "", None));
+    assert_eq!(w.records().len(), 1);
+    w.assert_clean();
+}
+
+/// RFC 3891 §3: a Replaces naming a dialog that is ending gets 603. Here the PBX caller gave
+/// up while Teams rang, and our CANCEL awaits its 487.
+#[test]
+fn replacing_a_dialog_that_is_ending_is_declined_603_rfc3891_3() {
+    let mut w = World::new();
+    w.pbx_sends(pbx_invite("p3", "tok1", "0301234567", Some(PBX_SDP)));
+    let inv = w.expect(PROXY1, "INVITE");
+    w.proxy_sends(PROXY1, reply(&inv, 180, "Ringing", "tr", "", None));
+    let cancel = pbx_invite("p3", "tok1", "0301234567", None)
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 10 INVITE", "CSeq: 10 CANCEL");
+    w.pbx_sends(cancel);
+    w.expect(PROXY1, "CANCEL");
+    let ours = tag(&inv.header("From").unwrap());
+    let old_id = inv.header("Call-ID").unwrap();
+    let replaces = format!("{old_id};to-tag={ours};from-tag=tr");
+    w.teams_sends(replacing("pk3", &[replaces], PICKUP_SDP));
+    let declined = w.expect(TEAMS_PEER, "603");
+    assert!(declined.header("Warning").unwrap().contains("ended"));
+    w.proxy_sends(
+        PROXY1,
+        reply(&inv, 487, "Request Terminated", "tr", "", None),
+    );
+    assert_eq!(w.records()[0].result, "cancelled");
+    assert_eq!(w.transfers(), [("replaces", "failed")]);
+    w.assert_clean();
+}
+
 /// RFC 3891 §3: an INVITE with Replaces never becomes a call of its own. Unknown dialog (or
 /// the tags the wrong way round): 481; `early-only` for a confirmed dialog: 486; two
 /// Replaces: 400; an early dialog Teams opened: 481; an offer without the call's codec: 488.
