@@ -283,6 +283,12 @@ fn the_license_page_shows_what_license_report_counts_and_its_actions_work() {
     let page = web.get(r.header("location").unwrap());
     assert!(page.body.contains("Licenses refreshed"), "{}", page.body);
     assert_eq!(text_of(&page.body, "acquired"), "60");
+    // The license snapshot follows each routing reload on its own, counted.
+    let loads = daemon.metric("teamsgw_license_snapshot_loads_total{result=\"ok\"}");
+    assert!(
+        loads >= Some(3.0),
+        "start, the SIGHUP and two changes: {loads:?}"
+    );
     let after = text_of(&page.body, "calculation-time");
     assert!(
         after.starts_with("20") && after.ends_with(" UTC"),

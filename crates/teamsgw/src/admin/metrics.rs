@@ -19,6 +19,7 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub snapshot_reloads: IntCounterVec,
     pub snapshot_direct_routes: IntGauge,
+    pub license_snapshot_loads: IntCounterVec,
 }
 
 impl Metrics {
@@ -51,6 +52,13 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let license_snapshot_loads = IntCounterVec::new(
+            Opts::new(
+                "teamsgw_license_snapshot_loads_total",
+                "License snapshot loads and counts (after each routing snapshot reload) by result.",
+            ),
+            &["result"],
+        )?;
         let snapshot_direct_routes = IntGauge::new(
             "teamsgw_snapshot_direct_routes",
             "Direct routes in the routing snapshot in use.",
@@ -59,12 +67,14 @@ impl Metrics {
         for result in ["ok", "error"] {
             config_reloads.with_label_values(&[result]);
             snapshot_reloads.with_label_values(&[result]);
+            license_snapshot_loads.with_label_values(&[result]);
         }
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(uptime.clone()))?;
         registry.register(Box::new(config_reloads.clone()))?;
         registry.register(Box::new(snapshot_reloads.clone()))?;
         registry.register(Box::new(snapshot_direct_routes.clone()))?;
+        registry.register(Box::new(license_snapshot_loads.clone()))?;
         registry.register(Box::new(ProcessCollector::new()?))?;
         Ok(Self {
             registry,
@@ -73,6 +83,7 @@ impl Metrics {
             config_reloads,
             snapshot_reloads,
             snapshot_direct_routes,
+            license_snapshot_loads,
         })
     }
 

@@ -308,6 +308,7 @@ impl Daemon {
             tokio::spawn(Arc::clone(&provisioning).load_until_ready());
         }
         tokio::spawn(Arc::clone(&provisioning).follow_changes());
+        tokio::spawn(Arc::clone(&provisioning).follow_reloads());
         let key = match operations::password_key(&settings.database.password_key) {
             Ok(key) => Some(key),
             Err(e) => {

@@ -1,8 +1,13 @@
 //! The daemon's view of the provisioning database: the store connection, and the routing and
-//! license snapshots in use. A reload builds both anew and swaps them in together; a failed
-//! reload keeps the previous ones serving and is logged and counted
-//! (`teamsgw_snapshot_reloads_total`). The license snapshot is counted once per reload, so a
-//! console page never reads 100,000 user rows nor counts them.
+//! license snapshots in use. A reload builds a whole new routing snapshot and swaps it in; a
+//! failed reload keeps the previous one serving and is logged and counted
+//! (`teamsgw_snapshot_reloads_total`).
+//!
+//! The license snapshot (what the console counts from, so a page never reads 100,000 user
+//! rows nor counts them) follows every routing reload in a task of its own
+//! (`teamsgw_license_snapshot_loads_total`). It costs as much again as the routing snapshot,
+//! and routing must not wait for it: an API change answers once routing has it, and a
+//! console page waits for the license snapshot to catch up ([`Provisioning::licenses_current`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +21,28 @@ use crate::config::Settings;
 use crate::daemon::readiness::Readiness;
 use crate::operations::license_report::CountedLicenses;
 
+/// Every enterprise's license facts, read and counted under `settings`.
+async fn count_licenses(store: Store, settings: Arc<Settings>) -> Result<CountedLicenses, String> {
+    let facts = store
+        .load_license_snapshot()
+        .await
+        .map_err(|e| format!("license snapshot: {e}"))?;
+    // Counting 100,000 users is a few hundred ms of CPU: off the runtime's workers.
+    tokio::task::spawn_blocking(move || CountedLicenses::count(Arc::new(facts), &settings.license))
+        .await
+        .map_err(|e| format!("license count: {e}"))?
+        .map_err(|e| format!("license count: {e}"))
+}
+
 pub struct Provisioning {
     url: String,
     store: Mutex<Option<Store>>,
     snapshot: ArcSwapOption<RoutingSnapshot>,
     licenses: ArcSwapOption<CountedLicenses>,
+    /// Routing reloads so far, and the last one the license snapshot has followed (loaded, or
+    /// failed to load).
+    reloads: tokio::sync::watch::Sender<u64>,
+    licenses_followed: tokio::sync::watch::Sender<u64>,
     /// Whose `[license]` the license snapshot is counted under.
     settings: Arc<ArcSwap<Settings>>,
     /// Every new snapshot, for the components that follow provisioning (registration agent).
@@ -42,6 +64,8 @@ impl Provisioning {
             store: Mutex::new(None),
             snapshot: ArcSwapOption::empty(),
             licenses: ArcSwapOption::empty(),
+            reloads: tokio::sync::watch::Sender::new(0),
+            licenses_followed: tokio::sync::watch::Sender::new(0),
             published: tokio::sync::watch::Sender::new(None),
             metrics,
             readiness,
@@ -58,9 +82,52 @@ impl Provisioning {
         self.snapshot.load_full()
     }
 
-    /// The license snapshot loaded with the routing snapshot in use, counted.
+    /// The counted license snapshot in use, as it is: it may trail the routing snapshot by
+    /// the load in progress.
     pub fn licenses(&self) -> Option<Arc<CountedLicenses>> {
         self.licenses.load_full()
+    }
+
+    /// The counted license snapshot once it has followed every routing reload made so far
+    /// (at most one load away; after 30 s, or a failed load, the one in use).
+    pub async fn licenses_current(&self) -> Option<Arc<CountedLicenses>> {
+        let wanted = *self.reloads.borrow();
+        let mut followed = self.licenses_followed.subscribe();
+        let caught_up = followed.wait_for(|&done| done >= wanted);
+        let _ = tokio::time::timeout(Duration::from_secs(30), caught_up).await;
+        self.licenses()
+    }
+
+    /// Loads and counts the license snapshot after each routing reload; reloads that come
+    /// while one load runs are followed by one more load, not one each.
+    pub async fn follow_reloads(self: Arc<Self>) {
+        let mut reloads = self.reloads.subscribe();
+        loop {
+            let followed = *self.licenses_followed.borrow();
+            if reloads.wait_for(|&n| n > followed).await.is_err() {
+                return;
+            }
+            let target = *reloads.borrow_and_update();
+            let result = match self.store().await {
+                Ok(store) => count_licenses(store, self.settings.load_full()).await,
+                Err(e) => Err(e),
+            };
+            let label = match result {
+                Ok(counted) => {
+                    self.licenses.store(Some(Arc::new(counted)));
+                    "ok"
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "license snapshot load failed; the previous one stays in use");
+                    "error"
+                }
+            };
+            self.licenses_followed.send_replace(target);
+            self.metrics
+                .license_snapshot_loads
+                .with_label_values(&[label])
+                .inc();
+        }
     }
 
     /// Connects when not yet connected, loads a new snapshot and swaps it in.
@@ -69,7 +136,7 @@ impl Provisioning {
     /// (ops, the tests) sees a reload's effects once it is counted.
     pub async fn reload(&self) -> Result<(), String> {
         let result = match self.try_reload().await {
-            Ok((snapshot, licenses)) => {
+            Ok(snapshot) => {
                 let summary = format!("{} direct routes", snapshot.direct_routes());
                 tracing::info!(
                     direct_routes = snapshot.direct_routes(),
@@ -79,8 +146,8 @@ impl Provisioning {
                     .snapshot_direct_routes
                     .set(snapshot.direct_routes() as i64);
                 self.readiness.snapshot_loaded(summary);
-                self.licenses.store(Some(licenses));
                 self.snapshot.store(Some(Arc::clone(&snapshot)));
+                self.reloads.send_modify(|n| *n += 1);
                 self.published.send_replace(Some(snapshot));
                 Ok(())
             }
@@ -98,22 +165,13 @@ impl Provisioning {
         result
     }
 
-    async fn try_reload(&self) -> Result<(Arc<RoutingSnapshot>, Arc<CountedLicenses>), String> {
-        let store = self.store().await?;
-        // Two connections of the pool, so the two reads overlap.
-        let (routing, licenses) =
-            tokio::join!(store.load_snapshot(), store.load_license_snapshot());
-        let routing = routing.map_err(|e| e.to_string())?;
-        let licenses = licenses.map_err(|e| format!("license snapshot: {e}"))?;
-        let settings = self.settings.load_full();
-        // Counting 100,000 users is a few hundred ms of CPU: off the runtime's workers.
-        let counted = tokio::task::spawn_blocking(move || {
-            CountedLicenses::count(Arc::new(licenses), &settings.license)
-        })
-        .await
-        .map_err(|e| format!("license count: {e}"))?
-        .map_err(|e| format!("license count: {e}"))?;
-        Ok((Arc::new(routing), Arc::new(counted)))
+    async fn try_reload(&self) -> Result<Arc<RoutingSnapshot>, String> {
+        self.store()
+            .await?
+            .load_snapshot()
+            .await
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
     }
 
     /// The connected store (a cheap handle on the pool), connecting first when needed.

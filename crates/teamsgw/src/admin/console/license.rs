@@ -263,7 +263,7 @@ pub async fn page(
         Ok(r) => r,
         Err(e) => return failure(StatusCode::BAD_REQUEST, Some(&s), &e),
     };
-    let Some(licenses) = c.api.provisioning.licenses() else {
+    let Some(licenses) = c.api.provisioning.licenses_current().await else {
         return not_loaded(&s);
     };
     let gathered = with_ops(&c.api, async |ops| {
@@ -433,7 +433,8 @@ pub async fn refresh(
         return r;
     }
     // Recount now means from the database as it is now: reload first, so the page (which
-    // counts from the license snapshot) shows what the audit row records.
+    // counts from the license snapshot, once it has followed this reload) shows what the
+    // audit row records.
     let _ = c.api.provisioning.reload().await;
     let result = with_ops(&c.api, async |ops| {
         license_report::record_audit(ops.store, &ops.settings.license, Some(&name)).await

@@ -6,8 +6,8 @@
 //! Every number comes from the code the CLI and the API use (`operations::license_report`,
 //! the routing snapshot, the registration agent, the call shards): the console has no
 //! counting of its own. It counts from the daemon's license snapshot, the same facts the CLI
-//! reads from the store, loaded with every routing snapshot: a page view never decodes the
-//! users' rows, which is what keeps 1,000 enterprises under 200 ms. Every page sends a strict Content-Security-Policy and is reachable
+//! reads from the store, loaded and counted after every routing snapshot reload: a page view
+//! never decodes the users' rows, which is what keeps 1,000 enterprises under 200 ms. Every page sends a strict Content-Security-Policy and is reachable
 //! only with a session (`session.rs`), except the sign-in page and the stylesheet.
 
 mod chart;

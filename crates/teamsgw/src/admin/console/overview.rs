@@ -186,7 +186,7 @@ pub async fn page(
     Extension(s): Extension<Session>,
     Query(p): Query<Params>,
 ) -> Response {
-    let Some(licenses) = c.api.provisioning.licenses() else {
+    let Some(licenses) = c.api.provisioning.licenses_current().await else {
         return not_loaded(&s);
     };
     let snapshot = c.api.provisioning.snapshot();
