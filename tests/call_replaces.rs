@@ -1,15 +1,19 @@
 //! INVITE with Replaces from Teams (RFC 3891; teams-direct-routing.md §3.7: "the SBC must
 //! support incoming INVITE with Replaces") through the real daemon: a Teams user parks a
 //! call with a baresip phone behind Kamailio, another Teams connection picks it up, and the
-//! phone's tone reaches the picking-up client's SRTP echo, and the echo reaches the phone.
+//! phone's tone reaches the picking-up client's SRTP echo, and the echo reaches the phone;
+//! and a call from the phone still ringing in Teams is picked up the same way.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use teamsgw_tests::baresip::tone_of_samples;
-use teamsgw_tests::call_lab::{CallLab, TEAMS_NUMBER, TENANT};
+use teamsgw_tests::baresip::{tone_of, tone_of_samples};
+use teamsgw_tests::call_lab::{CallLab, TEAMS_EXTENSION, TEAMS_NUMBER, TENANT};
+use teamsgw_tests::free_port;
 use teamsgw_tests::srtp_echo::SrtpEcho;
+use teamsgw_tests::teams_proxy::{Step, reply};
 use teamsgw_tests::teams_uac::{NO_BODY, OFFER, TeamsUac, header, in_dialog, sdp};
 
 const PHONE_TONE: u32 = 440;
@@ -112,5 +116,101 @@ fn a_parked_call_is_picked_up_with_replaces_and_the_phone_hears_the_new_leg() {
     );
     assert_eq!(cdrs[0]["call_id"], "park-1", "{}", cdrs[0]);
     assert_eq!(cdrs[0]["hung_up_by"], "pbx", "{}", cdrs[0]);
+    assert_eq!(lab.metric("teamsgw_media_sessions_active"), 0.0);
+}
+
+/// Acceptance "INVITE with Replaces", the call pickup shape (RFC 3891 §7.1: replacing an
+/// early dialog at its originator): the phone calls the Teams user, the Teams proxy only
+/// rings, and another Teams connection sends INVITE with Replaces naming that ringing
+/// dialog. teamsgw answers it, CANCELs the ringing INVITE with "call completed elsewhere"
+/// (RFC 3326), answers the phone, and the tone crosses both ways through the picker's SRTP.
+#[test]
+fn a_call_ringing_in_teams_is_picked_up_with_replaces_and_the_phone_hears_the_picker() {
+    let port = free_port();
+    let lab = CallLab::start("", &["127.0.0.2"], port, None);
+    let proxy = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
+    proxy.set_script(vec![
+        reply(180, "ring", false),
+        Step::Wait(Duration::from_secs(60)),
+    ]);
+    let phone = lab.phone("2001", PHONE_TONE);
+    phone.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
+    phone.wait_log("180 Ringing", Duration::from_secs(10));
+    let invite = proxy
+        .received()
+        .into_iter()
+        .map(|(_, text, _)| text)
+        .find(|text| text.starts_with("INVITE "))
+        .expect("the INVITE to Teams");
+    let ringing = header(&invite, "Call-ID").unwrap().to_owned();
+    let ours = tag(header(&invite, "From"));
+
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let echo = SrtpEcho::bind(events).unwrap();
+    let heard = echo.heard();
+    let offer = echo.sdp("0 8", 1, 7, 1);
+    let mut picker = lab.teams_uac();
+    picker.send(&replacing(
+        "pickup-1",
+        &format!("{ringing};to-tag={ours};from-tag=ring"),
+        &offer,
+    ));
+    let answer = picker.expect(200);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    echo.answered(body.as_bytes())
+        .unwrap_or_else(|| panic!("no usable SDES answer: {answer}"));
+    picker.send(&in_dialog("ACK", "pickup-1", 1, &answer, "", NO_BODY));
+    phone.wait_log("Call established", Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let cancel = loop {
+        let cancel = proxy
+            .received()
+            .into_iter()
+            .map(|(_, text, _)| text)
+            .find(|text| text.starts_with("CANCEL "));
+        if cancel.is_some() || Instant::now() > deadline {
+            break cancel.expect("the ringing INVITE is CANCELled");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        header(&cancel, "Call-ID"),
+        Some(ringing.as_str()),
+        "{cancel}"
+    );
+    assert_eq!(
+        header(&cancel, "Reason"),
+        Some(r#"SIP;cause=200;text="Call completed elsewhere""#),
+        "{cancel}"
+    );
+
+    std::thread::sleep(Duration::from_secs(2));
+    let (freq, rms) = tone_of_samples(8000, &heard.lock().unwrap());
+    assert!(
+        rms > 500.0 && (freq - f64::from(PHONE_TONE)).abs() < f64::from(PHONE_TONE) * 0.1,
+        "the picker heard {freq:.0} Hz at RMS {rms:.0} from the phone\n{}\n{}",
+        phone.log(),
+        lab.logs()
+    );
+    lab.assert_active("to_teams", 1);
+    phone.hangup();
+    let bye = picker.expect_request("BYE");
+    assert_eq!(header(&bye, "Call-ID"), Some("pickup-1"), "{bye}");
+    picker.reply(&bye, 200, "OK");
+    lab.wait_calls_ended(&[&phone]);
+    // The echo sent the phone's tone back: the phone heard it through the picker's leg.
+    let (freq, rms) = tone_of(&phone.heard()[0]);
+    assert!(
+        rms > 500.0 && (freq - f64::from(PHONE_TONE)).abs() < f64::from(PHONE_TONE) * 0.1,
+        "the phone heard {freq:.0} Hz at RMS {rms:.0}\n{}",
+        lab.logs()
+    );
+    let cdrs = lab.cdrs(1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0]["hung_up_by"], "pbx", "{}", cdrs[0]);
+    assert_eq!(
+        lab.metric("teamsgw_call_transfers_total{kind=\"replaces\",result=\"completed\"}"),
+        1.0
+    );
     assert_eq!(lab.metric("teamsgw_media_sessions_active"), 0.0);
 }
