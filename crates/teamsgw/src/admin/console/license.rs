@@ -19,7 +19,7 @@ use super::layout::{csrf_field, frame, notice, utilisation};
 use super::session::Session;
 use super::{
     ConsoleState, api_failure, csrf_refusal, failure, html_response, license_href, loaded_at,
-    loaded_note, not_loaded,
+    loaded_note, not_loaded, readable,
 };
 use crate::admin::api::{changed, with_ops};
 use crate::config::LicenseSettings;
@@ -64,14 +64,6 @@ fn range(r: &Range) -> Result<(String, String), String> {
         return Err(format!("from: {from} is after to ({to})"));
     }
     Ok((from, to))
-}
-
-/// `2026-12-03T15:49:56.546Z` as `2026-12-03 15:49:56.546 UTC`.
-fn readable(rfc3339: &str) -> String {
-    match rfc3339.strip_suffix('Z') {
-        Some(t) => format!("{} UTC", t.replacen('T', " ", 1)),
-        None => rfc3339.to_owned(),
-    }
 }
 
 /// A factor's switch as the admin set it: the global default, or this enterprise's override.

@@ -168,14 +168,22 @@ fn loaded_at(licenses: &LicenseSnapshot) -> String {
     license_report::rfc3339(ms)
 }
 
+/// `2026-12-03T15:49:56.546Z` as `2026-12-03 15:49:56.546 UTC`.
+pub(super) fn readable(rfc3339: &str) -> String {
+    match rfc3339.strip_suffix('Z') {
+        Some(t) => format!("{} UTC", t.replacen('T', " ", 1)),
+        None => rfc3339.to_owned(),
+    }
+}
+
 /// Where a page's figures come from: the daemon's view of the database, which provisioning
 /// through the API, a PostgreSQL notification or SIGHUP reloads (the CLI on SQLite needs the
 /// SIGHUP).
 fn loaded_note(at: &str) -> Markup {
     html! {
         p.muted #loaded-at {
-            "Counted from the provisioning data loaded at " time datetime=(at) { (at) }
-            " (reloaded by every change through the console or the API, by SIGHUP, and by Refresh licenses)."
+            "Counted from the provisioning data loaded at " time datetime=(at) { (readable(at)) }
+            " (reloaded after every change through the console or the API, a PostgreSQL notification, SIGHUP, and Refresh licenses)."
         }
     }
 }
