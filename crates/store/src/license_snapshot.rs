@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use crate::Store;
 use crate::catalogs::{EnterpriseSku, LcmTemplate, ServiceNumbers};
@@ -113,48 +113,49 @@ impl Store {
                 users: Vec::new(),
             });
         }
-        for row in &sqlx::query(
+        each_row(
+            &mut tx,
             "SELECT enterprise_id, part_number, units, acquired_on FROM enterprise_skus \
              WHERE $1 IS NULL OR enterprise_id = $1 ORDER BY part_number",
-        )
-        .bind(filter)
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            if let Some(f) = slot(&mut out, &index, row)? {
+            filter,
+            &mut out,
+            &index,
+            |f, row| {
                 f.skus.push(EnterpriseSku {
                     part_number: row.try_get("part_number")?,
                     units: u64_column(row, "units", "enterprise_skus")?,
                     acquired_on: row.try_get("acquired_on")?,
                 });
-            }
-        }
-        for row in &sqlx::query(
+                Ok(())
+            },
+        )
+        .await?;
+        each_row(
+            &mut tx,
             "SELECT enterprise_id, name, group_name FROM lcm_templates \
              WHERE $1 IS NULL OR enterprise_id = $1 ORDER BY name",
-        )
-        .bind(filter)
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            if let Some(f) = slot(&mut out, &index, row)? {
+            filter,
+            &mut out,
+            &index,
+            |f, row| {
                 let enterprise = f.enterprise.name.clone();
                 f.lcm_templates.push(LcmTemplate {
                     enterprise,
                     name: row.try_get("name")?,
                     group: row.try_get("group_name")?,
                 });
-            }
-        }
-        for row in &sqlx::query(
+                Ok(())
+            },
+        )
+        .await?;
+        each_row(
+            &mut tx,
             "SELECT enterprise_id, first_number, last_number, tag FROM service_numbers \
              WHERE $1 IS NULL OR enterprise_id = $1 ORDER BY first_number",
-        )
-        .bind(filter)
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            if let Some(f) = slot(&mut out, &index, row)? {
+            filter,
+            &mut out,
+            &index,
+            |f, row| {
                 let enterprise = f.enterprise.name.clone();
                 f.service_numbers.push(ServiceNumbers {
                     enterprise,
@@ -162,18 +163,19 @@ impl Store {
                     last: row.try_get("last_number")?,
                     tag: row.try_get("tag")?,
                 });
-            }
-        }
-        for row in &sqlx::query(
+                Ok(())
+            },
+        )
+        .await?;
+        each_row(
+            &mut tx,
             "SELECT enterprise_id, upn, number, skus, ev_enabled, voice_routing_policy, \
              pstn_gateway, groups, managed_by_ui, last_license_change FROM users \
              WHERE $1 IS NULL OR enterprise_id = $1",
-        )
-        .bind(filter)
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            if let Some(f) = slot(&mut out, &index, row)? {
+            filter,
+            &mut out,
+            &index,
+            |f, row| {
                 f.users.push(LicenseFacts {
                     upn: row.try_get("upn")?,
                     number: row.try_get("number")?,
@@ -185,8 +187,10 @@ impl Store {
                     managed_by_ui: row.try_get::<i64, _>("managed_by_ui")? != 0,
                     last_license_change: row.try_get("last_license_change")?,
                 });
-            }
-        }
+                Ok(())
+            },
+        )
+        .await?;
         let routes = direct_routes_in(&mut tx, filter).await?;
         tx.commit().await?;
         let by_name: HashMap<String, usize> = out
@@ -204,6 +208,24 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Runs `sql` (`$1` is the enterprise filter) and hands each row to `add` with the enterprise
+/// it belongs to.
+async fn each_row(
+    tx: &mut Transaction<'static, Any>,
+    sql: &'static str,
+    filter: Option<&str>,
+    out: &mut [EnterpriseFacts],
+    index: &HashMap<String, usize>,
+    mut add: impl FnMut(&mut EnterpriseFacts, &sqlx::any::AnyRow) -> Result<(), ProvisionError>,
+) -> Result<(), ProvisionError> {
+    for row in &sqlx::query(sql).bind(filter).fetch_all(&mut **tx).await? {
+        if let Some(f) = slot(out, index, row)? {
+            add(f, row)?;
+        }
+    }
+    Ok(())
 }
 
 /// The enterprise a row belongs to. A row of an enterprise outside `index` cannot exist
