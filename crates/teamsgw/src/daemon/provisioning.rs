@@ -235,3 +235,62 @@ impl Provisioning {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TENANT: &str = "0e1b2c3d-1111-2222-3333-444455556666";
+
+    fn names(p: &CountedLicenses) -> Vec<String> {
+        p.facts
+            .enterprises()
+            .iter()
+            .map(|f| f.enterprise.name.clone())
+            .collect()
+    }
+
+    /// Reloads are followed by license loads (a burst by at most as many), and a page asking
+    /// after them sees the last reload's data, never an older one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_license_snapshot_catches_up_with_every_reload_coalescing_bursts() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/teamsgw.db", dir.path().display());
+        let settings = Arc::new(ArcSwap::from_pointee(Settings::default()));
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let p = Arc::new(Provisioning::new(
+            url,
+            settings,
+            Arc::clone(&metrics),
+            Arc::default(),
+        ));
+        assert!(p.licenses_current().await.is_none(), "nothing loaded yet");
+        tokio::spawn(Arc::clone(&p).follow_reloads());
+        let store = p.store().await.unwrap();
+        store.add_enterprise("Acme", TENANT, 5).await.unwrap();
+        p.reload().await.unwrap();
+        assert_eq!(names(&p.licenses_current().await.unwrap()), ["Acme"]);
+
+        let other = "0e1b2c3d-1111-2222-3333-444455556667";
+        store.add_enterprise("Bolt", other, 5).await.unwrap();
+        for _ in 0..5 {
+            p.reload().await.unwrap();
+        }
+        assert_eq!(
+            names(&p.licenses_current().await.unwrap()),
+            ["Acme", "Bolt"]
+        );
+        let loads = metrics
+            .license_snapshot_loads
+            .with_label_values(&["ok"])
+            .get();
+        assert!((2..=6).contains(&loads), "{loads} loads for 6 reloads");
+        assert_eq!(
+            metrics
+                .license_snapshot_loads
+                .with_label_values(&["error"])
+                .get(),
+            0
+        );
+    }
+}
