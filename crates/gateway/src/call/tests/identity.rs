@@ -188,13 +188,10 @@ fn reason_on_cancel_and_bye_passes_to_the_other_leg_rfc3326_2() {
     w.pbx_sends(reply(&inv, 180, "Ringing", "k", "", None));
     w.expect(TEAMS_PEER, "180");
     let elsewhere = "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n";
-    let cancel = teams_invite("rc1", "+4930111", "+4930222", TENANT, "")
-        .replacen("INVITE sip:", "CANCEL sip:", 1)
-        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
-        .replace(
-            "Max-Forwards: 70\r\n",
-            &format!("Max-Forwards: 70\r\n{elsewhere}"),
-        );
+    let cancel = cancel_of(&teams_invite("rc1", "+4930111", "+4930222", TENANT, "")).replace(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\n{elsewhere}"),
+    );
     w.teams_sends(cancel);
     let c = w.expect(PBX_ADDR, "CANCEL");
     assert_eq!(

@@ -207,9 +207,7 @@ fn cancel_from_the_pbx_cancels_every_fork() {
     let mut w = World::new();
     let inv = invite(&mut w, "p8", Some(PBX_OFFER));
     w.proxy_sends(PROXY1, reply(&inv, 180, "Ringing", "fa", "", None));
-    let cancel = pbx_invite("p8", "tok1", "0301234567", None)
-        .replacen("INVITE sip:", "CANCEL sip:", 1)
-        .replace("CSeq: 10 INVITE", "CSeq: 10 CANCEL");
+    let cancel = cancel_of(&pbx_invite("p8", "tok1", "0301234567", None));
     w.pbx_sends(cancel);
     w.expect(PBX_ADDR, "200");
     w.expect(PBX_ADDR, "487");
@@ -226,9 +224,7 @@ fn cancel_from_the_pbx_cancels_every_fork() {
 fn a_cancel_before_any_provisional_waits_for_one_rfc3261_9_1() {
     let mut w = World::new();
     let inv = invite(&mut w, "p9", Some(PBX_OFFER));
-    let cancel = pbx_invite("p9", "tok1", "0301234567", None)
-        .replacen("INVITE sip:", "CANCEL sip:", 1)
-        .replace("CSeq: 10 INVITE", "CSeq: 10 CANCEL");
+    let cancel = cancel_of(&pbx_invite("p9", "tok1", "0301234567", None));
     w.pbx_sends(cancel);
     assert!(w.nothing_to(PROXY1, "CANCEL"));
     w.proxy_sends(PROXY1, reply(&inv, 180, "Ringing", "fa", "", None));

@@ -262,9 +262,7 @@ fn replacing_a_dialog_that_is_ending_is_declined_603_rfc3891_3() {
     w.pbx_sends(pbx_invite("p3", "tok1", "0301234567", Some(PBX_SDP)));
     let inv = w.expect(PROXY1, "INVITE");
     w.proxy_sends(PROXY1, reply(&inv, 180, "Ringing", "tr", "", None));
-    let cancel = pbx_invite("p3", "tok1", "0301234567", None)
-        .replacen("INVITE sip:", "CANCEL sip:", 1)
-        .replace("CSeq: 10 INVITE", "CSeq: 10 CANCEL");
+    let cancel = cancel_of(&pbx_invite("p3", "tok1", "0301234567", None));
     w.pbx_sends(cancel);
     w.expect(PROXY1, "CANCEL");
     let ours = tag(&inv.header("From").unwrap());

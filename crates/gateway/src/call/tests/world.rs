@@ -425,6 +425,14 @@ pub fn teams_invite(call_id: &str, caller: &str, called: &str, host: &str, sdp: 
 }
 
 /// An INVITE from the PBX for a contact token, from `caller`, with or without SDP.
+/// The CANCEL of an INVITE we made up (RFC 3261 §9.1: same Request-URI, Via, From, To,
+/// Call-ID and CSeq number).
+pub fn cancel_of(invite: &str) -> String {
+    invite
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replacen(" INVITE\r\n", " CANCEL\r\n", 1)
+}
+
 pub fn pbx_invite(call_id: &str, token: &str, caller: &str, sdp: Option<&str>) -> String {
     let body = sdp.unwrap_or("");
     let ct = if sdp.is_some() {
