@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use teamsgw_tests::baresip::tone_of;
+use teamsgw_tests::baresip::{assert_tone, tone_of};
 use teamsgw_tests::call_lab::{CallLab, TEAMS_NUMBER, TENANT};
 use teamsgw_tests::free_port;
 use teamsgw_tests::teams_proxy::{Step, TeamsProxy, reply};
@@ -163,12 +163,11 @@ fn a_refer_to_a_teams_user_moves_the_phone_to_the_target_with_audio() {
     );
     lab.wait_calls_ended(&[&phone]);
     phone.wait_count("terminated", 1, Duration::from_secs(5));
-    let (freq, rms) = tone_of(&phone.heard()[0]);
-    assert!(
-        rms > 500.0 && (freq - f64::from(PHONE_TONE)).abs() < f64::from(PHONE_TONE) * 0.1,
-        "the phone heard {freq:.0} Hz at RMS {rms:.0} through the new leg\n{}\n{}",
-        phone.log(),
-        lab.logs()
+    assert_tone(
+        "the phone, through the new leg,",
+        tone_of(&phone.heard()[0]),
+        PHONE_TONE,
+        &format!("{}\n{}", phone.log(), lab.logs()),
     );
     let cdr = &lab.cdrs(1)[0];
     assert_eq!(cdr["result"], "answered", "{cdr}");

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use teamsgw_tests::baresip::tone_of;
+use teamsgw_tests::baresip::{assert_tone, tone_of, tone_of_tail};
 use teamsgw_tests::call_lab::{CallLab, TEAMS_EXTENSION, TENANT};
 use teamsgw_tests::free_port;
 
@@ -13,11 +13,7 @@ const TEAMS_TONE: u32 = 1000;
 const PHONE_TONE: u32 = 440;
 
 fn assert_heard(what: &str, wav: &std::path::Path, hz: u32, logs: &str) {
-    let (freq, rms) = tone_of(wav);
-    assert!(
-        rms > 500.0 && (freq - f64::from(hz)).abs() < f64::from(hz) * 0.1,
-        "{what} heard {freq:.0} Hz at RMS {rms:.0}, expected {hz} Hz\n{logs}"
-    );
+    assert_tone(what, tone_of(wav), hz, logs);
 }
 
 /// Test 1 of the calls issue: a Teams user calls a PBX extension through teamsgw; Kamailio
@@ -146,6 +142,8 @@ fn a_phone_calls_the_teams_user_and_the_call_fails_over_to_the_second_proxy() {
 /// timer, so teamsgw runs its own on the PBX leg (`pbx.session_expires_seconds = 90`) and
 /// refreshes it through Kamailio to the phone. Without refreshes either leg would end at 60 s
 /// (§10); the call is still up after three refresh rounds, 140 s, and no refresh crossed legs.
+/// A second call, set up alongside, whose Teams side never refreshes is ended at 60 s on both
+/// legs with a Reason, and its CDR says why (§10: BYE at the interval less min(32 s, a third)).
 #[test]
 fn a_call_outlives_several_session_refresh_intervals_on_both_legs() {
     use teamsgw_tests::teams_uac::{NO_BODY, OFFER, TeamsUac, header, in_dialog, sdp};
@@ -181,6 +179,26 @@ fn a_call_outlives_several_session_refresh_intervals_on_both_legs() {
     assert_eq!(header(&ok, "Require"), Some("timer"), "{ok}");
     teams.send(&in_dialog("ACK", "st-e2e", 1, &ok, "", NO_BODY));
     phone.wait_log("Call established", Duration::from_secs(10));
+    // The call that stops refreshing, to the phone at extension 2002, on its own connection.
+    let silent_phone = lab.phone("2002", PHONE_TONE);
+    let mut silent = lab.teams_uac();
+    silent.send(
+        &TeamsUac::invite(
+            "st-silent",
+            teamsgw_tests::call_lab::TEAMS_NUMBER,
+            "+49302222002",
+            TENANT,
+            OFFER,
+        )
+        .replace(
+            "Max-Forwards: 70\r\n",
+            &format!("Max-Forwards: 70\r\n{timer}"),
+        ),
+    );
+    let silent_ok = silent.expect(200);
+    silent.send(&in_dialog("ACK", "st-silent", 1, &silent_ok, "", NO_BODY));
+    silent_phone.wait_log("Call established", Duration::from_secs(10));
+    lab.assert_active("from_teams", 2);
     let invites_at_pbx = || {
         let out = lab
             .kamailio
@@ -203,45 +221,122 @@ fn a_call_outlives_several_session_refresh_intervals_on_both_legs() {
             "round {round}: {answer}"
         );
         teams.send(&in_dialog("ACK", "st-e2e", cseq, &ok, "", NO_BODY));
+        // Both calls are up at 45 s; from 90 s on only the refreshed one is.
+        let expected = if round == 0 { 2.0 } else { 1.0 };
         assert_eq!(
             lab.metric("teamsgw_calls_active{direction=\"from_teams\"}"),
-            1.0,
-            "round {round}: the call ended\n{}",
+            expected,
+            "round {round}: a call ended, or the silent one did not\n{}",
             lab.logs()
         );
     }
     std::thread::sleep(Duration::from_secs(5));
     lab.assert_active("from_teams", 1);
-    // Our refreshes on the PBX leg (at 45, 90 and 135 s) reached the PBX; Teams' stayed on
-    // its leg (no more than ours arrived there).
+    // The silent call ended on both legs, each BYE with the reason (§10).
+    let bye = silent.expect_request("BYE");
+    assert!(
+        header(&bye, "Reason").is_some_and(|r| r.contains("session expired")),
+        "{bye}"
+    );
+    silent.reply(&bye, 200, "OK");
+    silent_phone.wait_log("session closed", Duration::from_secs(5));
+    // Our refreshes on the PBX leg reached the PBX: the refreshed call's at 45, 90 and 135 s,
+    // and the silent call's at 45 s (we refresh the PBX leg while Teams is silent). Teams'
+    // three refreshes stayed on its leg: relayed, they would make seven.
     let refreshes = invites_at_pbx() - before;
     assert!(
-        refreshes >= 3,
-        "{refreshes} re-INVITEs reached the PBX\n{}",
+        (4..=5).contains(&refreshes),
+        "{refreshes} re-INVITEs reached the PBX, expected 4 (5 with one late)\n{}",
         lab.logs()
     );
-    assert!(refreshes <= 4, "Teams' refreshes were relayed: {refreshes}");
     teams.send(&in_dialog("BYE", "st-e2e", 10, &ok, "", NO_BODY));
     teams.expect(200);
     phone.wait_log("session closed", Duration::from_secs(10));
-    let cdr = &lab.cdrs(1)[0];
+    let cdrs = lab.cdrs(2);
+    let cdr_of = |call_id: &str| {
+        cdrs.iter()
+            .find(|c| c["call_id"] == call_id)
+            .unwrap_or_else(|| panic!("no CDR for {call_id}: {cdrs:?}"))
+    };
+    let cdr = cdr_of("st-e2e");
     assert_eq!(cdr["result"], "answered", "{cdr}");
     assert_eq!(cdr["hung_up_by"], "teams", "{cdr}");
+    let cdr = cdr_of("st-silent");
+    assert_eq!(cdr["hung_up_by"], "gateway", "{cdr}");
+    assert_eq!(
+        cdr["reason"], "teams stopped refreshing the session",
+        "{cdr}"
+    );
 }
 
-/// Issue "mid-call" §1: the phone holds (baresip sends a=sendonly through Kamailio); teamsgw
-/// answers it on the PBX leg and holds Teams with a=inactive (§3.6), so no media goes to
-/// Teams; 12 s on hold outlast the 10 s media timeout (timeouts never fire while held). The
-/// phone resumes, Teams is resumed, and audio flows both ways again. Then Teams holds and
-/// resumes, and the phone is held and resumed in turn.
+/// The SDP body of a message from a baresip SIP trace.
+fn body(msg: &str) -> &str {
+    msg.split_once("\n\n").map_or("", |(_, b)| b)
+}
+
+/// The media direction of an SDP (RFC 3264 §5.1: `sendrecv` when none is given).
+fn direction(sdp: &str) -> &str {
+    ["sendonly", "recvonly", "inactive", "sendrecv"]
+        .into_iter()
+        .find(|d| sdp.lines().any(|l| l == format!("a={d}")))
+        .unwrap_or("sendrecv")
+}
+
+/// What anchors the Teams leg's media (§3.5): connection address, audio port, crypto line and
+/// rtcp-mux.
+fn anchor(sdp: &str) -> (String, String, String, bool) {
+    let line = |prefix: &str| {
+        sdp.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{sdp}"))
+            .to_owned()
+    };
+    let port = line("m=audio ").split(' ').nth(1).unwrap().to_owned();
+    (
+        line("c="),
+        port,
+        line("a=crypto:"),
+        sdp.lines().any(|l| l == "a=rtcp-mux"),
+    )
+}
+
+/// The SDP of the newest message from `peer` that `endpoint` received and that starts with
+/// `start` (`INVITE ` for an offer, `SIP/2.0 200` for an answer) and carries one.
+fn last_sdp(
+    endpoint: &teamsgw_tests::baresip::Baresip,
+    peer: std::net::SocketAddr,
+    start: &str,
+) -> String {
+    let msgs = endpoint.received_from(peer);
+    msgs.iter()
+        .rev()
+        .find(|m| m.starts_with(start) && body(m).contains("m=audio"))
+        .map(|m| body(m).to_owned())
+        .unwrap_or_else(|| panic!("no {start:?} with SDP from {peer}:\n{msgs:#?}"))
+}
+
+/// Issue "mid-call" §1 and its hold acceptance: the phone holds (baresip sends a=sendonly
+/// through Kamailio); teamsgw answers it on the PBX leg and holds Teams with a=inactive and a
+/// real address (§3.6), keeping the Teams leg's address, port, key and rtcp-mux (§3.5), so no
+/// media goes to Teams; 12 s on hold outlast the 10 s media timeout (timeouts never fire while
+/// held). The phone resumes, Teams is resumed, and audio flows both ways again. Then Teams
+/// holds (a=sendonly), the phone is held with a=sendonly and resumed with a=sendrecv, and
+/// after the last resume each side hears the other's tone. The SDP is read off each
+/// endpoint's SIP trace.
 #[test]
 fn hold_and_resume_from_the_phone_reach_teams_and_audio_returns() {
-    let lab = CallLab::start("", &[], 5061, None);
+    let mut lab = CallLab::start("", &[], 5061, None);
+    lab.sip_trace = true;
+    let sbc: std::net::SocketAddr = ([127, 0, 0, 1], lab.ports.tls).into();
+    let pbx = lab.kamailio.addr;
     let phone = lab.phone("2001", PHONE_TONE);
     let teams = lab.teams_endpoint(([127, 0, 0, 1], free_port()).into(), TEAMS_TONE);
     teams.dial(&format!("sip:+49302222001@{TENANT};transport=tls"));
     teams.wait_log("Call established", Duration::from_secs(15));
     phone.wait_log("Call established", Duration::from_secs(5));
+    let answer = last_sdp(&teams, sbc, "SIP/2.0 200");
+    let teams_anchor = anchor(&answer);
+    assert!(teams_anchor.3, "rtcp-mux was offered: {answer}");
     std::thread::sleep(Duration::from_secs(2));
     let second = Duration::from_secs(1);
     assert!(
@@ -252,6 +347,18 @@ fn hold_and_resume_from_the_phone_reach_teams_and_audio_returns() {
 
     phone.command("hold", "");
     std::thread::sleep(Duration::from_secs(2));
+    let hold = last_sdp(&teams, sbc, "INVITE ");
+    assert_eq!(
+        direction(&hold),
+        "inactive",
+        "PBX hold towards Teams (§3.6): {hold}"
+    );
+    assert!(!hold.contains("0.0.0.0"), "§3.6: a real address: {hold}");
+    assert_eq!(
+        anchor(&hold),
+        teams_anchor,
+        "§3.5: the anchor stays: {hold}"
+    );
     let held = lab.packet_rate("teams", "out", Duration::from_secs(10));
     assert!(
         held < 2.0,
@@ -267,6 +374,9 @@ fn hold_and_resume_from_the_phone_reach_teams_and_audio_returns() {
 
     phone.command("resume", "");
     std::thread::sleep(Duration::from_secs(2));
+    let resume = last_sdp(&teams, sbc, "INVITE ");
+    assert_eq!(direction(&resume), "sendrecv", "{resume}");
+    assert_eq!(anchor(&resume), teams_anchor, "{resume}");
     let to_teams = lab.packet_rate("teams", "out", Duration::from_secs(2));
     let from_teams = lab.packet_rate("teams", "in", Duration::from_secs(2));
     assert!(
@@ -276,25 +386,62 @@ fn hold_and_resume_from_the_phone_reach_teams_and_audio_returns() {
         teams.log()
     );
 
-    // Now Teams (baresip: a=sendonly) holds: the phone gets our re-INVITE through Kamailio,
-    // and nothing goes to Teams until it resumes.
+    // Now Teams (baresip: a=sendonly) holds: the phone gets our re-INVITE through Kamailio
+    // with a=sendonly (so the PBX can play music on hold), Teams our answer on the same
+    // anchor, and nothing goes to Teams until it resumes.
     let reinvites = phone.count_log("got re-INVITE");
     teams.command("hold", "");
     phone.wait_count("got re-INVITE", reinvites + 1, Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(1));
+    let to_phone = last_sdp(&phone, pbx, "INVITE ");
+    assert_eq!(
+        direction(&to_phone),
+        "sendonly",
+        "Teams hold to the PBX: {to_phone}"
+    );
+    let answer = last_sdp(&teams, sbc, "SIP/2.0 200");
+    assert_eq!(anchor(&answer), teams_anchor, "{answer}");
     let held = lab.packet_rate("teams", "out", Duration::from_secs(3));
     assert!(held < 2.0, "{held} packets/s sent to Teams while it holds");
     teams.command("resume", "");
     phone.wait_count("got re-INVITE", reinvites + 2, Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(1));
+    let to_phone = last_sdp(&phone, pbx, "INVITE ");
+    assert_eq!(direction(&to_phone), "sendrecv", "{to_phone}");
+    let answer = last_sdp(&teams, sbc, "SIP/2.0 200");
+    assert_eq!(
+        (direction(&answer), anchor(&answer)),
+        ("sendrecv", teams_anchor.clone())
+    );
     let to_teams = lab.packet_rate("teams", "out", Duration::from_secs(2));
     let to_phone = lab.packet_rate("pbx", "out", Duration::from_secs(2));
     assert!(
         to_teams > 30.0 && to_phone > 30.0,
         "after Teams resumed: {to_teams} to Teams, {to_phone} to the phone"
     );
+    std::thread::sleep(Duration::from_secs(2));
     teams.hangup();
     lab.wait_calls_ended(&[&teams, &phone]);
+    teams.wait_count("terminated", 1, Duration::from_secs(5));
+    phone.wait_count("terminated", 1, Duration::from_secs(5));
+    // Audio after the last resume, both ways: the last 3 s of each recording.
+    for (who, endpoint, hz) in [
+        ("Teams", &teams, PHONE_TONE),
+        ("the phone", &phone, TEAMS_TONE),
+    ] {
+        let heard = endpoint.heard();
+        let wav = heard
+            .last()
+            .unwrap_or_else(|| panic!("{who} recorded nothing"));
+        assert_tone(who, tone_of_tail(wav, 3.0), hz, &endpoint.log());
+    }
+    // Every SDP Teams got from us kept the anchor and never held with 0.0.0.0 (§3.6).
+    for msg in teams.received_from(sbc) {
+        let sdp = body(&msg);
+        if sdp.contains("m=audio") {
+            assert_eq!(anchor(sdp), teams_anchor, "{msg}");
+        }
+    }
     let cdr = &lab.cdrs(1)[0];
     assert_eq!(cdr["result"], "answered", "{cdr}");
     assert_eq!(cdr["hung_up_by"], "teams", "{cdr}");

@@ -24,6 +24,8 @@ pub struct BaresipSpec {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The DNS server it asks (baresip resolves names itself: see [`crate::dns`]).
     pub dns: Option<SocketAddr>,
+    /// Logs every SIP message it sends or receives (`-s`), for [`Baresip::received_from`].
+    pub sip_trace: bool,
 }
 
 pub struct Baresip {
@@ -67,6 +69,9 @@ impl Baresip {
         let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
         let mut cmd = Command::new("baresip");
         cmd.arg("-f").arg(dir.path());
+        if spec.sip_trace {
+            cmd.arg("-s");
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -152,6 +157,24 @@ impl Baresip {
         self.log().matches(what).count()
     }
 
+    /// The SIP messages this endpoint received from `peer`, oldest first, as its SIP trace
+    /// (`sip_trace`) logged them: each is a `# `-marked block, `<transport> <from> -> <to>`
+    /// and then the message, up to the colour reset.
+    pub fn received_from(&self, peer: SocketAddr) -> Vec<String> {
+        let from = format!(" {peer} -> ");
+        self.log()
+            .split("#\n")
+            .skip(1)
+            .filter_map(|block| {
+                let (route, rest) = block.split_once('\n')?;
+                route.contains(&from).then(|| {
+                    let end = rest.find("\x1b[").unwrap_or(rest.len());
+                    rest[..end].trim_end().replace("\r\n", "\n")
+                })
+            })
+            .collect()
+    }
+
     /// The decoded audio of each call, oldest first: what this endpoint heard.
     pub fn heard(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("rec"))
@@ -189,6 +212,16 @@ pub fn tone_of_tail(wav: &Path, seconds: f64) -> (f64, f64) {
     let mono = mono_of(&samples, channels);
     let keep = (f64::from(rate) * (seconds + 1.0)) as usize;
     tone_of_samples(rate, &mono[mono.len().saturating_sub(keep)..])
+}
+
+/// Asserts that `heard` (frequency, RMS, as [`tone_of`] gives it) is a clear `hz` tone:
+/// louder than RMS 500 and within 10 % of the frequency. `context` goes into the failure.
+pub fn assert_tone(who: &str, (freq, rms): (f64, f64), hz: u32, context: &str) {
+    let hz = f64::from(hz);
+    assert!(
+        rms > 500.0 && (freq - hz).abs() < hz / 10.0,
+        "{who} heard {freq:.0} Hz at RMS {rms:.0}, not {hz:.0} Hz\n{context}"
+    );
 }
 
 fn mono_of(samples: &[i16], channels: usize) -> Vec<f64> {

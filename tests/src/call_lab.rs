@@ -34,6 +34,8 @@ pub struct CallLab {
     pub teams_leaf: LeafFiles,
     /// Resolves the tenant FQDN to loopback for the Teams endpoint.
     pub dns: Dns,
+    /// baresip endpoints started from now on log their SIP ([`Baresip::received_from`]).
+    pub sip_trace: bool,
 }
 
 impl CallLab {
@@ -105,6 +107,7 @@ impl CallLab {
             teams_cert,
             teams_leaf: teams,
             dns: Dns::start(&[TENANT]),
+            sip_trace: false,
         };
         lab.provision(max_sessions);
         lab
@@ -229,6 +232,7 @@ impl CallLab {
             listen,
             tls: None,
             dns: None,
+            sip_trace: self.sip_trace,
         });
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self
@@ -260,6 +264,7 @@ impl CallLab {
             listen,
             tls: Some((self.teams_cert.clone(), self.ca.ca_path())),
             dns: Some(self.dns.addr),
+            sip_trace: self.sip_trace,
         })
     }
 
