@@ -225,6 +225,18 @@ fn the_license_page_shows_what_license_report_counts_and_its_actions_work() {
         problems.contains("sm9@contoso.example In license-change cooldown licenses changed within the last 24 h; the next change is allowed in 2"),
         "{problems}"
     );
+    // A summary by kind comes first, and a kind filters the table: the one phone-variant
+    // problem is not buried under the cooldown of every user just provisioned.
+    let kinds = text_of(&page.body, "problem-kinds");
+    assert!(kinds.contains("Teams Phone not Standard : 1"), "{kinds}");
+    assert!(kinds.contains("In license-change cooldown : 28"), "{kinds}");
+    let only = web.get(&format!("{LICENSE}?problem=teams_phone_variant"));
+    let rows = text_of(&only.body, "license-problems");
+    assert!(
+        rows.contains("smb@contoso.example") && !rows.contains("sm9@"),
+        "{rows}"
+    );
+    assert_eq!(text_of(&only.body, "problems-total"), "1 of 29 problems");
     seeds::ok(daemon.dir(), &["user", "delete", "smb@contoso.example"]);
 
     // Apply license factors: LCM off, as `enterprise set --license-factor lcm=off` does.

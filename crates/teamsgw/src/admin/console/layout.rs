@@ -112,6 +112,8 @@ button{background:#2b5fa8;color:#fff;border-color:#2b5fa8;cursor:pointer}
 .facts dd.time{font-size:1rem;font-weight:500}
 svg.chart{background:#fff;border:1px solid #d9dee5;max-width:100%;height:auto}
 .muted{color:#667085}
+ul.summary{display:flex;flex-wrap:wrap;gap:.4rem 1.2rem;list-style:none;padding:0;margin:.4rem 0}
+ul.summary .count{font-weight:600;font-variant-numeric:tabular-nums}
 @media (max-width:640px){main{padding:.6rem}th,td{padding:.3rem .4rem}h1{font-size:1.2rem}}
 "#,
 );

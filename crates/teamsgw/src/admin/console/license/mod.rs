@@ -3,6 +3,9 @@
 //! their switches, monitored users and available licenses; "Apply license factors" (the
 //! operation behind `enterprise set --license-factor`), "Refresh licenses" (today's audit row,
 //! recounted now) and the License-Audit for a date range, as a table, an SVG chart and CSV.
+//! Its two user lists, Explain the count and License problems, are in `lists.rs`.
+
+mod lists;
 
 use axum::Extension;
 use axum::Form;
@@ -26,6 +29,7 @@ use crate::config::LicenseSettings;
 use crate::operations::EnterpriseSet;
 use crate::operations::license_problems;
 use crate::operations::license_report::{self, AuditDay, FactorJson, civil_date};
+use lists::Lists;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -38,10 +42,11 @@ pub struct Range {
     pub factor: String,
     /// Explain the count: the page of users, from 1.
     pub page: usize,
+    /// License problems: this kind only (`no_teams_phone`...), or all.
+    pub problem: String,
+    /// License problems: the page, from 1.
+    pub problems_page: usize,
 }
-
-/// Users per page of "Explain the count".
-const PAGE: usize = 50;
 
 /// The range asked for, or the last 30 days; a malformed date names itself.
 fn range(r: &Range) -> Result<(String, String), String> {
@@ -150,7 +155,14 @@ impl LicensePage {
             _ => None,
         };
         let csv = format!("{href}/audit.csv?from={from}&to={to}");
-        let explained = explain_section(&href, q, from, to, users);
+        let lists = Lists {
+            href: &href,
+            q,
+            from,
+            to,
+        };
+        let explained = lists.explain(users);
+        let problems = lists.problems(problems);
         let body = html! {
             @if let Some(d) = done { (notice("info", d)) }
             dl.facts #license-facts {
@@ -229,16 +241,7 @@ impl LicensePage {
                 }
             } }
             (explained)
-            h2 #problems { "License problems" }
-            div.scroll { table #license-problems {
-                thead { tr { th { "User or direct route" } th { "Problem" } th { "Detail" } } }
-                tbody {
-                    @for p in problems {
-                        tr data-kind=(p.kind) { td { (p.subject) } td { (problem_label(p.kind)) } td { (p.detail) } }
-                    }
-                    @if problems.is_empty() { tr { td colspan="3" .muted { "No license problem." } } }
-                }
-            } }
+            (problems)
         };
         let title = format!("License · {name}");
         frame(&title, Some(s), body)
@@ -280,90 +283,6 @@ fn no_enterprise(name: &str) -> ProvisionError {
         field: "enterprise",
         what: "enterprise",
         value: name.to_owned(),
-    }
-}
-
-fn problem_label(kind: &str) -> &'static str {
-    match kind {
-        "no_teams" => "No Teams",
-        "business_suite_without_teams" => "Business suite without Teams",
-        "no_teams_phone" => "No Teams Phone",
-        "unknown_sku" => "Unknown SKU",
-        "direct_route_sku" => "Direct-route-only SKU on a user",
-        "teams_phone_variant" => "Teams Phone not Standard",
-        "direct_route_unlicensed" => "Direct route's Microsoft user lacks units",
-        "license_change_cooldown" => "In license-change cooldown",
-        _ => "Problem",
-    }
-}
-
-/// "Explain the count": which users fall under each factor, paged, so an admin can see why
-/// a user is billed.
-fn explain_section(
-    href: &str,
-    q: &Range,
-    from: &str,
-    to: &str,
-    users: &[license_report::UserExplained],
-) -> maud::Markup {
-    let wanted = |u: &&license_report::UserExplained| match q.factor.as_str() {
-        "" => true,
-        "none" => u.billed.is_none(),
-        f => u.billed == Some(f),
-    };
-    let matching: Vec<&license_report::UserExplained> = users.iter().filter(wanted).collect();
-    let pages = matching.len().div_ceil(PAGE).max(1);
-    let page = q.page.clamp(1, pages);
-    let shown = matching.iter().skip((page - 1) * PAGE).take(PAGE);
-    let label = |f: &str| match f {
-        "direct_routing" => "Direct Routing",
-        "lcm" => "LCM",
-        "ui" => "UI",
-        _ => "not billed",
-    };
-    let link = |p: usize| {
-        format!(
-            "{href}?from={from}&to={to}&factor={}&page={p}#explain",
-            q.factor
-        )
-    };
-    html! {
-        h2 #explain { "Explain the count" }
-        form.inline method="get" action={ (href) "#explain" } {
-            input type="hidden" name="from" value=(from);
-            input type="hidden" name="to" value=(to);
-            label { "Billed under"
-                select name="factor" {
-                    @for (v, t) in [("", "all users"), ("direct_routing", "Direct Routing"), ("lcm", "LCM"), ("ui", "UI"), ("none", "not billed")] {
-                        option value=(v) selected[q.factor == v] { (t) }
-                    }
-                }
-            }
-            button type="submit" { "Show" }
-        }
-        p.muted #explain-total { (matching.len()) " of " (users.len()) " monitored users" }
-        div.scroll { table #explain-users {
-            thead { tr { th { "User" } th { "Number" } th { "Meets" } th { "Billed under" } } }
-            tbody {
-                @for u in shown {
-                    @let meets: Vec<&str> = [("Direct Routing", u.direct_routing), ("LCM", u.lcm), ("UI", u.ui)]
-                        .into_iter().filter(|(_, m)| *m).map(|(n, _)| n).collect();
-                    tr data-upn=(u.upn) {
-                        td { (u.upn) } td { (u.number) }
-                        td { @if meets.is_empty() { span.muted { "none" } } @else { (meets.join(", ")) } }
-                        td.billed { (label(u.billed.unwrap_or("none"))) }
-                    }
-                }
-                @if matching.is_empty() { tr { td colspan="4" .muted { "No user." } } }
-            }
-        } }
-        @if pages > 1 {
-            p.pager {
-                @if page > 1 { a href=(link(page - 1)) rel="prev" { "Previous" } " " }
-                "Page " (page) " of " (pages)
-                @if page < pages { " " a href=(link(page + 1)) rel="next" { "Next" } }
-            }
-        }
     }
 }
 
@@ -497,50 +416,4 @@ fn csv(rows: &[AuditDay]) -> String {
         out.push_str("\r\n");
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user(n: usize, billed: Option<&'static str>) -> license_report::UserExplained {
-        license_report::UserExplained {
-            upn: format!("u{n:03}@example.com"),
-            number: format!("+1555{n:04}"),
-            direct_routing: billed == Some("direct_routing"),
-            lcm: billed == Some("lcm"),
-            ui: false,
-            billed,
-        }
-    }
-
-    #[test]
-    fn explain_the_count_pages_the_users_of_a_factor() {
-        let users: Vec<_> = (0..130)
-            .map(|n| user(n, if n % 2 == 0 { Some("lcm") } else { None }))
-            .collect();
-        let q = Range {
-            factor: "lcm".into(),
-            page: 2,
-            ..Range::default()
-        };
-        let html = explain_section("/ui/x", &q, "2026-01-01", "2026-01-31", &users).0;
-        assert!(html.contains("65 of 130 monitored users"), "{html}");
-        assert_eq!(
-            html.matches("data-upn=").count(),
-            15,
-            "the second page of 65"
-        );
-        assert!(html.contains("Page 2 of 2") && html.contains("rel=\"prev\""));
-        assert!(!html.contains("rel=\"next\""));
-        assert!(html.contains("data-upn=\"u100@example.com\"") && !html.contains("u001@"));
-        let q = Range {
-            factor: "none".into(),
-            page: 0,
-            ..Range::default()
-        };
-        let html = explain_section("/ui/x", &q, "a", "b", &users).0;
-        assert!(html.contains("Page 1 of 2") && html.contains("rel=\"next\""));
-        assert_eq!(html.matches(">not billed</td>").count(), 50);
-    }
 }
