@@ -63,6 +63,9 @@ fi
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The fuzz targets are their own workspace (cargo-fuzz builds them with sanitizers): check
+# that they still compile against today's API, so `fuzz/run.sh` never rots unnoticed.
+cargo check --manifest-path fuzz/Cargo.toml --locked --bins
 
 echo "== build"
 cargo build --workspace --all-targets --locked

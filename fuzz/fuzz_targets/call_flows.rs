@@ -1,7 +1,9 @@
 //! The call core driven by arbitrary sequences of valid-shaped SIP flows (INVITE from either
 //! side, 1xx/2xx/3xx-6xx with and without SDP and forks, ACK, BYE, CANCEL, garbage, time,
-//! media timeouts), structure-aware: each input byte picks the next event, following bytes
-//! its details. Invariants beyond "no panic": every message the core sends parses, and once
+//! media timeouts) and mid-call ones (hold, resume, refreshes and codec changes in re-INVITE
+//! and UPDATE; REFER to a Teams user or a number, NOTIFY, answers to our REFER, NOTIFY and
+//! BYE; INVITE with Replaces naming a call's Teams dialog), structure-aware: each input byte
+//! picks the next event, following bytes its details. Invariants beyond "no panic": every message the core sends parses, and once
 //! drained every call is gone and every media session released (nothing leaks).
 #![no_main]
 
@@ -48,6 +50,28 @@ const P2: &str = "198.51.100.2:5061";
 const TEAMS_SDP: &str = "v=0\r\no=- 1 0 IN IP4 52.114.14.70\r\ns=-\r\nc=IN IP4 52.114.14.70\r\nt=0 0\r\nm=audio 52884 RTP/SAVP 0 8 101\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31\r\na=rtcp-mux\r\na=rtpmap:101 telephone-event/8000\r\n";
 const PBX_SDP: &str = "v=0\r\no=p 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\nm=audio 30000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
 
+/// Mid-call offers: holds both ways (§3.6), a refresh (same `o=` version), a new Teams key
+/// and no rtcp-mux (§3.5), a codec change, a PBX hold with 0.0.0.0.
+const MID_CALL_SDP: [&str; 8] = [
+    "v=0\r\no=- 1 1 IN IP4 52.114.14.70\r\ns=-\r\nc=IN IP4 52.114.14.70\r\nt=0 0\r\nm=audio 52884 RTP/SAVP 0 8 101\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31\r\na=rtcp-mux\r\na=rtpmap:101 telephone-event/8000\r\na=inactive\r\n",
+    "v=0\r\no=- 1 2 IN IP4 52.114.14.70\r\ns=-\r\nc=IN IP4 52.114.14.70\r\nt=0 0\r\nm=audio 52884 RTP/SAVP 0 8 101\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31\r\na=rtcp-mux\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n",
+    TEAMS_SDP,
+    "v=0\r\no=- 1 3 IN IP4 52.114.14.71\r\ns=-\r\nc=IN IP4 52.114.14.71\r\nt=0 0\r\nm=audio 52886 RTP/SAVP 8 101\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj|2^31\r\na=rtpmap:101 telephone-event/8000\r\n",
+    "v=0\r\no=p 1 2 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 30000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n",
+    "v=0\r\no=p 1 3 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\nm=audio 30000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=inactive\r\n",
+    PBX_SDP,
+    "v=0\r\no=p 1 4 IN IP4 192.0.2.21\r\ns=-\r\nc=IN IP4 192.0.2.21\r\nt=0 0\r\nm=audio 30002 RTP/AVP 18 96\r\na=rtpmap:18 G729/8000\r\na=rtpmap:96 telephone-event/8000\r\n",
+];
+
+/// Refer-To of a transfer to a Teams user (no user part, x-m/x-t) and to a number (§3.7).
+const REFER_TO: [&str; 3] = [
+    "<sip:sip.pstnhub.microsoft.com:5061;transport=tls;x-m=8:orgid:fce2158f;x-t=2d88cb42>",
+    "<sip:+4930333@sip.pstnhub.microsoft.com:5061;user=phone>",
+    "<sip:2002@pbx>",
+];
+
+const SIPFRAG: [&str; 4] = ["SIP/2.0 100 Trying", "SIP/2.0 180 Ringing", "SIP/2.0 200 OK", "SIP/2.0 486 Busy Here"];
+
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
@@ -55,12 +79,12 @@ fn addr(s: &str) -> SocketAddr {
 fn view() -> RoutingView {
     let user = UserRoute {
         upn: "a@x".into(), enterprise_id: "e".into(), pbx_id: "p".into(), number: "+4930111".into(),
-        extension: "1001".into(), display_name: None, auth_user: "1001".into(), password: "pw".into(),
+        extension: "1001".into(), auth_user: "1001".into(), password: "pw".into(),
         contact_token: "tok".into(), enabled: true,
     };
     RoutingView::new(
         vec![Tenant { fqdn: "t.sbc.example".into(), port: 5061, enterprise_id: "e".into(), enterprise: "E".into(), max_sessions: Some(3) }],
-        vec![PbxRoute { id: "p".into(), domain: "pbx".into(), next_hop: PBX.into(), transport: Transport::Udp, addrs: vec![addr(PBX)], codecs: vec!["PCMA".into(), "PCMU".into()], number_format: NumberFormat::E164, country_code: Some("49".into()) }],
+        vec![PbxRoute { id: "p".into(), domain: "pbx".into(), next_hop: PBX.into(), transport: Transport::Udp, addrs: vec![addr(PBX)], codecs: vec!["PCMA".into(), "PCMU".into()], number_format: NumberFormat::E164, country_code: Some("49".into()), diversion: true }],
         vec![user],
         vec![TeamsProxy { name: "p1".into(), addr: Some(addr(P1)) }, TeamsProxy { name: "p2".into(), addr: Some(addr(P2)) }],
     )
@@ -115,8 +139,111 @@ impl Flow<'_> {
         self.sent.iter().rev().find(|(a, m)| *a == to && f(m)).map(|(_, m)| m.clone())
     }
 
+    /// Our latest 2xx or ACK to `peer`: the dialog a peer's in-dialog request goes in, as
+    /// (From, To, Call-ID) from the peer's side.
+    fn dialog_with(&self, peer: &str) -> Option<(String, String, String)> {
+        use teamsgw_sip::HeaderName as H;
+        let ours = self.last(peer, |m| m.status() == Some(200) || m.method().is_some_and(|x| x.as_str() == "ACK"))?;
+        let h = |n| ours.header(n).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+        let (from, to) = if ours.is_request() { (h(H::To), h(H::From)) } else { (h(H::From), h(H::To)) };
+        Some((from, to, h(H::CallId)))
+    }
+
+    /// A request from `peer` in the dialog of our latest 2xx or ACK to it.
+    fn in_dialog(&mut self, peer: &str, method: &str) -> Option<MessageBuilder> {
+        let (from, to, call_id) = self.dialog_with(peer)?;
+        let cseq = 2 + u32::from(self.byte());
+        Some(
+            MessageBuilder::request(method, "sip:us@203.0.113.5")
+                .header("Via", format!("SIP/2.0/UDP {peer};branch=z9hG4bK-d{}", self.n))
+                .header("From", from)
+                .header("To", to)
+                .header("Call-ID", call_id)
+                .header("CSeq", format!("{cseq} {method}"))
+                .header("Max-Forwards", "70"),
+        )
+    }
+
+    /// A mid-call request: re-INVITE or UPDATE with a mid-call offer, REFER, or NOTIFY of a
+    /// REFER's progress.
+    fn mid_call(&mut self, peer: &str, listener: &'static str, transport: Transport) {
+        let kind = self.byte() % 5;
+        let method = ["INVITE", "UPDATE", "REFER", "NOTIFY", "INVITE"][usize::from(kind)];
+        let Some(b) = self.in_dialog(peer, method) else { return };
+        let text = match kind {
+            0 | 1 | 4 => {
+                let sdp = MID_CALL_SDP[usize::from(self.byte()) % MID_CALL_SDP.len()];
+                if kind == 1 && self.byte() & 1 == 1 {
+                    b.finish()
+                } else {
+                    b.header("Session-Expires", "90;refresher=uac").body(Some("application/sdp"), sdp.as_bytes())
+                }
+            }
+            2 => {
+                let to = REFER_TO[usize::from(self.byte()) % REFER_TO.len()];
+                b.header("Refer-To", to)
+                    .header("Referred-By", "<sip:sip.pstnhub.microsoft.com;x-m=8:orgid:bdc0;x-t=2d88;x-ti=9cfa;x-tt=aHR0>")
+                    .finish()
+            }
+            _ => {
+                let frag = SIPFRAG[usize::from(self.byte()) % SIPFRAG.len()];
+                let state = if frag.contains(" 1") { "active;expires=60" } else { "terminated;reason=noresource" };
+                b.header("Event", "refer")
+                    .header("Subscription-State", state)
+                    .body(Some("message/sipfrag;version=2.0"), frag.as_bytes())
+            }
+        };
+        self.feed(text.to_vec(), peer, listener, transport);
+    }
+
+    /// A response to our latest request other than INVITE and ACK to `peer` (REFER, NOTIFY,
+    /// BYE, UPDATE).
+    fn answer_request(&mut self, peer: &str, listener: &'static str, transport: Transport) {
+        let Some(req) = self.last(peer, |m| m.method().is_some_and(|x| !matches!(x.as_str(), "INVITE" | "ACK"))) else { return };
+        const CODES: [u16; 9] = [100, 200, 202, 403, 405, 481, 491, 501, 503];
+        let status = CODES[usize::from(self.byte()) % CODES.len()];
+        let text = MessageBuilder::response_to(&req, status, "X", Some("k0"), None).finish();
+        self.feed(text.to_vec(), peer, listener, transport);
+    }
+
+    /// INVITE with Replaces from Teams naming the Teams dialog of a call: our 2xx to Teams,
+    /// or our INVITE to a Teams proxy (its early dialog, with a guessed To tag).
+    fn replacing(&mut self) {
+        use teamsgw_sip::HeaderName as H;
+        let target = if self.byte() & 1 == 0 {
+            self.dialog_with(TEAMS).map(|(theirs, ours, id)| (id, ours, theirs))
+        } else {
+            let to = [P1, P2][usize::from(self.byte() & 1)];
+            self.last(to, |m| m.method().is_some_and(|x| x.as_str() == "INVITE")).map(|inv| {
+                let h = |n| inv.header(n).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+                (h(H::CallId), h(H::From), format!("x;tag=k{}", self.byte() % 3))
+            })
+        };
+        let Some((call_id, ours, theirs)) = target else { return };
+        let tag = |h: &str| h.split(";tag=").nth(1).unwrap_or("").to_owned();
+        let mut replaces = format!("{call_id};to-tag={};from-tag={}", tag(&ours), tag(&theirs));
+        match self.byte() % 4 {
+            0 => replaces.push_str(";early-only"),
+            1 => replaces = format!("{call_id};to-tag={};from-tag={}", tag(&theirs), tag(&ours)),
+            _ => {}
+        }
+        let uri = "sip:+4930222@t.sbc.example:5061;user=phone";
+        let sdp = if self.byte() & 1 == 0 { TEAMS_SDP } else { MID_CALL_SDP[3] };
+        let text = MessageBuilder::request("INVITE", uri)
+            .header("Via", format!("SIP/2.0/TLS {TEAMS};branch=z9hG4bK-f{}", self.n))
+            .header("From", format!("<sip:+4930333@sip.pstnhub.microsoft.com>;tag=f{}", self.n))
+            .header("To", format!("<{uri}>"))
+            .header("Call-ID", format!("fz{}", self.n))
+            .header("CSeq", "1 INVITE")
+            .header("Contact", format!("<sip:x@{TEAMS}>"))
+            .header("Max-Forwards", "70")
+            .header("Replaces", replaces)
+            .body(Some("application/sdp"), sdp.as_bytes());
+        self.feed(text.to_vec(), TEAMS, "teams", Transport::Tls);
+    }
+
     fn step(&mut self) {
-        let op = self.byte() % 12;
+        let op = self.byte() % 15;
         let side = self.byte();
         let (peer, listener, transport) = match side % 3 {
             0 => (PBX, "pbx", Transport::Udp),
@@ -221,6 +348,9 @@ impl Flow<'_> {
                 self.core.handle(self.now, Input::SendFailed { target });
                 self.drain();
             }
+            11 => self.mid_call(peer, listener, transport),
+            12 => self.answer_request(peer, listener, transport),
+            13 => self.replacing(),
             _ => {
                 let raw = self.bytes();
                 self.feed(raw, peer, listener, transport);
