@@ -139,6 +139,18 @@ impl Flow<'_> {
         self.sent.iter().rev().find(|(a, m)| *a == to && f(m)).map(|(_, m)| m.clone())
     }
 
+    /// An INVITE from `peer` that starts a dialog (Call-ID `fz<n>`, CANCEL's target).
+    fn new_invite(&self, uri: &str, from: &str, peer: &str) -> MessageBuilder {
+        MessageBuilder::request("INVITE", uri)
+            .header("Via", format!("SIP/2.0/UDP {peer};branch=z9hG4bK-f{}", self.n))
+            .header("From", format!("<{from}>;tag=f{}", self.n))
+            .header("To", format!("<{uri}>"))
+            .header("Call-ID", format!("fz{}", self.n))
+            .header("CSeq", "1 INVITE")
+            .header("Contact", format!("<sip:x@{peer}>"))
+            .header("Max-Forwards", "70")
+    }
+
     /// Our latest 2xx or ACK to `peer`: the dialog a peer's in-dialog request goes in, as
     /// (From, To, Call-ID) from the peer's side.
     fn dialog_with(&self, peer: &str) -> Option<(String, String, String)> {
@@ -229,14 +241,8 @@ impl Flow<'_> {
         }
         let uri = "sip:+4930222@t.sbc.example:5061;user=phone";
         let sdp = if self.byte() & 1 == 0 { TEAMS_SDP } else { MID_CALL_SDP[3] };
-        let text = MessageBuilder::request("INVITE", uri)
-            .header("Via", format!("SIP/2.0/TLS {TEAMS};branch=z9hG4bK-f{}", self.n))
-            .header("From", format!("<sip:+4930333@sip.pstnhub.microsoft.com>;tag=f{}", self.n))
-            .header("To", format!("<{uri}>"))
-            .header("Call-ID", format!("fz{}", self.n))
-            .header("CSeq", "1 INVITE")
-            .header("Contact", format!("<sip:x@{TEAMS}>"))
-            .header("Max-Forwards", "70")
+        let text = self
+            .new_invite(uri, "sip:+4930333@sip.pstnhub.microsoft.com", TEAMS)
             .header("Replaces", replaces)
             .body(Some("application/sdp"), sdp.as_bytes());
         self.feed(text.to_vec(), TEAMS, "teams", Transport::Tls);
@@ -264,14 +270,7 @@ impl Flow<'_> {
                 } else {
                     ("sip:tok@203.0.113.5", "sip:0301234@pbx", PBX, "pbx", Transport::Udp)
                 };
-                let mut b = MessageBuilder::request("INVITE", uri)
-                    .header("Via", format!("SIP/2.0/UDP {peer};branch=z9hG4bK-f{}", self.n))
-                    .header("From", format!("<{from}>;tag=f{}", self.n))
-                    .header("To", format!("<{uri}>"))
-                    .header("Call-ID", format!("fz{}", self.n))
-                    .header("CSeq", "1 INVITE")
-                    .header("Contact", format!("<sip:x@{peer}>"))
-                    .header("Max-Forwards", "70");
+                let mut b = self.new_invite(uri, from, peer);
                 if self.byte() & 1 == 1 {
                     b = b.header("Proxy-Authenticate", "Digest realm=\"r\", nonce=\"n\"");
                 }
@@ -305,16 +304,7 @@ impl Flow<'_> {
                 // ACK, BYE or re-INVITE from the peer in the dialog of our latest 2xx to it, or
                 // BYE in the dialog of our latest ACK to it.
                 let method = ["ACK", "BYE", "INVITE"][usize::from(op - 3)];
-                let ours = self.last(peer, |m| m.status() == Some(200) || m.method().is_some_and(|x| x.as_str() == "ACK"));
-                let Some(ours) = ours else { return };
-                let h = |n| ours.header(n).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
-                use teamsgw_sip::HeaderName as H;
-                let (from, to) = if ours.is_request() { (h(H::To), h(H::From)) } else { (h(H::From), h(H::To)) };
-                let cseq = 2 + u32::from(self.byte());
-                let b = MessageBuilder::request(method, "sip:us@203.0.113.5")
-                    .header("Via", format!("SIP/2.0/UDP {peer};branch=z9hG4bK-d{}", self.n))
-                    .header("From", from).header("To", to).header("Call-ID", h(H::CallId))
-                    .header("CSeq", format!("{cseq} {method}")).header("Max-Forwards", "70");
+                let Some(b) = self.in_dialog(peer, method) else { return };
                 let text = if self.byte() & 1 == 1 { b.body(Some("application/sdp"), &self.bytes()) } else { b.finish() };
                 self.feed(text.to_vec(), peer, listener, transport);
             }
