@@ -10,7 +10,9 @@
 //! - [`routing`]: which tenant, user and PBX a new INVITE is for, and who may place it;
 //! - [`inbound`]: the leg that called us (UAS: responses, its dialog, 2xx until ACK);
 //! - [`outbound`]: the leg we call (UAC: INVITE, digest, forks, CANCEL, ACK);
-//! - [`state`]: one call joining the two legs (the outbound INVITE's responses, failover);
+//! - [`state`]: one call joining the two legs, its phase and its time;
+//! - `progress`: the outbound INVITE's responses for the call (failover, ringing, answer,
+//!   failure mapping);
 //! - `dialogs`: requests inside the call's dialogs (ACK, BYE, CANCEL) and hanging up;
 //! - `reinvite`: re-INVITEs and UPDATEs on each leg: refreshes absorbed, hold passed across;
 //! - [`session_timer`]: RFC 4028 intervals and refreshers, one per leg;
@@ -38,6 +40,7 @@ pub mod inbound;
 pub mod media;
 pub mod outbound;
 mod pbx_transfer;
+mod progress;
 mod reinvite;
 pub(crate) mod replaces;
 pub mod routing;
