@@ -42,16 +42,16 @@ const PROBLEMS: [(&str, &str); 8] = [
     ("license_change_cooldown", "In license-change cooldown"),
 ];
 
-/// The known value `given` names in `known` (`""` for none), as a `'static` str.
-fn known(given: &str, known: &[(&'static str, &str)]) -> &'static str {
-    known
+/// The value of `table` that `given` names (`""` for none), as a `'static` str.
+fn known(given: &str, table: &[(&'static str, &str)]) -> &'static str {
+    table
         .iter()
         .find(|(k, _)| *k == given)
         .map_or("", |(k, _)| k)
 }
 
-fn label(kind: &str, known: &[(&str, &'static str)]) -> &'static str {
-    known
+fn label(kind: &str, table: &[(&str, &'static str)]) -> &'static str {
+    table
         .iter()
         .find(|(k, _)| *k == kind)
         .map_or("Problem", |(_, l)| l)
