@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use teamsgw_tests::call_lab::{CallLab, TEAMS_EXTENSION, TEAMS_NUMBER, TENANT};
+use teamsgw_tests::teams_media::TEAMS_MEDIA_TONE;
 use teamsgw_tests::teams_proxy::{Step, reply};
 use teamsgw_tests::teams_uac::{OFFER, TeamsUac, header};
 use teamsgw_tests::{free_port, sipp};
@@ -141,7 +142,11 @@ fn teams_refusals_and_cancel_towards_teams() {
     wait(
         "trunk health to see both proxies up",
         Duration::from_secs(10),
-        || lab.metric("teamsgw_teams_proxy_up{proxy=\"127.0.0.2\"}") == 1.0,
+        || {
+            lab.daemon
+                .metric_if_exposed("teamsgw_teams_proxy_up{proxy=\"127.0.0.2\"}")
+                == Some(1.0)
+        },
     );
 
     first.set_script(vec![reply(486, "p", false)]);
@@ -202,8 +207,8 @@ fn teams_refusals_and_cancel_towards_teams() {
 }
 
 /// §3.4: 180 from two forks, 183 with SDP, then 200 from the second fork. The PBX sees one
-/// 180 and the 200; the phone hears its own tone back through the Teams echo (both SRTP
-/// directions); a late 200 from the first fork gets ACK and then BYE (RFC 3261 §13.2.2.4).
+/// 180 and the 200; the phone hears the Teams side's own tone (both SRTP directions, and not
+/// a loop of its own); a late 200 from the first fork gets ACK and then BYE (RFC 3261 §13.2.2.4).
 #[test]
 fn forks_ring_once_answer_with_audio_and_the_late_fork_is_ended() {
     let port = free_port();
@@ -263,7 +268,7 @@ fn forks_ring_once_answer_with_audio_and_the_late_fork_is_ended() {
     teamsgw_tests::baresip::assert_tone(
         "the phone",
         teamsgw_tests::baresip::tone_of(&phone.heard()[0]),
-        440,
+        TEAMS_MEDIA_TONE,
         &lab.logs(),
     );
 }
@@ -366,7 +371,7 @@ fn delayed_offer_and_two_hundred_calls_leave_nothing_behind() {
 
 /// Issue "mid-call" §3: RFC 4733 telephone-event passes. sipp, as a phone behind the PBX,
 /// plays RFC 2833 events for digits 1 and 5 on the RTP leg; the Teams peer decrypts them from
-/// teamsgw's SRTP (and echoes them back).
+/// teamsgw's SRTP.
 #[test]
 fn dtmf_from_the_pbx_reaches_teams_as_telephone_events_rfc4733() {
     let port = free_port();

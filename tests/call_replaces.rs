@@ -1,7 +1,7 @@
 //! INVITE with Replaces from Teams (RFC 3891; teams-direct-routing.md §3.7: "the SBC must
 //! support incoming INVITE with Replaces") through the real daemon: a Teams user parks a
 //! call with a baresip phone behind Kamailio, another Teams connection picks it up, and the
-//! phone's tone reaches the picking-up client's SRTP echo, and the echo reaches the phone;
+//! phone's tone reaches the picking-up client's SRTP media, whose own tone reaches the phone;
 //! and a call from the phone still ringing in Teams is picked up the same way.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use teamsgw_tests::baresip::{assert_tone, tone_of, tone_of_samples};
 use teamsgw_tests::call_lab::{CallLab, TEAMS_EXTENSION, TEAMS_NUMBER, TENANT};
 use teamsgw_tests::free_port;
-use teamsgw_tests::srtp_echo::SrtpEcho;
+use teamsgw_tests::teams_media::{TEAMS_MEDIA_TONE, TeamsMedia};
 use teamsgw_tests::teams_proxy::{Step, reply};
 use teamsgw_tests::teams_uac::{NO_BODY, OFFER, TeamsUac, header, in_dialog, sdp};
 
@@ -65,9 +65,9 @@ fn a_parked_call_is_picked_up_with_replaces_and_the_phone_hears_the_new_leg() {
     assert!(header(&r, "Warning").is_some(), "{r}");
 
     let events = Arc::new(Mutex::new(Vec::new()));
-    let echo = SrtpEcho::bind(events).unwrap();
-    let heard = echo.heard();
-    let offer = echo.sdp("0 8", 1, 7, 1);
+    let media = TeamsMedia::bind(events).unwrap();
+    let heard = media.heard();
+    let offer = media.sdp("0 8", 1, 7, 1);
     picker.send(&replacing(
         "pick-1",
         &format!("park-1;to-tag={ours};from-tag=t-park-1"),
@@ -75,7 +75,8 @@ fn a_parked_call_is_picked_up_with_replaces_and_the_phone_hears_the_new_leg() {
     ));
     let answer = picker.expect(200);
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-    echo.answered(body.as_bytes())
+    media
+        .answered(body.as_bytes())
         .unwrap_or_else(|| panic!("no usable SDES answer: {answer}"));
     picker.send(&in_dialog("ACK", "pick-1", 1, &answer, "", NO_BODY));
     // The parked dialog ends (§3).
@@ -145,9 +146,9 @@ fn a_call_ringing_in_teams_is_picked_up_with_replaces_and_the_phone_hears_the_pi
     let ours = tag(header(&invite, "From"));
 
     let events = Arc::new(Mutex::new(Vec::new()));
-    let echo = SrtpEcho::bind(events).unwrap();
-    let heard = echo.heard();
-    let offer = echo.sdp("0 8", 1, 7, 1);
+    let media = TeamsMedia::bind(events).unwrap();
+    let heard = media.heard();
+    let offer = media.sdp("0 8", 1, 7, 1);
     let mut picker = lab.teams_uac();
     picker.send(&replacing(
         "pickup-1",
@@ -156,7 +157,8 @@ fn a_call_ringing_in_teams_is_picked_up_with_replaces_and_the_phone_hears_the_pi
     ));
     let answer = picker.expect(200);
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-    echo.answered(body.as_bytes())
+    media
+        .answered(body.as_bytes())
         .unwrap_or_else(|| panic!("no usable SDES answer: {answer}"));
     picker.send(&in_dialog("ACK", "pickup-1", 1, &answer, "", NO_BODY));
     phone.wait_log("Call established", Duration::from_secs(10));
@@ -196,11 +198,11 @@ fn a_call_ringing_in_teams_is_picked_up_with_replaces_and_the_phone_hears_the_pi
     assert_eq!(header(&bye, "Call-ID"), Some("pickup-1"), "{bye}");
     picker.reply(&bye, 200, "OK");
     lab.wait_calls_ended(&[&phone]);
-    // The echo sent the phone's tone back: the phone heard it through the picker's leg.
+    // The picker's media answered with its own tone: the phone heard it through the new leg.
     assert_tone(
         "the phone",
         tone_of(&phone.heard()[0]),
-        PHONE_TONE,
+        TEAMS_MEDIA_TONE,
         &lab.logs(),
     );
     let cdrs = lab.cdrs(1);

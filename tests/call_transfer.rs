@@ -1,6 +1,6 @@
 //! Transfers from Teams (teams-direct-routing.md §3.7) through the real daemon: the in-house
 //! Teams client is the transferor on its TLS connection, the in-house Teams proxy is the
-//! transfer target (its SRTP echo sends the phone's audio back), and Kamailio is the PBX with
+//! transfer target (its SRTP media answers with a tone of its own), and Kamailio is the PBX with
 //! a baresip phone as the transferred party.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 use teamsgw_tests::baresip::{assert_tone, tone_of};
 use teamsgw_tests::call_lab::{CallLab, TEAMS_NUMBER, TENANT};
 use teamsgw_tests::free_port;
+use teamsgw_tests::teams_media::TEAMS_MEDIA_TONE;
 use teamsgw_tests::teams_proxy::{Step, TeamsProxy, reply};
 use teamsgw_tests::teams_uac::{NO_BODY, TeamsUac, header, in_dialog};
 
@@ -88,7 +89,7 @@ fn invites_at(proxy: &TeamsProxy) -> Vec<String> {
 /// Acceptance "REFER to a Teams user": the new INVITE is built as §3.7 says (Request-URI
 /// and To the Refer-To URI, Referred-By copied byte for byte, From the transferred party @
 /// tenant FQDN, Contact the tenant FQDN, no Replaces), the NOTIFYs report 100 then 200, the
-/// old Teams leg gets BYE, and the phone hears its tone through the new leg's SRTP.
+/// old Teams leg gets BYE, and the phone hears the target's tone through the new leg's SRTP.
 #[test]
 fn a_refer_to_a_teams_user_moves_the_phone_to_the_target_with_audio() {
     let port = free_port();
@@ -123,11 +124,6 @@ fn a_refer_to_a_teams_user_moves_the_phone_to_the_target_with_audio() {
     let by = referred_by();
     assert_eq!(header(invite, "Referred-By"), Some(by.as_str()), "{invite}");
     assert!(
-        by.len() >= 380,
-        "the Referred-By is Teams-sized: {}",
-        by.len()
-    );
-    assert!(
         header(invite, "From")
             .unwrap_or_default()
             .starts_with(&format!("<sip:{PHONE_NUMBER}@{TENANT};user=phone>;tag=")),
@@ -147,7 +143,7 @@ fn a_refer_to_a_teams_user_moves_the_phone_to_the_target_with_audio() {
         "{invite}"
     );
 
-    // The phone's tone comes back from the target's echo for a few seconds.
+    // The target's tone reaches the phone for a few seconds.
     std::thread::sleep(Duration::from_secs(4));
     lab.assert_active("from_teams", 1);
     phone.hangup();
@@ -166,7 +162,7 @@ fn a_refer_to_a_teams_user_moves_the_phone_to_the_target_with_audio() {
     assert_tone(
         "the phone, through the new leg,",
         tone_of(&phone.heard()[0]),
-        PHONE_TONE,
+        TEAMS_MEDIA_TONE,
         &format!("{}\n{}", phone.log(), lab.logs()),
     );
     let cdr = &lab.cdrs(1)[0];

@@ -9,8 +9,9 @@ use teamsgw_store::{
     Backend, Cdr, CdrFilter, CdrLeg, NewDirectRoute, NewUser, NumberFormat, PasswordKey, Pbx,
     ProvisionError, Store, Transport, password_context,
 };
+use teamsgw_tests::call_lab::{self, CallLab, TEAMS_NUMBER};
 use teamsgw_tests::postgres::Postgres;
-use teamsgw_tests::{Daemon, Ports, test_config};
+use teamsgw_tests::teams_uac::{NO_BODY, in_dialog};
 
 async fn migrate_and_load(url: &str, backend: Backend) {
     let store = Store::open(url).await.unwrap();
@@ -439,33 +440,58 @@ async fn cdrs(url: &str) {
     store.close().await;
 }
 
+/// The database goes away under a daemon that routes calls: the reload fails and says why, the
+/// last snapshot keeps routing (a Teams user's call reaches a phone behind the PBX), and the
+/// first reload after the restart succeeds.
 #[test]
 fn database_outage_keeps_the_snapshot_serving_and_counts_reload_errors() {
     let pg = Postgres::start();
-    let ports = Ports::new();
-    let config = test_config(&ports, "").replace("sqlite://var/teamsgw.db", &pg.url);
-    let mut daemon = Daemon::start(&config, &ports);
-    daemon.wait_ready(Duration::from_secs(30));
+    let lab = CallLab::start_on_database(&pg.url);
+    let daemon = &lab.daemon;
     let ok = "teamsgw_snapshot_reloads_total{result=\"ok\"}";
     let errors = "teamsgw_snapshot_reloads_total{result=\"error\"}";
-    assert_eq!(daemon.metric(ok), Some(1.0));
+    let errors_before = daemon.metric(errors);
+    let ok_before = daemon.metric(ok);
+    let phone = lab.phone("2001", 440);
 
     pg.stop();
     daemon.signal("HUP");
     daemon.wait_for(Duration::from_secs(30), "a failed snapshot reload", || {
-        daemon.metric(errors) >= Some(1.0)
+        daemon.metric(errors) > errors_before
     });
     let (status, body) = daemon.get("/readyz");
     assert_eq!(status, 200, "the previous snapshot keeps serving: {body}");
-    assert!(body.contains("snapshot_last_error"), "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let last_error = ready["snapshot_last_error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a failed reload leaves its error in /readyz: {body}"));
+    assert!(
+        ["connect", "refused", "pool", "timed out"]
+            .iter()
+            .any(|why| last_error.to_ascii_lowercase().contains(why)),
+        "the error names the database failure: {last_error}"
+    );
     assert!(daemon.log().contains("routing snapshot reload failed"));
+
+    // Routing still works from the last snapshot: the tenant, the Teams user as caller and
+    // their PBX are all looked up for this call, which the phone answers.
+    let mut teams = lab.teams_uac();
+    let answer = teams.call("outage-1", TEAMS_NUMBER, "+49302222001", call_lab::TENANT);
+    assert!(answer.starts_with("SIP/2.0 200 "), "{answer}");
+    phone.wait_log("Call established", Duration::from_secs(10));
+    teams.send(&in_dialog("BYE", "outage-1", 2, &answer, "", NO_BODY));
+    teams.expect(200);
+    lab.wait_calls_ended(&[&phone]);
 
     pg.restart();
     daemon.signal("HUP");
     daemon.wait_for(
         Duration::from_secs(30),
         "a successful reload after the restart",
-        || daemon.metric(ok) >= Some(2.0),
+        || daemon.metric(ok) > ok_before,
     );
-    assert_eq!(daemon.get("/readyz").0, 200);
+    let (status, body) = daemon.get("/readyz");
+    assert_eq!(status, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(ready["snapshot_last_error"].is_null(), "{body}");
 }

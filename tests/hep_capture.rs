@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -93,7 +92,7 @@ fn every_sip_message_reaches_the_collector_byte_for_byte_and_a_lost_collector_on
         })
     };
     // The SIP on the wire, as tshark sees it (every UDP packet on loopback but the captures).
-    let mut tshark = Command::new("tshark")
+    let tshark = Command::new("tshark")
         .args(["-i", "lo", "-l", "-Q", "-f"])
         .arg(format!("udp and not port {collector_port}"))
         .args([
@@ -111,7 +110,7 @@ fn every_sip_message_reaches_the_collector_byte_for_byte_and_a_lost_collector_on
             "udp.payload",
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("tshark not found ({e}): install Debian's `tshark` package"));
     std::thread::sleep(Duration::from_secs(2));
@@ -127,14 +126,11 @@ fn every_sip_message_reaches_the_collector_byte_for_byte_and_a_lost_collector_on
         .arg("-INT")
         .arg(tshark.id().to_string())
         .status();
-    let mut wire = String::new();
-    tshark
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut wire)
-        .unwrap();
-    let _ = tshark.wait();
+    // Both pipes at once, so a chatty stderr cannot block tshark; its stderr explains an empty
+    // capture (no permission on `lo`, a bad filter).
+    let out = tshark.wait_with_output().unwrap();
+    let wire = String::from_utf8_lossy(&out.stdout).into_owned();
+    let tshark_errors = String::from_utf8_lossy(&out.stderr).into_owned();
 
     // The daemon's SIP packets: to or from its PBX listener.
     let seen: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = wire
@@ -155,7 +151,8 @@ fn every_sip_message_reaches_the_collector_byte_for_byte_and_a_lost_collector_on
     assert!(
         seen.iter().any(|(_, _, p)| p.starts_with(b"REGISTER "))
             && seen.iter().any(|(_, _, p)| p == &sent_options),
-        "tshark saw no REGISTER or OPTIONS:\n{wire}"
+        "tshark saw no REGISTER or OPTIONS ({}):\n{wire}\n--- tshark's stderr:\n{tshark_errors}",
+        out.status
     );
     let deadline = Instant::now() + Duration::from_secs(5);
     let heps: Vec<Hep> = loop {
@@ -209,7 +206,11 @@ fn every_sip_message_reaches_the_collector_byte_for_byte_and_a_lost_collector_on
     }
     let dropped = "teamsgw_hep_dropped_total{reason=\"send_error\"}";
     let deadline = Instant::now() + Duration::from_secs(5);
-    while lab.metric(dropped) == 0.0 {
+    while lab
+        .daemon
+        .metric_if_exposed(dropped)
+        .is_none_or(|n| n == 0.0)
+    {
         assert!(Instant::now() < deadline, "{dropped} never moved");
         options(sip, 9);
         std::thread::sleep(Duration::from_millis(200));

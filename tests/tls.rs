@@ -7,9 +7,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConnection, StreamOwned};
-use teamsgw_sip::certnames;
 use teamsgw_sip::test_pki::{LeafFiles, TestCa};
 use teamsgw_tests::{Daemon, Ports, test_config};
 
@@ -19,7 +20,7 @@ fn connect(
     port: u16,
     ca: &TestCa,
     client: Option<&LeafFiles>,
-) -> std::io::Result<(Tls, Vec<String>)> {
+) -> std::io::Result<(Tls, CertificateDer<'static>)> {
     let config = ca.client_config(client);
     let conn =
         ClientConnection::new(config, ServerName::try_from("sbc.example.test").unwrap()).unwrap();
@@ -31,12 +32,18 @@ fn connect(
     if status != 200 {
         return Err(std::io::Error::other(format!("status {status}")));
     }
-    let names = tls
+    let served = tls
         .conn
         .peer_certificates()
-        .map(|c| certnames::dns_names(&c[0]))
-        .unwrap_or_default();
-    Ok((tls, names))
+        .and_then(|c| c.first())
+        .map(|c| c.clone().into_owned())
+        .ok_or_else(|| std::io::Error::other("no server certificate"))?;
+    Ok((tls, served))
+}
+
+/// The certificate in a PEM file, as a TLS peer sees it (DER), read by rustls' PEM reader.
+fn certificate(path: &std::path::Path) -> CertificateDer<'static> {
+    CertificateDer::from_pem_file(path).unwrap()
 }
 
 /// Sends OPTIONS and returns the response status.
@@ -87,16 +94,18 @@ fn teams_listener_mutual_tls_refusals_and_certificate_reload() {
     let mut daemon = Daemon::start(&test_config(&ports, &tls_section), &ports);
     daemon.wait_ready(Duration::from_secs(20));
 
-    // Mutual handshake with a Teams-named certificate from a trusted CA.
-    let (mut established, names) = connect(ports.tls, &ca, Some(&teams)).unwrap();
-    assert_eq!(names, vec!["sbc.example.test"]);
+    // Mutual handshake with a Teams-named certificate from a trusted CA; rustls checked the
+    // served certificate against the CA and the name, and it is the configured file's.
+    let configured = certificate(&sbc.cert);
+    let (mut established, served) = connect(ports.tls, &ca, Some(&teams)).unwrap();
+    assert!(served == configured, "the configured certificate is served");
 
     // Refused and counted: no certificate, untrusted CA, name outside *.pstnhub.microsoft.com.
     assert!(connect(ports.tls, &ca, None).is_err());
     assert!(connect(ports.tls, &ca, Some(&rogue_teams)).is_err());
     assert!(connect(ports.tls, &ca, Some(&outsider)).is_err());
     let failures = |reason: &str| {
-        daemon.metric(&format!(
+        daemon.metric_if_exposed(&format!(
             "teamsgw_sip_tls_handshake_failures_total{{listener=\"teams\",reason=\"{reason}\"}}"
         ))
     };
@@ -112,10 +121,15 @@ fn teams_listener_mutual_tls_refusals_and_certificate_reload() {
     std::fs::copy(&sbc2.key, &sbc.key).unwrap();
     daemon.signal("HUP");
     daemon.wait_for(Duration::from_secs(10), "reload ok", || {
-        daemon.metric("teamsgw_config_reloads_total{result=\"ok\"}") == Some(1.0)
+        daemon.metric_if_exposed("teamsgw_config_reloads_total{result=\"ok\"}") == Some(1.0)
     });
-    let (_, names) = connect(ports.tls, &ca, Some(&teams)).unwrap();
-    assert_eq!(names, vec!["sbc.example.test", "sbc2.example.test"]);
+    let replaced = certificate(&sbc2.cert);
+    assert!(replaced != configured);
+    let (_, served) = connect(ports.tls, &ca, Some(&teams)).unwrap();
+    assert!(
+        served == replaced,
+        "the new certificate is served after SIGHUP"
+    );
 
     // The connection from before the reload still works.
     assert_eq!(options(&mut established, "still-there").unwrap(), 200);
@@ -124,14 +138,17 @@ fn teams_listener_mutual_tls_refusals_and_certificate_reload() {
     std::fs::write(&sbc.cert, "not a certificate").unwrap();
     daemon.signal("HUP");
     daemon.wait_for(Duration::from_secs(10), "reload error", || {
-        daemon.metric("teamsgw_config_reloads_total{result=\"error\"}") == Some(1.0)
+        daemon.metric_if_exposed("teamsgw_config_reloads_total{result=\"error\"}") == Some(1.0)
     });
     assert!(
         daemon.log().contains("tls.certificate"),
         "the key is named in the log"
     );
-    let (_, names) = connect(ports.tls, &ca, Some(&teams)).unwrap();
-    assert_eq!(names, vec!["sbc.example.test", "sbc2.example.test"]);
+    let (_, served) = connect(ports.tls, &ca, Some(&teams)).unwrap();
+    assert!(
+        served == replaced,
+        "a broken file keeps the current certificate"
+    );
 }
 
 #[test]
@@ -151,7 +168,7 @@ fn teams_listener_refuses_sources_outside_the_allow_list() {
     daemon.wait_ready(Duration::from_secs(20));
     assert!(connect(ports.tls, &ca, Some(&teams)).is_err());
     daemon.wait_for(Duration::from_secs(5), "refusal counted", || {
-        daemon.metric(
+        daemon.metric_if_exposed(
             "teamsgw_sip_connections_refused_total{listener=\"teams\",reason=\"source_not_allowed\"}",
         ) == Some(1.0)
     });

@@ -4,7 +4,7 @@
 //! long (§1.6); a proxy that goes away is down until it is back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use teamsgw_sip::test_pki::TestCa;
@@ -12,7 +12,7 @@ use teamsgw_tests::teams_proxy::{Answer, TeamsProxy};
 use teamsgw_tests::{Daemon, Ports, free_port, run_cli, test_config};
 
 fn up(daemon: &Daemon) -> Option<f64> {
-    daemon.metric("teamsgw_teams_proxy_up{proxy=\"localhost\"}")
+    daemon.metric_if_exposed("teamsgw_teams_proxy_up{proxy=\"localhost\"}")
 }
 
 #[test]
@@ -117,17 +117,15 @@ fn options_keepalives_and_proxy_health() {
     let fails: f64 = ["transport_error", "timeout"]
         .iter()
         .filter_map(|r| {
-            daemon.metric(&format!(
+            daemon.metric_if_exposed(&format!(
                 "teamsgw_teams_options_total{{proxy=\"localhost\",result=\"{r}\"}}"
             ))
         })
         .sum();
     assert!(fails >= 1.0);
-    let started = Instant::now();
     let proxy = TeamsProxy::start(proxy_addr, &ca, &proxy_leaf);
     daemon.wait_for(Duration::from_secs(10), "proxy back up", || {
         up(&daemon) == Some(1.0)
     });
-    assert!(started.elapsed() < Duration::from_secs(10));
     assert!(!proxy.received().is_empty());
 }

@@ -60,6 +60,32 @@ impl CallLab {
         env: &[(&str, &str)],
         pbx_defines: &[&str],
     ) -> CallLab {
+        Self::launch(
+            extra_config,
+            proxies,
+            proxy_port,
+            max_sessions,
+            env,
+            pbx_defines,
+            None,
+        )
+    }
+
+    /// [`CallLab::start`] with the provisioning database at `database_url` (a PostgreSQL the
+    /// test started) instead of SQLite; the daemon and the CLI both use it.
+    pub fn start_on_database(database_url: &str) -> CallLab {
+        Self::launch("", &[], 5061, None, &[], &[], Some(database_url))
+    }
+
+    fn launch(
+        extra_config: &str,
+        proxies: &[&str],
+        proxy_port: u16,
+        max_sessions: Option<u32>,
+        env: &[(&str, &str)],
+        pbx_defines: &[&str],
+        database_url: Option<&str>,
+    ) -> CallLab {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new(dir.path(), "call-lab-ca");
         let ours = ca.leaf("sbc", &["sbc.test", "*.sbc.test"]);
@@ -96,6 +122,10 @@ impl CallLab {
             "register_users = false",
             "register_users = true\nadvertised_address = \"127.0.0.1\"",
         );
+        let config = match database_url {
+            Some(url) => config.replace("sqlite://var/teamsgw.db", url),
+            None => config,
+        };
         let mut daemon = Daemon::start_with_env(&config, &ports, env);
         daemon.wait_ready(Duration::from_secs(30));
         let lab = CallLab {
@@ -319,9 +349,9 @@ impl CallLab {
         assert_eq!(self.metric(&sample), f64::from(n), "{}", self.logs());
     }
 
-    /// The value of one metric sample (0 when absent).
+    /// The value of one metric sample; a sample that is not exposed fails the test.
     pub fn metric(&self, sample: &str) -> f64 {
-        self.daemon.metric(sample).unwrap_or(0.0)
+        self.daemon.metric(sample)
     }
 
     /// Packets per second on one leg (`teams`, `pbx`) and direction (`in`, `out`) of the

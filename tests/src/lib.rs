@@ -11,7 +11,7 @@ pub mod dns;
 pub mod kamailio;
 pub mod postgres;
 pub mod seeds;
-pub mod srtp_echo;
+pub mod teams_media;
 pub mod teams_proxy;
 pub mod teams_uac;
 pub mod ua;
@@ -193,8 +193,18 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("GET {path}: {e}\nlog:\n{}", self.log()))
     }
 
-    /// The value of one metric sample line (`name{labels}` exactly as exposed).
-    pub fn metric(&self, sample: &str) -> Option<f64> {
+    /// The value of one metric sample line (`name{labels}` exactly as exposed). A sample that
+    /// is not exposed fails the test, naming what its family does expose: a renamed or dropped
+    /// metric must never read as 0.
+    pub fn metric(&self, sample: &str) -> f64 {
+        let (_, body) = self.get("/metrics");
+        parse_metric(&body, sample).unwrap_or_else(|| panic!("{}", not_exposed(&body, sample)))
+    }
+
+    /// The value of a sample that may not be exposed yet (a labelled series appears with its
+    /// first event), for conditions that wait for it. `None` is never a number: compare with
+    /// `Some(..)`, so a sample that never appears fails the wait.
+    pub fn metric_if_exposed(&self, sample: &str) -> Option<f64> {
         let (_, body) = self.get("/metrics");
         parse_metric(&body, sample)
     }
@@ -211,10 +221,10 @@ impl Daemon {
     /// CLI changed on SQLite is then what the daemon serves.
     pub fn reload(&self) {
         let reloads = "teamsgw_snapshot_reloads_total{result=\"ok\"}";
-        let before = self.metric(reloads).unwrap_or(0.0);
+        let before = self.metric(reloads);
         self.signal("HUP");
         self.wait_for(Duration::from_secs(10), "a snapshot reload", || {
-            self.metric(reloads).unwrap_or(0.0) > before
+            self.metric(reloads) > before
         });
     }
 
@@ -260,6 +270,24 @@ pub fn parse_metric(exposition: &str, sample: &str) -> Option<f64> {
         let rest = line.strip_prefix(sample)?;
         rest.strip_prefix(' ')?.trim().parse().ok()
     })
+}
+
+/// Why `sample` is missing from `exposition`: the samples its family does expose, or that the
+/// family is not exposed at all.
+fn not_exposed(exposition: &str, sample: &str) -> String {
+    let family = sample.split('{').next().unwrap_or(sample);
+    let present: Vec<&str> = exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(family))
+        .collect();
+    if present.is_empty() {
+        format!("metric {sample} is not exposed: no sample of {family} at all")
+    } else {
+        format!(
+            "metric {sample} is not exposed; {family} has:\n{}",
+            present.join("\n")
+        )
+    }
 }
 
 /// A minimal HTTP/1.1 GET; returns (status, body).

@@ -25,12 +25,37 @@ fn as_postgres(program: &str, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("runuser {program}: {e}"))
 }
 
+/// Why this machine cannot run the throwaway cluster, with what to do about it.
+fn missing_prerequisite() -> Option<String> {
+    if !std::path::Path::new(&format!("{BIN}/initdb")).exists() {
+        return Some(format!(
+            "PostgreSQL 15 not found in {BIN}: `apt-get install postgresql-15` \
+             (scripts/test.sh, the README's test command, installs it)"
+        ));
+    }
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some(
+            "the PostgreSQL tests start the server as the `postgres` user with runuser, which \
+             needs root: run the test command as root (CI does) or under `sudo -E`"
+                .to_owned(),
+        );
+    }
+    let user = Command::new("id").arg("postgres").output().ok()?;
+    if !user.status.success() {
+        return Some(
+            "no `postgres` user: reinstall Debian's postgresql-15 package, which creates it"
+                .to_owned(),
+        );
+    }
+    None
+}
+
 impl Postgres {
     pub fn start() -> Postgres {
-        assert!(
-            std::path::Path::new(&format!("{BIN}/initdb")).exists(),
-            "PostgreSQL 15 not found in {BIN}: install the Debian package postgresql-15"
-        );
+        if let Some(why) = missing_prerequisite() {
+            panic!("cannot start a throwaway PostgreSQL: {why}");
+        }
         let dir = tempfile::tempdir().unwrap();
         let status = Command::new("chown")
             .args(["-R", "postgres:postgres"])

@@ -1,27 +1,31 @@
-//! A Teams SIP proxy for tests: a mutual-TLS SIP listener on loopback (our SIP transport
-//! with a certificate from a test CA) that records every message, answers OPTIONS with 200
-//! or 503 + Retry-After, and answers INVITEs by a script: the shapes baresip cannot make
-//! (forks, 183 then 200, 503 + Retry-After, 603). A 2xx or 183 carries an SDES answer, and
-//! an echo behind it decrypts what teamsgw sends and sends it back encrypted with our key,
-//! so a phone hears its own tone through both SRTP directions. It runs on its own runtime so
-//! `stop` really closes its sockets, as a proxy that went away.
+//! A Teams SIP proxy for tests: a mutual-TLS SIP listener on loopback (rustls with a
+//! certificate from a test CA) that records every message, answers OPTIONS with 200 or 503 +
+//! Retry-After, and answers INVITEs by a script: the shapes baresip cannot make (forks, 183
+//! then 200, 503 + Retry-After, 603). A 2xx or 183 carries an SDES answer, and a
+//! [`TeamsMedia`] behind it answers what teamsgw sends with its own tone.
+//!
+//! None of teamsgw's SIP code is used: messages are framed by Content-Length (RFC 3261 §18.3),
+//! read by [`SipText`] and answered as text built here (§8.2.6), so what a test asserts about
+//! teamsgw's messages is read independently of teamsgw's parser. Each connection has a thread
+//! of its own that owns its TLS session; `stop` closes the listener and every connection, as
+//! a proxy that went away.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use teamsgw_sip::Method;
-use teamsgw_sip::acl::AllowList;
-use teamsgw_sip::message::MessageBuilder;
-use teamsgw_sip::metrics::SipMetrics;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use teamsgw_sip::test_pki::{LeafFiles, TestCa};
-use teamsgw_sip::tls::{TlsMaterial, TlsPaths, TlsStore};
-use teamsgw_sip::transport::{Incoming, ListenerSpec, SipTransport, Transport, TransportSettings};
-use tokio::sync::mpsc;
 
-use crate::srtp_echo::SrtpEcho;
+use crate::teams_media::TeamsMedia;
 
 /// How the proxy answers OPTIONS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +58,9 @@ pub fn reply(status: u16, tag: &'static str, sdp: bool) -> Step {
     }
 }
 
+/// Bytes to send on one connection (its thread writes them).
+type Connection = Sender<Vec<u8>>;
+
 struct State {
     answer: Answer,
     script: Vec<Step>,
@@ -61,75 +68,91 @@ struct State {
     /// Requests by method, with their To tag ("" for none).
     requests: Vec<(String, String)>,
     /// Call-ID → the INVITE still waiting for its final response.
-    pending: HashMap<String, Incoming>,
+    pending: HashMap<String, (SipText, Connection)>,
     /// Call-IDs whose INVITE a CANCEL ended.
-    cancelled: std::collections::HashSet<String>,
-    /// RFC 4733 event codes the echo decrypted.
+    cancelled: HashSet<String>,
+    /// RFC 4733 event codes the media stand-in decrypted.
     events: Arc<Mutex<Vec<u8>>>,
     /// The payload type our answers give telephone-event (101 unless a test differs).
     event_pt: u8,
 }
 
 pub struct TeamsProxy {
-    runtime: Option<tokio::runtime::Runtime>,
     state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    sockets: Arc<Mutex<Vec<TcpStream>>>,
+    acceptor: Option<JoinHandle<()>>,
     pub addr: SocketAddr,
+}
+
+/// A TLS server presenting `leaf` that requires a client certificate from `ca` (Microsoft's
+/// proxies and the SBC authenticate each other, teams-direct-routing.md §1.3).
+fn server_config(ca: &TestCa, leaf: &LeafFiles) -> Arc<ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca.ca_path()).unwrap())
+        .unwrap();
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .unwrap();
+    let chain = CertificateDer::pem_file_iter(&leaf.cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&leaf.key).unwrap();
+    Arc::new(
+        ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .unwrap(),
+    )
 }
 
 impl TeamsProxy {
     pub fn start(addr: SocketAddr, ca: &TestCa, leaf: &LeafFiles) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
         let state = Arc::new(Mutex::new(State {
             answer: Answer::Ok,
             script: vec![reply(180, "p", false), reply(200, "p", true)],
             received: Vec::new(),
             requests: Vec::new(),
             pending: HashMap::new(),
-            cancelled: Default::default(),
+            cancelled: HashSet::new(),
             events: Arc::default(),
             event_pt: 101,
         }));
-        let tls = Arc::new(TlsStore::new(
-            TlsMaterial::load(&TlsPaths {
-                certificate: leaf.cert.clone(),
-                key: leaf.key.clone(),
-                trust_anchors: ca.ca_path(),
+        let config = server_config(ca, leaf);
+        let listener = TcpListener::bind(addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sockets: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let acceptor = {
+            let (state, stop, sockets) =
+                (Arc::clone(&state), Arc::clone(&stop), Arc::clone(&sockets));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((tcp, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    if let Ok(clone) = tcp.try_clone() {
+                        sockets.lock().unwrap().push(clone);
+                    }
+                    let Ok(tls) = ServerConnection::new(Arc::clone(&config)) else {
+                        continue;
+                    };
+                    let (state, stop) = (Arc::clone(&state), Arc::clone(&stop));
+                    std::thread::spawn(move || serve(tls, tcp, &state, &stop));
+                }
             })
-            .unwrap(),
-        ));
-        let (tx, mut inbound) = mpsc::channel(1024);
-        let sip = runtime.block_on(async {
-            let spec = ListenerSpec {
-                name: "teams-proxy",
-                transport: Transport::Tls,
-                addr,
-                allow: AllowList::any(),
-                peer_names: vec![],
-            };
-            let (sip, _tasks) = SipTransport::bind(
-                vec![spec],
-                TransportSettings::default(),
-                tls,
-                SipMetrics::new().unwrap(),
-                tx,
-            )
-            .await
-            .unwrap();
-            sip
-        });
-        let st = Arc::clone(&state);
-        runtime.spawn(async move {
-            while let Some(inc) = inbound.recv().await {
-                handle(&sip, &st, inc).await;
-            }
-        });
+        };
         Self {
-            runtime: Some(runtime),
             state,
+            stop,
+            sockets,
+            acceptor: Some(acceptor),
             addr,
         }
     }
@@ -168,8 +191,12 @@ impl TeamsProxy {
 
     /// Closes the listener and every connection.
     pub fn stop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
+        self.stop.store(true, Ordering::Relaxed);
+        for socket in self.sockets.lock().unwrap().drain(..) {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
         }
     }
 }
@@ -180,163 +207,302 @@ impl Drop for TeamsProxy {
     }
 }
 
-fn text(v: &[u8]) -> String {
-    String::from_utf8_lossy(v).into_owned()
+/// One connection: sends what `outgoing` brings, reads and answers what arrives, until either
+/// side closes or the proxy stops.
+fn serve(tls: ServerConnection, tcp: TcpStream, state: &Arc<Mutex<State>>, stop: &AtomicBool) {
+    if tcp
+        .set_read_timeout(Some(Duration::from_millis(10)))
+        .is_err()
+    {
+        return;
+    }
+    let mut stream = StreamOwned::new(tls, tcp);
+    let (connection, outgoing): (Connection, Receiver<Vec<u8>>) = channel();
+    let mut inbound = Vec::new();
+    let mut buf = [0u8; 16384];
+    while !stop.load(Ordering::Relaxed) {
+        while let Ok(bytes) = outgoing.try_recv() {
+            if stream
+                .write_all(&bytes)
+                .and_then(|()| stream.flush())
+                .is_err()
+            {
+                return;
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => inbound.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return,
+        }
+        loop {
+            match frame(&mut inbound) {
+                Some(Frame::Ping) => {
+                    let _ = connection.send(b"\r\n".to_vec());
+                }
+                Some(Frame::Message(text)) => handle(state, &connection, SipText::new(text)),
+                None => break,
+            }
+        }
+    }
 }
 
-async fn handle(sip: &SipTransport, st: &Arc<Mutex<State>>, inc: Incoming) {
-    let msg = &inc.message;
+enum Frame {
+    /// RFC 5626 §3.5.1: a double-CRLF keep-alive, answered with one CRLF.
+    Ping,
+    Message(String),
+}
+
+/// Takes one frame off the front of `inbound`: a keep-alive, or a whole message by its
+/// Content-Length (RFC 3261 §18.3: required on stream transports).
+fn frame(inbound: &mut Vec<u8>) -> Option<Frame> {
+    if inbound.starts_with(b"\r\n\r\n") {
+        inbound.drain(..4);
+        return Some(Frame::Ping);
+    }
+    while inbound.starts_with(b"\r\n") && inbound.len() >= 4 {
+        inbound.drain(..2);
+    }
+    let end = inbound.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&inbound[..end]).into_owned();
+    let length = SipText::new(head)
+        .header("Content-Length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    if inbound.len() < end + length {
+        return None;
+    }
+    let message: Vec<u8> = inbound.drain(..end + length).collect();
+    Some(Frame::Message(
+        String::from_utf8_lossy(&message).into_owned(),
+    ))
+}
+
+/// A SIP message as text, with the few readings the proxy needs (RFC 3261 §7.3: header names
+/// case-insensitive, compact forms of §20 included).
+#[derive(Debug, Clone)]
+pub struct SipText {
+    pub text: String,
+}
+
+impl SipText {
+    pub fn new(text: String) -> Self {
+        Self { text }
+    }
+
+    fn head(&self) -> &str {
+        self.text.split("\r\n\r\n").next().unwrap_or_default()
+    }
+
+    pub fn body(&self) -> &str {
+        self.text.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+    }
+
+    /// The request's method, `None` for a response.
+    pub fn method(&self) -> Option<&str> {
+        let first = self.head().lines().next()?;
+        (!first.starts_with("SIP/")).then(|| first.split(' ').next().unwrap_or_default())
+    }
+
+    /// Every value of header `name`, in order (one per header line).
+    pub fn headers<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let name = name.to_owned();
+        let compact = match name.to_ascii_lowercase().as_str() {
+            "call-id" => Some("i"),
+            "via" => Some("v"),
+            "from" => Some("f"),
+            "to" => Some("t"),
+            "content-length" => Some("l"),
+            "contact" => Some("m"),
+            "content-type" => Some("c"),
+            _ => None,
+        };
+        self.head().lines().skip(1).filter_map(move |line| {
+            let (n, v) = line.split_once(':')?;
+            let n = n.trim();
+            (n.eq_ignore_ascii_case(&name) || compact.is_some_and(|c| n.eq_ignore_ascii_case(c)))
+                .then(|| v.trim())
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers(name).next()
+    }
+
+    /// The `tag` parameter of the To header (RFC 3261 §19.3), outside its `<URI>`.
+    pub fn to_tag(&self) -> Option<&str> {
+        let to = self.header("To")?;
+        let params = to.rsplit_once('>').map_or(to, |(_, p)| p);
+        params.split(';').find_map(|p| {
+            let (name, value) = p.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("tag")
+                .then(|| value.trim())
+        })
+    }
+
+    /// A response to this request (RFC 3261 §8.2.6.2): Via, From, Call-ID and CSeq copied, a
+    /// To tag added when `tag` is given and the To has none, then `extra` lines and `body`.
+    fn response(
+        &self,
+        status: u16,
+        reason: &str,
+        tag: Option<&str>,
+        extra: &[String],
+        body: Option<&str>,
+    ) -> Vec<u8> {
+        let mut out = format!("SIP/2.0 {status} {reason}\r\n");
+        for via in self.headers("Via") {
+            out.push_str(&format!("Via: {via}\r\n"));
+        }
+        let to = self.header("To").unwrap_or_default();
+        match tag {
+            Some(tag) if self.to_tag().is_none() => {
+                out.push_str(&format!("To: {to};tag={tag}\r\n"))
+            }
+            _ => out.push_str(&format!("To: {to}\r\n")),
+        }
+        for name in ["From", "Call-ID", "CSeq"] {
+            out.push_str(&format!(
+                "{name}: {}\r\n",
+                self.header(name).unwrap_or_default()
+            ));
+        }
+        out.push_str("Server: Microsoft.PSTNHub.SIPProxy test\r\n");
+        for line in extra {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        let body = body.unwrap_or_default();
+        if !body.is_empty() {
+            out.push_str("Content-Type: application/sdp\r\n");
+        }
+        out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        out.into_bytes()
+    }
+}
+
+fn handle(st: &Arc<Mutex<State>>, connection: &Connection, msg: SipText) {
     let mode = {
         let mut s = st.lock().unwrap();
         let answer = s.answer;
-        s.received
-            .push((Instant::now(), text(msg.as_bytes()), answer));
+        s.received.push((Instant::now(), msg.text.clone(), answer));
         if let Some(m) = msg.method() {
-            s.requests.push((
-                m.as_str().to_owned(),
-                msg.to_tag().map(text).unwrap_or_default(),
-            ));
+            let tag = msg.to_tag().unwrap_or_default().to_owned();
+            s.requests.push((m.to_owned(), tag));
         }
         s.answer
     };
     let Some(method) = msg.method() else { return };
-    let respond = |status: u16, reason: &str| {
-        MessageBuilder::response_to(msg, status, reason, Some("p"), None)
-            .header("Server", "Microsoft.PSTNHub.SIPProxy test")
+    let send = |bytes: Vec<u8>| {
+        let _ = connection.send(bytes);
     };
     match method {
-        Method::Options => {
-            let b = match mode {
-                Answer::Ok => {
-                    respond(200, "OK").header("Allow", "INVITE,ACK,OPTIONS,CANCEL,BYE,NOTIFY")
-                }
-                Answer::Unavailable(s) => {
-                    respond(503, "Service Unavailable").header("Retry-After", s.to_string())
-                }
+        "OPTIONS" => send(match mode {
+            Answer::Ok => msg.response(
+                200,
+                "OK",
+                Some("p"),
+                &["Allow: INVITE,ACK,OPTIONS,CANCEL,BYE,NOTIFY".to_owned()],
+                None,
+            ),
+            Answer::Unavailable(s) => msg.response(
+                503,
+                "Service Unavailable",
+                Some("p"),
+                &[format!("Retry-After: {s}")],
+                None,
+            ),
+        }),
+        "INVITE" if msg.to_tag().is_none() => {
+            send(msg.response(100, "Trying", None, &[], None));
+            let call_id = msg.header("Call-ID").unwrap_or_default().to_owned();
+            let script = {
+                let mut s = st.lock().unwrap();
+                s.pending
+                    .insert(call_id.clone(), (msg.clone(), connection.clone()));
+                s.script.clone()
             };
-            let _ = sip.respond(&inc.source, b.finish()).await;
+            let (st, connection) = (Arc::clone(st), connection.clone());
+            std::thread::spawn(move || run_script(&st, &connection, &call_id, &msg, script));
         }
-        Method::Invite if msg.to_tag().is_none() => {
-            let call_id = msg.call_id().map(text).unwrap_or_default();
-            let script = st.lock().unwrap().script.clone();
-            let trying = MessageBuilder::response_to(msg, 100, "Trying", None, None).finish();
-            let _ = sip.respond(&inc.source, trying).await;
-            let sip = sip.clone();
-            let st = Arc::clone(st);
-            st.lock().unwrap().pending.insert(
-                call_id.clone(),
-                Incoming {
-                    message: inc.message.clone(),
-                    source: inc.source.clone(),
-                },
-            );
-            tokio::spawn(run_script(sip, st, call_id, inc, script));
-        }
-        Method::Cancel => {
-            let _ = sip.respond(&inc.source, respond(200, "OK").finish()).await;
-            let call_id = msg.call_id().map(text).unwrap_or_default();
+        "CANCEL" => {
+            send(msg.response(200, "OK", Some("p"), &[], None));
+            let call_id = msg.header("Call-ID").unwrap_or_default().to_owned();
             let pending = {
                 let mut s = st.lock().unwrap();
                 s.cancelled.insert(call_id.clone());
                 s.pending.remove(&call_id)
             };
-            if let Some(invite) = pending {
-                let r = MessageBuilder::response_to(
-                    &invite.message,
-                    487,
-                    "Request Terminated",
-                    Some("p"),
-                    None,
-                )
-                .finish();
-                let _ = sip.respond(&invite.source, r).await;
+            if let Some((invite, on)) = pending {
+                let _ = on.send(invite.response(487, "Request Terminated", Some("p"), &[], None));
             }
         }
-        Method::Ack => {}
-        _ => {
-            let _ = sip.respond(&inc.source, respond(200, "OK").finish()).await;
-        }
+        "ACK" => {}
+        _ => send(msg.response(200, "OK", Some("p"), &[], None)),
     }
 }
 
-async fn run_script(
-    sip: SipTransport,
-    st: Arc<Mutex<State>>,
-    call_id: String,
-    inc: Incoming,
+fn run_script(
+    st: &Arc<Mutex<State>>,
+    connection: &Connection,
+    call_id: &str,
+    invite: &SipText,
     script: Vec<Step>,
 ) {
-    let mut echo: Option<String> = None;
+    let mut media: Option<String> = None;
     for step in script {
-        match step {
-            Step::Wait(d) => tokio::time::sleep(d).await,
+        let (status, tag, sdp, extra) = match step {
+            Step::Wait(d) => {
+                std::thread::sleep(d);
+                continue;
+            }
             Step::Reply {
                 status,
                 tag,
                 sdp,
                 extra,
-            } => {
-                // A CANCEL ended the transaction: nothing more for it.
-                if st.lock().unwrap().cancelled.contains(&call_id) {
-                    return;
-                }
-                let reason = match status {
-                    180 => "Ringing",
-                    183 => "Session Progress",
-                    200 => "OK",
-                    486 => "Busy Here",
-                    503 => "Service Unavailable",
-                    603 => "Decline",
-                    _ => "Response",
-                };
-                let mut b =
-                    MessageBuilder::response_to(&inc.message, status, reason, Some(tag), None)
-                        .header("Server", "Microsoft.PSTNHub.SIPProxy test");
-                if (101..300).contains(&status) {
-                    b = b.header(
-                        "Contact",
-                        "<sip:api-du-b-euwe.pstnhub.microsoft.com:443;x-i=test>",
-                    );
-                    // RFC 3261 §12.1.1: a dialog's responses copy the Record-Route set.
-                    for rr in inc
-                        .message
-                        .values(teamsgw_sip::message::HeaderName::RecordRoute)
-                    {
-                        b = b.header("Record-Route", text(rr));
-                    }
-                }
-                for line in &extra {
-                    if let Some((n, v)) = line.split_once(": ") {
-                        b = b.header(n, v);
-                    }
-                }
-                let data: Bytes = if sdp {
-                    if echo.is_none() {
-                        let (events, pt) = {
-                            let st = st.lock().unwrap();
-                            (Arc::clone(&st.events), st.event_pt)
-                        };
-                        echo = start_echo(inc.message.body(), events, pt);
-                    }
-                    b.body(
-                        Some("application/sdp"),
-                        echo.as_deref().unwrap_or("").as_bytes(),
-                    )
-                } else {
-                    b.finish()
-                };
-                if status >= 200 {
-                    st.lock().unwrap().pending.remove(&call_id);
-                }
-                let _ = sip.respond(&inc.source, data).await;
-            }
+            } => (status, tag, sdp, extra),
+        };
+        // A CANCEL ended the transaction: nothing more for it.
+        if st.lock().unwrap().cancelled.contains(call_id) {
+            return;
         }
+        let reason = match status {
+            180 => "Ringing",
+            183 => "Session Progress",
+            200 => "OK",
+            486 => "Busy Here",
+            503 => "Service Unavailable",
+            603 => "Decline",
+            _ => "Response",
+        };
+        let mut lines = Vec::new();
+        if (101..300).contains(&status) {
+            lines
+                .push("Contact: <sip:api-du-b-euwe.pstnhub.microsoft.com:443;x-i=test>".to_owned());
+            // RFC 3261 §12.1.1: a dialog's responses copy the Record-Route set.
+            lines.extend(
+                invite
+                    .headers("Record-Route")
+                    .map(|rr| format!("Record-Route: {rr}")),
+            );
+        }
+        lines.extend(extra);
+        if sdp && media.is_none() {
+            let (events, pt) = {
+                let s = st.lock().unwrap();
+                (Arc::clone(&s.events), s.event_pt)
+            };
+            media = TeamsMedia::bind(events)
+                .map(|m| m.event_payload_type(pt))
+                .and_then(|m| m.answer(invite.body().as_bytes()));
+        }
+        let body = if sdp { media.as_deref() } else { None };
+        if status >= 200 {
+            st.lock().unwrap().pending.remove(call_id);
+        }
+        let _ = connection.send(invite.response(status, reason, Some(tag), &lines, body));
     }
-}
-
-/// Starts the SRTP echo for an SDES offer and returns our answer.
-fn start_echo(offer: &[u8], events: Arc<Mutex<Vec<u8>>>, event_pt: u8) -> Option<String> {
-    SrtpEcho::bind(events)?
-        .event_payload_type(event_pt)
-        .answer(offer)
 }

@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
-use teamsgw_sip::message::{Contact, Defect, HeaderName, Host, Message, Method, ParseError, Uri};
+use teamsgw_sip::message::{
+    Contact, Defect, HeaderName, Host, Message, Method, ParseError, Uri, unescape,
+};
 
 fn crlf(text: &str) -> Bytes {
     Bytes::from(text.replace('\n', "\r\n").into_bytes())
@@ -175,7 +177,7 @@ Content-Length: 0
 
 #[test]
 fn rfc4475_3_1_1_4_escaped_nulls_in_uris() {
-    valid(
+    let m = valid(
         "REGISTER sip:example.com SIP/2.0
 To: sip:null-%00-null@example.com
 From: sip:null-%00-null@example.com;tag=839923423
@@ -189,6 +191,23 @@ L:0
 
 ",
     );
+    // §3.1.1.4: the escaped nulls stay escaped in the parsed URIs, and decode to NUL octets
+    // only when asked to.
+    let to = m.to().unwrap().unwrap();
+    assert_eq!(to.uri.user(), Some(&b"null-%00-null"[..]));
+    assert_eq!(&*unescape(to.uri.user().unwrap()), b"null-\0-null");
+    let from = m.from().unwrap().unwrap();
+    assert_eq!(from.uri.user(), Some(&b"null-%00-null"[..]));
+    assert_eq!(m.from_tag(), Some(&b"839923423"[..]));
+    let users: Vec<Vec<u8>> = m
+        .contacts()
+        .map(|c| match c.unwrap() {
+            Contact::Addr(a) => unescape(a.uri.user().unwrap()).into_owned(),
+            Contact::Star => panic!("no star contact here"),
+        })
+        .collect();
+    assert_eq!(users, vec![vec![0u8], vec![0u8, 0u8]]);
+    assert_eq!(m.content_length().unwrap().unwrap(), 0);
 }
 
 #[test]
@@ -386,6 +405,18 @@ fn rfc3261_7_5_leading_crlf_and_bare_lf_line_ends_are_tolerated() {
     let raw = Bytes::from_static(b"\r\n\r\nOPTIONS sip:a@example.com SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nFrom: <sip:b@example.com>;tag=1\nTo: <sip:a@example.com>\nCall-ID: x\nCSeq: 1 OPTIONS\n\n");
     let m = Message::parse(raw).unwrap();
     m.validate().unwrap();
+    // Every header was read, none swallowed into its neighbour by the bare LF.
+    assert_eq!(m.method(), Some(Method::Options));
+    assert_eq!(m.request_uri_raw(), Some(&b"sip:a@example.com"[..]));
+    assert_eq!(m.header_count(), 5);
+    let via = m.top_via().unwrap().unwrap();
+    assert_eq!(via.branch(), Some(&b"z9hG4bK1"[..]));
+    assert_eq!(m.from_tag(), Some(&b"1"[..]));
+    assert_eq!(m.to_tag(), None);
+    assert_eq!(m.call_id(), Some(&b"x"[..]));
+    let cseq = m.cseq().unwrap().unwrap();
+    assert_eq!((cseq.seq, cseq.method), (1, Method::Options));
+    assert_eq!(m.body(), b"");
 }
 
 #[test]

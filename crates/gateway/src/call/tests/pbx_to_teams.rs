@@ -39,7 +39,12 @@ fn the_invite_to_teams_has_the_shape_of_reference_3_2() {
         inv.header("Contact").unwrap(),
         format!("<sip:+49301234567@{TENANT}:5061;transport=tls>")
     );
-    assert!(inv.header("X-MS-SBC").is_some() && inv.header("Allow").is_some());
+    // §3.2 and §2.1: the SBC names itself, and says what it takes, on every request.
+    assert_eq!(inv.header("X-MS-SBC").unwrap(), "Carrier/teamsgw/1.0");
+    assert_eq!(
+        inv.header("Allow").unwrap(),
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER"
+    );
     assert!(inv.header("Replaces").is_none() && !text.contains("sips:"));
     assert!(
         inv.header("Via")
