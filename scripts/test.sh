@@ -70,6 +70,10 @@ cargo check --manifest-path fuzz/Cargo.toml --locked --bins
 echo "== build"
 cargo build --workspace --all-targets --locked
 
+# The benches' own checks, in short debug runs (their figures come from `cargo bench` only).
+echo "== bench checks"
+cargo test --workspace --locked --bench snapshot --bench relay_load
+
 echo "== tests"
 cargo test --workspace --locked
 
