@@ -38,6 +38,10 @@ pub struct Provisioning {
     url: String,
     store: Mutex<Option<Store>>,
     snapshot: ArcSwapOption<RoutingSnapshot>,
+    /// One reload at a time (SIGHUP, the API, the change listener), so the outcome that
+    /// /readyz reports is the latest attempt's: a reload that began during a database outage
+    /// cannot finish after a later good one and report an error that no longer holds.
+    reloading: Mutex<()>,
     licenses: ArcSwapOption<CountedLicenses>,
     /// Routing reloads so far, and the last one the license snapshot has followed (loaded, or
     /// failed to load).
@@ -63,6 +67,7 @@ impl Provisioning {
             settings,
             store: Mutex::new(None),
             snapshot: ArcSwapOption::empty(),
+            reloading: Mutex::new(()),
             licenses: ArcSwapOption::empty(),
             reloads: tokio::sync::watch::Sender::new(0),
             licenses_followed: tokio::sync::watch::Sender::new(0),
@@ -135,6 +140,7 @@ impl Provisioning {
     /// The counter moves last, after the log line and the swap, so whoever watches the metric
     /// (ops, the tests) sees a reload's effects once it is counted.
     pub async fn reload(&self) -> Result<(), String> {
+        let _one_at_a_time = self.reloading.lock().await;
         let result = match self.try_reload().await {
             Ok(snapshot) => {
                 let summary = format!("{} direct routes", snapshot.direct_routes());
