@@ -86,7 +86,10 @@ fn teams_listener_mutual_tls_refusals_and_certificate_reload() {
     let ca = TestCa::new(pki.path(), "trusted");
     let rogue = TestCa::new(pki.path(), "rogue");
     let sbc = ca.leaf("sbc", &["sbc.example.test"]);
-    let teams = ca.leaf("teams", &["sip.pstnhub.microsoft.com"]);
+    // Microsoft's proxies since 2026 (teams-direct-routing.md §1.3): serverAuth only, under
+    // an intermediate CA.
+    let teams = ca.microsoft_leaf("teams", &["sip.pstnhub.microsoft.com"]);
+    let teams_both = ca.leaf("teams-both", &["sip.pstnhub.microsoft.com"]);
     let outsider = ca.leaf("outsider", &["evil.example.com"]);
     let rogue_teams = rogue.leaf("rogue-teams", &["sip.pstnhub.microsoft.com"]);
     let tls_section = sbc.tls_section(&ca);
@@ -99,6 +102,8 @@ fn teams_listener_mutual_tls_refusals_and_certificate_reload() {
     let configured = certificate(&sbc.cert);
     let (mut established, served) = connect(ports.tls, &ca, Some(&teams)).unwrap();
     assert!(served == configured, "the configured certificate is served");
+    // A certificate with both purposes (the SBC's own kind) is accepted as well.
+    connect(ports.tls, &ca, Some(&teams_both)).unwrap();
 
     // Refused and counted: no certificate, untrusted CA, name outside *.pstnhub.microsoft.com.
     assert!(connect(ports.tls, &ca, None).is_err());

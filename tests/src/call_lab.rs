@@ -91,7 +91,9 @@ impl CallLab {
         let ours = ca.leaf("sbc", &["sbc.test", "*.sbc.test"]);
         let mut names = vec!["sip.pstnhub.test"];
         names.extend_from_slice(proxies);
-        let teams = ca.leaf("teams", &names);
+        // Teams' side as Microsoft's proxies present themselves since 2026 (§1.3): serverAuth
+        // only, under an intermediate; the in-house peers and baresip all use it.
+        let teams = ca.microsoft_leaf("teams", &names);
         let teams_cert = dir.path().join("teams-cert-key.pem");
         let pem = std::fs::read_to_string(&teams.cert).unwrap()
             + &std::fs::read_to_string(&teams.key).unwrap();

@@ -84,6 +84,20 @@ pub fn name_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// Whether a verified certificate carries a DNS name that one of `patterns` allows (a
+/// listener's allowed peer names); the names it does carry when none is allowed.
+pub fn allowed(cert_der: &[u8], patterns: &[String]) -> Result<(), Vec<String>> {
+    let names = dns_names(cert_der);
+    if names
+        .iter()
+        .any(|n| patterns.iter().any(|p| name_matches(p, n)))
+    {
+        Ok(())
+    } else {
+        Err(names)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

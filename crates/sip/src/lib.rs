@@ -17,6 +17,8 @@ pub mod framing;
 pub mod hep;
 pub mod message;
 pub mod metrics;
+pub mod peer_verifier;
+pub mod refusal_log;
 #[cfg(feature = "test-pki")]
 pub mod test_pki;
 pub mod tls;

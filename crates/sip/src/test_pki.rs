@@ -15,6 +15,8 @@ use rcgen::{
 
 pub struct TestCa {
     issuer: CertifiedIssuer<'static, KeyPair>,
+    /// An intermediate CA under `issuer`, for chains shaped like Microsoft's.
+    intermediate: CertifiedIssuer<'static, KeyPair>,
     dir: PathBuf,
     name: String,
 }
@@ -49,8 +51,17 @@ impl TestCa {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         std::fs::write(dir.join(format!("{name}-ca.pem")), issuer.pem()).unwrap();
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test intermediate CA"));
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let intermediate =
+            CertifiedIssuer::signed_by(params, KeyPair::generate().unwrap(), &issuer).unwrap();
         Self {
             issuer,
+            intermediate,
             dir: dir.to_owned(),
             name: name.to_owned(),
         }
@@ -89,6 +100,36 @@ impl TestCa {
     /// A leaf for `dns_names` (plus 127.0.0.1), usable as server and client certificate.
     /// Names that are IP addresses become IP subject alternative names.
     pub fn leaf(&self, file_stem: &str, dns_names: &[&str]) -> LeafFiles {
+        self.issue(
+            file_stem,
+            dns_names,
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+            false,
+        )
+    }
+
+    /// A leaf shaped like Microsoft's SIP proxy certificates since 2026 (MC1213773;
+    /// teams-direct-routing.md §1.3): Extended Key Usage serverAuth only, issued by an
+    /// intermediate CA, the file holding the leaf and then the intermediate.
+    pub fn microsoft_leaf(&self, file_stem: &str, dns_names: &[&str]) -> LeafFiles {
+        self.issue(
+            file_stem,
+            dns_names,
+            &[ExtendedKeyUsagePurpose::ServerAuth],
+            true,
+        )
+    }
+
+    fn issue(
+        &self,
+        file_stem: &str,
+        dns_names: &[&str],
+        ekus: &[ExtendedKeyUsagePurpose],
+        under_intermediate: bool,
+    ) -> LeafFiles {
         let mut params = CertificateParams::default();
         params.distinguished_name.push(
             DnType::CommonName,
@@ -102,17 +143,18 @@ impl TestCa {
             })
             .chain([SanType::IpAddress("127.0.0.1".parse().unwrap())])
             .collect();
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = ekus.to_vec();
         let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
         let files = LeafFiles {
             cert: self.dir.join(format!("{file_stem}.pem")),
             key: self.dir.join(format!("{file_stem}.key")),
         };
-        std::fs::write(&files.cert, cert.pem()).unwrap();
+        let pem = if under_intermediate {
+            params.signed_by(&key, &self.intermediate).unwrap().pem() + &self.intermediate.pem()
+        } else {
+            params.signed_by(&key, &self.issuer).unwrap().pem()
+        };
+        std::fs::write(&files.cert, pem).unwrap();
         std::fs::write(&files.key, key.serialize_pem()).unwrap();
         files
     }

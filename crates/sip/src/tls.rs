@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+
+use crate::peer_verifier::PeerVerifier;
 use rustls::crypto::{CryptoProvider, ring};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
 use rustls::sign::SingleCertAndKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
@@ -112,18 +113,17 @@ impl TlsMaterial {
     }
 }
 
-/// TLS 1.2 and 1.3 only (reference: teams-direct-routing.md §1.1), client certificate required.
+/// TLS 1.2 and 1.3 only (reference: teams-direct-routing.md §1.1), client certificate required
+/// and verified by [`PeerVerifier`] (serverAuth-only certificates included, §1.3).
 fn server_config(
     provider: &Arc<CryptoProvider>,
     certified_key: &Arc<CertifiedKey>,
     trust_anchors: &Arc<RootCertStore>,
 ) -> Result<Arc<ServerConfig>, String> {
-    let verifier = WebPkiClientVerifier::builder_with_provider(
+    let verifier = Arc::new(PeerVerifier::new(
         Arc::clone(trust_anchors),
-        Arc::clone(provider),
-    )
-    .build()
-    .map_err(|e| e.to_string())?;
+        provider.signature_verification_algorithms,
+    ));
     let config = ServerConfig::builder_with_provider(Arc::clone(provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?

@@ -34,6 +34,7 @@ use crate::framing::{Frame, StreamFramer};
 use crate::hep::{Captured, HepCapture};
 use crate::message::{Limits, Message};
 use crate::metrics::{SipMetrics, kind_of};
+use crate::refusal_log::RefusalLog;
 use crate::tls::TlsStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,6 +166,8 @@ struct Inner {
     /// HEP capture, when `[hep] collector` is set.
     capture: arc_swap::ArcSwapOption<HepCapture>,
     listeners: Vec<(&'static str, Transport, SocketAddr)>,
+    /// TLS refusals logged at warn, once per peer address per minute.
+    refusal_log: RefusalLog,
 }
 
 /// The running transports. Cheap to clone.
@@ -226,6 +229,7 @@ impl SipTransport {
             open: AtomicUsize::new(0),
             capture: arc_swap::ArcSwapOption::empty(),
             listeners,
+            refusal_log: RefusalLog::default(),
         });
         let mut tasks = Vec::new();
         for (spec, local, socket) in udp {
@@ -547,6 +551,7 @@ impl Inner {
         spec: &ListenerSpec,
         tcp: TcpStream,
     ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+        let peer = tcp.peer_addr().ok()?;
         let acceptor = TlsAcceptor::from(Arc::clone(&self.tls.current().server_config));
         let fail = |reason: &str| {
             self.metrics
@@ -554,40 +559,46 @@ impl Inner {
                 .with_label_values(&[spec.name, reason])
                 .inc();
         };
-        let stream =
-            match tokio::time::timeout(self.settings.handshake_timeout, acceptor.accept(tcp)).await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    fail(handshake_reason(&e));
-                    tracing::debug!(listener = spec.name, error = %e, "TLS handshake failed");
-                    return None;
+        let stream = match tokio::time::timeout(
+            self.settings.handshake_timeout,
+            acceptor.accept(tcp),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let reason = handshake_reason(&e);
+                fail(reason);
+                if self.refusal_log.should_log(peer.ip(), Instant::now()) {
+                    tracing::warn!(listener = spec.name, %peer, reason, error = %e, "TLS handshake refused");
                 }
-                Err(_) => {
-                    fail("timeout");
-                    return None;
-                }
-            };
+                return None;
+            }
+            Err(_) => {
+                fail("timeout");
+                return None;
+            }
+        };
         if !spec.peer_names.is_empty() {
-            let names = stream
+            let leaf = stream
                 .get_ref()
                 .1
                 .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|leaf| certnames::dns_names(leaf))
-                .unwrap_or_default();
-            let allowed = names.iter().any(|n| {
-                spec.peer_names
-                    .iter()
-                    .any(|p| certnames::name_matches(p, n))
+                .and_then(|c| c.first());
+            let verdict = leaf.map_or(Err(Vec::new()), |leaf| {
+                certnames::allowed(leaf, &spec.peer_names)
             });
-            if !allowed {
+            if let Err(names) = verdict {
                 fail("peer_name_not_allowed");
-                tracing::info!(
-                    listener = spec.name,
-                    ?names,
-                    "TLS peer certificate name not allowed"
-                );
+                if self.refusal_log.should_log(peer.ip(), Instant::now()) {
+                    tracing::warn!(
+                        listener = spec.name,
+                        %peer,
+                        ?names,
+                        allowed = ?spec.peer_names,
+                        "TLS peer certificate name not allowed"
+                    );
+                }
                 return None;
             }
         }
@@ -703,7 +714,15 @@ fn handshake_reason(e: &io::Error) -> &'static str {
     match e.get_ref().and_then(|i| i.downcast_ref::<Error>()) {
         Some(Error::NoCertificatesPresented) => "no_certificate",
         Some(Error::InvalidCertificate(CertificateError::UnknownIssuer)) => "untrusted_certificate",
-        Some(Error::InvalidCertificate(CertificateError::Expired)) => "expired_certificate",
+        Some(Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        )) => "expired_certificate",
+        Some(Error::InvalidCertificate(
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
+        )) => "not_yet_valid_certificate",
+        Some(Error::InvalidCertificate(
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. },
+        )) => "wrong_key_usage",
         Some(Error::InvalidCertificate(_)) => "invalid_certificate",
         Some(Error::AlertReceived(_)) => "alert_received",
         Some(_) => "protocol",
