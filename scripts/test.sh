@@ -15,6 +15,7 @@ NEEDED=(
   tshark:tshark
   chromium:chromium
   chromedriver:chromium-driver
+  openssl:openssl
 )
 
 # python-module:package pairs, imported with Debian's /usr/bin/python3.
@@ -30,6 +31,8 @@ done
 for pair in "${NEEDED_PYTHON[@]}"; do
   /usr/bin/python3 -c "import ${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# check-tls is tested against Debian's public roots.
+[ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 # The store tests start a throwaway PostgreSQL 15 cluster from Debian's binaries.
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
 if ((${#missing[@]})); then

@@ -8,7 +8,7 @@
 const SAN_OID: &[u8] = &[0x55, 0x1d, 0x11]; // 2.5.29.17
 
 /// One DER element: (tag, contents, rest).
-fn element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = der.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {
@@ -29,7 +29,7 @@ fn element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, &rest[..len], &rest[len..]))
 }
 
-fn children(mut der: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+pub(crate) fn children(mut der: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     std::iter::from_fn(move || {
         let (tag, content, rest) = element(der)?;
         der = rest;

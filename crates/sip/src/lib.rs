@@ -1,8 +1,9 @@
 //! The SIP layer of teamsgw and the SBC's security perimeter.
 //!
 //! Owns: SIP messages (zero-copy parser and builder), stream and datagram framing, the UDP, TCP
-//! and TLS (mutual) transports, the sans-IO transaction and dialog state machines, digest
-//! authentication, and HEPv3 capture of what the transports carry (`hep`). Every byte from
+//! and TLS (mutual) transports with how a peer's certificate is verified (`peer_verifier`) and
+//! the TLS pre-flight facts (`tls_audit`), the sans-IO transaction and dialog state machines,
+//! digest authentication, and HEPv3 capture of what the transports carry (`hep`). Every byte from
 //! Teams, from PBXs and from the internet passes through here first, so nothing in this crate
 //! may panic on input.
 //!
@@ -22,6 +23,7 @@ pub mod refusal_log;
 #[cfg(feature = "test-pki")]
 pub mod test_pki;
 pub mod tls;
+pub mod tls_audit;
 pub mod transaction;
 pub mod transport;
 

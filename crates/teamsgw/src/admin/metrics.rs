@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{Encoder, Gauge, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use crate::build_info::{GIT_SHA, VERSION};
 
@@ -20,6 +22,7 @@ pub struct Metrics {
     pub snapshot_reloads: IntCounterVec,
     pub snapshot_direct_routes: IntGauge,
     pub license_snapshot_loads: IntCounterVec,
+    pub tls_certificate_expiry: IntGaugeVec,
 }
 
 impl Metrics {
@@ -59,6 +62,13 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let tls_certificate_expiry = IntGaugeVec::new(
+            Opts::new(
+                "teamsgw_tls_certificate_expiry_timestamp_seconds",
+                "When each certificate of our TLS chain expires (notAfter, Unix seconds): sbc is ours, sbc-chain-N its intermediates.",
+            ),
+            &["certificate"],
+        )?;
         let snapshot_direct_routes = IntGauge::new(
             "teamsgw_snapshot_direct_routes",
             "Direct routes in the routing snapshot in use.",
@@ -75,6 +85,7 @@ impl Metrics {
         registry.register(Box::new(snapshot_reloads.clone()))?;
         registry.register(Box::new(snapshot_direct_routes.clone()))?;
         registry.register(Box::new(license_snapshot_loads.clone()))?;
+        registry.register(Box::new(tls_certificate_expiry.clone()))?;
         registry.register(Box::new(ProcessCollector::new()?))?;
         Ok(Self {
             registry,
@@ -84,6 +95,7 @@ impl Metrics {
             snapshot_reloads,
             snapshot_direct_routes,
             license_snapshot_loads,
+            tls_certificate_expiry,
         })
     }
 

@@ -1,7 +1,9 @@
 //! The command line. `run` starts the daemon; `check-config` validates a config file the way
-//! the daemon would (including the TLS files it names) without starting anything; the
-//! provisioning commands live in [`crate::cli::provision`].
+//! the daemon would (including the TLS files it names) without starting anything; `check-tls`
+//! reports whether Teams will accept our TLS ([`crate::cli::check_tls`]); the provisioning
+//! commands live in [`crate::cli::provision`].
 
+pub mod check_tls;
 pub mod provision;
 pub mod status;
 
@@ -42,6 +44,13 @@ pub enum Command {
     Run,
     /// Validate the configuration; exit 0 when valid, 1 with every problem listed.
     CheckConfig,
+    /// Pre-flight TLS report: our certificate as Microsoft requires it, Microsoft's roots in
+    /// the trust anchors; exit 1 on anything that blocks calls with Teams.
+    CheckTls {
+        /// Also handshake with each of `teams.proxies` and print the peer's chain.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Customer enterprises (tenants).
     #[command(subcommand)]
     Enterprise(EnterpriseCommand),
@@ -91,6 +100,7 @@ impl Cli {
                 }
             }
             Command::CheckConfig => check_config(&self.config),
+            Command::CheckTls { connect } => check_tls::check_tls(&self.config, connect),
             Command::Enterprise(c) => Provision::Enterprise(c).execute(&self.config),
             Command::DirectRoute(c) => Provision::DirectRoute(c).execute(&self.config),
             Command::Pbx(c) => Provision::Pbx(c).execute(&self.config),

@@ -21,6 +21,7 @@ pub mod provisioning;
 pub mod readiness;
 pub mod registrations;
 pub mod sip_service;
+pub mod tls_watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -137,6 +138,7 @@ impl Daemon {
         let material = load_tls(&settings).map_err(|p| p.to_string())?;
         let tls = Arc::new(TlsStore::new(material));
         let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
+        tls_watch::observe(&tls.current(), &metrics.tls_certificate_expiry);
         let readiness = Arc::new(Readiness::default());
         let shared_settings = Arc::new(ArcSwap::from_pointee(settings.clone()));
         let provisioning = Arc::new(Provisioning::new(
@@ -457,6 +459,7 @@ impl Daemon {
             }])
         })?;
         self.tls.replace(material);
+        tls_watch::observe(&self.tls.current(), &self.metrics.tls_certificate_expiry);
         for key in self.settings.restart_only_changes(&new) {
             tracing::warn!(key, "changed in the file; takes effect after a restart");
         }
