@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use teamsgw_tests::baresip::{assert_tone, tone_of, tone_of_tail};
-use teamsgw_tests::call_lab::{CallLab, TEAMS_EXTENSION, TENANT};
+use teamsgw_tests::call_lab::{CallLab, TEAMS_EXTENSION, TEAMS_NUMBER, TENANT};
 use teamsgw_tests::free_port;
+use teamsgw_tests::teams_uac::{NO_BODY, OFFER, TeamsUac, in_dialog};
 
 const TEAMS_TONE: u32 = 1000;
 const PHONE_TONE: u32 = 440;
@@ -36,6 +37,13 @@ fn teams_user_calls_a_pbx_extension_with_audio_both_ways() {
             teams.hangup();
         }
         lab.wait_calls_ended(&[&teams, &phone]);
+        // RFC 3261 §12.1.1: Kamailio record-routes; the BYE, ours or the phone's, crossed it.
+        assert_eq!(
+            lab.kamailio.log().matches("routed in-dialog BYE").count(),
+            round,
+            "{}",
+            lab.logs()
+        );
         // The recordings are complete once each endpoint has closed its call.
         teams.wait_count("terminated", round, Duration::from_secs(5));
         phone.wait_count("terminated", round, Duration::from_secs(5));
@@ -106,6 +114,14 @@ fn a_phone_calls_the_teams_user_and_the_call_fails_over_to_the_second_proxy() {
     std::thread::sleep(Duration::from_secs(3));
     phone.hangup();
     lab.wait_calls_ended(&[&teams, &phone]);
+    // RFC 3261 §12.1.1: our 200 carried Kamailio's Record-Route, so the phone's BYE crossed
+    // Kamailio (without it the phone's route set is empty and a PBX proxy answers 404).
+    assert_eq!(
+        lab.kamailio.log().matches("routed in-dialog BYE").count(),
+        1,
+        "{}",
+        lab.logs()
+    );
     teams.wait_count("terminated", 1, Duration::from_secs(5));
     phone.wait_count("terminated", 1, Duration::from_secs(5));
     let logs = format!(
@@ -143,7 +159,7 @@ fn a_phone_calls_the_teams_user_and_the_call_fails_over_to_the_second_proxy() {
 /// legs with a Reason, and its CDR says why (§10: BYE at the interval less min(32 s, a third)).
 #[test]
 fn a_call_outlives_several_session_refresh_intervals_on_both_legs() {
-    use teamsgw_tests::teams_uac::{NO_BODY, OFFER, TeamsUac, header, in_dialog, sdp};
+    use teamsgw_tests::teams_uac::{header, sdp};
     let lab = CallLab::start_with_env(
         "",
         &[],
@@ -442,4 +458,33 @@ fn hold_and_resume_from_the_phone_reach_teams_and_audio_returns() {
     let cdr = &lab.cdrs(1)[0];
     assert_eq!(cdr["result"], "answered", "{cdr}");
     assert_eq!(cdr["hung_up_by"], "teams", "{cdr}");
+}
+
+/// RFC 3261 §12.1.1 towards Teams: Microsoft's proxies may record-route the INVITE; the 18x
+/// and the 200 from the real daemon copy its Record-Route values in order, and the call still
+/// reaches the phone and ends.
+#[test]
+fn a_record_routed_teams_invite_gets_its_route_set_back_in_the_18x_and_the_200() {
+    let lab = CallLab::start("", &[], 5061, None);
+    let phone = lab.phone("2001", PHONE_TONE);
+    let mut teams = lab.teams_uac();
+    let rr = "Record-Route: <sip:rr1.pstnhub.microsoft.com:5061;transport=tls;lr>\r\n\
+              Record-Route: <sip:rr2.pstnhub.microsoft.com;lr>\r\n";
+    let invite = TeamsUac::invite("rr-e2e", TEAMS_NUMBER, "+49302222001", TENANT, OFFER).replacen(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\n{rr}"),
+        1,
+    );
+    teams.send(&invite);
+    let wanted = "\r\nRecord-Route: <sip:rr1.pstnhub.microsoft.com:5061;transport=tls;lr>\r\n\
+                  Record-Route: <sip:rr2.pstnhub.microsoft.com;lr>\r\n";
+    let ringing = teams.expect(180);
+    assert!(ringing.contains(wanted), "{ringing}");
+    let ok = teams.expect(200);
+    assert!(ok.contains(wanted), "{ok}");
+    teams.send(&in_dialog("ACK", "rr-e2e", 1, &ok, "", NO_BODY));
+    phone.wait_log("Call established", Duration::from_secs(10));
+    teams.send(&in_dialog("BYE", "rr-e2e", 2, &ok, "", NO_BODY));
+    teams.expect(200);
+    lab.wait_calls_ended(&[&phone]);
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use teamsgw_sip::Message;
 use teamsgw_sip::dialog::{Dialog, Retransmit, TwoXxRetransmitter};
-use teamsgw_sip::message::MessageBuilder;
+use teamsgw_sip::message::{HeaderName, MessageBuilder};
 use teamsgw_sip::transaction::{TimerSettings, TransactionLayer, TxId};
 use teamsgw_sip::transport::{Source, Target, Transport};
 
@@ -25,6 +25,14 @@ pub struct LegProfile {
     pub via_host: String,
     /// Added to every request and response on this side (Allow, X-MS-SBC, User-Agent...).
     pub headers: Vec<(&'static str, String)>,
+}
+
+/// `request`'s Record-Route values, one header line each, in their order (RFC 3261 §12.1.1).
+fn copy_record_route(mut b: MessageBuilder, request: &Message) -> MessageBuilder {
+    for value in request.values(HeaderName::RecordRoute) {
+        b = b.header("Record-Route", value);
+    }
+    b
 }
 
 impl LegProfile {
@@ -48,6 +56,11 @@ impl LegProfile {
         let mut b = MessageBuilder::response_to(request, status, reason, None, udp);
         if sdp.is_some() {
             b = b.header("Contact", &self.contact);
+        }
+        if (101..300).contains(&status) {
+            // §12.1.1 for the responses inside the dialog too: proxies that record-route a
+            // re-INVITE see their Record-Route come back.
+            b = copy_record_route(b, request);
         }
         let mut b = self.add_headers(b);
         for (name, value) in extra {
@@ -187,8 +200,11 @@ impl Inbound {
         let mut b =
             MessageBuilder::response_to(&self.request, status, reason, Some(&self.local_tag), udp);
         if (101..300).contains(&status) {
-            // §12.1.1: responses that establish a dialog carry our Contact.
+            // §12.1.1: responses that establish a dialog carry our Contact, and the request's
+            // Record-Route values in order, so the peer's route set keeps its proxies (a PBX
+            // proxy answers 404 to a BYE that skips them).
             b = b.header("Contact", &self.profile.contact);
+            b = copy_record_route(b, &self.request);
         }
         b = self.profile.add_headers(b);
         for (name, value) in extra {

@@ -7,6 +7,7 @@ mod identity;
 mod pbx_to_teams;
 mod pbx_transfer;
 mod replaces;
+mod route_sets;
 mod session_timers;
 mod teams_to_pbx;
 mod transfer;

@@ -6,8 +6,6 @@ use std::time::Duration;
 use super::world::*;
 use crate::call::{Direction, Input, Side};
 
-const TEAMS_ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 52.114.14.80\r\ns=-\r\nc=IN IP4 52.114.14.80\r\nt=0 0\r\nm=audio 50000 RTP/SAVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31\r\na=rtcp-mux\r\na=sendrecv\r\n";
-
 const PBX_OFFER: &str = "v=0\r\no=pbx 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
 
 fn invite(w: &mut World, id: &str, sdp: Option<&str>) -> Sent {

@@ -104,7 +104,6 @@ fn a_park_pickup_replaces_the_teams_leg_and_resumes_the_pbx_rfc3891_3() {
 /// opened. Our requests on it go back the way its INVITE came, not to the proxy we called.
 #[test]
 fn replacing_a_leg_we_called_moves_its_requests_to_the_new_dialog_rfc3891_3() {
-    const TEAMS_ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 52.114.14.80\r\ns=-\r\nc=IN IP4 52.114.14.80\r\nt=0 0\r\nm=audio 50000 RTP/SAVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31\r\na=rtcp-mux\r\na=sendrecv\r\n";
     let mut w = World::new();
     w.pbx_sends(pbx_invite("p1", "tok1", "0301234567", Some(PBX_SDP)));
     let inv = w.expect(PROXY1, "INVITE");
@@ -221,7 +220,6 @@ fn a_call_ringing_in_teams_is_picked_up_and_its_invite_cancelled_rfc3891_7_1() {
 /// race): that dialog is acknowledged and ended at once; the picked-up call goes on.
 #[test]
 fn a_2xx_crossing_the_pickup_cancel_is_acked_and_ended_rfc3261_15() {
-    const TEAMS_ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 52.114.14.80\r\ns=-\r\nc=IN IP4 52.114.14.80\r\nt=0 0\r\nm=audio 50000 RTP/SAVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31\r\na=rtcp-mux\r\na=sendrecv\r\n";
     let mut w = World::new();
     let (inv, answer, ok) = ringing_then_picked_up(&mut w, "p2");
     w.expect(PROXY1, "CANCEL");

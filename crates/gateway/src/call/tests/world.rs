@@ -387,6 +387,9 @@ impl World {
 
 pub const TEAMS_SDP: &str = "v=0\r\no=- 2142 0 IN IP4 52.114.14.70\r\ns=session\r\nc=IN IP4 52.114.14.70\r\nt=0 0\r\nm=audio 52884 RTP/SAVP 111 9 0 8 13 101\r\na=ice-ufrag:9d4c\r\na=ice-pwd:3f2b8f9e5d1a4c7b9e0f1a2b3c4d5e6f\r\na=candidate:1 1 UDP 2130706431 52.114.14.70 52884 typ host\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31\r\na=rtcp-mux\r\na=rtpmap:111 SILK/16000\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:13 CN/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
 
+/// Teams' SDES answer to our offer (§4.1): PCMA, telephone-event, rtcp-mux.
+pub const TEAMS_ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 52.114.14.80\r\ns=-\r\nc=IN IP4 52.114.14.80\r\nt=0 0\r\nm=audio 50000 RTP/SAVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31\r\na=rtcp-mux\r\na=sendrecv\r\n";
+
 pub const PBX_SDP: &str = "v=0\r\no=pbx 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\nm=audio 30000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n";
 
 /// A Teams -> PBX call answered: our 200 to Teams and our ACK to the PBX.
