@@ -181,7 +181,19 @@ fn teams_refusals_and_cancel_towards_teams() {
     assert_eq!(lab.metric("teamsgw_media_sessions_active"), 0.0);
 
     // §1.6: 503 with Retry-After from the first proxy: the call fails over to the second,
-    // and trunk health holds the first down (its OPTIONS still answer 200).
+    // and trunk health holds the first down (its OPTIONS still answer 200). Both proxies are
+    // up for trunk health first, so the failover is the 503's and not a health verdict's.
+    wait(
+        "trunk health to see both proxies up",
+        Duration::from_secs(10),
+        || {
+            ["127.0.0.2", "127.0.0.3"].iter().all(|p| {
+                lab.daemon
+                    .metric_if_exposed(&format!("teamsgw_teams_proxy_up{{proxy=\"{p}\"}}"))
+                    == Some(1.0)
+            })
+        },
+    );
     first.set_script(vec![Step::Reply {
         status: 503,
         tag: "p",
@@ -203,7 +215,12 @@ fn teams_refusals_and_cancel_towards_teams() {
     let last = lab.cdrs(4).pop().unwrap();
     assert_eq!(last["result"], "answered", "{last}");
     assert_eq!(last["teams_proxy"], "127.0.0.3", "{last}");
-    assert_eq!(last["failovers"][0], "127.0.0.2:503", "{last}");
+    assert_eq!(
+        last["failovers"][0],
+        "127.0.0.2:503",
+        "{last}\n{}",
+        lab.logs()
+    );
 }
 
 /// §3.4: 180 from two forks, 183 with SDP, then 200 from the second fork. The PBX sees one
