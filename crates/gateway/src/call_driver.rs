@@ -33,6 +33,7 @@ pub struct CallMetrics {
     rejected: IntCounterVec,
     failover: IntCounterVec,
     transfers: IntCounterVec,
+    emergency: IntCounterVec,
     media_loss: HistogramVec,
     media_jitter: HistogramVec,
 }
@@ -103,6 +104,13 @@ impl CallMetrics {
             ),
             &["kind", "result"],
         )?;
+        let emergency = IntCounterVec::new(
+            Opts::new(
+                "teamsgw_emergency_calls_total",
+                "Emergency calls from Teams (calls.emergency_numbers), by enterprise.",
+            ),
+            &["enterprise"],
+        )?;
         // Every label value exists from the start, so rate() sees zeros, not gaps.
         for k in ["teams_user", "number", "replaces"] {
             for r in ["completed", "failed"] {
@@ -134,6 +142,7 @@ impl CallMetrics {
         registry.register(Box::new(rejected.clone()))?;
         registry.register(Box::new(failover.clone()))?;
         registry.register(Box::new(transfers.clone()))?;
+        registry.register(Box::new(emergency.clone()))?;
         registry.register(Box::new(media_loss.clone()))?;
         registry.register(Box::new(media_jitter.clone()))?;
         Ok(Self {
@@ -143,6 +152,7 @@ impl CallMetrics {
             rejected,
             failover,
             transfers,
+            emergency,
             media_loss,
             media_jitter,
         })
@@ -173,6 +183,21 @@ impl CallMetrics {
                 .inc(),
             CallEvent::Transfer { kind, result } => {
                 self.transfers.with_label_values(&[kind, result]).inc()
+            }
+            CallEvent::Emergency {
+                enterprise,
+                caller,
+                number,
+                location,
+            } => {
+                self.emergency.with_label_values(&[enterprise]).inc();
+                tracing::warn!(
+                    %enterprise,
+                    %caller,
+                    %number,
+                    location,
+                    "emergency call from Teams (admitted past max_sessions)"
+                );
             }
             CallEvent::Finished(r) => {
                 let d = r.direction.as_str();

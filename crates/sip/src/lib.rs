@@ -18,6 +18,7 @@ pub mod framing;
 pub mod hep;
 pub mod message;
 pub mod metrics;
+pub mod multipart;
 pub mod peer_verifier;
 pub mod refusal_log;
 #[cfg(feature = "test-pki")]

@@ -32,6 +32,24 @@ pub struct Settings {
     pub media: MediaSettings,
     pub license: LicenseSettings,
     pub hep: HepSettings,
+    pub calls: CallsSettings,
+}
+
+/// Call handling that is not one leg's: which numbers are emergency calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallsSettings {
+    /// Calls from Teams to these are never refused by a direct route's `max_sessions`, reach
+    /// the PBX as dialled, and are counted and logged.
+    pub emergency_numbers: Vec<String>,
+}
+
+impl Default for CallsSettings {
+    fn default() -> Self {
+        Self {
+            emergency_numbers: ["911", "933", "112", "999"].map(String::from).to_vec(),
+        }
+    }
 }
 
 /// SIP capture to a Homer collector (HEPv3 over UDP). Off unless `collector` is set.
@@ -474,6 +492,16 @@ impl Settings {
                 bad("hep.collector", format!("{c:?} is not host:port"));
             }
         }
+        for n in &self.calls.emergency_numbers {
+            let digits = n.strip_prefix('+').unwrap_or(n);
+            if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                bad(
+                    "calls.emergency_numbers",
+                    format!("{n:?} is not a number of 1-15 digits (E.164 §6)"),
+                );
+            }
+        }
         if self.daemon.drain_seconds > 3600 {
             bad(
                 "daemon.drain_seconds",
@@ -657,6 +685,7 @@ impl Settings {
         check(self.media != new.media, "media");
         check(self.sip != new.sip, "sip");
         check(self.hep != new.hep, "hep");
+        check(self.calls != new.calls, "calls");
         check(
             self.teams.allowed_sources != new.teams.allowed_sources,
             "teams.allowed_sources",

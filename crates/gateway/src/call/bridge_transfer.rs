@@ -70,6 +70,7 @@ impl Call {
             headers: setup::session_timer_offer(ctx.settings),
             // RFC 3725 §4.1: the target makes the offer; the remaining party answers it.
             sdp: None,
+            parts: None,
         };
         let profile = setup::pbx_profile(ctx.settings, &self.user.contact_token, target.transport);
         let credentials = Credentials {

@@ -18,6 +18,8 @@
 //! - [`session_timer`]: RFC 4028 intervals and refreshers, one per leg;
 //! - `identity`: privacy and call history (PAI, Privacy, History-Info, Diversion) across legs;
 //! - [`sdp_bridge`]: offer/answer carried from one leg to the other, in the call too;
+//! - [`body_parts`]: the other parts of a multipart INVITE body (an emergency call's
+//!   location), carried across byte for byte;
 //! - `setup`: what a new call is built from (Contact, Via, the outbound INVITE);
 //! - `transfer`: REFER from Teams (a new Teams leg, NOTIFY progress);
 //! - `pbx_transfer`: REFER from Teams to a number, handed to the PBX with our REFER;
@@ -30,6 +32,7 @@
 //! - [`cause`]: why a call ended, for the CDR, metrics and `Reason` headers;
 //! - [`core`]: many calls, their transactions and timers.
 
+pub mod body_parts;
 mod bridge_transfer;
 mod bridged;
 pub mod cause;
@@ -154,6 +157,9 @@ pub struct CallSettings {
     pub sessions: Arc<SessionCounts>,
     /// Emit [`Output::Correlate`] for each leg (a SIP capture links a call's legs by it).
     pub correlate_legs: bool,
+    /// Numbers whose calls from Teams are emergency calls: never refused by `max_sessions`,
+    /// dialled at the PBX exactly as Teams sent them, counted and logged.
+    pub emergency_numbers: Vec<String>,
 }
 
 impl Default for CallSettings {
@@ -174,6 +180,7 @@ impl Default for CallSettings {
             seed: 1,
             sessions: Arc::new(SessionCounts::default()),
             correlate_legs: false,
+            emergency_numbers: ["911", "933", "112", "999"].map(String::from).to_vec(),
         }
     }
 }
@@ -245,6 +252,13 @@ pub enum CallEvent {
     Transfer {
         kind: &'static str,
         result: &'static str,
+    },
+    /// An emergency call from Teams started (`teamsgw_emergency_calls_total{enterprise}`).
+    Emergency {
+        enterprise: String,
+        caller: String,
+        number: String,
+        location: bool,
     },
     Finished(Box<CallRecord>),
 }

@@ -12,6 +12,7 @@ use teamsgw_sip::transaction::{TransactionLayer, TxId};
 use teamsgw_sip::transport::{Source, Target, Transport};
 
 use super::Dest;
+use super::body_parts::CarriedParts;
 use super::inbound::LegProfile;
 
 /// What the INVITE we send is made of, so a retry can rebuild it.
@@ -23,6 +24,8 @@ pub struct InviteTemplate {
     pub to: String,
     pub headers: Vec<(&'static str, String)>,
     pub sdp: Option<String>,
+    /// A multipart body the SDP travels in (an emergency call's location).
+    pub parts: Option<CarriedParts>,
 }
 
 pub struct Outbound {
@@ -141,9 +144,13 @@ impl Outbound {
                 b = b.header(name, value);
             }
         }
-        let data = match &t.sdp {
-            Some(sdp) => b.body(Some("application/sdp"), sdp.as_bytes()),
-            None => b.finish(),
+        let data = match (&t.parts, &t.sdp) {
+            (Some(parts), sdp) => b.body(
+                Some(parts.content_type.as_str()),
+                &parts.body_with(sdp.as_deref()),
+            ),
+            (None, Some(sdp)) => b.body(Some("application/sdp"), sdp.as_bytes()),
+            (None, None) => b.finish(),
         };
         let msg = Message::parse(data).ok()?;
         self.forks = Some(ForkedDialogs::new(msg.clone()));

@@ -85,6 +85,21 @@ pub(super) fn from_teams(
 ) -> Result<CallParts, Rejection> {
     let route = routing::route_teams_call(view, request)?;
     let pbx = &route.pbx;
+    // An emergency call reaches the PBX as dialled (no number format), whatever the limits.
+    let dialled = request
+        .request_uri()
+        .and_then(Result::ok)
+        .and_then(|u| routing::number_of(&u))
+        .unwrap_or_default();
+    let emergency = settings
+        .emergency_numbers
+        .iter()
+        .any(|n| n.trim_start_matches('+') == dialled.trim_start_matches('+'));
+    let called = if emergency {
+        dialled.clone()
+    } else {
+        route.called.clone()
+    };
     let target = pbx
         .target()
         .ok_or_else(|| admission("pbx_unresolved", format!("cannot resolve {}", pbx.next_hop)))?;
@@ -105,16 +120,23 @@ pub(super) fn from_teams(
     {
         headers.push(("Diversion", d));
     }
+    // RFC 6442 §4: the location conveyance headers travel with the location.
+    for name in ["Geolocation", "Geolocation-Routing", "Geolocation-Error"] {
+        for value in request.other_header(name) {
+            headers.push((name, String::from_utf8_lossy(value).into_owned()));
+        }
+    }
     Ok(CallParts {
         inbound: teams_profile(settings, &route.tenant.fqdn, route.tenant.port, None),
         outbound: pbx_profile(settings, &user.contact_token, pbx.transport),
         target,
         template: InviteTemplate {
-            uri: format!("sip:{}@{}", route.called, pbx.domain),
+            uri: format!("sip:{called}@{}", pbx.domain),
             from: format!("{display}<sip:{}@{}>", user.extension, pbx.domain),
-            to: format!("<sip:{}@{}>", route.called, pbx.domain),
+            to: format!("<sip:{called}@{}>", pbx.domain),
             headers,
             sdp: None,
+            parts: None,
         },
         credentials: Some(Credentials {
             username: user.auth_user.clone(),
@@ -123,10 +145,11 @@ pub(super) fn from_teams(
         proxies: VecDeque::new(),
         pbx_codecs: pbx.codecs.clone(),
         caller: route.caller.clone(),
-        callee: route.called.clone(),
+        callee: called,
         pbx: pbx.dialing(),
         tenant: route.tenant,
         user: route.user,
+        emergency,
     })
 }
 
@@ -163,6 +186,7 @@ pub(super) fn to_teams(
             to: format!("<sip:{number}@{fqdn};user=phone>"),
             headers,
             sdp: None,
+            parts: None,
         },
         credentials: None,
         proxies: view.proxies.iter().cloned().collect(),
@@ -172,6 +196,7 @@ pub(super) fn to_teams(
         pbx: route.pbx.dialing(),
         tenant: route.tenant,
         user: route.user,
+        emergency: false,
     })
 }
 
@@ -189,6 +214,8 @@ pub(super) struct CallParts {
     pub tenant: routing::Tenant,
     pub user: routing::UserRoute,
     pub pbx: routing::PbxDialing,
+    /// A call from Teams to one of `emergency_numbers`.
+    pub emergency: bool,
 }
 
 pub(super) fn admission(label: &'static str, warning: String) -> Rejection {

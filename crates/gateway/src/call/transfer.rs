@@ -154,6 +154,7 @@ impl Call {
             to: format!("<{request_uri}>"),
             headers,
             sdp: Some(offer.clone()),
+            parts: None,
         };
         let profile = setup::teams_profile(ctx.settings, &fqdn, self.tenant.port, None);
         let call_id = format!("{}-c{}@teamsgw", ctx.token(), ctx.settings.shard);

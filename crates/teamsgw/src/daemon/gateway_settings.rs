@@ -101,6 +101,7 @@ pub fn calls(settings: &Settings, sessions: Arc<SessionCounts>) -> CallSettings 
         seed: seed() ^ 0xA5A5,
         sessions,
         correlate_legs: settings.hep.collector.is_some(),
+        emergency_numbers: settings.calls.emergency_numbers.clone(),
         ..CallSettings::default()
     }
 }

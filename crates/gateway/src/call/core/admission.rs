@@ -10,6 +10,7 @@ use teamsgw_sip::transaction::TxId;
 use teamsgw_sip::transport::Source;
 
 use super::{CallCore, Handle, Slot};
+use crate::call::body_parts;
 use crate::call::inbound::Inbound;
 use crate::call::media::MediaPlane;
 use crate::call::outbound::Outbound;
@@ -122,12 +123,17 @@ impl<M: MediaPlane> CallCore<M> {
                 warning: format!("Session-Expires below {} s (RFC 4028 §8.1)", min.as_secs()),
                 label: "session_interval",
             })?;
+        // RFC 2046: a multipart body's SDP is negotiated, its other parts carried across.
+        let (body, carried) = body_parts::split(request).map_err(|e| Rejection {
+            status: 400,
+            reason: "Bad Request",
+            warning: e.to_string(),
+            label: "bad_body",
+        })?;
         let tenant = parts.tenant.clone();
-        if !self
-            .settings
-            .sessions
-            .try_acquire(&tenant.fqdn, tenant.max_sessions)
-        {
+        // An emergency call is counted but never refused for the direct route's limit.
+        let limit = (!parts.emergency).then_some(tenant.max_sessions).flatten();
+        if !self.settings.sessions.try_acquire(&tenant.fqdn, limit) {
             return Err(setup::admission(
                 "max_sessions",
                 format!("{} is at its limit of concurrent calls", tenant.fqdn),
@@ -148,7 +154,6 @@ impl<M: MediaPlane> CallCore<M> {
             self.rng.next_u64() >> 1,
             &parts.pbx_codecs,
         );
-        let body = request.body();
         let offer = match direction {
             Direction::FromTeams if body.is_empty() => Err(crate::call::sdp_bridge::unacceptable(
                 "an SDP offer is required (teams-direct-routing.md §3.3)",
@@ -172,8 +177,11 @@ impl<M: MediaPlane> CallCore<M> {
         let local_tag = self.rng.token();
         let call_id = format!("{}-c{}@teamsgw", self.rng.token(), self.settings.shard);
         let from_tag = self.rng.token();
+        let location = carried.as_ref().is_some_and(|c| c.has_other_parts())
+            || request.other_header("Geolocation").next().is_some();
         let mut template = parts.template;
         template.sdp = Some(offer.clone());
+        template.parts = carried;
         let inbound = Inbound::new(
             parts.inbound,
             tx,
@@ -190,6 +198,13 @@ impl<M: MediaPlane> CallCore<M> {
             parts.credentials,
         );
         let session = media.session;
+        let emergency = parts.emergency.then(|| {
+            (
+                tenant.enterprise.clone(),
+                parts.caller.clone(),
+                parts.callee.clone(),
+            )
+        });
         let call = Call {
             id: String::from_utf8_lossy(request.call_id().unwrap_or_default()).into_owned(),
             direction,
@@ -260,6 +275,14 @@ impl<M: MediaPlane> CallCore<M> {
         }
         self.out
             .push_back(Output::Event(CallEvent::Started { direction }));
+        if let Some((enterprise, caller, number)) = emergency {
+            self.out.push_back(Output::Event(CallEvent::Emergency {
+                enterprise,
+                caller,
+                number,
+                location,
+            }));
+        }
         Ok(h)
     }
 }
