@@ -6,7 +6,8 @@
 //!
 //! None of teamsgw's SIP code is used: messages are framed by Content-Length (RFC 3261 §18.3),
 //! read by [`SipText`] and answered as text built here (§8.2.6), so what a test asserts about
-//! teamsgw's messages is read independently of teamsgw's parser. Each connection has a thread
+//! teamsgw's messages is read independently of teamsgw's parser. Shared with teamsgw: only the
+//! test certificates (`teamsgw_sip::test_pki`, rcgen underneath), which are setup, not a grader. Each connection has a thread
 //! of its own that owns its TLS session; `stop` closes the listener and every connection, as
 //! a proxy that went away.
 
