@@ -43,22 +43,27 @@ impl LeafFiles {
 impl TestCa {
     /// A new CA whose PEM certificate is written to `dir/<name>-ca.pem`.
     pub fn new(dir: &Path, name: &str) -> Self {
-        let mut params = CertificateParams::default();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{name} test CA"));
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let ca = |common_name: String| {
+            let mut params = CertificateParams::default();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, common_name);
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            params
+        };
+        let issuer = CertifiedIssuer::self_signed(
+            ca(format!("{name} test CA")),
+            KeyPair::generate().unwrap(),
+        )
+        .unwrap();
         std::fs::write(dir.join(format!("{name}-ca.pem")), issuer.pem()).unwrap();
-        let mut params = CertificateParams::default();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{name} test intermediate CA"));
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let intermediate =
-            CertifiedIssuer::signed_by(params, KeyPair::generate().unwrap(), &issuer).unwrap();
+        let intermediate = CertifiedIssuer::signed_by(
+            ca(format!("{name} test intermediate CA")),
+            KeyPair::generate().unwrap(),
+            &issuer,
+        )
+        .unwrap();
         Self {
             issuer,
             intermediate,
