@@ -124,6 +124,23 @@ fn teams_side_failures_get_their_exact_codes() {
     assert_eq!(results, ["busy 486", "cancelled 487"]);
 }
 
+/// Waits until trunk health has had a 200 from both lab proxies and holds both up (the daemon
+/// starts before the proxies, so its first probes fail and both start down).
+fn both_proxies_answered(lab: &CallLab) {
+    wait(
+        "trunk health to see both proxies answer and up",
+        Duration::from_secs(10),
+        || {
+            ["127.0.0.2", "127.0.0.3"].iter().all(|p| {
+                let ok = format!("teamsgw_teams_options_total{{proxy=\"{p}\",result=\"ok\"}}");
+                let up = format!("teamsgw_teams_proxy_up{{proxy=\"{p}\"}}");
+                lab.daemon.metric_if_exposed(&ok) >= Some(1.0)
+                    && lab.daemon.metric_if_exposed(&up) == Some(1.0)
+            })
+        },
+    );
+}
+
 /// Calls towards Teams that Teams refuses: 486 passes to the PBX; 603 from the first proxy
 /// stops everything (the second is never tried); a CANCEL from the PBX reaches Teams.
 #[test]
@@ -139,15 +156,7 @@ fn teams_refusals_and_cancel_towards_teams() {
             .filter(|(m, t)| m == "INVITE" && t.is_empty())
             .count()
     };
-    wait(
-        "trunk health to see both proxies up",
-        Duration::from_secs(10),
-        || {
-            lab.daemon
-                .metric_if_exposed("teamsgw_teams_proxy_up{proxy=\"127.0.0.2\"}")
-                == Some(1.0)
-        },
-    );
+    both_proxies_answered(&lab);
 
     first.set_script(vec![reply(486, "p", false)]);
     phone.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
@@ -183,17 +192,7 @@ fn teams_refusals_and_cancel_towards_teams() {
     // §1.6: 503 with Retry-After from the first proxy: the call fails over to the second,
     // and trunk health holds the first down (its OPTIONS still answer 200). Both proxies are
     // up for trunk health first, so the failover is the 503's and not a health verdict's.
-    wait(
-        "trunk health to see both proxies up",
-        Duration::from_secs(10),
-        || {
-            ["127.0.0.2", "127.0.0.3"].iter().all(|p| {
-                lab.daemon
-                    .metric_if_exposed(&format!("teamsgw_teams_proxy_up{{proxy=\"{p}\"}}"))
-                    == Some(1.0)
-            })
-        },
-    );
+    both_proxies_answered(&lab);
     first.set_script(vec![Step::Reply {
         status: 503,
         tag: "p",

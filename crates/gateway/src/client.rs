@@ -18,7 +18,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Reg
 use teamsgw_sip::message::Message;
 use teamsgw_sip::transaction::{Event, TimerSettings, TransactionLayer, TxId};
 use teamsgw_sip::transport::{Incoming, SipTransport, Target, Transport};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::gauge_series::GaugeSeries;
 use crate::registration::{
@@ -143,6 +143,8 @@ enum Command {
 pub struct ClientHandle {
     commands: mpsc::Sender<Command>,
     summary: Arc<Mutex<BTreeMap<&'static str, usize>>>,
+    /// Each Teams proxy and whether trunk health has it up, sent the moment one changes.
+    proxies_up: watch::Receiver<Vec<(String, bool)>>,
 }
 
 impl ClientHandle {
@@ -167,6 +169,12 @@ impl ClientHandle {
     /// Marks a Teams proxy down for `hold` (a call's 503 with Retry-After, §1.6).
     pub async fn hold_proxy(&self, proxy: String, hold: Duration) {
         let _ = self.commands.send(Command::HoldProxy { proxy, hold }).await;
+    }
+
+    /// Trunk health's verdicts, changed as soon as a proxy goes up or down (not polled), so
+    /// calls never try a proxy by a verdict older than the one the metrics show.
+    pub fn proxies_up(&self) -> watch::Receiver<Vec<(String, bool)>> {
+        self.proxies_up.clone()
     }
 
     pub async fn trunk(&self) -> Vec<ProxyView> {
@@ -241,9 +249,16 @@ pub fn spawn(
         shutdown: None,
         registration_series: GaugeSeries::default(),
         proxy_series: GaugeSeries::default(),
+        proxies_up: watch::Sender::new(Vec::new()),
+        proxies_up_at: u64::MAX,
     };
+    let proxies_up = driver.proxies_up.subscribe();
     tokio::spawn(driver.run(responses, rx, failures, lookups));
-    ClientHandle { commands, summary }
+    ClientHandle {
+        commands,
+        summary,
+        proxies_up,
+    }
 }
 
 /// A request waiting for its peer's name to resolve.
@@ -264,6 +279,9 @@ struct Driver {
     layer: TransactionLayer<Dest>,
     agent: RegistrationAgent,
     trunk: TrunkHealth,
+    /// Trunk health's verdicts for [`ClientHandle::proxies_up`], and the change they are at.
+    proxies_up: watch::Sender<Vec<(String, bool)>>,
+    proxies_up_at: u64,
     /// Transaction → the request it carries, and back.
     requests: HashMap<TxId, Request>,
     transactions: HashMap<Request, TxId>,
@@ -294,6 +312,23 @@ impl Driver {
         let mut next_metrics = Instant::now();
         loop {
             let now = Instant::now();
+            if self.trunk.changes() != self.proxies_up_at {
+                // The calls and teamsgw_teams_proxy_up learn a verdict together, at once.
+                self.proxies_up_at = self.trunk.changes();
+                let states: Vec<(String, bool)> = self
+                    .trunk
+                    .status()
+                    .into_iter()
+                    .map(|p| (p.proxy, p.up))
+                    .collect();
+                self.proxy_series.publish(
+                    &self.metrics.proxy_up,
+                    states
+                        .iter()
+                        .map(|(p, up)| (vec![p.as_str()], i64::from(*up))),
+                );
+                self.proxies_up.send_replace(states);
+            }
             if now >= next_metrics {
                 self.publish();
                 next_metrics = now + METRICS_EVERY;

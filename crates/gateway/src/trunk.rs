@@ -67,6 +67,8 @@ pub struct TrunkHealth {
     results: VecDeque<(String, &'static str)>,
     next_id: u64,
     rng: Rng,
+    /// Moves whenever a proxy goes up or down, so the driver can pass changes on at once.
+    changes: u64,
 }
 
 impl TrunkHealth {
@@ -92,6 +94,7 @@ impl TrunkHealth {
             results: VecDeque::new(),
             next_id: 1,
             rng,
+            changes: 0,
         };
         health.handle_timeout(now);
         health
@@ -175,6 +178,7 @@ impl TrunkHealth {
         }
         let up = up && held.is_none();
         if p.up != up {
+            self.changes += 1;
             if up {
                 tracing::info!(proxy = %p.name, result = %text, "Teams proxy is up");
             } else {
@@ -196,6 +200,9 @@ impl TrunkHealth {
             tracing::warn!(proxy = %p.name, seconds = hold.as_secs(), "Teams proxy answered a call 503 with Retry-After: down");
         }
         let until = now + hold.min(Duration::from_secs(3600));
+        if p.up {
+            self.changes += 1;
+        }
         p.up = false;
         p.last_result = Some(format!("503 to a call, Retry-After {}", hold.as_secs()));
         p.held_until = Some(until);
@@ -216,6 +223,11 @@ impl TrunkHealth {
             .filter(|p| p.in_flight.is_none())
             .map(|p| p.next_probe)
             .min()
+    }
+
+    /// A number that moves whenever a proxy goes up or down.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     pub fn status(&self) -> Vec<ProxyStatus> {
@@ -305,7 +317,10 @@ mod tests {
         let a = h.poll_probe().unwrap();
         let b = h.poll_probe().unwrap();
         h.on_outcome(a.id, answer(&a, 200, ""), t0);
+        // Up as assumed: no change to pass on; the second one down: one change.
+        assert_eq!(h.changes(), 0);
         h.on_outcome(b.id, Outcome::Timeout, t0);
+        assert_eq!(h.changes(), 1);
         assert_eq!(
             h.usable().collect::<Vec<_>>(),
             ["sip.pstnhub.microsoft.com"]
@@ -319,6 +334,7 @@ mod tests {
         let b = h.poll_probe().unwrap();
         h.on_outcome(a.id, answer(&a, 500, ""), t1);
         h.on_outcome(b.id, answer(&b, 200, ""), t1);
+        assert_eq!(h.changes(), 3, "the first down, the second up again");
         assert_eq!(
             h.usable().collect::<Vec<_>>(),
             ["sip2.pstnhub.microsoft.com"]

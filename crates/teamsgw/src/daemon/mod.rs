@@ -105,16 +105,21 @@ struct Daemon {
 /// Finished calls waiting for the database (a 30 s outage at 300 calls/s fits).
 const CDR_QUEUE: usize = 10_000;
 
-/// Trunk health's view of the Teams proxies, passed to the call shards as it changes.
+/// Trunk health's view of the Teams proxies, passed to the call shards the moment it changes
+/// (a poll would leave calls trying a proxy by an older verdict than the metrics show).
 async fn follow_trunk(client: ClientHandle, calls: CallsHandle) {
     let mut known: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+    let mut changes = client.proxies_up();
     loop {
-        for p in client.trunk().await {
-            if known.insert(p.proxy.clone(), p.up) != Some(p.up) {
-                calls.proxy_state(&p.proxy, p.up).await;
+        let now: Vec<(String, bool)> = changes.borrow_and_update().clone();
+        for (proxy, up) in now {
+            if known.insert(proxy.clone(), up) != Some(up) {
+                calls.proxy_state(&proxy, up).await;
             }
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        if changes.changed().await.is_err() {
+            return;
+        }
     }
 }
 
