@@ -466,7 +466,8 @@ fn hold_and_resume_from_the_phone_reach_teams_and_audio_returns() {
 #[test]
 fn a_record_routed_teams_invite_gets_its_route_set_back_in_the_18x_and_the_200() {
     let lab = CallLab::start("", &[], 5061, None);
-    let phone = lab.phone("2001", PHONE_TONE);
+    // Answered by hand, so the 180 always comes first.
+    let phone = lab.phone_answering("2001", PHONE_TONE, false);
     let mut teams = lab.teams_uac();
     let rr = "Record-Route: <sip:rr1.pstnhub.microsoft.com:5061;transport=tls;lr>\r\n\
               Record-Route: <sip:rr2.pstnhub.microsoft.com;lr>\r\n";
@@ -480,6 +481,8 @@ fn a_record_routed_teams_invite_gets_its_route_set_back_in_the_18x_and_the_200()
                   Record-Route: <sip:rr2.pstnhub.microsoft.com;lr>\r\n";
     let ringing = teams.expect(180);
     assert!(ringing.contains(wanted), "{ringing}");
+    phone.wait_log("Incoming call", Duration::from_secs(5));
+    phone.command("accept", "");
     let ok = teams.expect(200);
     assert!(ok.contains(wanted), "{ok}");
     teams.send(&in_dialog("ACK", "rr-e2e", 1, &ok, "", NO_BODY));
