@@ -102,4 +102,17 @@ fn an_emergency_call_with_a_location_passes_a_full_direct_route_with_audio_both_
     busy.send(&in_dialog("BYE", "busy-1", 2, &busy_ok, "", NO_BODY));
     busy.expect(200);
     lab.wait_calls_ended(&[&psap, &other]);
+    // The CDRs tell the emergency call apart.
+    let cdrs = lab.cdrs(2);
+    let marks: Vec<(&str, bool)> = cdrs
+        .iter()
+        .map(|c| {
+            (
+                c["callee"].as_str().unwrap(),
+                c["emergency"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(marks.contains(&("911", true)), "{cdrs:?}");
+    assert!(marks.contains(&("+49302222001", false)), "{cdrs:?}");
 }

@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "PBX Diversion header",
         include_str!("../migrations/0008_pbx_diversion.sql"),
     ),
+    (
+        9,
+        "CDR emergency mark",
+        include_str!("../migrations/0009_cdr_emergency.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -477,6 +477,7 @@ impl<M: MediaPlane> CallCore<M> {
             reason: cause.describe(),
             hung_up_by: by,
             codec: call.sdp.codec(),
+            emergency: call.emergency,
             media: counters,
         };
         self.out

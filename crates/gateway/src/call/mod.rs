@@ -287,6 +287,8 @@ pub struct CallRecord {
     pub reason: String,
     pub hung_up_by: Option<Side>,
     pub codec: Option<String>,
+    /// A call from Teams to one of `emergency_numbers`.
+    pub emergency: bool,
     pub media: MediaCounters,
 }
 

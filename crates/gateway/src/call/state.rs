@@ -71,6 +71,8 @@ pub struct Call {
     pub pbx: PbxDialing,
     pub caller: String,
     pub callee: String,
+    /// A call from Teams to one of `emergency_numbers` (admitted past `max_sessions`).
+    pub emergency: bool,
     pub inbound: Inbound,
     pub outbound: Outbound,
     pub sdp: SdpBridge,

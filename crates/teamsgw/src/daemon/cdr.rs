@@ -76,6 +76,7 @@ pub fn to_cdr(f: &FinishedCall) -> Cdr {
         reason: r.reason.clone(),
         hung_up_by: r.hung_up_by.map(|s| s.as_str().to_owned()),
         codec: r.codec.clone(),
+        emergency: r.emergency,
         teams: leg(&r.media.teams),
         pbx: leg(&r.media.pbx),
     }
@@ -215,6 +216,7 @@ pub fn csv(rows: &[Cdr]) -> String {
         "reason",
         "hung_up_by",
         "codec",
+        "emergency",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -246,6 +248,7 @@ pub fn csv(rows: &[Cdr]) -> String {
             r.reason.clone(),
             opt(&r.hung_up_by),
             opt(&r.codec),
+            r.emergency.to_string(),
         ];
         for l in [&r.teams, &r.pbx] {
             cells.extend(l.values().iter().map(i64::to_string));
@@ -281,6 +284,7 @@ mod tests {
             reason: "teams hung up".into(),
             hung_up_by: Some("teams".into()),
             codec: Some("PCMA".into()),
+            emergency: false,
             teams: CdrLeg::default(),
             pbx: CdrLeg {
                 lost: 3,
@@ -313,7 +317,9 @@ mod tests {
             lines[1]
         );
         assert!(lines[1].contains(",sip:timeout;sip2:503,"));
-        assert_eq!(lines[0].split(',').count(), 31);
+        assert!(lines[0].contains(",codec,emergency,"), "{}", lines[0]);
+        assert!(lines[1].contains(",PCMA,false,"), "{}", lines[1]);
+        assert_eq!(lines[0].split(',').count(), 32);
     }
 
     #[test]

@@ -214,6 +214,7 @@ impl<M: MediaPlane> CallCore<M> {
             pbx: parts.pbx,
             caller: parts.caller,
             callee: parts.callee,
+            emergency: parts.emergency,
             inbound,
             outbound,
             sdp,
