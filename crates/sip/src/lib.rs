@@ -2,10 +2,11 @@
 //!
 //! Owns: SIP messages (zero-copy parser and builder), stream and datagram framing, the UDP, TCP
 //! and TLS (mutual) transports with how a peer's certificate is verified (`peer_verifier`) and
-//! the TLS pre-flight facts (`tls_audit`), the sans-IO transaction and dialog state machines,
-//! digest authentication, and HEPv3 capture of what the transports carry (`hep`). Every byte from
-//! Teams, from PBXs and from the internet passes through here first, so nothing in this crate
-//! may panic on input.
+//! the TLS pre-flight facts (`tls_audit`), multipart bodies read as slices (`multipart`, for
+//! carrying their parts across, never decoding them), the sans-IO transaction and dialog
+//! state machines, digest authentication, and HEPv3 capture of what the transports carry
+//! (`hep`). Every byte from Teams, from PBXs and from the internet passes through here first,
+//! so nothing in this crate may panic on input.
 //!
 //! Must never know: media, SDP semantics (bodies are opaque bytes), the provisioning database,
 //! licensing, or which customer a message belongs to. Routing decisions belong to the gateway.

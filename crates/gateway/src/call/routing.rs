@@ -215,6 +215,8 @@ pub struct TeamsCall {
     pub pbx: PbxRoute,
     /// The called number as the PBX wants it.
     pub called: String,
+    /// The called number as Teams sent it (an emergency call goes to the PBX so).
+    pub dialled: String,
     pub caller: String,
     /// The Teams user's name as Teams sent it: the PBX shows it on the callee's phone.
     pub caller_display: Option<String>,
@@ -328,12 +330,14 @@ pub fn route_teams_call(view: &RoutingView, request: &Message) -> Result<TeamsCa
             )
         })?;
     let pbx = pbx_of(view, user)?;
-    let called = pbx.dialing().number(&called);
+    let dialled = called;
+    let called = pbx.dialing().number(&dialled);
     Ok(TeamsCall {
         tenant: tenant.clone(),
         user: user.clone(),
         pbx: pbx.clone(),
         called,
+        dialled,
         caller,
         caller_display,
     })

@@ -86,11 +86,7 @@ pub(super) fn from_teams(
     let route = routing::route_teams_call(view, request)?;
     let pbx = &route.pbx;
     // An emergency call reaches the PBX as dialled (no number format), whatever the limits.
-    let dialled = request
-        .request_uri()
-        .and_then(Result::ok)
-        .and_then(|u| routing::number_of(&u))
-        .unwrap_or_default();
+    let dialled = &route.dialled;
     let emergency = settings
         .emergency_numbers
         .iter()
