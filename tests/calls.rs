@@ -313,14 +313,14 @@ fn anchor(sdp: &str) -> (String, String, String, bool) {
     )
 }
 
-/// The SDP of the newest message from `peer` that `endpoint` received and that starts with
+/// The SDP of the newest message from `peer`'s host (any connection) that `endpoint` received and that starts with
 /// `start` (`INVITE ` for an offer, `SIP/2.0 200` for an answer) and carries one.
 fn last_sdp(
     endpoint: &teamsgw_tests::baresip::Baresip,
     peer: std::net::SocketAddr,
     start: &str,
 ) -> String {
-    let msgs = endpoint.received_from(peer);
+    let msgs = endpoint.received_from_host(peer);
     msgs.iter()
         .rev()
         .find(|m| m.starts_with(start) && body(m).contains("m=audio"))
@@ -449,7 +449,7 @@ fn hold_and_resume_from_the_phone_reach_teams_and_audio_returns() {
         assert_tone(who, tone_of_tail(wav, 3.0), hz, &endpoint.log());
     }
     // Every SDP Teams got from us kept the anchor and never held with 0.0.0.0 (§3.6).
-    for msg in teams.received_from(sbc) {
+    for msg in teams.received_from_host(sbc) {
         let sdp = body(&msg);
         if sdp.contains("m=audio") {
             assert_eq!(anchor(sdp), teams_anchor, "{msg}");

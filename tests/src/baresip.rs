@@ -32,6 +32,8 @@ pub struct Baresip {
     child: Child,
     dir: tempfile::TempDir,
     ctrl: SocketAddr,
+    /// Its SIP address (UDP, TCP; TLS on the next port).
+    listen: SocketAddr,
 }
 
 impl Baresip {
@@ -78,7 +80,13 @@ impl Baresip {
             .stderr(log)
             .spawn()
             .unwrap();
-        let b = Baresip { child, dir, ctrl };
+        let listen = spec.listen;
+        let b = Baresip {
+            child,
+            dir,
+            ctrl,
+            listen,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(ctrl).is_err() {
             assert!(
@@ -161,13 +169,33 @@ impl Baresip {
     /// (`sip_trace`) logged them: each is a `# `-marked block, `<transport> <from> -> <to>`
     /// and then the message, up to the colour reset.
     pub fn received_from(&self, peer: SocketAddr) -> Vec<String> {
-        let from = format!(" {peer} -> ");
+        self.received_where(|from, _| from == peer)
+    }
+
+    /// [`Baresip::received_from`] `peer`, and from other ports of its host to our listening
+    /// ports: requests in a dialog come on connections of their own, to our Contact (RFC
+    /// 3261 §12.2.1.1).
+    pub fn received_from_host(&self, peer: SocketAddr) -> Vec<String> {
+        let own = [self.listen.port(), self.listen.port() + 1];
+        self.received_where(|from, to| {
+            from == peer
+                || (from.ip() == peer.ip()
+                    && own.contains(&to.port())
+                    && !own.contains(&from.port()))
+        })
+    }
+
+    fn received_where(&self, wanted: impl Fn(SocketAddr, SocketAddr) -> bool) -> Vec<String> {
         self.log()
             .split("#\n")
             .skip(1)
             .filter_map(|block| {
                 let (route, rest) = block.split_once('\n')?;
-                route.contains(&from).then(|| {
+                // `<transport> <from> -> <to>`
+                let (from, to) = route.split_once(" -> ")?;
+                let to: SocketAddr = to.trim().parse().ok()?;
+                let from: SocketAddr = from.split(' ').next_back()?.parse().ok()?;
+                wanted(from, to).then(|| {
                     let end = rest.find("\x1b[").unwrap_or(rest.len());
                     rest[..end].trim_end().replace("\r\n", "\n")
                 })

@@ -5,7 +5,8 @@
 //! Sends keep their order per peer ([`crate::sender`]): an INVITE and the CANCEL after it
 //! leave in that order, and a slow TLS connect stalls only its own peer. Answers on an
 //! existing connection and UDP sends go out at once. Nothing in a shard's loop
-//! awaits DNS: names are resolved when the routing view is built.
+//! awaits DNS: PBX and proxy names are resolved when the routing view is built, in-dialog
+//! hops by their peer's sender task ([`crate::call_dest`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use teamsgw_media::relay::{Relay, Session};
-use teamsgw_sip::transport::{Incoming, SipTransport, Target};
+use teamsgw_sip::transport::{Incoming, SendError, SipTransport, Target};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::call::media::{Allocation, LegCounters, MediaCounters, MediaPlane, SessionParams};
@@ -22,7 +23,9 @@ use crate::call::{
     CallCore, CallEvent, CallRecord, CallSettings, CallView, Dest, Input, Output, SharedView,
     shard_of_call_id, shard_of_message,
 };
-use crate::sender::PeerSenders;
+use crate::call_dest;
+use crate::dns::Resolver;
+use crate::sender::{PeerSenders, Plan};
 
 /// Call metrics (README "Metrics").
 #[derive(Clone)]
@@ -34,6 +37,7 @@ pub struct CallMetrics {
     failover: IntCounterVec,
     transfers: IntCounterVec,
     emergency: IntCounterVec,
+    indialog_fallback: IntCounterVec,
     media_loss: HistogramVec,
     media_jitter: HistogramVec,
 }
@@ -111,6 +115,16 @@ impl CallMetrics {
             ),
             &["enterprise"],
         )?;
+        let indialog_fallback = IntCounterVec::new(
+            Opts::new(
+                "teamsgw_teams_indialog_fallback_total",
+                "In-dialog requests to Teams that could not use the hop their dialog names (its api-du host) or a later way, and went on to the next: the dialog's last connection, then the proxies. By why.",
+            ),
+            &["reason"],
+        )?;
+        for r in crate::call_dest::FALLBACK_REASONS {
+            indialog_fallback.with_label_values(&[r]);
+        }
         // Every label value exists from the start, so rate() sees zeros, not gaps.
         for k in ["teams_user", "number", "replaces"] {
             for r in ["completed", "failed"] {
@@ -143,6 +157,7 @@ impl CallMetrics {
         registry.register(Box::new(failover.clone()))?;
         registry.register(Box::new(transfers.clone()))?;
         registry.register(Box::new(emergency.clone()))?;
+        registry.register(Box::new(indialog_fallback.clone()))?;
         registry.register(Box::new(media_loss.clone()))?;
         registry.register(Box::new(media_jitter.clone()))?;
         Ok(Self {
@@ -153,6 +168,7 @@ impl CallMetrics {
             failover,
             transfers,
             emergency,
+            indialog_fallback,
             media_loss,
             media_jitter,
         })
@@ -396,6 +412,8 @@ pub struct CallLayer {
     pub records: mpsc::Sender<FinishedCall>,
     /// Teams proxies that answered a call 503 with Retry-After, for trunk health (§1.6).
     pub proxy_holds: mpsc::Sender<(String, Duration)>,
+    /// Resolves in-dialog hops that are names.
+    pub resolver: Resolver,
 }
 
 /// Starts the call shards with an empty routing view (every INVITE gets 404 until the first
@@ -410,6 +428,7 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
         metrics,
         records,
         proxy_holds,
+        resolver,
     } = layer;
     let view: SharedView = Arc::new(crate::call::RoutingView::default());
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -430,7 +449,8 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
         let worker = Shard {
             core,
             sip: sip.clone(),
-            senders: PeerSenders::new(sip.clone(), failures_tx),
+            senders: PeerSenders::new(sip.clone(), resolver.clone(), failures_tx),
+            proxies: Vec::new(),
             metrics: metrics.clone(),
             records: records.clone(),
             proxy_holds: proxy_holds.clone(),
@@ -457,8 +477,11 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
 struct Shard {
     core: CallCore<RelayMedia>,
     sip: SipTransport,
-    /// One ordered sender per TCP/TLS target; failures come back with their target.
-    senders: PeerSenders<Target>,
+    /// One ordered sender per TCP/TLS peer; a failed INVITE target comes back (for
+    /// failover), other failures are only logged.
+    senders: PeerSenders<Option<Target>>,
+    /// The configured Teams proxies: the last fallback of an in-dialog request to Teams.
+    proxies: Vec<Target>,
     metrics: CallMetrics,
     records: mpsc::Sender<FinishedCall>,
     proxy_holds: mpsc::Sender<(String, Duration)>,
@@ -470,7 +493,7 @@ impl Shard {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Command>,
-        mut failures: mpsc::Receiver<(Target, String)>,
+        mut failures: mpsc::Receiver<(Option<Target>, String)>,
     ) {
         loop {
             let wake = self.core.poll_timeout();
@@ -479,12 +502,16 @@ impl Shard {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { return };
                     match cmd {
+                        Command::Input(Input::Routes(view)) => {
+                            self.proxies = view.proxy_targets();
+                            self.core.handle(Instant::now(), Input::Routes(view));
+                        }
                         Command::Input(input) => self.core.handle(Instant::now(), input),
                         Command::List(reply) => { let _ = reply.send(self.core.calls(Instant::now())); }
                     }
                 }
                 failed = failures.recv() => {
-                    if let Some((target, _)) = failed {
+                    if let Some((Some(target), _)) = failed {
                         self.core.handle(Instant::now(), Input::SendFailed { target });
                     }
                 }
@@ -540,12 +567,28 @@ impl Shard {
 
     async fn transmit(&mut self, dest: Dest, data: Bytes) {
         match dest {
-            Dest::Reply(source) => {
-                if let Err(e) = self.sip.respond(&source, data).await {
-                    tracing::debug!(peer = %source.peer, error = %e, "cannot send");
-                }
+            Dest::Reply(source) => match self.sip.respond(&source, data.clone()).await {
+                Ok(()) => {}
+                Err(SendError::ConnectionGone) => match call_dest::via_way(&data) {
+                    // §18.2.2: a response whose connection closed goes to its Via.
+                    Some(way) => {
+                        let plan = Plan {
+                            ways: vec![way],
+                            fallbacks: None,
+                        };
+                        self.senders.send_plan(plan, data, None).await;
+                    }
+                    None => {
+                        tracing::debug!(peer = %source.peer, "connection closed; request dropped")
+                    }
+                },
+                Err(e) => tracing::debug!(peer = %source.peer, error = %e, "cannot send"),
+            },
+            Dest::To(target) => self.senders.send(&target, data, Some(target.clone())).await,
+            Dest::Hop(_) => {
+                let plan = call_dest::plan(&dest, &self.proxies, &self.metrics.indialog_fallback);
+                self.senders.send_plan(plan, data, None).await;
             }
-            Dest::To(target) => self.senders.send(&target, data, target.clone()).await,
         }
     }
 }

@@ -20,6 +20,7 @@ use teamsgw_sip::transaction::{Event, TimerSettings, TransactionLayer, TxId};
 use teamsgw_sip::transport::{Incoming, SipTransport, Target, Transport};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::dns::Resolver;
 use crate::gauge_series::GaugeSeries;
 use crate::registration::{
     AgentSettings, Outcome, Registrar, Registration, RegistrationAgent, RequestId, State,
@@ -228,6 +229,7 @@ pub fn spawn(
     agent: AgentSettings,
     trunk: TrunkSettings,
     metrics: ClientMetrics,
+    resolver: Resolver,
 ) -> ClientHandle {
     let now = Instant::now();
     let (commands, rx) = mpsc::channel(64);
@@ -240,10 +242,10 @@ pub fn spawn(
         trunk: TrunkHealth::new(trunk, now),
         requests: HashMap::new(),
         transactions: HashMap::new(),
-        resolved: HashMap::new(),
         waiting: HashMap::new(),
         lookups_tx,
-        senders: PeerSenders::new(sip, failures_tx),
+        senders: PeerSenders::new(sip, resolver.clone(), failures_tx),
+        resolver,
         metrics,
         summary: Arc::clone(&summary),
         shutdown: None,
@@ -285,11 +287,11 @@ struct Driver {
     /// Transaction → the request it carries, and back.
     requests: HashMap<TxId, Request>,
     transactions: HashMap<Request, TxId>,
-    /// host:port → address, with when it was resolved.
-    resolved: HashMap<(String, u16), (SocketAddr, Instant)>,
     /// Requests waiting for a name being looked up, and where lookups report.
     waiting: HashMap<(String, u16), Vec<Waiting>>,
     lookups_tx: mpsc::Sender<Lookup>,
+    /// Caches answers for their TTL: a PBX with 10,000 users costs one query per TTL.
+    resolver: Resolver,
     senders: PeerSenders<Request>,
     metrics: ClientMetrics,
     summary: Arc<Mutex<BTreeMap<&'static str, usize>>>,
@@ -298,7 +300,6 @@ struct Driver {
     proxy_series: GaugeSeries,
 }
 
-const RESOLVE_TTL: Duration = Duration::from_secs(60);
 const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 impl Driver {
@@ -551,9 +552,9 @@ impl Driver {
         }
     }
 
-    /// Starts `w` at once for IP literals and cached names; otherwise queues it behind one
-    /// lookup of the name on its own task, so no timer of this loop waits on DNS (A/AAAA,
-    /// IPv4 preferred, cached for a minute: a PBX with 10,000 users costs one lookup).
+    /// Starts `w` at once for IP literals; otherwise queues it behind one lookup of the name
+    /// on its own task, so no timer of this loop waits on DNS (IPv4 preferred; the resolver
+    /// caches the answer for its TTL).
     fn resolve_then_start(&mut self, host: &str, port: u16, w: Waiting, now: Instant) {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
@@ -561,32 +562,20 @@ impl Driver {
             return;
         }
         let key = (host.to_ascii_lowercase(), port);
-        if let Some((addr, at)) = self.resolved.get(&key)
-            && at.elapsed() < RESOLVE_TTL
-        {
-            let addr = *addr;
-            self.start_waiting(w, Ok(addr), now);
-            return;
-        }
         let queue = self.waiting.entry(key.clone()).or_default();
         queue.push(w);
         if queue.len() > 1 {
             return; // a lookup is in flight
         }
         let lookups = self.lookups_tx.clone();
-        let host = host.to_owned();
+        let resolver = self.resolver.clone();
         tokio::spawn(async move {
-            let result = match tokio::net::lookup_host((host.as_str(), port)).await {
-                Ok(addrs) => {
-                    let addrs: Vec<SocketAddr> = addrs.collect();
-                    addrs
-                        .iter()
-                        .find(|a| a.is_ipv4())
-                        .or_else(|| addrs.first())
-                        .copied()
-                        .ok_or_else(|| format!("{host} has no address"))
-                }
-                Err(e) => Err(format!("cannot resolve {host}: {e}")),
+            let result = match resolver.lookup(&key.0, port).await {
+                Ok(addrs) => addrs
+                    .first()
+                    .copied()
+                    .ok_or_else(|| format!("{} has no address", key.0)),
+                Err(e) => Err(e.to_string()),
             };
             let _ = lookups.send((key, result)).await;
         });
@@ -594,9 +583,6 @@ impl Driver {
 
     fn resolved(&mut self, key: (String, u16), result: Result<SocketAddr, String>) {
         let now = Instant::now();
-        if let Ok(addr) = &result {
-            self.resolved.insert(key.clone(), (*addr, now));
-        }
         for w in self.waiting.remove(&key).unwrap_or_default() {
             self.start_waiting(w, result.clone(), now);
         }

@@ -6,13 +6,16 @@
 //! protocol cores are sans-IO (`registration`, `trunk`, `stateless`, `call`); thin tokio
 //! layers drive them over the SIP transports: `client` for the requests we originate,
 //! `call_driver` for the call shards, both sending through `sender`'s ordered per-peer queues.
+//! `dns` resolves every name either of them dials.
 //!
 //! Must never know: socket details below the SIP transport API, SQL, HTTP, or how the daemon is
 //! configured and signalled (the binary hands it plain settings).
 
 pub mod call;
+pub mod call_dest;
 pub mod call_driver;
 pub mod client;
+pub mod dns;
 pub mod gauge_series;
 pub mod registration;
 mod rng;

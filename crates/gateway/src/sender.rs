@@ -1,31 +1,76 @@
-//! Ordered sends to the peers we dial: one sender task per TCP/TLS target, so an INVITE and
-//! the CANCEL after it leave in that order, and a slow connect stalls only its own peer (a
-//! task per message could let them overtake each other). UDP sends are one syscall and go
-//! out at once. A failed send is reported with the token its sender gave.
+//! Ordered sends to the peers we dial: one sender task per TCP/TLS peer, so an INVITE and
+//! the CANCEL after it leave in that order, and a slow connect or DNS lookup stalls only its
+//! own peer (a task per message could let them overtake each other). A UDP send to an
+//! address is one syscall and goes out at once. A failed send is reported with the token its
+//! sender gave.
+//!
+//! A message may have several [`Way`]s to its peer, tried in order until one takes it: an
+//! in-dialog request towards Teams goes to the `api-du-…` name its dialog names, then back
+//! on the connection the dialog last used, then to the configured proxies
+//! (teams-direct-routing.md §1.5). Each way left behind is counted by why.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use teamsgw_sip::transport::{SipTransport, Target, Transport};
+use prometheus::IntCounterVec;
+use teamsgw_sip::transport::{SendError, SipTransport, Source, Target, Transport};
 use tokio::sync::mpsc;
+
+use crate::dns::{DnsError, Resolver};
 
 /// Messages queued per peer before further ones are refused as failed sends.
 const QUEUE: usize = 1024;
 /// A peer's task ends after this long without a message (its connection stays open).
 const IDLE: Duration = Duration::from_secs(60);
 
+/// One way to reach a peer.
+#[derive(Debug, Clone)]
+pub enum Way {
+    /// Back on the connection (or from the UDP socket) a message came in on.
+    Back(Source),
+    To(Target),
+    /// A name (or literal) to resolve; each address is tried in order. TLS checks the
+    /// server certificate against `server_name` (the name itself, not an address).
+    Name {
+        host: String,
+        port: u16,
+        transport: Transport,
+        server_name: Option<String>,
+    },
+}
+
+/// The ways to try for one message, in order; each one left behind is counted in
+/// `fallbacks` by reason (when given).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub ways: Vec<Way>,
+    pub fallbacks: Option<IntCounterVec>,
+}
+
+impl Plan {
+    pub fn to(target: Target) -> Self {
+        Self {
+            ways: vec![Way::To(target)],
+            fallbacks: None,
+        }
+    }
+}
+
+type Item<T> = (Bytes, Plan, T);
+
 pub struct PeerSenders<T> {
     sip: SipTransport,
-    peers: HashMap<(Transport, SocketAddr), mpsc::Sender<(Bytes, T)>>,
+    resolver: Resolver,
+    peers: HashMap<(Transport, String), mpsc::Sender<Item<T>>>,
     failures: mpsc::Sender<(T, String)>,
 }
 
 impl<T: Send + 'static> PeerSenders<T> {
-    pub fn new(sip: SipTransport, failures: mpsc::Sender<(T, String)>) -> Self {
+    pub fn new(sip: SipTransport, resolver: Resolver, failures: mpsc::Sender<(T, String)>) -> Self {
         Self {
             sip,
+            resolver,
             peers: HashMap::new(),
             failures,
         }
@@ -33,28 +78,53 @@ impl<T: Send + 'static> PeerSenders<T> {
 
     /// Queues `data` for `target`; a failure comes back on the failures channel with `token`.
     pub async fn send(&mut self, target: &Target, data: Bytes, token: T) {
-        if target.transport == Transport::Udp {
-            if let Err(e) = self.sip.send(target, data).await {
-                let _ = self.failures.send((token, e.to_string())).await;
+        self.send_plan(Plan::to(target.clone()), data, token).await;
+    }
+
+    /// Queues `data` for the first of `plan`'s ways that takes it; a failure of all of them
+    /// comes back on the failures channel with `token`.
+    pub async fn send_plan(&mut self, plan: Plan, data: Bytes, token: T) {
+        let key = match plan.ways.first() {
+            Some(Way::To(t)) if t.transport == Transport::Udp && plan.ways.len() == 1 => {
+                if let Err(e) = self.sip.send(t, data).await {
+                    let _ = self.failures.send((token, e.to_string())).await;
+                }
+                return;
             }
-            return;
-        }
-        let key = (target.transport, target.addr);
-        let mut item = (data, token);
+            Some(Way::To(t)) => (t.transport, t.addr.to_string()),
+            Some(Way::Back(s)) => (s.transport, s.peer.to_string()),
+            Some(Way::Name {
+                host,
+                port,
+                transport,
+                ..
+            }) => (*transport, format!("{host}:{port}")),
+            None => {
+                let _ = self
+                    .failures
+                    .send((token, "no way to the peer".into()))
+                    .await;
+                return;
+            }
+        };
+        let mut item = (data, plan, token);
         // A sender whose task ended (idle) is replaced once.
         for _ in 0..2 {
-            let tx = self
-                .peers
-                .entry(key)
-                .or_insert_with(|| spawn(self.sip.clone(), target.clone(), self.failures.clone()));
+            let tx = self.peers.entry(key.clone()).or_insert_with(|| {
+                spawn(
+                    self.sip.clone(),
+                    self.resolver.clone(),
+                    self.failures.clone(),
+                )
+            });
             match tx.try_send(item) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Closed(back)) => {
                     self.peers.remove(&key);
                     item = back;
                 }
-                Err(mpsc::error::TrySendError::Full((_, token))) => {
-                    let why = format!("send queue to {} is full", target.addr);
+                Err(mpsc::error::TrySendError::Full((_, _, token))) => {
+                    let why = format!("send queue to {} is full", key.1);
                     let _ = self.failures.send((token, why)).await;
                     return;
                 }
@@ -65,17 +135,103 @@ impl<T: Send + 'static> PeerSenders<T> {
 
 fn spawn<T: Send + 'static>(
     sip: SipTransport,
-    target: Target,
+    resolver: Resolver,
     failures: mpsc::Sender<(T, String)>,
-) -> mpsc::Sender<(Bytes, T)> {
-    let (tx, mut rx) = mpsc::channel::<(Bytes, T)>(QUEUE);
+) -> mpsc::Sender<Item<T>> {
+    let (tx, mut rx) = mpsc::channel::<Item<T>>(QUEUE);
     tokio::spawn(async move {
-        while let Ok(Some((data, token))) = tokio::time::timeout(IDLE, rx.recv()).await {
-            if let Err(e) = sip.send(&target, data).await {
-                tracing::debug!(peer = %target.addr, error = %e, "cannot send");
-                let _ = failures.send((token, e.to_string())).await;
+        while let Ok(Some((data, plan, token))) = tokio::time::timeout(IDLE, rx.recv()).await {
+            if let Err(e) = deliver(&sip, &resolver, &plan, data).await {
+                tracing::debug!(error = %e, "cannot send");
+                let _ = failures.send((token, e)).await;
             }
         }
     });
     tx
+}
+
+/// Tries `plan`'s ways in order; the last error when none takes the message.
+async fn deliver(
+    sip: &SipTransport,
+    resolver: &Resolver,
+    plan: &Plan,
+    data: Bytes,
+) -> Result<(), String> {
+    let mut last = String::from("no way to the peer");
+    for (i, way) in plan.ways.iter().enumerate() {
+        let (reason, error) = match try_way(sip, resolver, way, data.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if i + 1 < plan.ways.len() {
+            tracing::warn!(way = %describe(way), reason, %error, "in-dialog request falls back to the next way to the peer");
+            if let Some(c) = &plan.fallbacks {
+                c.with_label_values(&[reason]).inc();
+            }
+        }
+        last = error;
+    }
+    Err(last)
+}
+
+async fn try_way(
+    sip: &SipTransport,
+    resolver: &Resolver,
+    way: &Way,
+    data: Bytes,
+) -> Result<(), (&'static str, String)> {
+    let sent = |e: SendError| (send_reason(&e), e.to_string());
+    match way {
+        Way::Back(source) => sip.respond(source, data).await.map_err(sent),
+        Way::To(target) => sip.send(target, data).await.map_err(sent),
+        Way::Name {
+            host,
+            port,
+            transport,
+            server_name,
+        } => {
+            let addrs = resolver.lookup(host, *port).await.map_err(|e| {
+                let reason = match e {
+                    DnsError::NotFound(_) => "not_found",
+                    DnsError::Failed(..) => "dns_failed",
+                };
+                (reason, e.to_string())
+            })?;
+            let mut last = ("not_found", format!("{host} has no address"));
+            for addr in addrs {
+                let target = Target {
+                    transport: *transport,
+                    addr,
+                    server_name: server_name.clone(),
+                };
+                match sip.send(&target, data.clone()).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => last = sent(e),
+                }
+            }
+            Err(last)
+        }
+    }
+}
+
+fn send_reason(e: &SendError) -> &'static str {
+    match e {
+        SendError::Connect(_, io) | SendError::Tls(_, io)
+            if io.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            "timeout"
+        }
+        SendError::Connect(..) => "refused",
+        SendError::Tls(..) | SendError::ServerName(_) => "handshake",
+        SendError::ConnectionGone => "connection_gone",
+        SendError::Backpressure | SendError::NoSocket(_) | SendError::Io(_) => "send_failed",
+    }
+}
+
+fn describe(way: &Way) -> String {
+    match way {
+        Way::Back(s) => format!("connection from {}", s.peer),
+        Way::To(t) => t.addr.to_string(),
+        Way::Name { host, port, .. } => format!("{host}:{port}"),
+    }
 }

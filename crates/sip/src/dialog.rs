@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use crate::message::{HeaderName, Message, MessageBuilder, Method, Uri};
 use crate::transaction::TimerSettings;
+use crate::transport::Transport;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DialogState {
@@ -234,10 +235,61 @@ impl Dialog {
             .header("Max-Forwards", "70")
     }
 
+    /// Where this dialog's next request goes first ([`NextHop`]); `None` for a URI that is
+    /// not SIP (the dialog then has nowhere to send).
+    pub fn next_hop(&self) -> Option<NextHop> {
+        NextHop::of_uri(self.route_set.first().unwrap_or(&self.remote_target))
+    }
+
     /// The ACK for a 2xx to the INVITE with CSeq number `invite_cseq` (§13.2.2.4): a new
     /// transaction-less request with its own branch, sent again for every 2xx retransmission.
     pub fn ack(&self, invite_cseq: u32) -> MessageBuilder {
         self.request_with_cseq("ACK", invite_cseq)
+    }
+}
+
+/// Where an in-dialog request is sent first (RFC 3261 §12.2.1.1 with §8.1.2): the URI of
+/// the first Route (loose or strict, both go to it), else the remote target. The host may be
+/// a name for the caller to resolve; no port and no transport mean the caller's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextHop {
+    /// A DNS name or an IP literal (IPv6 without brackets).
+    pub host: String,
+    pub port: Option<u16>,
+    /// `;transport=` of the URI, or TLS for a `sips:` URI.
+    pub transport: Option<Transport>,
+}
+
+impl NextHop {
+    /// The hop a SIP or SIPS URI names (`<...>` and a display name allowed around it).
+    pub fn of_uri(value: &str) -> Option<NextHop> {
+        let uri = match (value.find('<'), value.rfind('>')) {
+            (Some(a), Some(b)) if a < b => &value[a + 1..b],
+            _ => value.trim(),
+        };
+        let Ok(Uri::Sip(sip)) = Uri::parse(uri.as_bytes()) else {
+            return None;
+        };
+        let named = match sip.params.get(b"transport").flatten() {
+            Some(t) if t.eq_ignore_ascii_case(b"tls") => Some(Transport::Tls),
+            Some(t) if t.eq_ignore_ascii_case(b"tcp") => Some(Transport::Tcp),
+            Some(t) if t.eq_ignore_ascii_case(b"udp") => Some(Transport::Udp),
+            _ => None,
+        };
+        let host = match sip.host {
+            crate::message::Host::Name(n) => n.to_ascii_lowercase(),
+            crate::message::Host::Ipv4(a) => a.to_string(),
+            crate::message::Host::Ipv6(a) => a.to_string(),
+        };
+        Some(NextHop {
+            host,
+            port: sip.port,
+            transport: if sip.secure {
+                Some(Transport::Tls)
+            } else {
+                named
+            },
+        })
     }
 }
 

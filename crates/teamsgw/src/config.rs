@@ -33,6 +33,15 @@ pub struct Settings {
     pub license: LicenseSettings,
     pub hep: HepSettings,
     pub calls: CallsSettings,
+    pub dns: DnsSettings,
+}
+
+/// The resolver for every name teamsgw dials (Teams proxies and in-dialog hosts, PBXs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsSettings {
+    /// `IP:PORT` of the DNS servers to ask; empty: `/etc/resolv.conf` and `/etc/hosts`.
+    pub servers: Vec<String>,
 }
 
 /// Call handling that is not one leg's: which numbers are emergency calls.
@@ -490,6 +499,14 @@ impl Settings {
                 .is_none_or(|p| p == 0)
             {
                 bad("hep.collector", format!("{c:?} is not host:port"));
+            }
+        }
+        for s in &self.dns.servers {
+            if s.parse::<std::net::SocketAddr>().is_err() {
+                bad(
+                    "dns.servers",
+                    format!("{s:?} is not IP:PORT (for example \"192.0.2.53:53\")"),
+                );
             }
         }
         for n in &self.calls.emergency_numbers {

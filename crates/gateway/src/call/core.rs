@@ -320,7 +320,7 @@ impl<M: MediaPlane> CallCore<M> {
                     source,
                 } => match source {
                     Dest::Reply(source) => self.on_request(now, tx, message, source),
-                    Dest::To(_) => {}
+                    Dest::To(_) | Dest::Hop(_) => {}
                 },
                 Event::Ack { message, .. } => {
                     if let Some((h, leg)) = self.dialog_of(&message) {
@@ -510,6 +510,7 @@ impl<M: MediaPlane> CallCore<M> {
             && let Some((h, leg)) = self.dialog_of(&message)
         {
             self.with_call(h, now, |call, ctx| {
+                call.heard(leg, &source);
                 call.on_in_dialog(ctx, leg, tx, &message)
             });
             return;

@@ -59,6 +59,14 @@ impl Call {
         }
     }
 
+    /// A request in `leg`'s dialog came from `source`: the way back to its peer now.
+    pub fn heard(&mut self, leg: Leg, source: &teamsgw_sip::transport::Source) {
+        match leg {
+            Leg::Inbound => self.inbound.heard(source),
+            Leg::Outbound => self.outbound.heard(source),
+        }
+    }
+
     /// A request inside one of the call's dialogs.
     pub fn on_in_dialog(&mut self, ctx: &mut Ctx<'_>, leg: Leg, tx: TxId, msg: &Message) {
         let Some(method) = msg.method() else { return };

@@ -11,7 +11,7 @@ use teamsgw_sip::message::{HeaderName, MessageBuilder};
 use teamsgw_sip::transaction::{TimerSettings, TransactionLayer, TxId};
 use teamsgw_sip::transport::{Source, Target, Transport};
 
-use super::{Dest, Side};
+use super::{Dest, Side, next_hop};
 
 /// How we present ourselves on one side: Contact, Via and the side's own headers.
 #[derive(Debug, Clone)]
@@ -130,6 +130,8 @@ pub struct Inbound {
     ack_deadline: Option<Instant>,
     /// After a transfer, the peer is the target we called: its requests go there.
     adopted: Option<Target>,
+    /// Where the peer's last in-dialog request came from (its newest connection).
+    last_heard: Option<Source>,
 }
 
 /// An extra header for one response (Reason, Warning, Retry-After...).
@@ -157,6 +159,7 @@ impl Inbound {
             retransmit: None,
             ack_deadline: None,
             adopted: None,
+            last_heard: None,
         }
     }
 
@@ -167,6 +170,7 @@ impl Inbound {
         self.local_tag = dialog.id.local_tag.clone();
         self.dialog = Some(dialog);
         self.adopted = Some(target);
+        self.last_heard = None;
         self.retransmit = None;
         self.ack_deadline = None;
     }
@@ -180,11 +184,21 @@ impl Inbound {
         (call_id, self.local_tag.clone().into_bytes())
     }
 
+    /// A request in this leg's dialog came from `source`.
+    pub fn heard(&mut self, source: &Source) {
+        self.last_heard = Some(source.clone());
+    }
+
+    /// Where our requests in the dialog go (RFC 3261 §12.2.1.1): its route set, then the
+    /// peer's Contact; the way the peer last reached us is the fallback towards Teams.
     fn peer(&self) -> Dest {
-        match &self.adopted {
-            Some(t) => Dest::To(t.clone()),
-            None => Dest::Reply(self.source.clone()),
-        }
+        let last = match (&self.last_heard, &self.adopted) {
+            (Some(s), _) => Dest::Reply(s.clone()),
+            (None, Some(t)) => Dest::To(t.clone()),
+            (None, None) => Dest::Reply(self.source.clone()),
+        };
+        let transport = last.transport();
+        next_hop::in_dialog(self.dialog.as_ref(), self.profile.side, transport, last)
     }
 
     pub fn reliable(&self) -> bool {
@@ -353,15 +367,16 @@ impl Inbound {
         layer.respond(tx, status, data, now);
     }
 
-    /// Sends an in-dialog request we built, back the way the INVITE came (or to the
-    /// transfer target the leg adopted).
+    /// Sends an in-dialog request we built to the dialog's next hop.
     pub fn send(
         &self,
         layer: &mut TransactionLayer<Dest>,
         request: Message,
         now: Instant,
     ) -> Option<TxId> {
-        layer.send_request(request, self.peer(), self.reliable(), now)
+        let dest = self.peer();
+        let reliable = dest.transport() != Transport::Udp;
+        layer.send_request(request, dest, reliable, now)
     }
 
     /// Sends an ACK (transaction-less) to this leg's peer.

@@ -20,6 +20,7 @@
 //! - [`sdp_bridge`]: offer/answer carried from one leg to the other, in the call too;
 //! - [`body_parts`]: the other parts of a multipart INVITE body (an emergency call's
 //!   location), carried across byte for byte;
+//! - [`next_hop`]: where in-dialog requests go (route set, then remote target);
 //! - `setup`: what a new call is built from (Contact, Via, the outbound INVITE);
 //! - `transfer`: REFER from Teams (a new Teams leg, NOTIFY progress);
 //! - `pbx_transfer`: REFER from Teams to a number, handed to the PBX with our REFER;
@@ -41,6 +42,7 @@ mod dialogs;
 mod identity;
 pub mod inbound;
 pub mod media;
+pub mod next_hop;
 pub mod outbound;
 mod pbx_transfer;
 mod progress;
@@ -74,11 +76,22 @@ pub use media::{MediaCounters, MediaPlane};
 pub use routing::{RoutingView, SharedView};
 
 /// Where a message goes: back the way a request came (its connection, or the UDP socket it
-/// arrived on), or to a target we chose.
+/// arrived on), to a target we chose, or to an in-dialog next hop the driver resolves.
 #[derive(Debug, Clone)]
 pub enum Dest {
     Reply(Source),
     To(Target),
+    Hop(Arc<next_hop::Hop>),
+}
+
+impl Dest {
+    pub fn transport(&self) -> teamsgw_sip::transport::Transport {
+        match self {
+            Dest::Reply(s) => s.transport,
+            Dest::To(t) => t.transport,
+            Dest::Hop(h) => h.transport,
+        }
+    }
 }
 
 /// Which way a call goes.

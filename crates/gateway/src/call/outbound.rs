@@ -11,9 +11,9 @@ use teamsgw_sip::message::MessageBuilder;
 use teamsgw_sip::transaction::{TransactionLayer, TxId};
 use teamsgw_sip::transport::{Source, Target, Transport};
 
-use super::Dest;
 use super::body_parts::CarriedParts;
 use super::inbound::LegProfile;
+use super::{Dest, next_hop};
 
 /// What the INVITE we send is made of, so a retry can rebuild it.
 #[derive(Debug, Clone)]
@@ -56,6 +56,8 @@ pub struct Outbound {
     /// After a Replaces (RFC 3891) the leg's dialog is one the peer opened: its requests go
     /// back the way its INVITE came.
     replaced_by: Option<Source>,
+    /// Where the peer's last in-dialog request came from (its newest connection).
+    last_heard: Option<Source>,
     /// The INVITE a pickup cancelled (RFC 3891 §7.1): a 2xx crossing our CANCEL is
     /// acknowledged and ended, its 487 closes it.
     pub picked_up: Option<TxId>,
@@ -89,6 +91,7 @@ impl Outbound {
             digest: DigestClient::new(),
             credentials,
             replaced_by: None,
+            last_heard: None,
             picked_up: None,
         }
     }
@@ -102,11 +105,25 @@ impl Outbound {
         self.replaced_by = Some(source);
     }
 
+    /// A request in this leg's dialog came from `source`.
+    pub fn heard(&mut self, source: &Source) {
+        self.last_heard = Some(source.clone());
+    }
+
+    /// Where our requests in the confirmed dialog go (RFC 3261 §12.2.1.1): its route set,
+    /// then the peer's Contact; the way we last reached the peer is the fallback towards Teams.
     fn peer(&self) -> Dest {
-        match &self.replaced_by {
-            Some(s) => Dest::Reply(s.clone()),
-            None => Dest::To(self.target.clone()),
-        }
+        self.dest_in(self.confirmed.as_ref())
+    }
+
+    /// Where a request in `dialog` goes (one of this leg's dialogs).
+    fn dest_in(&self, dialog: Option<&Dialog>) -> Dest {
+        let last = match (&self.last_heard, &self.replaced_by) {
+            (Some(s), _) | (None, Some(s)) => Dest::Reply(s.clone()),
+            (None, None) => Dest::To(self.target.clone()),
+        };
+        let transport = last.transport();
+        next_hop::in_dialog(dialog, self.profile.side, transport, last)
     }
 
     pub fn reliable(&self) -> bool {
@@ -190,7 +207,11 @@ impl Outbound {
             Some(s) => b.body(Some("application/sdp"), s.as_bytes()),
             None => b.finish(),
         };
-        layer.send_stateless(Dest::To(self.target.clone()), data.clone());
+        // §13.2.2.4: the ACK follows the dialog's route set like any request in it.
+        let last = Dest::To(self.target.clone());
+        let dest =
+            next_hop::in_dialog(Some(dialog), self.profile.side, self.target.transport, last);
+        layer.send_stateless(dest, data.clone());
         data
     }
 
@@ -242,7 +263,9 @@ impl Outbound {
         now: Instant,
     ) {
         if let Some(msg) = self.bye_request(dialog, branch, reason) {
-            self.send(layer, msg, now);
+            let dest = self.dest_in(Some(dialog));
+            let reliable = dest.transport() != Transport::Udp;
+            layer.send_request(msg, dest, reliable, now);
         }
     }
 
@@ -257,8 +280,11 @@ impl Outbound {
         now: Instant,
     ) {
         if let Some(msg) = self.bye_request(dialog, branch, reason) {
-            let reliable = self.target.transport != Transport::Udp;
-            layer.send_request(msg, Dest::To(self.target.clone()), reliable, now);
+            let last = Dest::To(self.target.clone());
+            let dest =
+                next_hop::in_dialog(Some(dialog), self.profile.side, self.target.transport, last);
+            let reliable = dest.transport() != Transport::Udp;
+            layer.send_request(msg, dest, reliable, now);
         }
     }
 
@@ -296,14 +322,16 @@ impl Outbound {
         layer.respond(tx, status, data, now);
     }
 
-    /// Sends an in-dialog request we built to this leg's peer.
+    /// Sends an in-dialog request we built to the dialog's next hop.
     pub fn send(
         &self,
         layer: &mut TransactionLayer<Dest>,
         request: Message,
         now: Instant,
     ) -> Option<TxId> {
-        layer.send_request(request, self.peer(), self.reliable(), now)
+        let dest = self.peer();
+        let reliable = dest.transport() != Transport::Udp;
+        layer.send_request(request, dest, reliable, now)
     }
 
     /// Sends an ACK (transaction-less) to this leg's peer.

@@ -129,6 +129,20 @@ pub struct RoutingView {
 }
 
 impl RoutingView {
+    /// The proxies that resolved, in order, as TLS targets checked against their names.
+    pub fn proxy_targets(&self) -> Vec<teamsgw_sip::transport::Target> {
+        self.proxies
+            .iter()
+            .filter_map(|p| {
+                Some(teamsgw_sip::transport::Target {
+                    transport: teamsgw_sip::transport::Transport::Tls,
+                    addr: p.addr?,
+                    server_name: Some(p.name.clone()),
+                })
+            })
+            .collect()
+    }
+
     pub fn new(
         tenants: Vec<Tenant>,
         pbxs: Vec<PbxRoute>,

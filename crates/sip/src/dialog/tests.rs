@@ -121,6 +121,51 @@ fn strict_route_becomes_the_request_uri_rfc3261_12_2_1_1() {
 }
 
 #[test]
+fn next_hop_is_the_first_route_else_the_remote_target_rfc3261_12_2_1_1() {
+    let mut d = Dialog::uac(&invite(), &response(200, "b1", "sip:bob@192.0.2.10")).unwrap();
+    // The UAC's route set is reversed: p2 is the first hop.
+    assert_eq!(
+        d.next_hop(),
+        Some(NextHop {
+            host: "p2.example.com".into(),
+            port: None,
+            transport: None
+        })
+    );
+    d.route_set = vec!["<sip:strict.example.com:5070;transport=TCP>".into()];
+    let hop = d.next_hop().unwrap();
+    assert_eq!(
+        (hop.host.as_str(), hop.port, hop.transport),
+        ("strict.example.com", Some(5070), Some(Transport::Tcp)),
+        "a strict route is the next hop too"
+    );
+    d.route_set.clear();
+    assert_eq!(d.next_hop().unwrap().host, "192.0.2.10");
+    // Teams' Contact (teams-direct-routing.md §1.5): a name, port 443, TLS.
+    d.remote_target =
+        "sip:api-du-b-euwe.pstnhub.microsoft.com:443;x-i=abc;x-c=def;transport=tls".into();
+    assert_eq!(
+        d.next_hop(),
+        Some(NextHop {
+            host: "api-du-b-euwe.pstnhub.microsoft.com".into(),
+            port: Some(443),
+            transport: Some(Transport::Tls)
+        })
+    );
+    d.remote_target = "sips:[2001:db8::1]:5061".into();
+    assert_eq!(
+        d.next_hop(),
+        Some(NextHop {
+            host: "2001:db8::1".into(),
+            port: Some(5061),
+            transport: Some(Transport::Tls)
+        })
+    );
+    d.remote_target = "tel:+4930123".into();
+    assert_eq!(d.next_hop(), None, "a tel: target has no hop");
+}
+
+#[test]
 fn reinvite_updates_the_remote_target_and_cseq_must_grow_rfc3261_12_2_2() {
     let mut uas = Dialog::uas(&invite(), "b1").unwrap();
     uas.confirm();

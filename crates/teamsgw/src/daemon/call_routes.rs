@@ -1,9 +1,10 @@
 //! Feeds the call layer from provisioning: on every new routing snapshot (and every few
 //! minutes, as DNS answers change) a [`RoutingView`] with passwords opened and the PBXs' and
-//! Teams proxies' names resolved, so no call ever waits on DNS.
+//! Teams proxies' names resolved through the daemon's one [`Resolver`], so no call ever
+//! waits on DNS.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use teamsgw_gateway::call::routing::{
     NumberFormat, PbxRoute, RoutingView, TeamsProxy, Tenant, UserRoute,
 };
 use teamsgw_gateway::call_driver::CallsHandle;
+use teamsgw_gateway::dns::Resolver;
 use teamsgw_gateway::registration::Registrar;
 use teamsgw_sip::transport::Transport;
 use teamsgw_store::{PasswordKey, RoutingSnapshot, password_context};
@@ -19,27 +21,11 @@ use tokio::sync::watch;
 const REFRESH: Duration = Duration::from_secs(300);
 
 /// Addresses of `host` (an IP literal, `[v6]`, or a name), IPv4 first.
-async fn resolve(host: &str, port: u16) -> Vec<SocketAddr> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return vec![SocketAddr::new(ip, port)];
-    }
-    match tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::lookup_host((host, port)),
-    )
-    .await
-    {
-        Ok(Ok(addrs)) => {
-            let mut v: Vec<SocketAddr> = addrs.collect();
-            v.sort_by_key(|a| !a.is_ipv4());
-            v
-        }
-        _ => {
-            tracing::warn!(
-                host,
-                "cannot resolve; calls through it are refused until it resolves"
-            );
+async fn resolve(resolver: &Resolver, host: &str, port: u16) -> Vec<SocketAddr> {
+    match resolver.lookup(host, port).await {
+        Ok(addrs) => addrs,
+        Err(e) => {
+            tracing::warn!(host, error = %e, "calls through it are refused until it resolves");
             Vec::new()
         }
     }
@@ -59,6 +45,7 @@ pub async fn build(
     key: Option<&PasswordKey>,
     proxies: &[String],
     proxy_port: u16,
+    resolver: &Resolver,
 ) -> RoutingView {
     let tenants = snapshot
         .all_direct_routes()
@@ -79,7 +66,7 @@ pub async fn build(
         let port = registrar.port_or_default();
         let key = (registrar.host.clone(), port);
         if !resolved.contains_key(&key) {
-            let addrs = resolve(&registrar.host, port).await;
+            let addrs = resolve(resolver, &registrar.host, port).await;
             resolved.insert(key.clone(), addrs);
         }
         pbxs.push(PbxRoute {
@@ -129,13 +116,22 @@ pub async fn build(
             "cannot open the SIP passwords of some users with database.password_key; they cannot place or take calls"
         );
     }
+    // Each address of a proxy's name is a failover target of its own, in order.
     let mut teams = Vec::new();
     for name in proxies {
-        let addr = resolve(name, proxy_port).await.first().copied();
-        teams.push(TeamsProxy {
-            name: name.clone(),
-            addr,
-        });
+        let addrs = resolve(resolver, name, proxy_port).await;
+        if addrs.is_empty() {
+            teams.push(TeamsProxy {
+                name: name.clone(),
+                addr: None,
+            });
+        }
+        for addr in addrs {
+            teams.push(TeamsProxy {
+                name: name.clone(),
+                addr: Some(addr),
+            });
+        }
     }
     RoutingView::new(tenants, pbxs, users, teams)
 }
@@ -147,11 +143,12 @@ pub async fn follow(
     key: Option<PasswordKey>,
     proxies: Vec<String>,
     proxy_port: u16,
+    resolver: Resolver,
 ) {
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
         if let Some(snapshot) = snapshot {
-            let view = build(&snapshot, key.as_ref(), &proxies, proxy_port).await;
+            let view = build(&snapshot, key.as_ref(), &proxies, proxy_port, &resolver).await;
             calls.set_routes(Arc::new(view)).await;
         }
         tokio::select! {

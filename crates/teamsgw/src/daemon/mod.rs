@@ -55,6 +55,7 @@ use crate::daemon::readiness::Readiness;
 use crate::operations;
 use logging::LogHandle;
 use teamsgw_gateway::client::{self, ClientHandle, ClientMetrics};
+use teamsgw_gateway::dns::{DnsMetrics, Resolver};
 
 pub async fn run(config_path: PathBuf) -> ExitCode {
     let settings = match Settings::load(&config_path) {
@@ -223,6 +224,10 @@ impl Daemon {
             );
         }
 
+        let resolver = Resolver::new(
+            &settings.dns.servers,
+            DnsMetrics::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?,
+        )?;
         let (relay, media_events) = media;
         let relay = Arc::new(relay);
         let call_metrics =
@@ -242,6 +247,7 @@ impl Daemon {
             metrics: call_metrics,
             records: cdr_tx,
             proxy_holds: holds_tx,
+            resolver: resolver.clone(),
         });
         let cdr_metrics =
             cdr::CdrMetrics::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?;
@@ -265,6 +271,7 @@ impl Daemon {
             gateway_settings::agent(&settings),
             gateway_settings::trunk(&settings),
             client_metrics,
+            resolver.clone(),
         );
 
         let listener = tokio::net::TcpListener::bind(settings.admin.listen)
@@ -332,6 +339,7 @@ impl Daemon {
             },
             settings.teams.proxies.clone(),
             settings.teams.proxy_port,
+            resolver,
         ));
         tokio::spawn(follow_trunk(client.clone(), calls.clone()));
         tokio::spawn(forward_proxy_holds(holds_rx, client.clone()));

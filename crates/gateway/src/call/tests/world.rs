@@ -125,6 +125,9 @@ pub fn view_with_pbx(max_sessions: Option<u32>, edit: impl FnOnce(&mut PbxRoute)
 pub struct Sent {
     pub to: SocketAddr,
     pub msg: Message,
+    /// The in-dialog hop it was sent to, when the core left that to the driver
+    /// (`host:port`, a name resolved through [`World::names`]).
+    pub hop: Option<String>,
 }
 
 impl Sent {
@@ -160,7 +163,14 @@ pub struct World {
     pub proxy_down: Vec<(String, Duration)>,
     /// Call-ID links for a SIP capture (`Output::Correlate`), in order.
     pub links: Vec<(String, Option<String>)>,
+    /// What the driver's resolver would answer for in-dialog hop names; a name missing
+    /// here goes to the hop's fallback, as the driver does.
+    pub names: HashMap<String, SocketAddr>,
 }
+
+/// The host Teams names in its Contact (teams-direct-routing.md §1.5); the world's DNS
+/// maps it to [`TEAMS_PEER`].
+pub const TEAMS_API_DU: &str = "api-du-b-euwe.pstnhub.microsoft.com";
 
 impl World {
     pub fn new() -> Self {
@@ -197,6 +207,7 @@ impl World {
             events: Vec::new(),
             proxy_down: Vec::new(),
             links: Vec::new(),
+            names: HashMap::from([(TEAMS_API_DU.to_owned(), addr(TEAMS_PEER))]),
         }
     }
 
@@ -209,12 +220,9 @@ impl World {
         while let Some(out) = self.core.poll_output() {
             match out {
                 Output::Transmit { dest, data } => {
-                    let to = match dest {
-                        Dest::Reply(s) => s.peer,
-                        Dest::To(t) => t.addr,
-                    };
+                    let (to, hop) = self.resolve(&dest);
                     let msg = Message::parse(data).expect("the core sent an unparsable message");
-                    self.sent.push_back(Sent { to, msg });
+                    self.sent.push_back(Sent { to, msg, hop });
                 }
                 Output::ProxyDown { proxy, retry_after } => {
                     self.proxy_down.push((proxy, retry_after))
@@ -224,6 +232,27 @@ impl World {
                     call_id,
                     correlation,
                 } => self.links.push((call_id, correlation)),
+            }
+        }
+    }
+
+    /// Where the driver would send to `dest`: a hop's name through [`World::names`], else
+    /// its fallback.
+    fn resolve(&self, dest: &Dest) -> (SocketAddr, Option<String>) {
+        match dest {
+            Dest::Reply(s) => (s.peer, None),
+            Dest::To(t) => (t.addr, None),
+            Dest::Hop(h) => {
+                let name = format!("{}:{}", h.host, h.port);
+                let resolved = match h.host.parse() {
+                    Ok(ip) => Some(SocketAddr::new(ip, h.port)),
+                    Err(_) => self.names.get(&h.host).copied(),
+                };
+                match (resolved, &h.fallback) {
+                    (Some(a), _) => (a, Some(name)),
+                    (None, Some(f)) => self.resolve(f),
+                    (None, None) => panic!("{name} does not resolve and has no fallback"),
+                }
             }
         }
     }
@@ -449,6 +478,7 @@ pub fn pbx_invite(call_id: &str, token: &str, caller: &str, sdp: Option<&str>) -
          From: \"Carol\" <sip:{caller}@pbx.example.com>;tag=pf\r\n\
          To: <sip:1001@pbx.example.com>\r\n\
          Call-ID: {call_id}\r\nCSeq: 10 INVITE\r\nMax-Forwards: 69\r\n\
+         Record-Route: <sip:192.0.2.10:5060;lr>\r\n\
          Contact: <sip:{caller}@192.0.2.30:5062>\r\n\
          {ct}Content-Length: {}\r\n\r\n{body}",
         body.len()
