@@ -89,8 +89,18 @@ impl CallLab {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new(dir.path(), "call-lab-ca");
         let ours = ca.leaf("sbc", &["sbc.test", "*.sbc.test"]);
-        let mut names = vec!["sip.pstnhub.test"];
+        // Teams' in-dialog targets are api-du-… names (§1.5): each proxy at an IP answers
+        // with one of its own, which the lab's DNS maps back to it.
+        let mut names = vec!["sip.pstnhub.test", "*.pstnhub.microsoft.com"];
         names.extend_from_slice(proxies);
+        let mut records = vec![(TENANT, std::net::Ipv4Addr::LOCALHOST)];
+        let api_du: Vec<(String, std::net::Ipv4Addr)> = proxies
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .map(|ip| (crate::teams_proxy::api_du_name(ip), ip))
+            .collect();
+        records.extend(api_du.iter().map(|(n, ip)| (n.as_str(), *ip)));
+        let dns = Dns::start_records(&records);
         // Teams' side as Microsoft's proxies present themselves since 2026 (§1.3): serverAuth
         // only, under an intermediate; the in-house peers and baresip all use it.
         let teams = ca.microsoft_leaf("teams", &names);
@@ -106,9 +116,10 @@ impl CallLab {
             &ports,
             &format!(
                 "{}\n[media]\nbind_address = \"127.0.0.1\"\nport_min = {media_min}\nport_max = {}\ntimeout_seconds = 10\n\n\
-                 [license]\nrefresh_seconds = 3600\n\n{extra_config}",
+                 [license]\nrefresh_seconds = 3600\n\n[dns]\nservers = [\"{}\"]\n\n{extra_config}",
                 ours.tls_section(&ca),
                 media_min + 1999,
+                dns.addr,
             ),
         )
         .replace("[admin]\n", &format!("[admin]\ntoken = \"{ADMIN_TOKEN}\"\n"))
@@ -138,7 +149,7 @@ impl CallLab {
             dir,
             teams_cert,
             teams_leaf: teams,
-            dns: Dns::start(&[TENANT]),
+            dns,
             sip_trace: false,
         };
         lab.provision(max_sessions);

@@ -76,6 +76,18 @@ struct State {
     events: Arc<Mutex<Vec<u8>>>,
     /// The payload type our answers give telephone-event (101 unless a test differs).
     event_pt: u8,
+    /// The Contact of our 18x and 2xx: an `api-du-…` name, as Teams gives (§1.5).
+    contact: String,
+    /// Close the connection after each final response, as Teams does (§1.5).
+    close_after_final: bool,
+    /// Requests received: (method, the SNI of the connection they came on).
+    sni: Vec<(String, Option<String>)>,
+}
+
+/// The `api-du-…pstnhub.microsoft.com` name a proxy at `ip` gives as its Contact host; the
+/// lab's DNS maps it back to `ip`.
+pub fn api_du_name(ip: std::net::Ipv4Addr) -> String {
+    format!("api-du-{}-euwe.pstnhub.microsoft.com", ip.octets()[3])
 }
 
 pub struct TeamsProxy {
@@ -123,6 +135,16 @@ impl TeamsProxy {
             cancelled: HashSet::new(),
             events: Arc::default(),
             event_pt: 101,
+            contact: match addr.ip() {
+                std::net::IpAddr::V4(ip) => format!(
+                    "<sip:{}:{};x-i=0c6f1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b;x-c=7d0e/s/1/4b9c;transport=tls>",
+                    api_du_name(ip),
+                    addr.port()
+                ),
+                std::net::IpAddr::V6(_) => format!("<sip:{addr};transport=tls>"),
+            },
+            close_after_final: false,
+            sni: Vec::new(),
         }));
         let config = server_config(ca, leaf);
         let listener = TcpListener::bind(addr).unwrap();
@@ -190,6 +212,17 @@ impl TeamsProxy {
         self.state.lock().unwrap().requests.clone()
     }
 
+    /// Requests received: (method, the SNI their connection's handshake carried).
+    pub fn requests_by_sni(&self) -> Vec<(String, Option<String>)> {
+        self.state.lock().unwrap().sni.clone()
+    }
+
+    /// From now on each connection is closed after its first final response, as Teams
+    /// closes its TLS connections after each transaction (§1.5).
+    pub fn close_after_each_transaction(&self) {
+        self.state.lock().unwrap().close_after_final = true;
+    }
+
     /// Closes the listener and every connection.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -230,6 +263,12 @@ fn serve(tls: ServerConnection, tcp: TcpStream, state: &Arc<Mutex<State>>, stop:
             {
                 return;
             }
+            let is_final = bytes.starts_with(b"SIP/2.0 ") && !bytes.starts_with(b"SIP/2.0 1");
+            if is_final && state.lock().unwrap().close_after_final {
+                stream.conn.send_close_notify();
+                let _ = stream.flush();
+                return;
+            }
         }
         match stream.read(&mut buf) {
             Ok(0) => return,
@@ -242,7 +281,10 @@ fn serve(tls: ServerConnection, tcp: TcpStream, state: &Arc<Mutex<State>>, stop:
                 Some(Frame::Ping) => {
                     let _ = connection.send(b"\r\n".to_vec());
                 }
-                Some(Frame::Message(text)) => handle(state, &connection, SipText::new(text)),
+                Some(Frame::Message(text)) => {
+                    let sni = stream.conn.server_name().map(str::to_owned);
+                    handle(state, &connection, SipText::new(text), sni)
+                }
                 None => break,
             }
         }
@@ -384,7 +426,7 @@ impl SipText {
     }
 }
 
-fn handle(st: &Arc<Mutex<State>>, connection: &Connection, msg: SipText) {
+fn handle(st: &Arc<Mutex<State>>, connection: &Connection, msg: SipText, sni: Option<String>) {
     let mode = {
         let mut s = st.lock().unwrap();
         let answer = s.answer;
@@ -392,6 +434,7 @@ fn handle(st: &Arc<Mutex<State>>, connection: &Connection, msg: SipText) {
         if let Some(m) = msg.method() {
             let tag = msg.to_tag().unwrap_or_default().to_owned();
             s.requests.push((m.to_owned(), tag));
+            s.sni.push((m.to_owned(), sni));
         }
         s.answer
     };
@@ -481,8 +524,7 @@ fn run_script(
         };
         let mut lines = Vec::new();
         if (101..300).contains(&status) {
-            lines
-                .push("Contact: <sip:api-du-b-euwe.pstnhub.microsoft.com:443;x-i=test>".to_owned());
+            lines.push(format!("Contact: {}", st.lock().unwrap().contact));
             // RFC 3261 §12.1.1: a dialog's responses copy the Record-Route set.
             lines.extend(
                 invite

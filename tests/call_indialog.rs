@@ -1,0 +1,129 @@
+//! Issue 30 §2 acceptance, "in-dialog towards Teams": Teams opens a new TLS connection per
+//! transaction and closes old ones; its Contact is `sip:api-du-<x>-<region>.pstnhub.microsoft.com`
+//! (teams-direct-routing.md §1.5, §7 item 6). teamsgw's in-dialog requests must go to that
+//! name (RFC 3261 §12.2.1.1), resolved through `dns.servers` (a DNS server on loopback that
+//! maps the api-du names to the in-house Teams peer), on new connections whose SNI is that
+//! name, in both call directions; with the name unresolvable the BYE falls back to the
+//! dialog's last connection and `teamsgw_teams_indialog_fallback_total` counts it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use teamsgw_tests::call_lab::{CallLab, TEAMS_EXTENSION, TEAMS_NUMBER, TENANT};
+use teamsgw_tests::free_port;
+use teamsgw_tests::teams_proxy::{TeamsProxy, api_du_name, reply};
+use teamsgw_tests::teams_uac::{NO_BODY, OFFER, TeamsUac, in_dialog};
+
+/// The requests `proxy` received once one `method` is among them (within 5 s).
+fn requests_after(proxy: &TeamsProxy, method: &str) -> Vec<(String, Option<String>)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let requests = proxy.requests_by_sni();
+        if requests.iter().any(|(m, _)| m == method) || std::time::Instant::now() > deadline {
+            return requests;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The SNI each request of `method` came with.
+fn sni_of(requests: &[(String, Option<String>)], method: &str) -> Vec<Option<String>> {
+    requests
+        .iter()
+        .filter(|(m, _)| m == method)
+        .map(|(_, sni)| sni.clone())
+        .collect()
+}
+
+/// PBX → Teams: the proxy answers with its api-du Contact and closes each connection after
+/// its final response. Our ACK and BYE reach it on new connections with that name as SNI.
+#[test]
+fn a_phone_call_to_teams_sends_ack_and_bye_to_the_api_du_host_with_its_name_as_sni() {
+    let port = free_port();
+    let lab = CallLab::start("", &["127.0.0.2"], port, None);
+    let proxy = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
+    proxy.close_after_each_transaction();
+    proxy.set_script(vec![reply(180, "a", false), reply(200, "a", true)]);
+    let phone = lab.phone("2001", 440);
+    phone.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
+    phone.wait_log("Call established", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(1));
+    phone.hangup();
+    lab.wait_calls_ended(&[&phone]);
+    let name = api_du_name([127, 0, 0, 2].into());
+    let requests = requests_after(&proxy, "BYE");
+    let logs = format!("{requests:?}\n{}", lab.logs());
+    assert_eq!(sni_of(&requests, "ACK"), [Some(name.clone())], "{logs}");
+    assert_eq!(sni_of(&requests, "BYE"), [Some(name.clone())], "{logs}");
+    assert_eq!(lab.cdrs(1)[0]["result"], "answered", "{logs}");
+    assert!(lab.metric("teamsgw_dns_lookups_total{result=\"ok\"}") >= 1.0, "{logs}");
+    assert_eq!(
+        lab.metric("teamsgw_teams_indialog_fallback_total{reason=\"not_found\"}")
+            + lab.metric("teamsgw_teams_indialog_fallback_total{reason=\"refused\"}")
+            + lab.metric("teamsgw_teams_indialog_fallback_total{reason=\"handshake\"}"),
+        0.0,
+        "{logs}"
+    );
+}
+
+/// Teams → PBX: Teams' INVITE names its api-du host; it closes its connection after the ACK.
+/// The phone hangs up and our BYE reaches the api-du host on a new connection. A second call
+/// names a host that does not resolve: its BYE falls back to the connection the dialog last
+/// used, and the fallback is counted.
+#[test]
+fn a_teams_call_gets_our_bye_at_its_api_du_host_and_falls_back_when_the_name_is_unknown() {
+    let port = free_port();
+    let lab = CallLab::start("", &["127.0.0.2"], port, None);
+    let api_du = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
+    let name = api_du_name([127, 0, 0, 2].into());
+    let phone = lab.phone("2001", 440);
+    let contact =
+        |host: &str| format!("Contact: <sip:{host}:{port};x-i=5b2f;x-c=88a1/s/1/0d;transport=tls>");
+    let invite = |call_id: &str, host: &str| {
+        TeamsUac::invite(call_id, TEAMS_NUMBER, "+49302222001", TENANT, OFFER).replace(
+            "Contact: <sip:api-du-b-euwe.pstnhub.microsoft.com:443;x-i=t>",
+            &contact(host),
+        )
+    };
+
+    let mut teams = lab.teams_uac();
+    teams.send(&invite("du-1", &name));
+    let ok = teams.expect(200);
+    teams.send(&in_dialog("ACK", "du-1", 1, &ok, "", NO_BODY));
+    phone.wait_log("Call established", Duration::from_secs(10));
+    drop(teams); // Teams closes the connection after the transaction (§1.5).
+    std::thread::sleep(Duration::from_millis(500));
+    phone.hangup();
+    lab.wait_calls_ended(&[&phone]);
+    let requests = requests_after(&api_du, "BYE");
+    assert_eq!(
+        sni_of(&requests, "BYE"),
+        [Some(name.clone())],
+        "{requests:?}\n{}",
+        lab.logs()
+    );
+
+    let unknown = "api-du-z-euwe.pstnhub.microsoft.com";
+    let mut teams = lab.teams_uac();
+    teams.send(&invite("du-2", unknown));
+    let ok = teams.expect(200);
+    teams.send(&in_dialog("ACK", "du-2", 1, &ok, "", NO_BODY));
+    phone.wait_count("Call established", 2, Duration::from_secs(10));
+    phone.hangup();
+    let bye = teams.expect_request("BYE");
+    assert!(bye.contains(&format!("BYE sip:{unknown}:{port}")), "{bye}");
+    teams.reply(&bye, 200, "OK");
+    lab.wait_calls_ended(&[&phone]);
+    assert_eq!(
+        lab.metric("teamsgw_teams_indialog_fallback_total{reason=\"not_found\"}"),
+        1.0,
+        "{}",
+        lab.logs()
+    );
+    assert!(lab.metric("teamsgw_dns_lookups_total{result=\"not_found\"}") >= 1.0);
+    assert_eq!(
+        sni_of(&api_du.requests_by_sni(), "BYE").len(),
+        1,
+        "the second BYE did not reach the first call's host"
+    );
+}
