@@ -56,7 +56,10 @@ fn a_phone_call_to_teams_sends_ack_and_bye_to_the_api_du_host_with_its_name_as_s
     assert_eq!(sni_of(&requests, "ACK"), [Some(name.clone())], "{logs}");
     assert_eq!(sni_of(&requests, "BYE"), [Some(name.clone())], "{logs}");
     assert_eq!(lab.cdrs(1)[0]["result"], "answered", "{logs}");
-    assert!(lab.metric("teamsgw_dns_lookups_total{result=\"ok\"}") >= 1.0, "{logs}");
+    assert!(
+        lab.metric("teamsgw_dns_lookups_total{result=\"ok\"}") >= 1.0,
+        "{logs}"
+    );
     assert_eq!(
         lab.metric("teamsgw_teams_indialog_fallback_total{reason=\"not_found\"}")
             + lab.metric("teamsgw_teams_indialog_fallback_total{reason=\"refused\"}")

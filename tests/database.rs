@@ -399,6 +399,7 @@ fn cdr(call_id: &str, enterprise: &str, started_at: &str) -> Cdr {
         codec: Some("PCMA".into()),
         // One of each, so the mark round-trips both ways.
         emergency: call_id == "c2",
+        bye_lost: None,
         teams: CdrLeg {
             packets_in: 3_000_000_000,
             ..CdrLeg::default()
@@ -420,6 +421,15 @@ async fn cdrs(url: &str) {
     for r in [&a, &b, &c, &a] {
         store.insert_cdr(r).await.unwrap();
     }
+    let all = store.list_cdrs(&CdrFilter::default()).await.unwrap();
+    assert_eq!(all, vec![a.clone(), b.clone(), c.clone()]);
+    // A lost BYE is marked on the record afterwards (issue 30 §2).
+    assert!(store.mark_bye_lost("c3", "teams").await.unwrap());
+    assert!(!store.mark_bye_lost("no-such-call", "teams").await.unwrap());
+    let c = Cdr {
+        bye_lost: Some("teams".into()),
+        ..c
+    };
     let all = store.list_cdrs(&CdrFilter::default()).await.unwrap();
     assert_eq!(all, vec![a.clone(), b.clone(), c.clone()]);
     let acme_on_the_2nd = CdrFilter {

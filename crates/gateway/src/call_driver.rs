@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::call::media::{Allocation, LegCounters, MediaCounters, MediaPlane, SessionParams};
 use crate::call::{
-    CallCore, CallEvent, CallRecord, CallSettings, CallView, Dest, Input, Output, SharedView,
+    CallCore, CallEvent, CallRecord, CallSettings, CallView, Dest, Input, Output, SharedView, Side,
     shard_of_call_id, shard_of_message,
 };
 use crate::call_dest;
@@ -38,6 +38,7 @@ pub struct CallMetrics {
     transfers: IntCounterVec,
     emergency: IntCounterVec,
     indialog_fallback: IntCounterVec,
+    bye_lost: IntCounterVec,
     media_loss: HistogramVec,
     media_jitter: HistogramVec,
 }
@@ -122,6 +123,16 @@ impl CallMetrics {
             ),
             &["reason"],
         )?;
+        let bye_lost = IntCounterVec::new(
+            Opts::new(
+                "teamsgw_call_bye_lost_total",
+                "BYEs of ended calls that got no answer by Timer F (32 s), by the side sent to: that peer may still show the call.",
+            ),
+            &["side"],
+        )?;
+        for s in ["teams", "pbx"] {
+            bye_lost.with_label_values(&[s]);
+        }
         for r in crate::call_dest::FALLBACK_REASONS {
             indialog_fallback.with_label_values(&[r]);
         }
@@ -158,6 +169,7 @@ impl CallMetrics {
         registry.register(Box::new(transfers.clone()))?;
         registry.register(Box::new(emergency.clone()))?;
         registry.register(Box::new(indialog_fallback.clone()))?;
+        registry.register(Box::new(bye_lost.clone()))?;
         registry.register(Box::new(media_loss.clone()))?;
         registry.register(Box::new(media_jitter.clone()))?;
         Ok(Self {
@@ -169,6 +181,7 @@ impl CallMetrics {
             transfers,
             emergency,
             indialog_fallback,
+            bye_lost,
             media_loss,
             media_jitter,
         })
@@ -228,6 +241,10 @@ impl CallMetrics {
                         self.media_jitter.with_label_values(&[leg]).observe(jitter);
                     }
                 }
+            }
+            CallEvent::ByeLost { call_id, side } => {
+                self.bye_lost.with_label_values(&[side.as_str()]).inc();
+                tracing::warn!(%call_id, side = side.as_str(), "our BYE got no answer: the peer may still show the call");
             }
         }
     }
@@ -312,6 +329,19 @@ enum Command {
 pub struct CallsHandle {
     shards: Arc<Vec<mpsc::Sender<Command>>>,
     active: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// What the CDR writer gets: a finished call, or later news of one.
+// Nearly every update is a finished call; boxing it would allocate once more per call.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum RecordUpdate {
+    Finished(FinishedCall),
+    /// The call's BYE to `side` went unanswered (Timer F).
+    ByeLost {
+        call_id: String,
+        side: Side,
+    },
 }
 
 /// A finished call with wall-clock times (unix milliseconds), for the CDR writer.
@@ -409,7 +439,7 @@ pub struct CallLayer {
     pub shards: u16,
     pub metrics: CallMetrics,
     /// Finished calls, for the CDR writer.
-    pub records: mpsc::Sender<FinishedCall>,
+    pub records: mpsc::Sender<RecordUpdate>,
     /// Teams proxies that answered a call 503 with Retry-After, for trunk health (§1.6).
     pub proxy_holds: mpsc::Sender<(String, Duration)>,
     /// Resolves in-dialog hops that are names.
@@ -483,7 +513,7 @@ struct Shard {
     /// The configured Teams proxies: the last fallback of an in-dialog request to Teams.
     proxies: Vec<Target>,
     metrics: CallMetrics,
-    records: mpsc::Sender<FinishedCall>,
+    records: mpsc::Sender<RecordUpdate>,
     proxy_holds: mpsc::Sender<(String, Duration)>,
     active: Arc<std::sync::atomic::AtomicUsize>,
     clock: WallClock,
@@ -554,8 +584,18 @@ impl Shard {
                             self.active
                                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                             let finished = self.clock.finished(*record);
-                            if self.records.try_send(finished).is_err() {
+                            if self
+                                .records
+                                .try_send(RecordUpdate::Finished(finished))
+                                .is_err()
+                            {
                                 tracing::error!("CDR queue full: a call record is lost");
+                            }
+                        }
+                        CallEvent::ByeLost { call_id, side } => {
+                            let lost = RecordUpdate::ByeLost { call_id, side };
+                            if self.records.try_send(lost).is_err() {
+                                tracing::error!("CDR queue full: a lost BYE is not marked");
                             }
                         }
                         _ => {}

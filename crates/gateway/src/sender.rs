@@ -141,13 +141,36 @@ fn spawn<T: Send + 'static>(
     let (tx, mut rx) = mpsc::channel::<Item<T>>(QUEUE);
     tokio::spawn(async move {
         while let Ok(Some((data, plan, token))) = tokio::time::timeout(IDLE, rx.recv()).await {
-            if let Err(e) = deliver(&sip, &resolver, &plan, data).await {
+            if let Err(e) = deliver(&sip, &resolver, &plan, data.clone()).await {
                 tracing::debug!(error = %e, "cannot send");
+                if data.starts_with(b"BYE ") {
+                    tokio::spawn(retry_bye(sip.clone(), resolver.clone(), plan, data));
+                }
                 let _ = failures.send((token, e)).await;
             }
         }
     });
     tx
+}
+
+/// A BYE no way took is tried again over all of them on Timer E's schedule (500 ms doubling
+/// to T2 = 4 s) until Timer F (32 s, RFC 3261 §17.1.2.2): a peer that comes back in that time
+/// still learns the call ended. Its transaction in the call core counts it lost at Timer F
+/// if no answer came.
+async fn retry_bye(sip: SipTransport, resolver: Resolver, plan: Plan, data: Bytes) {
+    let start = tokio::time::Instant::now();
+    let mut wait = Duration::from_millis(500);
+    loop {
+        tokio::time::sleep(wait).await;
+        if start.elapsed() >= Duration::from_secs(32) {
+            return;
+        }
+        if deliver(&sip, &resolver, &plan, data.clone()).await.is_ok() {
+            tracing::info!("a BYE that could not be sent earlier went out");
+            return;
+        }
+        wait = (wait * 2).min(Duration::from_secs(4));
+    }
 }
 
 /// Tries `plan`'s ways in order; the last error when none takes the message.

@@ -43,6 +43,9 @@ pub struct Cdr {
     pub codec: Option<String>,
     /// A call from Teams to one of `calls.emergency_numbers`.
     pub emergency: bool,
+    /// `teams` or `pbx`: the side whose BYE went unanswered after the call ended (set
+    /// later, by [`Store::mark_bye_lost`]).
+    pub bye_lost: Option<String>,
     pub teams: CdrLeg,
     pub pbx: CdrLeg,
 }
@@ -151,6 +154,17 @@ impl Store {
         Ok(())
     }
 
+    /// Marks the record of `call_id` (its latest) as having lost its BYE to `side`; false
+    /// when no record has that id.
+    pub async fn mark_bye_lost(&self, call_id: &str, side: &str) -> Result<bool, ProvisionError> {
+        let done = sqlx::query("UPDATE cdrs SET bye_lost = $1 WHERE call_id = $2")
+            .bind(side)
+            .bind(call_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Records matching `filter`, oldest first.
     pub async fn list_cdrs(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, ProvisionError> {
         for (field, day) in [("from", &filter.from), ("to", &filter.to)] {
@@ -220,6 +234,7 @@ impl Store {
                     hung_up_by: row.try_get("hung_up_by")?,
                     codec: row.try_get("codec")?,
                     emergency: row.try_get::<i64, _>("emergency")? != 0,
+                    bye_lost: row.try_get("bye_lost")?,
                     teams: leg(row, "teams")?,
                     pbx: leg(row, "pbx")?,
                 })

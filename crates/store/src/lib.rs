@@ -222,7 +222,7 @@ mod tests {
             .await
             .unwrap();
         assert!(file.exists());
-        assert_eq!(store.schema_version().await.unwrap(), 9);
+        assert_eq!(store.schema_version().await.unwrap(), 10);
         let snapshot = store.load_snapshot().await.unwrap();
         assert_eq!(snapshot.direct_routes(), 0);
         store.close().await;
@@ -231,6 +231,6 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}", file.display()))
             .await
             .unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 9);
+        assert_eq!(store.schema_version().await.unwrap(), 10);
     }
 }

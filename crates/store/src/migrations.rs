@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "CDR emergency mark",
         include_str!("../migrations/0009_cdr_emergency.sql"),
     ),
+    (
+        10,
+        "CDR lost BYE",
+        include_str!("../migrations/0010_cdr_bye_lost.sql"),
+    ),
 ];
 
 #[derive(Debug)]

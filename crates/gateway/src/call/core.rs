@@ -16,7 +16,7 @@ use teamsgw_sip::message::{HeaderName, MessageBuilder, Method};
 use teamsgw_sip::transaction::{Event, TransactionLayer, TxId};
 use teamsgw_sip::transport::{Source, Target, Transport};
 
-use super::cause::EndCause;
+use super::cause::{EndCause, Side};
 use super::media::MediaPlane;
 use super::routing::{SharedView, TeamsProxy};
 use super::session_timer::MIN_SE;
@@ -46,6 +46,8 @@ pub struct Ctx<'a> {
     owned: Vec<TxId>,
     /// Dialogs the call gained or left while handling the event (a transfer swaps one).
     dialogs: Vec<(DialogKey, bool)>,
+    /// BYEs the call sent, and to which side.
+    byes: Vec<(TxId, Side)>,
 }
 
 /// (Call-ID, our tag): how an in-dialog request finds its call.
@@ -63,6 +65,14 @@ impl Ctx<'_> {
     }
 
     /// Routes the events of `tx` to the current call.
+    /// A BYE went to `side` in `tx`: if no answer comes before Timer F it is lost, and
+    /// the call's record says so (after the call itself has ended).
+    pub fn bye_sent(&mut self, tx: Option<TxId>, side: Side) {
+        if let Some(tx) = tx {
+            self.byes.push((tx, side));
+        }
+    }
+
     pub fn own(&mut self, tx: TxId) {
         self.owned.push(tx);
     }
@@ -147,6 +157,8 @@ pub struct CallCore<M: MediaPlane> {
     down: HashSet<String>,
     held: HashMap<String, Instant>,
     drain: Option<Instant>,
+    /// BYEs awaiting an answer: the call's id and the side. They outlive their call.
+    byes: HashMap<TxId, (String, Side)>,
 }
 
 impl<M: MediaPlane> CallCore<M> {
@@ -167,6 +179,7 @@ impl<M: MediaPlane> CallCore<M> {
             down: HashSet::new(),
             held: HashMap::new(),
             drain: None,
+            byes: HashMap::new(),
         }
     }
 
@@ -328,10 +341,19 @@ impl<M: MediaPlane> CallCore<M> {
                     }
                 }
                 Event::Response { tx, message } => {
+                    self.byes.remove(&tx);
                     if let Some(&h) = self.by_tx.get(&tx) {
                         self.with_call(h, now, |call, ctx| {
                             call.on_invite_response(ctx, tx, message)
                         });
+                    }
+                }
+                Event::Timeout { tx } | Event::TransportError { tx }
+                    if self.byes.contains_key(&tx) =>
+                {
+                    if let Some((call_id, side)) = self.byes.remove(&tx) {
+                        self.out
+                            .push_back(Output::Event(CallEvent::ByeLost { call_id, side }));
                     }
                 }
                 Event::Timeout { tx } => self.invite_failed(now, tx, "timeout"),
@@ -391,10 +413,14 @@ impl<M: MediaPlane> CallCore<M> {
             proxies: &self.view.proxies,
             owned: Vec::new(),
             dialogs: Vec::new(),
+            byes: Vec::new(),
         };
         f(call, &mut ctx);
         let owned = std::mem::take(&mut ctx.owned);
         let dialogs = std::mem::take(&mut ctx.dialogs);
+        for (tx, side) in std::mem::take(&mut ctx.byes) {
+            self.byes.insert(tx, (call.log_id().to_owned(), side));
+        }
         for tx in owned {
             self.by_tx.insert(tx, h);
         }

@@ -154,7 +154,8 @@ impl Call {
     pub(super) fn bye_inbound(&mut self, ctx: &mut Ctx<'_>, reason: Option<&str>) {
         if self.inbound.final_status == Some(200) {
             let branch = ctx.branch();
-            self.inbound.bye(ctx.layer, &branch, reason, ctx.now);
+            let tx = self.inbound.bye(ctx.layer, &branch, reason, ctx.now);
+            ctx.bye_sent(tx, self.inbound_side());
         } else {
             self.fail_caller(
                 ctx,
@@ -169,8 +170,10 @@ impl Call {
         match self.outbound.confirmed.take() {
             Some(mut d) => {
                 let branch = ctx.branch();
-                self.outbound
+                let tx = self
+                    .outbound
                     .bye(ctx.layer, &mut d, &branch, reason, ctx.now);
+                ctx.bye_sent(tx, self.outbound_side());
                 self.outbound.confirmed = Some(d);
             }
             None => self.outbound.cancel(ctx.layer, ctx.now),

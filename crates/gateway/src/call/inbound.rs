@@ -384,17 +384,15 @@ impl Inbound {
         layer.send_stateless(self.peer(), ack);
     }
 
-    /// A BYE on this leg's dialog, to this leg's peer.
+    /// A BYE on this leg's dialog, to this leg's peer; its transaction.
     pub fn bye(
         &mut self,
         layer: &mut TransactionLayer<Dest>,
         branch: &str,
         reason: Option<&str>,
         now: Instant,
-    ) {
-        let Some(dialog) = self.dialog.as_mut() else {
-            return;
-        };
+    ) -> Option<TxId> {
+        let dialog = self.dialog.as_mut()?;
         let mut b = dialog
             .request("BYE")
             .header("Via", self.profile.via(branch));
@@ -402,8 +400,7 @@ impl Inbound {
         if let Some(r) = reason {
             b = b.header("Reason", r);
         }
-        if let Ok(msg) = Message::parse(b.finish()) {
-            self.send(layer, msg, now);
-        }
+        let msg = Message::parse(b.finish()).ok()?;
+        self.send(layer, msg, now)
     }
 }

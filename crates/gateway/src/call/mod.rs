@@ -274,6 +274,13 @@ pub enum CallEvent {
         location: bool,
     },
     Finished(Box<CallRecord>),
+    /// A BYE of an ended call got no answer by Timer F (RFC 3261 §17.1.2.2): the peer on
+    /// `side` may still think the call is up (`teamsgw_call_bye_lost_total{side}`; the
+    /// call's record is marked).
+    ByeLost {
+        call_id: String,
+        side: Side,
+    },
 }
 
 /// One finished call, as the CDR stores it. Times are the core's instants; the driver turns

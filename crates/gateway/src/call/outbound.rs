@@ -261,12 +261,11 @@ impl Outbound {
         branch: &str,
         reason: Option<&str>,
         now: Instant,
-    ) {
-        if let Some(msg) = self.bye_request(dialog, branch, reason) {
-            let dest = self.dest_in(Some(dialog));
-            let reliable = dest.transport() != Transport::Udp;
-            layer.send_request(msg, dest, reliable, now);
-        }
+    ) -> Option<TxId> {
+        let msg = self.bye_request(dialog, branch, reason)?;
+        let dest = self.dest_in(Some(dialog));
+        let reliable = dest.transport() != Transport::Udp;
+        layer.send_request(msg, dest, reliable, now)
     }
 
     /// BYE on a dialog our INVITE made after the leg moved to a replacing dialog: it goes

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{IntCounterVec, Opts, Registry};
+use teamsgw_gateway::call::Side;
 use teamsgw_gateway::call::media::LegCounters;
-use teamsgw_gateway::call_driver::FinishedCall;
+use teamsgw_gateway::call_driver::{FinishedCall, RecordUpdate};
 use teamsgw_store::{Cdr, CdrLeg};
 use tokio::sync::mpsc;
 
@@ -77,6 +78,7 @@ pub fn to_cdr(f: &FinishedCall) -> Cdr {
         hung_up_by: r.hung_up_by.map(|s| s.as_str().to_owned()),
         codec: r.codec.clone(),
         emergency: r.emergency,
+        bye_lost: None,
         teams: leg(&r.media.teams),
         pbx: leg(&r.media.pbx),
     }
@@ -94,20 +96,29 @@ const LINGER: Duration = Duration::from_millis(200);
 /// (one commit per batch, not per call); a batch the database refuses is retried every
 /// second until it is written.
 pub async fn run(
-    mut records: mpsc::Receiver<FinishedCall>,
+    mut records: mpsc::Receiver<RecordUpdate>,
     provisioning: Arc<Provisioning>,
     metrics: CdrMetrics,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
-    while let Some(f) = records.recv().await {
-        batch.push(to_cdr(&f));
+    let mut marks = Vec::new();
+    let take = |u: RecordUpdate, batch: &mut Vec<Cdr>, marks: &mut Vec<(String, Side)>| match u {
+        RecordUpdate::Finished(f) => batch.push(to_cdr(&f)),
+        RecordUpdate::ByeLost { call_id, side } => marks.push((call_id, side)),
+    };
+    while let Some(first) = records.recv().await {
+        take(first, &mut batch, &mut marks);
         let deadline = tokio::time::Instant::now() + LINGER;
         while batch.len() < BATCH {
             match tokio::time::timeout_at(deadline, records.recv()).await {
-                Ok(Some(f)) => batch.push(to_cdr(&f)),
+                Ok(Some(u)) => take(u, &mut batch, &mut marks),
                 // Closed (write what we have; the outer loop then ends) or lingered enough.
                 Ok(None) | Err(_) => break,
             }
+        }
+        mark_bye_lost(&provisioning, std::mem::take(&mut marks)).await;
+        if batch.is_empty() {
+            continue;
         }
         for cdr in &batch {
             tracing::info!(
@@ -150,6 +161,31 @@ pub async fn run(
             }
         }
         batch.clear();
+    }
+}
+
+/// Marks the records whose BYE was lost (their calls ended at least Timer F ago, so the
+/// records are written). A database error loses the marks, with a warning; the counter
+/// `teamsgw_call_bye_lost_total` has them anyway.
+async fn mark_bye_lost(provisioning: &Provisioning, marks: Vec<(String, Side)>) {
+    if marks.is_empty() {
+        return;
+    }
+    let store = match provisioning.store().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(records = marks.len(), error = %e, "cannot mark call records whose BYE was lost");
+            return;
+        }
+    };
+    for (call_id, side) in marks {
+        match store.mark_bye_lost(&call_id, side.as_str()).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(%call_id, "no call record to mark its lost BYE on"),
+            Err(e) => {
+                tracing::warn!(%call_id, error = %e, "cannot mark the call record's lost BYE")
+            }
+        }
     }
 }
 
@@ -217,6 +253,7 @@ pub fn csv(rows: &[Cdr]) -> String {
         "hung_up_by",
         "codec",
         "emergency",
+        "bye_lost",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -249,6 +286,7 @@ pub fn csv(rows: &[Cdr]) -> String {
             opt(&r.hung_up_by),
             opt(&r.codec),
             r.emergency.to_string(),
+            opt(&r.bye_lost),
         ];
         for l in [&r.teams, &r.pbx] {
             cells.extend(l.values().iter().map(i64::to_string));
@@ -285,6 +323,7 @@ mod tests {
             hung_up_by: Some("teams".into()),
             codec: Some("PCMA".into()),
             emergency: false,
+            bye_lost: None,
             teams: CdrLeg::default(),
             pbx: CdrLeg {
                 lost: 3,
@@ -317,9 +356,13 @@ mod tests {
             lines[1]
         );
         assert!(lines[1].contains(",sip:timeout;sip2:503,"));
-        assert!(lines[0].contains(",codec,emergency,"), "{}", lines[0]);
-        assert!(lines[1].contains(",PCMA,false,"), "{}", lines[1]);
-        assert_eq!(lines[0].split(',').count(), 32);
+        assert!(
+            lines[0].contains(",codec,emergency,bye_lost,"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].contains(",PCMA,false,,"), "{}", lines[1]);
+        assert_eq!(lines[0].split(',').count(), 33);
     }
 
     #[test]

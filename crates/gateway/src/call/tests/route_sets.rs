@@ -221,3 +221,39 @@ fn to_teams_ack_tags(invite: &Sent, tag: &str) -> Sent {
         hop: None,
     }
 }
+
+/// The BYEs of ended calls, as (call id, side) of each that got no answer.
+fn lost_byes(w: &World) -> Vec<(String, &'static str)> {
+    w.events
+        .iter()
+        .filter_map(|e| match e {
+            crate::call::CallEvent::ByeLost { call_id, side } => {
+                Some((call_id.clone(), side.as_str()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_bye_nobody_answers_by_timer_f_is_reported_lost_after_the_call_ended_rfc3261_17_1_2_2() {
+    let mut w = World::new();
+    let (_, pbx_ack) = answered(&mut w);
+    w.pbx_sends(in_dialog("BYE", &pbx_ack, false, 11, None));
+    w.expect(PBX_ADDR, "200");
+    w.expect(TEAMS_PEER, "BYE");
+    w.assert_clean();
+    w.advance(std::time::Duration::from_secs(31));
+    assert!(lost_byes(&w).is_empty(), "not before Timer F");
+    w.advance(std::time::Duration::from_secs(2));
+    assert_eq!(lost_byes(&w), [("x1".to_owned(), "teams")]);
+
+    // An answered BYE is not lost.
+    let mut w = World::new();
+    let (_, pbx_ack) = answered(&mut w);
+    w.pbx_sends(in_dialog("BYE", &pbx_ack, false, 11, None));
+    let bye_now = w.expect(TEAMS_PEER, "BYE");
+    w.teams_sends(reply(&bye_now, 200, "OK", "unused", "", None));
+    w.advance(std::time::Duration::from_secs(40));
+    assert!(lost_byes(&w).is_empty());
+}
