@@ -130,3 +130,51 @@ fn a_teams_call_gets_our_bye_at_its_api_du_host_and_falls_back_when_the_name_is_
         "the second BYE did not reach the first call's host"
     );
 }
+
+/// A BYE that no way takes (the api-du name is unknown, Teams closed its connection, no
+/// proxy answers) is tried again until Timer F, then counted as lost, and the call's CDR
+/// says so (issue 30 §2).
+#[test]
+fn a_bye_no_way_takes_is_counted_lost_and_marked_in_the_cdr() {
+    // Nothing listens at the one proxy.
+    let lab = CallLab::start("", &["127.0.0.2"], free_port(), None);
+    let phone = lab.phone("2001", 440);
+    let invite = TeamsUac::invite("du-lost", TEAMS_NUMBER, "+49302222001", TENANT, OFFER).replace(
+        "Contact: <sip:api-du-b-euwe.pstnhub.microsoft.com:443;x-i=t>",
+        "Contact: <sip:api-du-y-euwe.pstnhub.microsoft.com:443;x-i=1;x-c=2;transport=tls>",
+    );
+    let mut teams = lab.teams_uac();
+    teams.send(&invite);
+    let ok = teams.expect(200);
+    teams.send(&in_dialog("ACK", "du-lost", 1, &ok, "", NO_BODY));
+    phone.wait_log("Call established", Duration::from_secs(10));
+    drop(teams);
+    std::thread::sleep(Duration::from_millis(500));
+    phone.hangup();
+    lab.wait_calls_ended(&[&phone]);
+    assert_eq!(lab.cdrs(1)[0]["bye_lost"], serde_json::Value::Null);
+    let lost = "teamsgw_call_bye_lost_total{side=\"teams\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while lab.metric(lost) < 1.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(lab.metric(lost), 1.0, "{}", lab.logs());
+    for reason in ["not_found", "connection_gone"] {
+        let fallback = format!("teamsgw_teams_indialog_fallback_total{{reason=\"{reason}\"}}");
+        assert!(lab.metric(&fallback) >= 1.0, "{fallback}\n{}", lab.logs());
+    }
+    // The record is marked once the writer has had its linger.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let cdr = &lab.cdrs(1)[0];
+        if cdr["bye_lost"] == "teams" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{cdr}\n{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
