@@ -685,6 +685,50 @@ fn license_report(database_url: &str) {
         &["enterprise", "set", "Nobody", "--acquired-licenses", "1"],
         "enterprise",
     );
+
+    // Emergency numbers per enterprise (issue 30 §3): set, shown, refused when not numbers
+    // (nothing changes), back to the default.
+    let emergency = || {
+        let show = ok(d, &["enterprise", "show", "Contoso", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&show).unwrap();
+        v["emergency_numbers"].clone()
+    };
+    assert_eq!(emergency(), serde_json::Value::Null);
+    ok(
+        d,
+        &[
+            "enterprise",
+            "set",
+            "Contoso",
+            "--emergency-numbers",
+            "118, 112",
+        ],
+    );
+    assert_eq!(emergency(), serde_json::json!(["118", "112"]));
+    let e = refused(
+        d,
+        &[
+            "enterprise",
+            "set",
+            "Contoso",
+            "--emergency-numbers",
+            "118,police",
+        ],
+        "emergency-numbers",
+    );
+    assert!(e.contains("\"police\" is not a number"), "{e}");
+    assert_eq!(emergency(), serde_json::json!(["118", "112"]));
+    ok(
+        d,
+        &[
+            "enterprise",
+            "set",
+            "Contoso",
+            "--emergency-numbers",
+            "default",
+        ],
+    );
+    assert_eq!(emergency(), serde_json::Value::Null);
 }
 
 #[test]

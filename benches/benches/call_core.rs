@@ -67,6 +67,7 @@ fn view() -> RoutingView {
             enterprise_id: "e".into(),
             enterprise: "E".into(),
             max_sessions: None,
+            emergency_numbers: None,
         }],
         vec![PbxRoute {
             id: "p".into(),
@@ -126,6 +127,13 @@ impl Bench {
                 let to = match dest {
                     Dest::Reply(s) => s.peer,
                     Dest::To(t) => t.addr,
+                    // Teams' api-du Contact: the driver resolves it; this bench has no DNS,
+                    // so it takes the hop's fallback, the proxy the call went through.
+                    Dest::Hop(h) => match &h.fallback {
+                        Some(Dest::Reply(s)) => s.peer,
+                        Some(Dest::To(t)) => t.addr,
+                        _ => addr(PROXY),
+                    },
                 };
                 // The peer reads what we sent (its parse is not ours: outside the timing).
                 self.sent.push((to, Message::parse(data).unwrap()));
@@ -222,7 +230,8 @@ impl Bench {
         let invite = format!(
             "INVITE sip:tok1@203.0.113.5:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bK-{i}\r\n\
              From: \"Carol\" <sip:0301234567@pbx.example.com>;tag=pf{i}\r\nTo: <sip:1001@pbx.example.com>\r\n\
-             Call-ID: bench-{i}\r\nCSeq: 10 INVITE\r\nMax-Forwards: 69\r\nContact: <sip:c@192.0.2.30:5062>\r\n\
+             Call-ID: bench-{i}\r\nCSeq: 10 INVITE\r\nMax-Forwards: 69\r\nRecord-Route: <sip:{PBX};lr>\r\n\
+             Contact: <sip:c@192.0.2.30:5062>\r\n\
              Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{PBX_SDP}",
             PBX_SDP.len()
         );

@@ -37,7 +37,8 @@ pub use license_snapshot::{EnterpriseFacts, LicenseFacts, LicenseSnapshot};
 pub use password::{PasswordKey, PasswordKeyError, SealError};
 pub use provision::{
     Children, Enterprise, LicenseFactor, NumberFormat, PBX_CODECS, Pbx, ProvisionError, Transport,
-    validate_codecs, validate_country_code, validate_tenant_fqdn, validate_tenant_id,
+    validate_codecs, validate_country_code, validate_emergency_numbers, validate_tenant_fqdn,
+    validate_tenant_id,
 };
 pub use snapshot::{DirectRouteEntry, PbxEntry, RoutingSnapshot, UserEntry};
 pub use users::{NewUser, User, password_context, validate_e164, validate_upn};
@@ -222,7 +223,7 @@ mod tests {
             .await
             .unwrap();
         assert!(file.exists());
-        assert_eq!(store.schema_version().await.unwrap(), 10);
+        assert_eq!(store.schema_version().await.unwrap(), 11);
         let snapshot = store.load_snapshot().await.unwrap();
         assert_eq!(snapshot.direct_routes(), 0);
         store.close().await;
@@ -231,6 +232,6 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}", file.display()))
             .await
             .unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 10);
+        assert_eq!(store.schema_version().await.unwrap(), 11);
     }
 }

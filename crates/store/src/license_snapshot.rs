@@ -95,7 +95,8 @@ impl Store {
         let filter = filter.as_deref();
         let rows = sqlx::query(
             "SELECT id, name, tenant_id, acquired_licenses, lcm_factor, ui_factor, \
-             service_numbers_factor FROM enterprises WHERE $1 IS NULL OR id = $1 ORDER BY name",
+             service_numbers_factor, emergency_numbers FROM enterprises \
+             WHERE $1 IS NULL OR id = $1 ORDER BY name",
         )
         .bind(filter)
         .fetch_all(&mut *tx)

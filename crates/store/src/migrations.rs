@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "CDR lost BYE",
         include_str!("../migrations/0010_cdr_bye_lost.sql"),
     ),
+    (
+        11,
+        "enterprise emergency numbers",
+        include_str!("../migrations/0011_enterprise_emergency_numbers.sql"),
+    ),
 ];
 
 #[derive(Debug)]

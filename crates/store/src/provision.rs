@@ -68,6 +68,8 @@ pub struct Enterprise {
     pub lcm_factor: Option<bool>,
     pub ui_factor: Option<bool>,
     pub service_numbers_factor: Option<bool>,
+    /// The enterprise's own emergency numbers; `None` follows `calls.emergency_numbers`.
+    pub emergency_numbers: Option<Vec<String>>,
 }
 
 /// The optional license factors an enterprise can switch (licensing.md §1.3).
@@ -376,7 +378,39 @@ pub(crate) fn enterprise_from_row(row: &sqlx::any::AnyRow) -> Result<Enterprise,
         lcm_factor: flag(row, "lcm_factor")?,
         ui_factor: flag(row, "ui_factor")?,
         service_numbers_factor: flag(row, "service_numbers_factor")?,
+        emergency_numbers: row
+            .try_get::<Option<String>, _>("emergency_numbers")?
+            .map(|s| split_numbers(&s)),
     })
+}
+
+/// A stored comma-separated number list.
+pub(crate) fn split_numbers(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Emergency numbers: 1 to 16 of them, each 1-15 digits with an optional `+` (E.164 §6).
+pub fn validate_emergency_numbers(numbers: &[String]) -> Result<(), ProvisionError> {
+    if numbers.is_empty() || numbers.len() > 16 {
+        return Err(invalid(
+            "emergency-numbers",
+            "must list 1 to 16 numbers (or \"default\" to follow calls.emergency_numbers)",
+        ));
+    }
+    for n in numbers {
+        let digits = n.strip_prefix('+').unwrap_or(n);
+        if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(
+                "emergency-numbers",
+                format!("{n:?} is not a number of 1-15 digits (E.164 §6)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn flag(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<bool>, ProvisionError> {
@@ -509,27 +543,40 @@ impl Store {
             lcm_factor: None,
             ui_factor: None,
             service_numbers_factor: None,
+            emergency_numbers: None,
         })
     }
 
     pub async fn list_enterprises(&self) -> Result<Vec<Enterprise>, ProvisionError> {
         let rows =
-            sqlx::query("SELECT name, tenant_id, acquired_licenses, lcm_factor, ui_factor, service_numbers_factor FROM enterprises ORDER BY name")
+            sqlx::query("SELECT name, tenant_id, acquired_licenses, lcm_factor, ui_factor, service_numbers_factor, emergency_numbers FROM enterprises ORDER BY name")
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(enterprise_from_row).collect()
     }
 
-    /// Changes acquired licenses and/or license-factor overrides (`Some(None)` = follow the
-    /// global switch again).
+    /// Changes acquired licenses, license-factor overrides (`Some(None)` = follow the
+    /// global switch again) and/or the emergency numbers (`Some(None)` = follow
+    /// `calls.emergency_numbers` again).
     pub async fn set_enterprise(
         &self,
         name: &str,
         acquired_licenses: Option<u64>,
         factors: &[(LicenseFactor, Option<bool>)],
+        emergency_numbers: Option<Option<&[String]>>,
     ) -> Result<Enterprise, ProvisionError> {
+        if let Some(Some(numbers)) = emergency_numbers {
+            validate_emergency_numbers(numbers)?;
+        }
         let mut tx = self.pool.begin().await?;
         let id = enterprise_id(&mut tx, name).await?;
+        if let Some(numbers) = emergency_numbers {
+            sqlx::query("UPDATE enterprises SET emergency_numbers = $1 WHERE id = $2")
+                .bind(numbers.map(|n| n.join(",")))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some(n) = acquired_licenses {
             let n = i64::try_from(n).map_err(|_| invalid("acquired-licenses", "too large"))?;
             sqlx::query("UPDATE enterprises SET acquired_licenses = $1 WHERE id = $2")

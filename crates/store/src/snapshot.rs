@@ -22,6 +22,8 @@ pub struct DirectRouteEntry {
     pub fqdn: String,
     pub port: u16,
     pub max_sessions: Option<u32>,
+    /// The enterprise's own emergency numbers (`None`: `calls.emergency_numbers`).
+    pub emergency_numbers: Option<Vec<String>>,
 }
 
 /// A PBX as the registration agent and the call layer need it.
@@ -166,7 +168,8 @@ impl RoutingSnapshot {
 
 pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> {
     let rows = sqlx::query(
-        "SELECT e.id AS enterprise_id, e.name AS enterprise_name, d.fqdn, d.port, d.max_sessions \
+        "SELECT e.id AS enterprise_id, e.name AS enterprise_name, e.emergency_numbers, d.fqdn, \
+         d.port, d.max_sessions \
          FROM direct_routes d JOIN enterprises e ON e.id = d.enterprise_id",
     )
     .fetch_all(pool)
@@ -192,6 +195,9 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
             fqdn: fqdn.clone(),
             port,
             max_sessions,
+            emergency_numbers: row
+                .try_get::<Option<String>, _>("emergency_numbers")?
+                .map(|s| crate::provision::split_numbers(&s)),
         };
         by_fqdn.insert(fqdn.to_ascii_lowercase(), entry);
     }

@@ -20,6 +20,8 @@ pub struct Tenant {
     pub enterprise_id: String,
     pub enterprise: String,
     pub max_sessions: Option<u32>,
+    /// The enterprise's own emergency numbers, in place of `calls.emergency_numbers`.
+    pub emergency_numbers: Option<Vec<String>>,
 }
 
 /// How a PBX wants called numbers.

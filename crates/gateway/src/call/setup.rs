@@ -87,8 +87,12 @@ pub(super) fn from_teams(
     let pbx = &route.pbx;
     // An emergency call reaches the PBX as dialled (no number format), whatever the limits.
     let dialled = &route.dialled;
-    let emergency = settings
+    let numbers = route
+        .tenant
         .emergency_numbers
+        .as_deref()
+        .unwrap_or(&settings.emergency_numbers);
+    let emergency = numbers
         .iter()
         .any(|n| n.trim_start_matches('+') == dialled.trim_start_matches('+'));
     let called = if emergency {

@@ -41,6 +41,8 @@ pub struct EnterpriseSet {
     pub acquired_licenses: Option<u64>,
     /// `lcm|ui|service-numbers=on|off|default`.
     pub license_factors: Vec<String>,
+    /// `911,933,...`, or `default` to follow `calls.emergency_numbers`.
+    pub emergency_numbers: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -194,14 +196,22 @@ impl Provisioner<'_> {
             .iter()
             .map(|s| LicenseFactor::parse_setting(s))
             .collect::<Result<Vec<_>, _>>()?;
-        if req.acquired_licenses.is_none() && factors.is_empty() {
+        let numbers: Option<Option<Vec<String>>> = req.emergency_numbers.as_deref().map(|s| {
+            (s.trim() != "default").then(|| s.split(',').map(|n| n.trim().to_owned()).collect())
+        });
+        if req.acquired_licenses.is_none() && factors.is_empty() && numbers.is_none() {
             return Err(invalid(
                 "acquired-licenses",
-                "nothing to change: give acquired licenses or a license factor",
+                "nothing to change: give acquired licenses, a license factor or emergency numbers",
             ));
         }
         self.store
-            .set_enterprise(name, req.acquired_licenses, &factors)
+            .set_enterprise(
+                name,
+                req.acquired_licenses,
+                &factors,
+                numbers.as_ref().map(|n| n.as_deref()),
+            )
             .await
     }
 

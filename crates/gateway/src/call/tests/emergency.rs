@@ -112,3 +112,30 @@ fn a_call_to_another_number_at_the_limit_is_still_refused() {
     w.expect(TEAMS_PEER, "503");
     assert_eq!(w.refusals(), ["max_sessions"]);
 }
+
+#[test]
+fn an_enterprise_with_its_own_emergency_numbers_uses_them_instead_of_the_defaults() {
+    // A customer whose emergency number is 118 on a platform whose defaults are 911 etc.
+    let mut w = World::with(
+        view_with_tenant(Some(1), |t| t.emergency_numbers = Some(vec!["118".into()])),
+        10,
+    );
+    w.teams_sends(teams_invite(
+        "busy", "+4930111", "+4930222", TENANT, TEAMS_SDP,
+    ));
+    w.expect(PBX_ADDR, "INVITE");
+    w.teams_sends(teams_invite("e118", "+4930111", "118", TENANT, TEAMS_SDP));
+    let to_pbx = w.expect(PBX_ADDR, "INVITE");
+    assert!(
+        to_pbx
+            .text()
+            .starts_with("INVITE sip:118@pbx.example.com SIP/2.0\r\n"),
+        "{}",
+        to_pbx.text()
+    );
+    assert!(w.refusals().is_empty(), "{:?}", w.refusals());
+    // 911 is not this enterprise's emergency number: the limit applies to it.
+    w.teams_sends(teams_invite("e911", "+4930111", "911", TENANT, TEAMS_SDP));
+    w.expect(TEAMS_PEER, "503");
+    assert_eq!(w.refusals(), ["max_sessions"]);
+}

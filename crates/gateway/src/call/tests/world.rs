@@ -70,13 +70,28 @@ pub fn view(max_sessions: Option<u32>) -> RoutingView {
 
 /// [`view`] with the PBX changed by `edit`.
 pub fn view_with_pbx(max_sessions: Option<u32>, edit: impl FnOnce(&mut PbxRoute)) -> RoutingView {
-    let tenant = Tenant {
+    view_with_parts(max_sessions, |_| {}, edit)
+}
+
+/// [`view`] with the tenant changed by `edit`.
+pub fn view_with_tenant(max_sessions: Option<u32>, edit: impl FnOnce(&mut Tenant)) -> RoutingView {
+    view_with_parts(max_sessions, edit, |_| {})
+}
+
+fn view_with_parts(
+    max_sessions: Option<u32>,
+    edit_tenant: impl FnOnce(&mut Tenant),
+    edit: impl FnOnce(&mut PbxRoute),
+) -> RoutingView {
+    let mut tenant = Tenant {
         fqdn: TENANT.into(),
         port: 5061,
         enterprise_id: "e1".into(),
         enterprise: "Contoso".into(),
         max_sessions,
+        emergency_numbers: None,
     };
+    edit_tenant(&mut tenant);
     let mut pbx = PbxRoute {
         id: "p1".into(),
         domain: "pbx.example.com".into(),

@@ -217,6 +217,7 @@ fn provisioning_schemas() -> Value {
         "lcm_factor": flag,
         "ui_factor": flag,
         "service_numbers_factor": flag,
+        "emergency_numbers": {"type": "array", "items": string(), "nullable": true},
     });
     let mut detail_fields = enterprise_fields.clone();
     if let Some(m) = detail_fields.as_object_mut() {
@@ -239,6 +240,7 @@ fn provisioning_schemas() -> Value {
         "lcm_factor",
         "ui_factor",
         "service_numbers_factor",
+        "emergency_numbers",
     ];
     let mut detail_required = enterprise_required.to_vec();
     detail_required.extend([
@@ -279,6 +281,7 @@ fn provisioning_schemas() -> Value {
             json!({
                 "acquired_licenses": integer(0, i64::MAX),
                 "license_factors": {"type": "array", "items": {"type": "string", "example": "lcm=off"}},
+                "emergency_numbers": {"type": "string", "example": "911,933", "description": "The enterprise's own emergency numbers, comma-separated, or \"default\" to follow calls.emergency_numbers"},
             }),
             &[],
             true,

@@ -19,7 +19,8 @@ pub enum EnterpriseCommand {
         #[arg(long, value_name = "N")]
         acquired_licenses: u64,
     },
-    /// Change acquired licenses or switch optional license factors for this enterprise.
+    /// Change acquired licenses, switch optional license factors, or set the enterprise's
+    /// own emergency numbers.
     Set {
         name: String,
         #[arg(long, value_name = "N")]
@@ -27,6 +28,10 @@ pub enum EnterpriseCommand {
         /// lcm|ui|service-numbers=on|off|default (repeatable; default follows [license]).
         #[arg(long = "license-factor", value_name = "FACTOR=on|off")]
         license_factors: Vec<String>,
+        /// Calls from Teams to these are emergency calls (never refused by max_sessions,
+        /// dialled as is); `default` follows calls.emergency_numbers.
+        #[arg(long, value_name = "N,N,...|default")]
+        emergency_numbers: Option<String>,
     },
     /// Microsoft SKUs the enterprise bought.
     #[command(subcommand)]
@@ -85,10 +90,12 @@ pub(super) async fn run(ops: &Provisioner<'_>, c: EnterpriseCommand) -> Result<(
             name,
             acquired_licenses,
             license_factors,
+            emergency_numbers,
         } => {
             let req = EnterpriseSet {
                 acquired_licenses,
                 license_factors,
+                emergency_numbers,
             };
             let e = ops.set_enterprise(&name, &req).await?;
             println!("enterprise {:?} updated", e.name);
@@ -144,6 +151,13 @@ pub(super) async fn run(ops: &Provisioner<'_>, c: EnterpriseCommand) -> Result<(
                     (
                         "service-numbers factor",
                         factor(d.enterprise.service_numbers_factor),
+                    ),
+                    (
+                        "emergency numbers",
+                        match &d.enterprise.emergency_numbers {
+                            Some(n) => n.join(","),
+                            None => "default (calls.emergency_numbers)".to_owned(),
+                        },
                     ),
                     (
                         "skus",

@@ -312,6 +312,7 @@ pub async fn apply_factors(
             format!("ui={}", form.ui),
             format!("service-numbers={}", form.service_numbers),
         ],
+        emergency_numbers: None,
     };
     let result = with_ops(&c.api, async |ops| {
         ops.set_enterprise(&name, &req).await?;
