@@ -178,3 +178,156 @@ fn a_bye_no_way_takes_is_counted_lost_and_marked_in_the_cdr() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// PBX → Teams with a 90 s session interval that Teams' answer leaves to us: our refresh
+/// re-INVITE at 45 s reaches the api-du host on a new connection with its name as SNI
+/// (RFC 4028 §7.4; the proxy closed the INVITE's connection after its 200).
+#[test]
+fn our_session_refresh_reaches_the_api_du_host_on_a_new_connection() {
+    let port = free_port();
+    let lab = CallLab::start_with_env(
+        "",
+        &["127.0.0.2"],
+        port,
+        None,
+        &[("TEAMSGW_PBX__SESSION_EXPIRES_SECONDS", "90")],
+        &[],
+    );
+    let proxy = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
+    proxy.close_after_each_transaction();
+    proxy.set_script(vec![reply(200, "r", true)]);
+    let phone = lab.phone("2001", 440);
+    phone.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
+    phone.wait_log("Call established", Duration::from_secs(15));
+    let name = api_du_name([127, 0, 0, 2].into());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let refreshes = || {
+        proxy
+            .received()
+            .iter()
+            .filter(|(_, m, _)| m.starts_with("INVITE ") && m.contains("Session-Expires: 90"))
+            .filter(|(_, m, _)| {
+                m.lines()
+                    .any(|l| l.starts_with("To:") && l.contains("tag="))
+            })
+            .count()
+    };
+    while refreshes() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let requests = proxy.requests_by_sni();
+    let invites = sni_of(&requests, "INVITE");
+    assert_eq!(
+        invites,
+        [None, Some(name.clone())],
+        "the call's INVITE went to the proxy by address, the refresh to the api-du name\n{requests:?}\n{}",
+        lab.logs()
+    );
+    assert_eq!(
+        lab.metric("teamsgw_calls_active{direction=\"to_teams\"}"),
+        1.0,
+        "the refreshed call is up\n{}",
+        lab.logs()
+    );
+    phone.hangup();
+    lab.wait_calls_ended(&[&phone]);
+    assert_eq!(sni_of(&requests_after(&proxy, "BYE"), "BYE"), [Some(name)]);
+}
+
+/// Teams → PBX, Teams transfers the phone to a number and closes its connection after the
+/// REFER's 202: the NOTIFYs with the transfer's progress, and the BYE after it, reach the
+/// api-du host on new connections with its name as SNI (RFC 3515 §2.4.4).
+#[test]
+fn transfer_notifies_reach_the_api_du_host_after_teams_closed_its_connection() {
+    let port = free_port();
+    let lab = CallLab::start("", &["127.0.0.2"], port, None);
+    let api_du = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
+    let name = api_du_name([127, 0, 0, 2].into());
+    let phone = lab.phone("2001", 440);
+    let _target = lab.phone("2002", 880);
+    let mut teams = lab.teams_uac();
+    let invite = TeamsUac::invite("du-xfer", TEAMS_NUMBER, "+49302222001", TENANT, OFFER).replace(
+        "Contact: <sip:api-du-b-euwe.pstnhub.microsoft.com:443;x-i=t>",
+        &format!("Contact: <sip:{name}:{port};x-i=9;x-c=3;transport=tls>"),
+    );
+    teams.send(&invite);
+    let ok = teams.expect(200);
+    teams.send(&in_dialog("ACK", "du-xfer", 1, &ok, "", NO_BODY));
+    phone.wait_log("Call established", Duration::from_secs(10));
+    let refer = format!(
+        "Refer-To: <sip:+49302222002@sip.pstnhub.microsoft.com:5061;user=phone>\r\n\
+         Referred-By: <sip:{TEAMS_NUMBER}@{TENANT}>\r\n"
+    );
+    teams.send(&in_dialog("REFER", "du-xfer", 2, &ok, &refer, NO_BODY));
+    teams.expect(202);
+    drop(teams);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let notifies = api_du
+            .received()
+            .iter()
+            .filter(|(_, m, _)| m.starts_with("NOTIFY ") && m.contains("terminated"))
+            .count();
+        if notifies > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no final NOTIFY at the api-du host: {:?}\n{}",
+            api_du.requests_by_sni(),
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let requests = requests_after(&api_du, "BYE");
+    let notifies = sni_of(&requests, "NOTIFY");
+    assert!(
+        notifies.len() >= 2 && notifies.iter().all(|s| s.as_deref() == Some(name.as_str())),
+        "{requests:?}"
+    );
+    assert_eq!(sni_of(&requests, "BYE"), [Some(name)], "{requests:?}");
+}
+
+/// RFC 3261 §18.2.2: Teams puts the phone on hold and closes its connection at once; our
+/// answer, which waits for the phone's, goes to the Via's sent-by (here the in-house proxy's
+/// listener) over a new connection.
+#[test]
+fn an_answer_whose_connection_closed_goes_to_the_via_over_a_new_connection() {
+    let port = free_port();
+    let lab = CallLab::start("", &["127.0.0.2"], port, None);
+    let via_host = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
+    let phone = lab.phone("2001", 440);
+    let mut teams = lab.teams_uac();
+    let ok = teams.call("du-via", TEAMS_NUMBER, "+49302222001", TENANT);
+    phone.wait_log("Call established", Duration::from_secs(10));
+    let hold = in_dialog(
+        "INVITE",
+        "du-via",
+        2,
+        &ok,
+        "",
+        teamsgw_tests::teams_uac::sdp(&OFFER.replace("a=sendrecv", "a=sendonly")),
+    )
+    .replace(
+        "SIP/2.0/TLS 127.0.0.1:5061;",
+        &format!("SIP/2.0/TLS 127.0.0.2:{port};"),
+    );
+    teams.send(&hold);
+    drop(teams);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answered = via_host.received().iter().any(|(_, m, _)| {
+            m.starts_with("SIP/2.0 200 ") && m.contains("CSeq: 2 INVITE") && m.contains("du-via")
+        });
+        if answered {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer at the Via's address: {:?}\n{}",
+            via_host.received(),
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -83,7 +83,7 @@ fn view() -> RoutingView {
         contact_token: "tok".into(), enabled: true,
     };
     RoutingView::new(
-        vec![Tenant { fqdn: "t.sbc.example".into(), port: 5061, enterprise_id: "e".into(), enterprise: "E".into(), max_sessions: Some(3) }],
+        vec![Tenant { fqdn: "t.sbc.example".into(), port: 5061, enterprise_id: "e".into(), enterprise: "E".into(), max_sessions: Some(3), emergency_numbers: None }],
         vec![PbxRoute { id: "p".into(), domain: "pbx".into(), next_hop: PBX.into(), transport: Transport::Udp, addrs: vec![addr(PBX)], codecs: vec!["PCMA".into(), "PCMU".into()], number_format: NumberFormat::E164, country_code: Some("49".into()), diversion: true }],
         vec![user],
         vec![TeamsProxy { name: "p1".into(), addr: Some(addr(P1)) }, TeamsProxy { name: "p2".into(), addr: Some(addr(P2)) }],
@@ -123,7 +123,16 @@ impl Flow<'_> {
     fn drain(&mut self) {
         while let Some(out) = self.core.poll_output() {
             if let Output::Transmit { dest, data } = out {
-                let to = match dest { Dest::Reply(s) => s.peer, Dest::To(t) => t.addr };
+                // An in-dialog hop's name is the driver's to resolve: its fallback here.
+                let to = match dest {
+                    Dest::Reply(s) => s.peer,
+                    Dest::To(t) => t.addr,
+                    Dest::Hop(h) => match &h.fallback {
+                        Some(Dest::Reply(s)) => s.peer,
+                        Some(Dest::To(t)) => t.addr,
+                        _ => addr(P1),
+                    },
+                };
                 let msg = Message::parse(data).expect("the core sent an unparsable message");
                 self.sent.push((to, msg));
                 if self.sent.len() > 64 {

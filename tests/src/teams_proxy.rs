@@ -82,6 +82,8 @@ struct State {
     close_after_final: bool,
     /// Requests received: (method, the SNI of the connection they came on).
     sni: Vec<(String, Option<String>)>,
+    /// Call-ID → our SDP answer: a re-INVITE (a session refresh, a hold) gets it again.
+    answers: HashMap<String, String>,
 }
 
 /// The `api-du-…pstnhub.microsoft.com` name a proxy at `ip` gives as its Contact host; the
@@ -145,6 +147,7 @@ impl TeamsProxy {
             },
             close_after_final: false,
             sni: Vec::new(),
+            answers: HashMap::new(),
         }));
         let config = server_config(ca, leaf);
         let listener = TcpListener::bind(addr).unwrap();
@@ -484,6 +487,17 @@ fn handle(st: &Arc<Mutex<State>>, connection: &Connection, msg: SipText, sni: Op
             }
         }
         "ACK" => {}
+        "INVITE" => {
+            // A re-INVITE in a dialog we answered: the same answer again (RFC 3264 §8: an
+            // unchanged session), with our Contact.
+            let call_id = msg.header("Call-ID").unwrap_or_default();
+            let (answer, contact) = {
+                let s = st.lock().unwrap();
+                (s.answers.get(call_id).cloned(), s.contact.clone())
+            };
+            let contact = [format!("Contact: {contact}")];
+            send(msg.response(200, "OK", None, &contact, answer.as_deref()));
+        }
         _ => send(msg.response(200, "OK", Some("p"), &[], None)),
     }
 }
@@ -544,7 +558,11 @@ fn run_script(
         }
         let body = if sdp { media.as_deref() } else { None };
         if status >= 200 {
-            st.lock().unwrap().pending.remove(call_id);
+            let mut s = st.lock().unwrap();
+            s.pending.remove(call_id);
+            if let Some(b) = body {
+                s.answers.insert(call_id.to_owned(), b.to_owned());
+            }
         }
         let _ = connection.send(invite.response(status, reason, Some(tag), &lines, body));
     }
