@@ -329,6 +329,8 @@ enum Command {
 pub struct CallsHandle {
     shards: Arc<Vec<mpsc::Sender<Command>>>,
     active: Arc<std::sync::atomic::AtomicUsize>,
+    /// Messages the shards queued to peers and not yet handed to a connection.
+    sending: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What the CDR writer gets: a finished call, or later news of one.
@@ -421,11 +423,13 @@ impl CallsHandle {
         out
     }
 
-    /// Waits until no call is up, at most `limit`.
+    /// Waits until no call is up and the last BYEs have left, at most `limit`.
     pub async fn wait_idle(&self, limit: Duration) {
         let until = tokio::time::Instant::now() + limit;
-        while self.active() > 0 && tokio::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let busy =
+            || self.active() > 0 || self.sending.load(std::sync::atomic::Ordering::Relaxed) > 0;
+        while busy() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
@@ -462,12 +466,15 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
     } = layer;
     let view: SharedView = Arc::new(crate::call::RoutingView::default());
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut senders = Vec::new();
     for shard in 0..shards.max(1) {
         let (tx, rx) = mpsc::channel(4096);
         let settings = CallSettings {
             shard,
-            seed: settings.seed.wrapping_add(u64::from(shard) * 0x9E37_79B9),
+            seed: settings
+                .seed
+                .map(|s| s.wrapping_add(u64::from(shard) * 0x9E37_79B9)),
             ..settings.clone()
         };
         let core = CallCore::new(
@@ -479,7 +486,8 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
         let worker = Shard {
             core,
             sip: sip.clone(),
-            senders: PeerSenders::new(sip.clone(), resolver.clone(), failures_tx),
+            senders: PeerSenders::new(sip.clone(), resolver.clone(), failures_tx)
+                .counting(Arc::clone(&sending)),
             proxies: Vec::new(),
             metrics: metrics.clone(),
             records: records.clone(),
@@ -493,6 +501,7 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
     let handle = CallsHandle {
         shards: Arc::new(senders),
         active,
+        sending,
     };
     let h = handle.clone();
     tokio::spawn(async move {

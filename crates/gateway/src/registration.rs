@@ -97,7 +97,8 @@ pub struct AgentSettings {
     pub max_backoff: Duration,
     pub user_agent: String,
     /// Seeds tags, branches and jitter; any value works, tests fix it.
-    pub seed: u64,
+    /// Fixes the identifiers' generator (tests); `None`: seeded from the OS.
+    pub seed: Option<u64>,
 }
 
 impl Default for AgentSettings {
@@ -111,7 +112,7 @@ impl Default for AgentSettings {
             min_backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(300),
             user_agent: "teamsgw".into(),
-            seed: 1,
+            seed: Some(1),
         }
     }
 }
@@ -251,7 +252,7 @@ fn text(v: &[u8]) -> String {
 
 impl RegistrationAgent {
     pub fn new(settings: AgentSettings, now: Instant) -> Self {
-        let rng = Rng::new(settings.seed);
+        let rng = Rng::seeded_or_os(settings.seed);
         let tokens = f64::from(settings.rate_per_second.max(1));
         Self {
             settings,

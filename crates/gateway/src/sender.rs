@@ -10,6 +10,8 @@
 //! (teams-direct-routing.md §1.5). Each way left behind is counted by why.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -64,6 +66,9 @@ pub struct PeerSenders<T> {
     resolver: Resolver,
     peers: HashMap<(Transport, String), mpsc::Sender<Item<T>>>,
     failures: mpsc::Sender<(T, String)>,
+    /// Messages queued to a peer's task and not yet handed to its connection: a drain waits
+    /// for them, so the BYEs it sends leave before the process does.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl<T: Send + 'static> PeerSenders<T> {
@@ -73,7 +78,14 @@ impl<T: Send + 'static> PeerSenders<T> {
             resolver,
             peers: HashMap::new(),
             failures,
+            in_flight: Arc::default(),
         }
+    }
+
+    /// Counts this sender's queued messages in `in_flight` (shared by several senders).
+    pub fn counting(mut self, in_flight: Arc<AtomicUsize>) -> Self {
+        self.in_flight = in_flight;
+        self
     }
 
     /// Queues `data` for `target`; a failure comes back on the failures channel with `token`.
@@ -108,6 +120,7 @@ impl<T: Send + 'static> PeerSenders<T> {
             }
         };
         let mut item = (data, plan, token);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         // A sender whose task ended (idle) is replaced once.
         for _ in 0..2 {
             let tx = self.peers.entry(key.clone()).or_insert_with(|| {
@@ -115,6 +128,7 @@ impl<T: Send + 'static> PeerSenders<T> {
                     self.sip.clone(),
                     self.resolver.clone(),
                     self.failures.clone(),
+                    Arc::clone(&self.in_flight),
                 )
             });
             match tx.try_send(item) {
@@ -124,12 +138,14 @@ impl<T: Send + 'static> PeerSenders<T> {
                     item = back;
                 }
                 Err(mpsc::error::TrySendError::Full((_, _, token))) => {
+                    self.in_flight.fetch_sub(1, Ordering::Relaxed);
                     let why = format!("send queue to {} is full", key.1);
                     let _ = self.failures.send((token, why)).await;
                     return;
                 }
             }
         }
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -137,11 +153,14 @@ fn spawn<T: Send + 'static>(
     sip: SipTransport,
     resolver: Resolver,
     failures: mpsc::Sender<(T, String)>,
+    in_flight: Arc<AtomicUsize>,
 ) -> mpsc::Sender<Item<T>> {
     let (tx, mut rx) = mpsc::channel::<Item<T>>(QUEUE);
     tokio::spawn(async move {
         while let Ok(Some((data, plan, token))) = tokio::time::timeout(IDLE, rx.recv()).await {
-            if let Err(e) = deliver(&sip, &resolver, &plan, data.clone()).await {
+            let result = deliver(&sip, &resolver, &plan, data.clone()).await;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "cannot send");
                 if data.starts_with(b"BYE ") {
                     tokio::spawn(retry_bye(sip.clone(), resolver.clone(), plan, data));

@@ -27,7 +27,8 @@ pub struct TrunkSettings {
     pub local_port: u16,
     /// `X-MS-SBC` value.
     pub sbc_header: String,
-    pub seed: u64,
+    /// Fixes the identifiers' generator (tests); `None`: seeded from the OS.
+    pub seed: Option<u64>,
 }
 
 /// A proxy's health as shown to operators.
@@ -86,7 +87,7 @@ impl TrunkHealth {
                 held_until: None,
             })
             .collect();
-        let rng = Rng::new(settings.seed);
+        let rng = Rng::seeded_or_os(settings.seed);
         let mut health = Self {
             settings,
             proxies,
@@ -268,7 +269,7 @@ mod tests {
                 fqdn: "sbc.carrier.example".into(),
                 local_port: 5061,
                 sbc_header: "Carrier/teamsgw/1.2.3".into(),
-                seed: 7,
+                seed: Some(7),
             },
             now,
         )

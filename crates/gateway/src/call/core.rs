@@ -165,7 +165,7 @@ impl<M: MediaPlane> CallCore<M> {
     pub fn new(settings: CallSettings, view: SharedView, media: M) -> Self {
         Self {
             layer: TransactionLayer::new(settings.timers),
-            rng: Rng::new(settings.seed),
+            rng: Rng::seeded_or_os(settings.seed),
             settings,
             view,
             media,

@@ -166,7 +166,8 @@ pub struct CallSettings {
     pub timers: TimerSettings,
     /// This core's shard number, encoded in the Call-IDs it creates.
     pub shard: u16,
-    pub seed: u64,
+    /// Fixes the identifiers' generator (tests); `None`: seeded from the OS.
+    pub seed: Option<u64>,
     pub sessions: Arc<SessionCounts>,
     /// Emit [`Output::Correlate`] for each leg (a SIP capture links a call's legs by it).
     pub correlate_legs: bool,
@@ -190,7 +191,7 @@ impl Default for CallSettings {
             relay_pbx_hold: false,
             timers: TimerSettings::default(),
             shard: 0,
-            seed: 1,
+            seed: Some(1),
             sessions: Arc::new(SessionCounts::default()),
             correlate_legs: false,
             emergency_numbers: ["911", "933", "112", "999"].map(String::from).to_vec(),

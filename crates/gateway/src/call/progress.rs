@@ -325,7 +325,9 @@ impl Call {
             {
                 ctx.out.push_back(Output::ProxyDown {
                     proxy: p.clone(),
-                    retry_after: std::time::Duration::from_secs(u64::from(ra.seconds)),
+                    // Bounded as trunk health bounds it: a peer's number never holds a proxy
+                    // down for days.
+                    retry_after: std::time::Duration::from_secs(u64::from(ra.seconds).min(3600)),
                 });
             }
             let cause = match status {

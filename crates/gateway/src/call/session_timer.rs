@@ -11,6 +11,10 @@ use teamsgw_sip::message::HeaderName;
 /// RFC 4028 §4: no interval below 90 s is ever asked for or accepted.
 pub const MIN_SE: Duration = Duration::from_secs(90);
 
+/// The longest interval we keep: a larger Session-Expires is lowered to it in our answer
+/// (§9 lets the UAS reduce it), so no peer's number can overflow a deadline.
+pub const MAX_SE: Duration = Duration::from_secs(86_400);
+
 /// The session timer of one leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionTimer {
@@ -39,14 +43,16 @@ fn session_expires(msg: &Message) -> Option<(Duration, Option<bool>)> {
             .eq_ignore_ascii_case("refresher")
             .then(|| value.trim().eq_ignore_ascii_case("uac"))
     });
-    Some((Duration::from_secs(seconds), refresher_is_uac))
+    Some((Duration::from_secs(seconds).min(MAX_SE), refresher_is_uac))
 }
 
-/// `Min-SE` of a 422 (§6).
+/// `Min-SE` of a 422 (§6); `None` above [`MAX_SE`], which we will not keep (the INVITE then
+/// fails with the 422 rather than retrying with it).
 pub fn min_se(msg: &Message) -> Option<Duration> {
     let value = msg.header(HeaderName::MinSe)?;
     let seconds: u64 = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds))
+    let min = Duration::from_secs(seconds);
+    (min <= MAX_SE).then_some(min)
 }
 
 fn supports_timer(msg: &Message) -> bool {

@@ -19,14 +19,20 @@ pub fn shard_of_call_id(call_id: &[u8]) -> Option<u16> {
     shard.parse().ok()
 }
 
-/// The shard of a peer-chosen Call-ID (FNV-1a: stable across processes and cheap).
+/// The shard of a peer-chosen Call-ID: SipHash with a key drawn once per process, so a peer
+/// cannot choose Call-IDs that all land on one shard (an unkeyed hash lets it).
 pub fn shard_for_peer_call_id(call_id: &[u8], shards: u16) -> u16 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in call_id {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % u64::from(shards.max(1))) as u16
+    static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    keyed_shard(
+        KEY.get_or_init(std::hash::RandomState::new),
+        call_id,
+        shards,
+    )
+}
+
+fn keyed_shard(key: &std::hash::RandomState, call_id: &[u8], shards: u16) -> u16 {
+    use std::hash::BuildHasher;
+    (key.hash_one(call_id) % u64::from(shards.max(1))) as u16
 }
 
 /// Our tag in a dialog whose Call-ID is the peer's yet must reach shard `shard`.
@@ -93,6 +99,21 @@ mod tests {
         let s = shard_for_peer_call_id(b"a84b4c76e66710", 4);
         assert!(s < 4);
         assert_eq!(s, shard_for_peer_call_id(b"a84b4c76e66710", 4));
+    }
+
+    /// Issue 31 §1: another key, another spread, so Call-IDs chosen against one process's
+    /// shards are no better than random against the next.
+    #[test]
+    fn peer_call_ids_spread_by_a_secret_key() {
+        let (a, b) = (std::hash::RandomState::new(), std::hash::RandomState::new());
+        let ids: Vec<String> = (0..64).map(|i| format!("id-{i}@peer")).collect();
+        let spread = |k: &std::hash::RandomState| -> Vec<u16> {
+            ids.iter()
+                .map(|id| keyed_shard(k, id.as_bytes(), 16))
+                .collect()
+        };
+        assert_ne!(spread(&a), spread(&b), "1 in 16^64 by chance");
+        assert_eq!(spread(&a), spread(&a), "one key, one spread");
     }
 
     /// A replacing dialog (RFC 3891) reaches the shard of the call it names, and so do its

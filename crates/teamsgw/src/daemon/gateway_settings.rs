@@ -11,13 +11,6 @@ use teamsgw_gateway::trunk::TrunkSettings;
 use crate::build_info::VERSION;
 use crate::config::{PLACEHOLDER_BASE_FQDN, Settings};
 
-fn seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
-        .unwrap_or(1)
-}
-
 pub fn agent(settings: &Settings) -> AgentSettings {
     let pbx = &settings.pbx;
     let contact_host = match &pbx.advertised_address {
@@ -44,7 +37,7 @@ pub fn agent(settings: &Settings) -> AgentSettings {
         min_backoff: Duration::from_secs(5),
         max_backoff: Duration::from_secs(300),
         user_agent: format!("teamsgw/{VERSION}"),
-        seed: seed(),
+        seed: None,
     }
 }
 
@@ -67,7 +60,7 @@ pub fn trunk(settings: &Settings) -> TrunkSettings {
         fqdn: teams.base_fqdn.clone(),
         local_port: teams.listen.port(),
         sbc_header: format!("{}/teamsgw/{VERSION}", teams.sbc_vendor),
-        seed: seed() ^ 0x5555,
+        seed: None,
     }
 }
 
@@ -98,7 +91,7 @@ pub fn calls(settings: &Settings, sessions: Arc<SessionCounts>) -> CallSettings 
         invite_timeout: Duration::from_secs(settings.teams.invite_timeout_seconds),
         session_expires: Duration::from_secs(settings.pbx.session_expires_seconds),
         relay_pbx_hold: settings.teams.hold_towards_teams == "relay",
-        seed: seed() ^ 0xA5A5,
+        seed: None,
         sessions,
         correlate_legs: settings.hep.collector.is_some(),
         emergency_numbers: settings.calls.emergency_numbers.clone(),

@@ -250,3 +250,71 @@ fn finished_calls_leave_no_timer_entries_behind() {
         "{timers} timer entries for no live call"
     );
 }
+
+/// Issue 31 §3: `Session-Expires` and `Min-SE` of 2^64-1 from either peer, in an INVITE, a
+/// 200 and a 422, get sane answers and stop no shard (a deadline of now + 2^64 s overflowed
+/// `Instant` and killed the shard). RFC 4028 §9 lets the UAS lower the interval.
+#[test]
+fn huge_session_intervals_are_lowered_and_stop_nothing_rfc4028_9() {
+    const HUGE: &str = "18446744073709551615";
+    let mut w = World::new();
+    // In Teams' INVITE: our answer lowers it to a day.
+    let (ok, to_pbx) = answered_from_teams(
+        &mut w,
+        &format!("Session-Expires: {HUGE};refresher=uas\r\nSupported: timer\r\nMin-SE: {HUGE}\r\n"),
+    );
+    assert_eq!(ok.header("Session-Expires").unwrap(), "86400;refresher=uas");
+    drop(to_pbx);
+    // (Before our own refresh of the PBX leg at 900 s, which this world leaves unanswered.)
+    w.advance(Duration::from_secs(600));
+    assert_eq!(w.core.active(), 1, "the call is up ten minutes later");
+
+    // In the PBX's 200 to our INVITE (we asked 1800 s): kept at a day at most.
+    w.teams_sends(teams_invite(
+        "st-huge2", "+4930111", "+4930222", TENANT, TEAMS_SDP,
+    ));
+    let to_pbx = w.expect(PBX_ADDR, "INVITE");
+    w.pbx_sends(reply(
+        &to_pbx,
+        200,
+        "OK",
+        "k2",
+        &format!("Session-Expires: {HUGE};refresher=uac\r\nRequire: timer"),
+        Some(PBX_SDP),
+    ));
+    w.expect(PBX_ADDR, "ACK");
+    let ok2 = w.expect(TEAMS_PEER, "200");
+    w.teams_sends(in_dialog("ACK", &ok2, true, 1, None));
+    w.advance(Duration::from_secs(60));
+    assert_eq!(w.core.active(), 2);
+
+    // A 422 whose Min-SE is beyond a day: not retried with it; the call fails cleanly.
+    w.teams_sends(teams_invite(
+        "st-huge3", "+4930111", "+4930222", TENANT, TEAMS_SDP,
+    ));
+    let to_pbx = w.expect(PBX_ADDR, "INVITE");
+    w.pbx_sends(reply(
+        &to_pbx,
+        422,
+        "Session Interval Too Small",
+        "k3",
+        &format!("Min-SE: {HUGE}"),
+        None,
+    ));
+    w.expect(PBX_ADDR, "ACK");
+    assert!(
+        w.nothing_to(PBX_ADDR, "INVITE"),
+        "no retry with an interval of 2^64 s"
+    );
+    w.expect(TEAMS_PEER, "422");
+    assert_eq!(w.core.active(), 2);
+
+    // Afterwards calls still work on this core.
+    w.teams_sends(teams_invite(
+        "st-after", "+4930111", "+4930222", TENANT, TEAMS_SDP,
+    ));
+    let to_pbx = w.expect(PBX_ADDR, "INVITE");
+    w.pbx_sends(reply(&to_pbx, 200, "OK", "k4", "", Some(PBX_SDP)));
+    w.expect(TEAMS_PEER, "200");
+    assert_eq!(w.core.active(), 3);
+}
