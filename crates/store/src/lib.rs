@@ -77,6 +77,11 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot create the SQLite file {path}: {source}")]
+    CreateFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot connect to the database: {0}")]
     Connect(#[source] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -167,12 +172,33 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
             source,
         })?;
     }
+    create_private(Path::new(path))?;
     let has_mode = query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("mode=")));
     Ok(match (query, has_mode) {
         (_, true) => url.to_owned(),
         (Some(_), false) => format!("{url}&mode=rwc"),
         (None, false) => format!("{url}?mode=rwc"),
     })
+}
+
+/// Creates a missing database file readable by its owner only (0600): it holds the sealed
+/// SIP passwords and every CDR. SQLite gives its journal the database file's mode, so the
+/// process umask never decides. An existing file keeps the mode its operator gave it.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::CreateFile {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
 }
 
 impl FromStr for Backend {
@@ -223,6 +249,10 @@ mod tests {
             .await
             .unwrap();
         assert!(file.exists());
+        // Issue 31 §9: created for its owner only, whatever the umask.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
         assert_eq!(store.schema_version().await.unwrap(), 11);
         let snapshot = store.load_snapshot().await.unwrap();
         assert_eq!(snapshot.direct_routes(), 0);

@@ -282,14 +282,12 @@ fn caller_identity(request: &Message) -> Option<(Option<String>, String)> {
         .or_else(|| request.from().and_then(Result::ok).and_then(pick))
 }
 
-/// The PBX a user is provisioned on.
+/// The PBX a user is provisioned on. Warnings go to peers: they never name a user's UPN or
+/// an enterprise (issue 31 §8); the log does.
 fn pbx_of<'a>(view: &'a RoutingView, user: &UserRoute) -> Result<&'a PbxRoute, Rejection> {
     view.pbx(&user.pbx_id).ok_or_else(|| {
-        reject(
-            503,
-            "no_pbx",
-            format!("the PBX of {} is not provisioned", user.upn),
-        )
+        tracing::warn!(upn = %user.upn, "the user's PBX is not in the routing view");
+        reject(503, "no_pbx", "the user's PBX is not provisioned".into())
     })
 }
 
@@ -339,10 +337,7 @@ pub fn route_teams_call(view: &RoutingView, request: &Message) -> Result<TeamsCa
             reject(
                 403,
                 "caller_not_provisioned",
-                format!(
-                    "caller {caller} is not an enabled user of enterprise {}",
-                    tenant.enterprise
-                ),
+                format!("caller {caller} is not an enabled user of this tenant"),
             )
         })?;
     let pbx = pbx_of(view, user)?;
@@ -373,35 +368,38 @@ pub fn route_pbx_call(
         _ => None,
     }
     .unwrap_or_default();
-    let user = view.user_by_token(&token).ok_or_else(|| {
+    // Whoever is not the user's PBX learns nothing of the token: a valid one from elsewhere
+    // is answered exactly as an unknown one (a scanner such as svwar finds no user).
+    let unknown = || {
         reject(
             404,
             "unknown_user",
             format!("no user with contact {token:?}"),
         )
-    })?;
+    };
+    let user = view.user_by_token(&token).ok_or_else(unknown)?;
+    let from_its_pbx = view
+        .pbx(&user.pbx_id)
+        .is_some_and(|p| p.addrs.iter().any(|a| a.ip() == source));
+    if !from_its_pbx {
+        tracing::info!(upn = %user.upn, %source, "a user's contact token from an address that is not the user's PBX: answered as unknown");
+        return Err(Rejection {
+            label: "source_not_pbx",
+            ..unknown()
+        });
+    }
     if !user.enabled {
-        return Err(reject(
-            403,
-            "user_disabled",
-            format!("user {} is disabled", user.upn),
-        ));
+        return Err(reject(403, "user_disabled", "the user is disabled".into()));
     }
     let pbx = pbx_of(view, user)?;
-    if !pbx.addrs.iter().any(|a| a.ip() == source) {
-        return Err(reject(
-            403,
-            "source_not_pbx",
-            format!("{source} is not the PBX of {}", user.upn),
-        ));
-    }
     let tenant = view
         .tenant_of_enterprise(&user.enterprise_id)
         .ok_or_else(|| {
+            tracing::warn!(upn = %user.upn, "the user's enterprise has no direct route");
             reject(
                 503,
                 "no_direct_route",
-                format!("the enterprise of {} has no direct route", user.upn),
+                "the user's enterprise has no direct route".into(),
             )
         })?;
     let (caller_display, caller) = caller_identity(request)

@@ -215,13 +215,29 @@ pub fn seconds(r: &Cdr) -> String {
     }
 }
 
+/// A cell a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab or
+/// a carriage return: a caller's display name or number comes from the network) gets a
+/// leading `'`, which shows it as text (OWASP "CSV injection"). Plain numbers, E.164 and
+/// negative figures included, are left as they are: a spreadsheet reads them as numbers.
+fn neutralised(v: &str) -> std::borrow::Cow<'_, str> {
+    let risky = v.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+    let number = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if risky && !number {
+        std::borrow::Cow::Owned(format!("'{v}"))
+    } else {
+        std::borrow::Cow::Borrowed(v)
+    }
+}
+
 /// RFC 4180 CSV of `rows`, one column per field (legs flattened as `teams_packets_in`...).
 pub fn csv(rows: &[Cdr]) -> String {
     fn field(v: &str) -> String {
+        let v = neutralised(v);
         if v.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", v.replace('"', "\"\""))
         } else {
-            v.to_owned()
+            v.into_owned()
         }
     }
     let legs = ["teams", "pbx"];
@@ -341,6 +357,24 @@ mod tests {
             ..record()
         };
         assert_eq!(super::seconds(&unanswered), "-");
+    }
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_run_are_neutralised() {
+        // Issue 31 §8: a caller named "=HYPERLINK(...)" must not become a live formula.
+        for (cell, shown) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("+4930123456", "+4930123456"),
+            ("-2", "-2"),
+            ("alice", "alice"),
+            ("", ""),
+        ] {
+            assert_eq!(super::neutralised(cell), shown, "{cell:?}");
+        }
     }
 
     /// RFC 4180: fields with commas or quotes are quoted, quotes doubled; one row per call.

@@ -259,25 +259,38 @@ fn delayed_offer_from_the_pbx_gets_our_offer_and_its_answer_comes_in_the_ack() {
     );
 }
 
+/// Unknown tokens get 404; a disabled user's token from its PBX gets 403. From any other
+/// address a valid token is answered exactly as an unknown one (issue 31 §8: a scanner learns
+/// nothing), and no Warning names a user (the disabled one is bob@contoso.com).
 #[test]
-fn unknown_token_is_404_a_disabled_user_or_a_foreign_source_403() {
+fn unknown_token_is_404_a_disabled_user_403_and_a_foreign_source_learns_nothing() {
     let mut w = World::new();
     w.pbx_sends(pbx_invite("p11", "nobody", "100", Some(PBX_OFFER)));
-    w.expect(PBX_ADDR, "404");
+    let unknown = w.expect(PBX_ADDR, "404");
     w.pbx_sends(pbx_invite("p12", "tok2", "100", Some(PBX_OFFER)));
-    w.expect(PBX_ADDR, "403");
-    w.pbx_sends_from(
-        "192.0.2.66:5060",
-        pbx_invite("p13", "tok1", "100", Some(PBX_OFFER)),
-    );
-    let r = w.take("192.0.2.66:5060");
-    let r = if r.status() == Some(100) {
-        w.take("192.0.2.66:5060")
-    } else {
-        r
+    let disabled = w.expect(PBX_ADDR, "403");
+    assert!(!disabled.text().contains("bob@"), "{}", disabled.text());
+    let from_stranger = |w: &mut World, id: &str, token: &str| {
+        w.pbx_sends_from(
+            "192.0.2.66:5060",
+            pbx_invite(id, token, "100", Some(PBX_OFFER)),
+        );
+        let r = w.take("192.0.2.66:5060");
+        if r.status() == Some(100) {
+            w.take("192.0.2.66:5060")
+        } else {
+            r
+        }
     };
-    assert_eq!(r.status(), Some(403));
-    assert!(r.header("Warning").unwrap().contains("192.0.2.66"));
+    let valid = from_stranger(&mut w, "p13", "tok1");
+    let invalid = from_stranger(&mut w, "p14", "tok9");
+    assert_eq!((valid.status(), invalid.status()), (Some(404), Some(404)));
+    let warning = |s: &Sent| s.header("Warning").unwrap().replace("tok1", "tok9");
+    assert_eq!(warning(&valid), warning(&invalid));
+    assert_eq!(
+        warning(&unknown).replace("nobody", "tok9"),
+        warning(&invalid)
+    );
     assert!(w.nothing_to(PROXY1, "INVITE"));
     w.assert_clean();
 }
