@@ -530,7 +530,10 @@ impl RegistrationAgent {
             }
             return;
         }
-        let granted = granted_expiry(response, &e.reg.contact_token).unwrap_or(e.expires);
+        // RFC 3261 §10.3 lets a registrar shorten the expiry we asked for, never lengthen it:
+        // a larger number from the network is taken as ours (issue 31 §3).
+        let granted =
+            granted_expiry(response, &e.reg.contact_token).map_or(e.expires, |g| g.min(e.expires));
         e.bound = granted > 0;
         e.state = State::Registered;
         let refresh = Duration::from_secs_f64(f64::from(granted.max(1)) * jitter);

@@ -139,6 +139,34 @@ fn refresh_at_85_percent_of_the_granted_expiry() {
     assert_eq!(state(&agent, "u0@acme.example").state, State::Registered);
 }
 
+/// Issue 31 §3: an expiry above the one we asked for (600 s), up to 2^32-1 s, is taken as
+/// ours: the binding is refreshed at 80-90 % of 600 s, not in 136 years.
+#[test]
+fn a_granted_expiry_longer_than_asked_is_bounded_rfc3261_10_3() {
+    let t0 = Instant::now();
+    let mut agent = RegistrationAgent::new(settings(), t0);
+    agent.sync(vec![user(0)], t0);
+    let first = drain(&mut agent).pop().unwrap();
+    agent.on_outcome(
+        first.id,
+        respond(
+            &first,
+            200,
+            &[(
+                "Contact",
+                "<sip:tok0@192.0.2.10:5070>;expires=4294967295".into(),
+            )],
+        ),
+        t0,
+    );
+    let secs = agent
+        .poll_timeout()
+        .unwrap()
+        .duration_since(t0)
+        .as_secs_f64();
+    assert!((480.0..=540.0).contains(&secs), "refresh after {secs} s");
+}
+
 /// Backoff from 5 s doubling to 5 min, with jitter, and Retry-After honoured; success resets.
 #[test]
 fn failures_back_off_exponentially_and_honour_retry_after() {
