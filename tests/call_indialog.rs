@@ -36,7 +36,7 @@ fn sni_of(requests: &[(String, Option<String>)], method: &str) -> Vec<Option<Str
 }
 
 /// PBX → Teams: the proxy answers with its api-du Contact and closes each connection after
-/// its final response. Our ACK and BYE reach it on new connections with that name as SNI.
+/// its final response. Our BYE reaches it on a new connection with that name as SNI.
 #[test]
 fn a_phone_call_to_teams_sends_ack_and_bye_to_the_api_du_host_with_its_name_as_sni() {
     let port = free_port();
@@ -53,7 +53,9 @@ fn a_phone_call_to_teams_sends_ack_and_bye_to_the_api_du_host_with_its_name_as_s
     let name = api_du_name([127, 0, 0, 2].into());
     let requests = requests_after(&proxy, "BYE");
     let logs = format!("{requests:?}\n{}", lab.logs());
-    assert_eq!(sni_of(&requests, "ACK"), [Some(name.clone())], "{logs}");
+    // The ACK follows the 200 at once, on the INVITE's connection or on a new one: either is
+    // right. The BYE comes after the proxy closed that connection.
+    assert_eq!(sni_of(&requests, "ACK").len(), 1, "{logs}");
     assert_eq!(sni_of(&requests, "BYE"), [Some(name.clone())], "{logs}");
     assert_eq!(lab.cdrs(1)[0]["result"], "answered", "{logs}");
     assert!(
@@ -289,12 +291,13 @@ fn transfer_notifies_reach_the_api_du_host_after_teams_closed_its_connection() {
 }
 
 /// RFC 3261 §18.2.2: Teams puts the phone on hold and closes its connection at once; our
-/// answer, which waits for the phone's, goes to the Via's sent-by (here the in-house proxy's
+/// answer, which waits for the phone's (a second, `SLOW_REINVITE`), goes to the Via's sent-by (here the in-house proxy's
 /// listener) over a new connection.
 #[test]
 fn an_answer_whose_connection_closed_goes_to_the_via_over_a_new_connection() {
     let port = free_port();
-    let lab = CallLab::start("", &["127.0.0.2"], port, None);
+    // The PBX relays re-INVITEs a second late: our answer always comes after Teams closed.
+    let lab = CallLab::start_with_env("", &["127.0.0.2"], port, None, &[], &["SLOW_REINVITE"]);
     let via_host = lab.teams_proxy(SocketAddr::from(([127, 0, 0, 2], port)));
     let phone = lab.phone("2001", 440);
     let mut teams = lab.teams_uac();

@@ -59,6 +59,10 @@ pub fn reply(status: u16, tag: &'static str, sdp: bool) -> Step {
     }
 }
 
+/// How long a connection stays after its final response in
+/// [`TeamsProxy::close_after_each_transaction`] mode: long enough for the ACK of a 2xx.
+const LINGER: Duration = Duration::from_millis(300);
+
 /// Bytes to send on one connection (its thread writes them).
 type Connection = Sender<Vec<u8>>;
 
@@ -220,8 +224,9 @@ impl TeamsProxy {
         self.state.lock().unwrap().sni.clone()
     }
 
-    /// From now on each connection is closed after its first final response, as Teams
-    /// closes its TLS connections after each transaction (§1.5).
+    /// From now on each connection is closed shortly after its first final response (once a
+    /// 2xx's ACK has had time to come), as Teams closes its TLS connections after each
+    /// transaction (§1.5).
     pub fn close_after_each_transaction(&self) {
         self.state.lock().unwrap().close_after_final = true;
     }
@@ -257,6 +262,7 @@ fn serve(tls: ServerConnection, tcp: TcpStream, state: &Arc<Mutex<State>>, stop:
     let (connection, outgoing): (Connection, Receiver<Vec<u8>>) = channel();
     let mut inbound = Vec::new();
     let mut buf = [0u8; 16384];
+    let mut close_at: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         while let Ok(bytes) = outgoing.try_recv() {
             if stream
@@ -267,11 +273,15 @@ fn serve(tls: ServerConnection, tcp: TcpStream, state: &Arc<Mutex<State>>, stop:
                 return;
             }
             let is_final = bytes.starts_with(b"SIP/2.0 ") && !bytes.starts_with(b"SIP/2.0 1");
-            if is_final && state.lock().unwrap().close_after_final {
-                stream.conn.send_close_notify();
-                let _ = stream.flush();
-                return;
+            if is_final && close_at.is_none() && state.lock().unwrap().close_after_final {
+                // A moment for the ACK of a 2xx, then gone, as Teams closes its connections.
+                close_at = Some(Instant::now() + LINGER);
             }
+        }
+        if close_at.is_some_and(|at| Instant::now() >= at) {
+            stream.conn.send_close_notify();
+            let _ = stream.flush();
+            return;
         }
         match stream.read(&mut buf) {
             Ok(0) => return,
