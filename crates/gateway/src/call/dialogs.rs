@@ -59,8 +59,16 @@ impl Call {
         }
     }
 
-    /// A request in `leg`'s dialog came from `source`: the way back to its peer now.
+    /// A request in `leg`'s dialog came from `source`: the way back to its peer now. On the
+    /// Teams leg only a connection that passed mTLS counts (our Teams listener, or one we
+    /// opened and checked): a stranger who forged the dialog's ids on the PBX listener must
+    /// not become where our BYE falls back to.
     pub fn heard(&mut self, leg: Leg, source: &teamsgw_sip::transport::Source) {
+        let authenticated = source.transport == teamsgw_sip::transport::Transport::Tls
+            && matches!(source.listener, "teams" | "outbound");
+        if self.side_of(leg) == Side::Teams && !authenticated {
+            return;
+        }
         match leg {
             Leg::Inbound => self.inbound.heard(source),
             Leg::Outbound => self.outbound.heard(source),

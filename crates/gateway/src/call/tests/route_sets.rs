@@ -110,6 +110,21 @@ fn our_bye_to_teams_falls_back_to_the_last_connection_when_the_contact_host_is_u
     w.assert_clean();
 }
 
+/// Issue 31's rule for what this change added: a stranger on the PBX listener who forged the
+/// Teams dialog's ids does not become the fallback of our BYE to Teams.
+#[test]
+fn a_stranger_on_the_pbx_listener_is_never_the_teams_fallback() {
+    let mut w = World::new();
+    w.names.clear();
+    let (ok, pbx_ack) = answered(&mut w);
+    w.pbx_sends_from("192.0.2.66:5060", in_dialog("OPTIONS", &ok, true, 5, None));
+    w.sent.clear();
+    w.pbx_sends(in_dialog("BYE", &pbx_ack, false, 11, None));
+    // The hop's name does not resolve: the fallback is Teams' own connection.
+    w.expect(TEAMS_PEER, "BYE");
+    assert!(w.nothing_to("192.0.2.66:5060", "BYE"));
+}
+
 #[test]
 fn a_teams_route_set_is_followed_first_route_is_the_next_hop_rfc3261_12_2_1_1() {
     let mut w = World::new();
