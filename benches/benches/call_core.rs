@@ -74,7 +74,7 @@ fn view() -> RoutingView {
             domain: "pbx.example.com".into(),
             next_hop: PBX.into(),
             transport: Transport::Udp,
-            addrs: vec![addr(PBX)],
+            addrs: vec![addr(PBX)].into(),
             codecs: vec!["PCMU".into(), "PCMA".into()],
             number_format: NumberFormat::E164,
             country_code: Some("49".into()),

@@ -432,7 +432,7 @@ impl Core {
                     None => {}
                 }
             }
-            Event::Cancelled { .. } | Event::AckTimeout { .. } => {}
+            Event::Cancelled { .. } | Event::AckTimeout { .. } | Event::OffPath { .. } => {}
         }
     }
 

@@ -48,7 +48,7 @@ pub fn plan(dest: &Dest, proxies: &[Target], fallbacks: &IntCounterVec) -> Plan 
     };
     let mut ways = vec![way(dest)];
     ways.extend(hop.fallback.iter().map(way));
-    if hop.teams {
+    if hop.teams() {
         for p in proxies {
             let known = ways
                 .iter()
@@ -60,7 +60,7 @@ pub fn plan(dest: &Dest, proxies: &[Target], fallbacks: &IntCounterVec) -> Plan 
     }
     Plan {
         ways,
-        fallbacks: hop.teams.then(|| fallbacks.clone()),
+        fallbacks: hop.teams().then(|| fallbacks.clone()),
     }
 }
 
@@ -136,7 +136,7 @@ mod tests {
             host: "api-du-b-euwe.pstnhub.microsoft.com".into(),
             port: 443,
             transport: Transport::Tls,
-            teams: true,
+            peers: crate::call::peers::Peers::Teams,
             fallback: Some(Dest::To(last)),
         }));
         let p = plan(

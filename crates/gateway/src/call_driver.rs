@@ -203,6 +203,8 @@ impl CallMetrics {
                 self.active.with_label_values(&[direction.as_str()]).inc()
             }
             CallEvent::Refused { reason } => self.rejected.with_label_values(&[reason]).inc(),
+            // Counted by the SIP layer's metrics, which the shard holds.
+            CallEvent::SourceRefused { .. } => {}
             CallEvent::Setup { stage, seconds, .. } => {
                 self.setup.with_label_values(&[stage]).observe(*seconds)
             }
@@ -600,6 +602,9 @@ impl Shard {
                             {
                                 tracing::error!("CDR queue full: a call record is lost");
                             }
+                        }
+                        CallEvent::SourceRefused { reason } => {
+                            self.sip.count_refused_source(reason)
                         }
                         CallEvent::ByeLost { call_id, side } => {
                             let lost = RecordUpdate::ByeLost { call_id, side };

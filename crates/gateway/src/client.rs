@@ -236,8 +236,15 @@ pub fn spawn(
     let summary = Arc::new(Mutex::new(BTreeMap::new()));
     let (failures_tx, failures) = mpsc::channel(1024);
     let (lookups_tx, lookups) = mpsc::channel(256);
+    let mut layer = TransactionLayer::new(TimerSettings::default());
+    // Issue 31 §2: a response comes from where its request went, over the same transport.
+    layer.set_peer_check(|peer: &Dest, incoming: &Dest| {
+        peer.target.transport == incoming.target.transport
+            && peer.target.addr.ip() == incoming.target.addr.ip()
+    });
     let driver = Driver {
-        layer: TransactionLayer::new(TimerSettings::default()),
+        sip: sip.clone(),
+        layer,
         agent: RegistrationAgent::new(agent, now),
         trunk: TrunkHealth::new(trunk, now),
         requests: HashMap::new(),
@@ -278,6 +285,7 @@ enum Peer {
 type Lookup = ((String, u16), Result<SocketAddr, String>);
 
 struct Driver {
+    sip: SipTransport,
     layer: TransactionLayer<Dest>,
     agent: RegistrationAgent,
     trunk: TrunkHealth,
@@ -534,6 +542,10 @@ impl Driver {
                 if let Some(id) = self.finish(tx) {
                     self.route(id, Outcome::TransportError("cannot send".into()), now);
                 }
+            }
+            Event::OffPath { source, .. } => {
+                tracing::info!(peer = %source.target.addr, "a response from elsewhere than where its request went: dropped");
+                self.sip.count_refused_source("dialog_source");
             }
             _ => {}
         }

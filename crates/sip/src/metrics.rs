@@ -9,6 +9,8 @@ pub struct SipMetrics {
     pub sent: IntCounterVec,
     pub dropped: IntCounterVec,
     pub rejected: IntCounterVec,
+    /// Refused for who sent them (`teamsgw_sip_rejected_total{reason}`).
+    pub refused_source: IntCounterVec,
     pub connections: IntGaugeVec,
     pub refused: IntCounterVec,
     pub handshake_failures: IntCounterVec,
@@ -40,6 +42,13 @@ impl SipMetrics {
                 "Malformed requests answered with 400/505, by defect.",
                 &["transport", "reason"],
             )?,
+            refused_source: counter(
+                "teamsgw_sip_rejected_total",
+                "Messages refused for who sent them: requests answered 403 and responses, CANCELs \
+                 and ACKs dropped, by reason (dialog_source: a dialog's or transaction's ids from \
+                 outside its peer).",
+                &["reason"],
+            )?,
             connections: IntGaugeVec::new(
                 Opts::new("teamsgw_sip_connections_open", "Open TCP/TLS connections."),
                 &["transport"],
@@ -62,6 +71,8 @@ impl SipMetrics {
         registry.register(Box::new(self.sent.clone()))?;
         registry.register(Box::new(self.dropped.clone()))?;
         registry.register(Box::new(self.rejected.clone()))?;
+        registry.register(Box::new(self.refused_source.clone()))?;
+        self.refused_source.with_label_values(&["dialog_source"]);
         registry.register(Box::new(self.connections.clone()))?;
         registry.register(Box::new(self.refused.clone()))?;
         registry.register(Box::new(self.handshake_failures.clone()))?;

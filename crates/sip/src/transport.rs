@@ -337,6 +337,15 @@ impl SipTransport {
         Ok(())
     }
 
+    /// Counts a message refused for who sent it (`teamsgw_sip_rejected_total{reason}`).
+    pub fn count_refused_source(&self, reason: &str) {
+        self.inner
+            .metrics
+            .refused_source
+            .with_label_values(&[reason])
+            .inc();
+    }
+
     pub fn capture(&self) -> Option<Arc<HepCapture>> {
         self.inner.capture.load_full()
     }

@@ -72,7 +72,12 @@ impl Call {
             sdp: None,
             parts: None,
         };
-        let profile = setup::pbx_profile(ctx.settings, &self.user.contact_token, target.transport);
+        let profile = setup::pbx_profile(
+            ctx.settings,
+            &self.user.contact_token,
+            target.transport,
+            &self.pbx.sources,
+        );
         let credentials = Credentials {
             username: self.user.auth_user.clone(),
             password: self.user.password.clone(),

@@ -163,8 +163,10 @@ pub struct CallCore<M: MediaPlane> {
 
 impl<M: MediaPlane> CallCore<M> {
     pub fn new(settings: CallSettings, view: SharedView, media: M) -> Self {
+        let mut layer = TransactionLayer::new(settings.timers);
+        layer.set_peer_check(super::peers::same_peer);
         Self {
-            layer: TransactionLayer::new(settings.timers),
+            layer,
             rng: Rng::seeded_or_os(settings.seed),
             settings,
             view,
@@ -335,9 +337,23 @@ impl<M: MediaPlane> CallCore<M> {
                     Dest::Reply(source) => self.on_request(now, tx, message, source),
                     Dest::To(_) | Dest::Hop(_) => {}
                 },
-                Event::Ack { message, .. } => {
-                    if let Some((h, leg)) = self.dialog_of(&message) {
-                        self.with_call(h, now, |call, ctx| call.on_ack(ctx, leg, &message));
+                Event::Ack { message, source } => {
+                    let Some((h, leg)) = self.dialog_of(&message) else {
+                        continue;
+                    };
+                    if !self.heard_from_peer(h, leg, &source) {
+                        self.source_refused(&source, "an ACK");
+                        continue;
+                    }
+                    self.with_call(h, now, |call, ctx| call.on_ack(ctx, leg, &message));
+                }
+                Event::OffPath { message, source } => {
+                    self.source_refused(&source, "a response, CANCEL or ACK");
+                    if message.method() == Some(Method::Cancel)
+                        && let Dest::Reply(s) = &source
+                    {
+                        let data = self.forbidden(&message);
+                        self.layer.send_stateless(Dest::Reply(s.clone()), data);
                     }
                 }
                 Event::Response { tx, message } => {
@@ -531,10 +547,42 @@ impl<M: MediaPlane> CallCore<M> {
 
     // ---- new requests ------------------------------------------------------------------------
 
+    /// Whether `source` is the peer of `leg` in call `h` (issue 31 §2).
+    fn heard_from_peer(&self, h: Handle, leg: Leg, source: &Dest) -> bool {
+        let Dest::Reply(source) = source else {
+            return false;
+        };
+        self.call(h).is_some_and(|c| c.peer_allows(leg, source))
+    }
+
+    fn source_refused(&mut self, source: &Dest, what: &str) {
+        if let Dest::Reply(s) = source {
+            tracing::info!(peer = %s.peer, listener = s.listener, "{what} with a dialog's or transaction's ids from outside its peer: refused");
+        }
+        self.out.push_back(Output::Event(CallEvent::SourceRefused {
+            reason: "dialog_source",
+        }));
+    }
+
+    /// 403 for a request from outside its dialog's peer; it names nothing of the call.
+    fn forbidden(&mut self, request: &Message) -> bytes::Bytes {
+        let tag = self.rng.token();
+        MessageBuilder::response_to(request, 403, "Forbidden", Some(&tag), None)
+            .header("Server", &self.settings.user_agent)
+            .header("Warning", warning("not from this dialog's peer"))
+            .finish()
+    }
+
     fn on_request(&mut self, now: Instant, tx: TxId, message: Message, source: Source) {
         if message.to_tag().is_some()
             && let Some((h, leg)) = self.dialog_of(&message)
         {
+            if !self.call(h).is_some_and(|c| c.peer_allows(leg, &source)) {
+                self.source_refused(&Dest::Reply(source), "an in-dialog request");
+                let data = self.forbidden(&message);
+                self.layer.respond_once(tx, data);
+                return;
+            }
             self.with_call(h, now, |call, ctx| {
                 call.heard(leg, &source);
                 call.on_in_dialog(ctx, leg, tx, &message)

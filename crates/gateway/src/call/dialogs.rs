@@ -59,16 +59,18 @@ impl Call {
         }
     }
 
-    /// A request in `leg`'s dialog came from `source`: the way back to its peer now. On the
-    /// Teams leg only a connection that passed mTLS counts (our Teams listener, or one we
-    /// opened and checked): a stranger who forged the dialog's ids on the PBX listener must
-    /// not become where our BYE falls back to.
-    pub fn heard(&mut self, leg: Leg, source: &teamsgw_sip::transport::Source) {
-        let authenticated = source.transport == teamsgw_sip::transport::Transport::Tls
-            && matches!(source.listener, "teams" | "outbound");
-        if self.side_of(leg) == Side::Teams && !authenticated {
-            return;
+    /// Whether a message in `leg`'s dialog may come from `source` (issue 31 §2).
+    pub fn peer_allows(&self, leg: Leg, source: &teamsgw_sip::transport::Source) -> bool {
+        match leg {
+            Leg::Inbound => self.inbound.profile.peers.allow(source),
+            Leg::Outbound => self.outbound.profile.peers.allow(source),
         }
+    }
+
+    /// A request in `leg`'s dialog came from `source`, its peer (`peer_allows`): the way back
+    /// to it now. A stranger who forged the dialog's ids never becomes where our BYE falls
+    /// back to.
+    pub fn heard(&mut self, leg: Leg, source: &teamsgw_sip::transport::Source) {
         match leg {
             Leg::Inbound => self.inbound.heard(source),
             Leg::Outbound => self.outbound.heard(source),

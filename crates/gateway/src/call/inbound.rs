@@ -11,12 +11,14 @@ use teamsgw_sip::message::{HeaderName, MessageBuilder};
 use teamsgw_sip::transaction::{TimerSettings, TransactionLayer, TxId};
 use teamsgw_sip::transport::{Source, Target, Transport};
 
-use super::{Dest, Side, next_hop};
+use super::peers::Peers;
+use super::{Dest, next_hop};
 
 /// How we present ourselves on one side: Contact, Via and the side's own headers.
 #[derive(Debug, Clone)]
 pub struct LegProfile {
-    pub side: Side,
+    /// Who may speak in this leg's dialogs (and so its side).
+    pub peers: Peers,
     /// The Contact header value, `<sip:...>`.
     pub contact: String,
     /// `TLS`, `UDP` or `TCP` for our Via.
@@ -198,7 +200,7 @@ impl Inbound {
             (None, None) => Dest::Reply(self.source.clone()),
         };
         let transport = last.transport();
-        next_hop::in_dialog(self.dialog.as_ref(), self.profile.side, transport, last)
+        next_hop::in_dialog(self.dialog.as_ref(), &self.profile.peers, transport, last)
     }
 
     pub fn reliable(&self) -> bool {

@@ -45,6 +45,7 @@ pub mod media;
 pub mod next_hop;
 pub mod outbound;
 mod pbx_transfer;
+pub mod peers;
 mod progress;
 mod reinvite;
 pub(crate) mod replaces;
@@ -246,6 +247,10 @@ pub enum Output {
 pub enum CallEvent {
     Started {
         direction: Direction,
+    },
+    /// A message refused for who sent it (`teamsgw_sip_rejected_total{reason}`).
+    SourceRefused {
+        reason: &'static str,
     },
     /// A call refused before it started (`teamsgw_call_admission_rejected_total{reason}`).
     Refused {

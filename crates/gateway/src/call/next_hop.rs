@@ -15,6 +15,7 @@ use std::sync::Arc;
 use teamsgw_sip::dialog::{Dialog, NextHop};
 use teamsgw_sip::transport::{Target, Transport};
 
+use super::peers::Peers;
 use super::{Dest, Side};
 
 /// An in-dialog request's next hop, for the driver to resolve and dial.
@@ -24,13 +25,18 @@ pub struct Hop {
     pub host: String,
     pub port: u16,
     pub transport: Transport,
-    /// Towards Teams: fall back to `fallback`, then to the configured proxies.
-    pub teams: bool,
+    /// Who may answer there (towards Teams: fall back to `fallback`, then to the configured
+    /// proxies).
+    pub peers: Peers,
     /// Where to go when `host` cannot be reached (the connection the dialog last used).
     pub fallback: Option<Dest>,
 }
 
 impl Hop {
+    pub fn teams(&self) -> bool {
+        matches!(self.peers, Peers::Teams)
+    }
+
     /// The name a TLS server certificate must carry: the host, when it is a name.
     pub fn server_name(&self) -> Option<String> {
         self.host
@@ -52,11 +58,11 @@ impl Hop {
 /// Where a request in `dialog` goes on a leg of `side` whose own transport is `transport`.
 /// `last` is the way the dialog's messages last came (or the target we called): the
 /// fallback towards Teams, and the destination when the dialog names no SIP hop.
-pub fn in_dialog(dialog: Option<&Dialog>, side: Side, transport: Transport, last: Dest) -> Dest {
+pub fn in_dialog(dialog: Option<&Dialog>, peers: &Peers, transport: Transport, last: Dest) -> Dest {
     let Some(next) = dialog.and_then(Dialog::next_hop) else {
         return last;
     };
-    let teams = side == Side::Teams;
+    let teams = peers.side() == Side::Teams;
     // Teams speaks TLS only (§1.1); elsewhere a URI without a transport keeps the leg's.
     let transport = match (teams, next.transport) {
         (true, _) => Transport::Tls,
@@ -79,7 +85,7 @@ pub fn in_dialog(dialog: Option<&Dialog>, side: Side, transport: Transport, last
         host,
         port,
         transport,
-        teams,
+        peers: peers.clone(),
         fallback: teams.then_some(last),
     }))
 }
@@ -100,6 +106,13 @@ mod tests {
         Dialog::uas(&Message::parse(Bytes::from(text)).unwrap(), "t").unwrap()
     }
 
+    fn pbx() -> Peers {
+        Peers::Pbx {
+            sources: Arc::from([]),
+            transport: Transport::Udp,
+        }
+    }
+
     fn last() -> Dest {
         Dest::To(Target {
             transport: Transport::Tls,
@@ -114,12 +127,12 @@ mod tests {
             "sip:api-du-b-euwe.pstnhub.microsoft.com:443;x-i=1;x-c=2;transport=tls",
             "",
         );
-        let Dest::Hop(hop) = in_dialog(Some(&d), Side::Teams, Transport::Tls, last()) else {
+        let Dest::Hop(hop) = in_dialog(Some(&d), &Peers::Teams, Transport::Tls, last()) else {
             panic!("a name is resolved by the driver")
         };
         assert_eq!(hop.host, "api-du-b-euwe.pstnhub.microsoft.com");
         assert_eq!(
-            (hop.port, hop.transport, hop.teams),
+            (hop.port, hop.transport, hop.teams()),
             (443, Transport::Tls, true)
         );
         assert_eq!(
@@ -136,13 +149,13 @@ mod tests {
             "sip:1000@192.0.2.20:5080",
             "Record-Route: <sip:192.0.2.30:5070;lr>\r\n",
         );
-        let Dest::To(t) = in_dialog(Some(&d), Side::Pbx, Transport::Udp, last()) else {
+        let Dest::To(t) = in_dialog(Some(&d), &pbx(), Transport::Udp, last()) else {
             panic!("an IP hop is a plain target")
         };
         assert_eq!(t.addr, "192.0.2.30:5070".parse().unwrap());
         assert_eq!(t.transport, Transport::Udp);
         let d = dialog("sip:1000@192.0.2.20:5080;transport=tcp", "");
-        let Dest::To(t) = in_dialog(Some(&d), Side::Pbx, Transport::Udp, last()) else {
+        let Dest::To(t) = in_dialog(Some(&d), &pbx(), Transport::Udp, last()) else {
             panic!("an IP hop is a plain target")
         };
         assert_eq!(
@@ -150,11 +163,11 @@ mod tests {
             ("192.0.2.20:5080".parse().unwrap(), Transport::Tcp)
         );
         let d = dialog("sip:1000@phone.example.com", "");
-        let Dest::Hop(hop) = in_dialog(Some(&d), Side::Pbx, Transport::Udp, last()) else {
+        let Dest::Hop(hop) = in_dialog(Some(&d), &pbx(), Transport::Udp, last()) else {
             panic!("a name is resolved by the driver")
         };
         assert_eq!(
-            (hop.port, hop.teams, hop.fallback.is_none()),
+            (hop.port, hop.teams(), hop.fallback.is_none()),
             (5060, false, true)
         );
     }
@@ -162,13 +175,13 @@ mod tests {
     #[test]
     fn no_dialog_or_no_sip_hop_keeps_the_last_way() {
         assert!(matches!(
-            in_dialog(None, Side::Teams, Transport::Tls, last()),
+            in_dialog(None, &Peers::Teams, Transport::Tls, last()),
             Dest::To(_)
         ));
         let mut d = dialog("sip:x@192.0.2.20", "");
         d.remote_target = "tel:+4930".into();
         assert!(matches!(
-            in_dialog(Some(&d), Side::Pbx, Transport::Udp, last()),
+            in_dialog(Some(&d), &pbx(), Transport::Udp, last()),
             Dest::To(t) if t.addr.port() == 5061
         ));
     }

@@ -123,7 +123,7 @@ impl Outbound {
             (None, None) => Dest::To(self.target.clone()),
         };
         let transport = last.transport();
-        next_hop::in_dialog(dialog, self.profile.side, transport, last)
+        next_hop::in_dialog(dialog, &self.profile.peers, transport, last)
     }
 
     pub fn reliable(&self) -> bool {
@@ -209,8 +209,12 @@ impl Outbound {
         };
         // §13.2.2.4: the ACK follows the dialog's route set like any request in it.
         let last = Dest::To(self.target.clone());
-        let dest =
-            next_hop::in_dialog(Some(dialog), self.profile.side, self.target.transport, last);
+        let dest = next_hop::in_dialog(
+            Some(dialog),
+            &self.profile.peers,
+            self.target.transport,
+            last,
+        );
         layer.send_stateless(dest, data.clone());
         data
     }
@@ -280,8 +284,12 @@ impl Outbound {
     ) {
         if let Some(msg) = self.bye_request(dialog, branch, reason) {
             let last = Dest::To(self.target.clone());
-            let dest =
-                next_hop::in_dialog(Some(dialog), self.profile.side, self.target.transport, last);
+            let dest = next_hop::in_dialog(
+                Some(dialog),
+                &self.profile.peers,
+                self.target.transport,
+                last,
+            );
             let reliable = dest.transport() != Transport::Udp;
             layer.send_request(msg, dest, reliable, now);
         }

@@ -42,7 +42,8 @@ pub struct PbxRoute {
     pub next_hop: String,
     pub transport: Transport,
     /// The next hop's addresses, resolved when the view was built; the first is used.
-    pub addrs: Vec<SocketAddr>,
+    /// They are also the only sources its requests and responses are taken from.
+    pub addrs: Arc<[SocketAddr]>,
     pub codecs: Vec<String>,
     pub number_format: NumberFormat,
     /// Country calling code (`49`) that turns national caller numbers into E.164.
@@ -57,6 +58,7 @@ impl PbxRoute {
             domain: self.domain.clone(),
             number_format: self.number_format,
             target: self.target(),
+            sources: Arc::clone(&self.addrs),
         }
     }
 
@@ -80,6 +82,8 @@ pub struct PbxDialing {
     pub number_format: NumberFormat,
     /// `None` when the PBX's next hop did not resolve.
     pub target: Option<Target>,
+    /// The PBX's signalling addresses (ports aside).
+    pub sources: Arc<[SocketAddr]>,
 }
 
 impl PbxDialing {

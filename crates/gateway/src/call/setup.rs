@@ -3,16 +3,18 @@
 //! goes and what it says (teams-direct-routing.md §3.1, §3.2).
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use teamsgw_sip::Message;
 use teamsgw_sip::digest::Credentials;
 use teamsgw_sip::transport::{Source, Target, Transport};
 
 use super::CallSettings;
-use super::cause::Side;
 use super::identity;
 use super::inbound::LegProfile;
 use super::outbound::InviteTemplate;
+use super::peers::Peers;
 use super::routing::{self, Rejection, RoutingView};
 use crate::registration::transport_token;
 use crate::stateless::{ALLOW, PBX_ALLOW};
@@ -42,7 +44,7 @@ pub(super) fn teams_profile(
         None => format!("<sip:{fqdn}:{port};transport=tls>"),
     };
     LegProfile {
-        side: Side::Teams,
+        peers: Peers::Teams,
         contact,
         via_transport: "TLS",
         via_host: format!("{fqdn}:{port}"),
@@ -53,10 +55,12 @@ pub(super) fn teams_profile(
     }
 }
 
+/// `sources`: the PBX's signalling addresses, the only ones heard in the leg's dialogs.
 pub(super) fn pbx_profile(
     settings: &CallSettings,
     token: &str,
     transport: Transport,
+    sources: &Arc<[SocketAddr]>,
 ) -> LegProfile {
     let (via_transport, param) = transport_token(transport);
     let port = match transport {
@@ -65,7 +69,10 @@ pub(super) fn pbx_profile(
     };
     let host = &settings.pbx_host;
     LegProfile {
-        side: Side::Pbx,
+        peers: Peers::Pbx {
+            sources: Arc::clone(sources),
+            transport,
+        },
         // The same Contact as the user's registration, so the PBX sees its own device.
         contact: format!("<sip:{token}@{host}:{port}{param}>"),
         via_transport,
@@ -128,7 +135,7 @@ pub(super) fn from_teams(
     }
     Ok(CallParts {
         inbound: teams_profile(settings, &route.tenant.fqdn, route.tenant.port, None),
-        outbound: pbx_profile(settings, &user.contact_token, pbx.transport),
+        outbound: pbx_profile(settings, &user.contact_token, pbx.transport, &pbx.addrs),
         target,
         template: InviteTemplate {
             uri: format!("sip:{called}@{}", pbx.domain),
@@ -172,7 +179,12 @@ pub(super) fn to_teams(
     // An anonymous caller's number stays out of our Contact too.
     let contact_user = (!anonymous).then_some(route.caller.as_str());
     Ok(CallParts {
-        inbound: pbx_profile(settings, &route.user.contact_token, source.transport),
+        inbound: pbx_profile(
+            settings,
+            &route.user.contact_token,
+            source.transport,
+            &route.pbx.addrs,
+        ),
         outbound: teams_profile(settings, fqdn, route.tenant.port, contact_user),
         // Replaced by the first proxy tried.
         target: Target {

@@ -124,11 +124,11 @@ impl Call {
     }
 
     pub(super) fn inbound_side(&self) -> Side {
-        self.inbound.profile.side
+        self.inbound.profile.peers.side()
     }
 
     pub(super) fn outbound_side(&self) -> Side {
-        self.outbound.profile.side
+        self.outbound.profile.peers.side()
     }
 
     /// The leg on the Teams side.

@@ -80,6 +80,10 @@ pub enum Event<D> {
     Cancelled { tx: TxId, reason: Option<String> },
     /// Timer H: the ACK for our non-2xx final response never came.
     AckTimeout { tx: TxId },
+    /// A response, CANCEL or ACK that matched a transaction but came from elsewhere than
+    /// the transaction's peer (see [`TransactionLayer::set_peer_check`]). The layer dropped
+    /// it; the transaction user may answer a CANCEL with 403.
+    OffPath { message: Message, source: D },
 }
 
 /// Server transactions are matched by top-Via branch and sent-by plus method (ACK counts as
@@ -135,7 +139,11 @@ pub struct TransactionLayer<D> {
     /// Deadlines, possibly stale (checked against the transaction when popped).
     deadlines: BinaryHeap<Reverse<(Instant, TxId)>>,
     events: VecDeque<Event<D>>,
+    peer_check: PeerCheck<D>,
 }
+
+/// Whether a message from `incoming` may act on a transaction whose peer is `peer`.
+pub type PeerCheck<D> = fn(peer: &D, incoming: &D) -> bool;
 
 impl<D: Clone> TransactionLayer<D> {
     pub fn new(timers: TimerSettings) -> Self {
@@ -149,7 +157,17 @@ impl<D: Clone> TransactionLayer<D> {
             client_index: HashMap::new(),
             deadlines: BinaryHeap::new(),
             events: VecDeque::new(),
+            peer_check: |_, _| true,
         }
+    }
+
+    /// Binds transactions to their peers: a response, a CANCEL, an ACK or a retransmission
+    /// that matches a transaction is taken only when `check(peer, source)` holds, where
+    /// `peer` is where the request went (client) or came from (server). The branch alone is
+    /// no proof: whoever saw it, or guessed a peer's weak one, could end or answer it.
+    /// Anything else becomes [`Event::OffPath`]. By default every source is taken.
+    pub fn set_peer_check(&mut self, check: PeerCheck<D>) {
+        self.peer_check = check;
     }
 
     pub fn timers(&self) -> &TimerSettings {
@@ -226,6 +244,10 @@ impl<D: Clone> TransactionLayer<D> {
             let Some(entry) = self.servers.get_mut(&id) else {
                 return;
             };
+            if !(self.peer_check)(&entry.source, &source) {
+                self.events.push_back(Event::OffPath { message, source });
+                return;
+            }
             if method == Method::Ack {
                 entry.tx.on_ack(&timers, now);
                 self.schedule(id);
@@ -301,6 +323,15 @@ impl<D: Clone> TransactionLayer<D> {
                 .push_back(Event::Transmit { dest: source, data });
             return;
         };
+        if let Some(invite) = self.servers.get(&invite_id)
+            && !(self.peer_check)(&invite.source, &source)
+        {
+            self.events.push_back(Event::OffPath {
+                message: cancel,
+                source,
+            });
+            return;
+        }
         // The CANCEL is a non-INVITE transaction of its own, answered 200 at once.
         let id = self.new_id();
         let cancel_key = server_key(&cancel);
@@ -380,6 +411,10 @@ impl<D: Clone> TransactionLayer<D> {
         let Some(entry) = self.clients.get_mut(&id) else {
             return;
         };
+        if !(self.peer_check)(&entry.dest, &source) {
+            self.events.push_back(Event::OffPath { message, source });
+            return;
+        }
         match entry.tx.on_response(&message, &timers, now) {
             ClientAction::PassUp => self.events.push_back(Event::Response { tx: id, message }),
             ClientAction::PassUpWithAck(ack) => {
@@ -455,6 +490,20 @@ impl<D: Clone> TransactionLayer<D> {
         }
         self.finish_server_if_done(tx);
         self.schedule(tx);
+    }
+
+    /// Answers a server transaction's request once, statelessly, and forgets the transaction
+    /// (RFC 3261 §8.2.7 lets a UAS answer without one): no retransmission, no 32 s of state.
+    /// For a final answer to a source that may be spoofed or hostile (issue 31 §6), which
+    /// must not turn one datagram into ten, nor hold memory.
+    pub fn respond_once(&mut self, tx: TxId, data: Bytes) {
+        if let Some(entry) = self.servers.get(&tx) {
+            self.events.push_back(Event::Transmit {
+                dest: entry.source.clone(),
+                data,
+            });
+            self.remove_server(tx);
+        }
     }
 
     /// The request of a live server transaction (to build responses from).

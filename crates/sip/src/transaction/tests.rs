@@ -467,3 +467,58 @@ fn configurable_timers_scale_every_schedule() {
     assert_eq!(&times(&sent)[..4], &[100, 300, 700, 1100]);
     assert!(matches!(other.as_slice(), [(6400, Event::Timeout { .. })]));
 }
+
+#[test]
+fn a_cancel_response_or_ack_from_another_peer_than_the_transactions_is_off_path() {
+    // Issue 31 §2: a branch is no proof of being the peer. With a peer check, a CANCEL, a
+    // response and an ACK from elsewhere act on nothing.
+    let mut layer = Layer::new(TimerSettings::default());
+    layer.set_peer_check(|peer, incoming| peer == incoming);
+    let t0 = Instant::now();
+    let (tx, req) = invite_server(&mut layer, t0, false);
+    layer.respond(tx, 180, answer(&req, 180), t0);
+    drain(&mut layer);
+    layer.receive(request("CANCEL", "z9hG4bKs1"), "stranger", false, t0);
+    let (sent, events) = drain(&mut layer);
+    assert!(sent.is_empty(), "{sent:?}");
+    assert!(matches!(
+        events.as_slice(),
+        [Event::OffPath {
+            source: "stranger",
+            ..
+        }]
+    ));
+    assert_eq!(layer.server_state(tx), Some(ServerState::Proceeding));
+
+    let out = layer
+        .send_request(request("OPTIONS", "z9hG4bKc1"), "peer", false, t0)
+        .unwrap();
+    drain(&mut layer);
+    let ok = response_to(&request("OPTIONS", "z9hG4bKc1"), 200);
+    layer.receive(ok.clone(), "stranger", false, t0);
+    let (_, events) = drain(&mut layer);
+    assert!(matches!(events.as_slice(), [Event::OffPath { .. }]));
+    assert_eq!(layer.client_state(out), Some(ClientState::Calling));
+    // The peer itself is heard as always.
+    layer.receive(ok, "peer", false, t0);
+    let (_, events) = drain(&mut layer);
+    assert!(matches!(events.as_slice(), [Event::Response { tx, .. }] if *tx == out));
+    layer.receive(request("CANCEL", "z9hG4bKs1"), "peer", false, t0);
+    assert!(matches!(
+        drain(&mut layer).1.as_slice(),
+        [Event::Cancelled { .. }]
+    ));
+}
+
+#[test]
+fn respond_once_sends_one_answer_and_keeps_no_state_rfc3261_8_2_7() {
+    let mut layer = Layer::new(TimerSettings::default());
+    let t0 = Instant::now();
+    let (tx, req) = invite_server(&mut layer, t0, false);
+    layer.respond_once(tx, answer(&req, 403));
+    assert_eq!(drain(&mut layer).0, vec!["SIP/2.0 403 X"]);
+    assert_eq!(layer.server_state(tx), None);
+    assert_eq!(layer.live_transactions(), (0, 0));
+    let (sent, other) = run_until(&mut layer, t0, t0 + Duration::from_secs(64));
+    assert!(sent.is_empty() && other.is_empty(), "no retransmission");
+}

@@ -75,7 +75,7 @@ pub async fn build(
             domain: p.domain.clone(),
             next_hop,
             transport: t,
-            addrs: resolved.get(&key).cloned().unwrap_or_default(),
+            addrs: resolved.get(&key).cloned().unwrap_or_default().into(),
             codecs: p.codecs.clone(),
             number_format: match p.number_format {
                 teamsgw_store::NumberFormat::E164 => NumberFormat::E164,

@@ -118,6 +118,7 @@ fn a_stranger_on_the_pbx_listener_is_never_the_teams_fallback() {
     w.names.clear();
     let (ok, pbx_ack) = answered(&mut w);
     w.pbx_sends_from("192.0.2.66:5060", in_dialog("OPTIONS", &ok, true, 5, None));
+    w.expect("192.0.2.66:5060", "403");
     w.sent.clear();
     w.pbx_sends(in_dialog("BYE", &pbx_ack, false, 11, None));
     // The hop's name does not resolve: the fallback is Teams' own connection.

@@ -97,7 +97,7 @@ fn view_with_parts(
         domain: "pbx.example.com".into(),
         next_hop: PBX_ADDR.into(),
         transport: Transport::Udp,
-        addrs: vec![addr(PBX_ADDR)],
+        addrs: vec![addr(PBX_ADDR)].into(),
         codecs: vec!["PCMA".into(), "PCMU".into()],
         number_format: NumberFormat::E164,
         country_code: Some("49".into()),

@@ -1,0 +1,127 @@
+//! Issue 31 acceptance: attacks on the running daemon from a loopback address that takes no
+//! part in any call (127.0.0.66), with Kamailio as the PBX, baresip as its phone and baresip
+//! as the Teams endpoint. Each attack must change nothing of the call it aims at.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use teamsgw_tests::baresip::{assert_tone, tone_of_tail};
+use teamsgw_tests::call_lab::{CallLab, TENANT};
+use teamsgw_tests::free_port;
+use teamsgw_tests::teams_uac::header;
+
+const TEAMS_TONE: u32 = 1000;
+const PHONE_TONE: u32 = 440;
+const STRANGER: [u8; 4] = [127, 0, 0, 66];
+
+/// Sends `text` over UDP from the stranger's address and returns the first answer.
+fn from_stranger(to: SocketAddr, text: &str) -> Option<String> {
+    let socket = UdpSocket::bind(SocketAddr::from((STRANGER, 0))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    socket.send_to(text.as_bytes(), to).unwrap();
+    let mut buf = [0u8; 65536];
+    let (n, _) = socket.recv_from(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// A request inside the PBX leg's dialog as the phone would send it: its From is the
+/// ACK's To (the phone's tag), its To the ACK's From (our tag).
+fn forged(method: &str, ack: &str, cseq: u32, sdp: Option<&str>) -> String {
+    let h = |n| header(ack, n).unwrap_or_default();
+    let body = sdp.unwrap_or("");
+    let ct = if sdp.is_some() {
+        "Content-Type: application/sdp\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "{method} sip:attacker@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.66:5099;branch=z9hG4bK-forged-{cseq}\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:attacker@127.0.0.66:5099>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        h("To"),
+        h("From"),
+        h("Call-ID"),
+        body.len()
+    )
+}
+
+/// Dialogs (issue 31 §2): a BYE and a re-INVITE with foreign SDP, from another address with
+/// a live call's PBX-leg dialog ids, get 403. No key or media address is given out, and the
+/// call keeps its audio both ways.
+#[test]
+fn a_stranger_with_a_live_calls_pbx_dialog_ids_gets_403_and_the_call_keeps_its_audio() {
+    let mut lab = CallLab::start("", &[], 5061, None);
+    lab.sip_trace = true;
+    let phone = lab.phone("2001", PHONE_TONE);
+    let teams = lab.teams_endpoint(([127, 0, 0, 1], free_port()).into(), TEAMS_TONE);
+    teams.dial(&format!("sip:+49302222001@{TENANT};transport=tls"));
+    teams.wait_log("Call established", Duration::from_secs(15));
+    phone.wait_log("Call established", Duration::from_secs(5));
+    // Kamailio is a proxy: the ACK the phone got carries the PBX leg's ids unchanged.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let ack = loop {
+        let ack = phone
+            .received_from_host(lab.kamailio.addr)
+            .into_iter()
+            .find(|m| m.starts_with("ACK "));
+        match ack {
+            Some(ack) => break ack,
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            None => panic!("the phone saw no ACK\n{}", phone.log()),
+        }
+    };
+    let sbc = lab.ports.sip_addr();
+    let bye = from_stranger(sbc, &forged("BYE", &ack, 900, None)).expect("an answer to the BYE");
+    assert!(bye.starts_with("SIP/2.0 403"), "{bye}");
+    assert!(
+        header(&bye, "Warning").is_some_and(|w| w.contains("not from this dialog's peer")),
+        "{bye}"
+    );
+    let foreign = "v=0\r\no=x 1 2 IN IP4 127.0.0.66\r\ns=-\r\nc=IN IP4 127.0.0.66\r\nt=0 0\r\n\
+                   m=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n";
+    let reinvite = from_stranger(sbc, &forged("INVITE", &ack, 901, Some(foreign)))
+        .expect("an answer to the re-INVITE");
+    assert!(reinvite.starts_with("SIP/2.0 403"), "{reinvite}");
+    assert!(
+        !reinvite.contains("m=audio") && !reinvite.contains("crypto"),
+        "{reinvite}"
+    );
+    assert_eq!(
+        lab.metric("teamsgw_sip_rejected_total{reason=\"dialog_source\"}"),
+        2.0
+    );
+    lab.assert_active("from_teams", 1);
+    let second = Duration::from_secs(1);
+    assert!(
+        lab.packet_rate("pbx", "out", second) > 30.0,
+        "{}",
+        lab.logs()
+    );
+    assert!(
+        lab.packet_rate("teams", "out", second) > 30.0,
+        "{}",
+        lab.logs()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    teams.hangup();
+    lab.wait_calls_ended(&[&teams, &phone]);
+    teams.wait_count("terminated", 1, Duration::from_secs(5));
+    phone.wait_count("terminated", 1, Duration::from_secs(5));
+    for (who, endpoint, hz) in [
+        ("Teams", &teams, PHONE_TONE),
+        ("the phone", &phone, TEAMS_TONE),
+    ] {
+        let heard = endpoint.heard();
+        let wav = heard
+            .last()
+            .unwrap_or_else(|| panic!("{who} recorded nothing"));
+        assert_tone(who, tone_of_tail(wav, 2.0), hz, &endpoint.log());
+    }
+    assert_eq!(lab.cdrs(1)[0]["hung_up_by"], "teams", "{}", lab.logs());
+}
