@@ -39,7 +39,7 @@ fn teams_user_calls_a_pbx_extension_with_audio_both_ways() {
         lab.wait_calls_ended(&[&teams, &phone]);
         // RFC 3261 §12.1.1: Kamailio record-routes; the BYE, ours or the phone's, crossed it.
         assert_eq!(
-            lab.kamailio.log().matches("routed in-dialog BYE").count(),
+            lab.kamailio.wait_log_count("routed in-dialog BYE", round),
             round,
             "{}",
             lab.logs()
@@ -117,7 +117,7 @@ fn a_phone_calls_the_teams_user_and_the_call_fails_over_to_the_second_proxy() {
     // RFC 3261 §12.1.1: our 200 carried Kamailio's Record-Route, so the phone's BYE crossed
     // Kamailio (without it the phone's route set is empty and a PBX proxy answers 404).
     assert_eq!(
-        lab.kamailio.log().matches("routed in-dialog BYE").count(),
+        lab.kamailio.wait_log_count("routed in-dialog BYE", 1),
         1,
         "{}",
         lab.logs()

@@ -125,3 +125,82 @@ fn a_stranger_with_a_live_calls_pbx_dialog_ids_gets_403_and_the_call_keeps_its_a
     }
     assert_eq!(lab.cdrs(1)[0]["hung_up_by"], "teams", "{}", lab.logs());
 }
+
+/// Media (issue 31 §5, CVE-2017-14099): RTP sprayed from another address at a call's PBX-leg
+/// port while the phone rings, and on after it answers, draws no packets; the call's audio is
+/// unaffected both ways; RTCP from the stranger is not forwarded; the drops are counted.
+#[test]
+fn rtp_sprayed_at_a_calls_pbx_port_draws_nothing_and_the_audio_is_unaffected() {
+    let mut lab = CallLab::start("", &[], 5061, None);
+    lab.sip_trace = true;
+    let phone = lab.phone_answering("2001", PHONE_TONE, false);
+    let teams = lab.teams_endpoint(([127, 0, 0, 1], free_port()).into(), TEAMS_TONE);
+    teams.dial(&format!("sip:+49302222001@{TENANT};transport=tls"));
+    phone.wait_log("Incoming call", Duration::from_secs(15));
+    let invite = phone
+        .received_from_host(lab.kamailio.addr)
+        .into_iter()
+        .find(|m| m.starts_with("INVITE "))
+        .unwrap_or_else(|| panic!("the phone saw no INVITE\n{}", phone.log()));
+    let port: u16 = invite
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no m=audio in {invite}"));
+    let target = SocketAddr::from(([127, 0, 0, 1], port));
+    let stranger = UdpSocket::bind(SocketAddr::from((STRANGER, 0))).unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut drawn = 0;
+    let mut spray = |stranger: &UdpSocket, from: u16, n: u16| {
+        let mut buf = [0u8; 2048];
+        for seq in from..from + n {
+            let mut rtp = vec![0x80, 8];
+            rtp.extend_from_slice(&seq.to_be_bytes());
+            rtp.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            rtp.extend_from_slice(&0x0bad_f00du32.to_be_bytes());
+            rtp.extend_from_slice(&[0xd5; 160]);
+            stranger.send_to(&rtp, target).unwrap();
+            let mut sr = vec![0x80, 200, 0, 6];
+            sr.extend_from_slice(&0x0bad_f00du32.to_be_bytes());
+            sr.extend_from_slice(&[0; 20]);
+            stranger.send_to(&sr, target).unwrap();
+            if stranger.recv_from(&mut buf).is_ok() {
+                drawn += 1;
+            }
+        }
+    };
+    // While it rings (about 1 s), then through the answer.
+    spray(&stranger, 0, 50);
+    phone.command("accept", "");
+    spray(&stranger, 50, 50);
+    teams.wait_log("Call established", Duration::from_secs(10));
+    phone.wait_log("Call established", Duration::from_secs(5));
+    spray(&stranger, 100, 100);
+    assert_eq!(drawn, 0, "the stranger drew the call's packets");
+    let dropped = lab.metric("teamsgw_media_packets_dropped_total{leg=\"pbx\",reason=\"source\"}");
+    assert!(dropped >= 200.0, "{dropped} drops counted\n{}", lab.logs());
+    let second = Duration::from_secs(1);
+    assert!(
+        lab.packet_rate("teams", "out", second) > 30.0,
+        "{}",
+        lab.logs()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    phone.hangup();
+    lab.wait_calls_ended(&[&teams, &phone]);
+    teams.wait_count("terminated", 1, Duration::from_secs(5));
+    phone.wait_count("terminated", 1, Duration::from_secs(5));
+    for (who, endpoint, hz) in [
+        ("Teams", &teams, PHONE_TONE),
+        ("the phone", &phone, TEAMS_TONE),
+    ] {
+        let heard = endpoint.heard();
+        let wav = heard
+            .last()
+            .unwrap_or_else(|| panic!("{who} recorded nothing"));
+        assert_tone(who, tone_of_tail(wav, 3.0), hz, &endpoint.log());
+    }
+}

@@ -129,6 +129,19 @@ impl Kamailio {
         std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()
     }
 
+    /// How often `line` appears in the log once it appears `n` times, or after 5 s: the
+    /// daemon counts a call ended when its BYE leaves, a moment before Kamailio logs it.
+    pub fn wait_log_count(&self, line: &str, n: usize) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let count = self.log().matches(line).count();
+            if count >= n || std::time::Instant::now() > deadline {
+                return count;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Runs a kamcmd RPC against this instance.
     pub fn kamcmd(&self, args: &[&str]) -> Result<String, String> {
         let out = Command::new("kamcmd")

@@ -57,6 +57,7 @@ fn main() {
             ),
             // RELAY_RAW_SOCKET=1: send through the raw socket (A/B of the two send paths).
             raw_socket: std::env::var("RELAY_RAW_SOCKET").is_ok_and(|v| v == "1"),
+            pbx_media_source: Default::default(),
         };
         let (relay, _events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
         let mut sessions = Vec::new();

@@ -8,6 +8,7 @@
 //! the call is for. The gateway drives it through a small session API with plain parameters.
 
 pub mod payload_map;
+pub mod pbx_source;
 mod poller;
 pub mod ports;
 mod raw_send;

@@ -22,8 +22,9 @@
 //!
 //! Latching (symmetric RTP): a leg's peer address comes from the SDP and is replaced by the
 //! source of the first valid packet; on the SRTP leg only a packet whose tag verifies moves
-//! the latch, on the plain leg a source change is followed only for the same SSRC (a NAT
-//! rebinding). Everything else from elsewhere is dropped and counted.
+//! the latch; on the plain leg only a source [`crate::pbx_source`] accepts (the SDP's address,
+//! or one learned), and a port change is followed only for the same SSRC (a NAT rebinding).
+//! Everything else is dropped, counted, and does not count as media for the timeout.
 //!
 //! Sending: with a raw socket ([`crate::raw_send`], `CAP_NET_RAW`, IPv4) the send phase is
 //! one `sendmmsg` of the whole outbox with the IP and UDP headers we write, source port the
@@ -63,6 +64,7 @@ use std::net::UdpSocket;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tokio::sync::mpsc;
 
+use crate::pbx_source::{MediaSource, PbxSource};
 use crate::poller::{Event, Poller, Waker};
 use crate::ports::{PortError, PortLease, PortPool};
 use crate::raw_send::{self, RawPacket, RawSender};
@@ -81,6 +83,8 @@ pub struct RelayConfig {
     /// the process may (`CAP_NET_RAW`) and `bind` is IPv4; otherwise, or when false, from each
     /// call's own sockets.
     pub raw_socket: bool,
+    /// Where the PBX leg's media may come from (`pbx.media_source`).
+    pub pbx_media_source: MediaSource,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +95,7 @@ pub enum MediaEvent {
 #[derive(Clone)]
 pub struct MediaMetrics {
     packets: IntCounterVec,
+    dropped: IntCounterVec,
     auth_failures: IntCounter,
     sessions_active: IntGauge,
     ports_free: IntGauge,
@@ -106,6 +111,15 @@ impl MediaMetrics {
                 ),
                 &["leg", "direction"],
             )?,
+            dropped: IntCounterVec::new(
+                Opts::new(
+                    "teamsgw_media_packets_dropped_total",
+                    "Media packets dropped, by leg and reason (source: not from the leg's peer; \
+                     auth: SRTP tag did not verify; replay; malformed; ssrc_limit: a ninth \
+                     stream towards Teams).",
+                ),
+                &["leg", "reason"],
+            )?,
             auth_failures: IntCounter::new(
                 "teamsgw_media_srtp_auth_failures_total",
                 "SRTP/SRTCP packets dropped because their authentication tag did not verify.",
@@ -120,6 +134,7 @@ impl MediaMetrics {
 
     pub fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
         registry.register(Box::new(self.packets.clone()))?;
+        registry.register(Box::new(self.dropped.clone()))?;
         registry.register(Box::new(self.auth_failures.clone()))?;
         registry.register(Box::new(self.sessions_active.clone()))?;
         registry.register(Box::new(self.ports_free.clone()))?;
@@ -221,6 +236,7 @@ pub struct Relay {
     control: Control,
     next_id: AtomicU64,
     raw_socket: bool,
+    pbx_media_source: MediaSource,
 }
 
 impl Drop for Relay {
@@ -310,6 +326,7 @@ impl Relay {
                 control,
                 next_id: AtomicU64::new(1),
                 raw_socket,
+                pbx_media_source: config.pbx_media_source,
             },
             rx,
         ))
@@ -346,6 +363,7 @@ impl Relay {
             teams_peer: None,
             pbx_peer: None,
             pbx_ssrc: None,
+            pbx_source: PbxSource::new(self.pbx_media_source),
             teams_rx: RxStats::default(),
             pbx_rx: RxStats::default(),
             last_rx: Instant::now(),
@@ -457,6 +475,8 @@ struct Slot {
     teams_peer: Option<SocketAddr>,
     pbx_peer: Option<SocketAddr>,
     pbx_ssrc: Option<u32>,
+    /// Who may send on the PBX leg (the SDP's address, or one learned).
+    pbx_source: PbxSource,
     teams_rx: RxStats,
     pbx_rx: RxStats,
     last_rx: Instant,
@@ -590,6 +610,34 @@ struct Counts {
     pbx_in: u64,
     pbx_out: u64,
     auth_failures: u64,
+    dropped: [u64; DROPPED.len()],
+}
+
+/// Why a packet was dropped, indexing [`DROPPED`].
+#[derive(Clone, Copy)]
+enum Dropped {
+    TeamsAuth = 0,
+    TeamsReplay = 1,
+    TeamsMalformed = 2,
+    PbxSource = 3,
+    PbxMalformed = 4,
+    PbxSsrcLimit = 5,
+}
+
+/// (leg, reason) labels of `teamsgw_media_packets_dropped_total`, by [`Dropped`].
+const DROPPED: [(&str, &str); 6] = [
+    ("teams", "auth"),
+    ("teams", "replay"),
+    ("teams", "malformed"),
+    ("pbx", "source"),
+    ("pbx", "malformed"),
+    ("pbx", "ssrc_limit"),
+];
+
+impl Counts {
+    fn drop(&mut self, why: Dropped) {
+        self.dropped[why as usize] += 1;
+    }
 }
 
 /// Counters resolved once, so a flush costs atomic adds, not label lookups.
@@ -599,6 +647,7 @@ struct Counters {
     pbx_in: IntCounter,
     pbx_out: IntCounter,
     auth_failures: IntCounter,
+    dropped: [IntCounter; DROPPED.len()],
 }
 
 impl Counters {
@@ -610,7 +659,10 @@ impl Counters {
             (&self.pbx_in, counts.pbx_in),
             (&self.pbx_out, counts.pbx_out),
             (&self.auth_failures, counts.auth_failures),
-        ] {
+        ]
+        .into_iter()
+        .chain(self.dropped.iter().zip(counts.dropped))
+        {
             if n > 0 {
                 counter.inc_by(n);
             }
@@ -647,6 +699,8 @@ impl EventLoop {
             pbx_in: self.metrics.packets.with_label_values(&["pbx", "in"]),
             pbx_out: self.metrics.packets.with_label_values(&["pbx", "out"]),
             auth_failures: self.metrics.auth_failures.clone(),
+            dropped: DROPPED
+                .map(|(leg, reason)| self.metrics.dropped.with_label_values(&[leg, reason])),
         };
         let mut counts = Counts::default();
         let started = Instant::now();
@@ -889,19 +943,16 @@ impl Slot {
         let Ok((n, src)) = received else {
             return None;
         };
+        // Only what a leg's peer sent counts as media for the timeout.
         Some(match which {
             Socket::Teams | Socket::TeamsTwin => {
-                self.last_rx = now;
                 c.teams_in += 1;
-                self.relay_from_teams(buf, n, src, arrival, c)
+                self.relay_from_teams(buf, n, src, (now, arrival), c)
             }
             Socket::PbxRtp | Socket::PbxRtcp | Socket::PbxTwin => {
                 let rtcp_port = matches!(which, Socket::PbxRtcp);
-                if !rtcp_port {
-                    self.last_rx = now;
-                }
                 c.pbx_in += 1;
-                self.relay_from_pbx(buf, n, src, arrival, rtcp_port)
+                self.relay_from_pbx(buf, (n, src), (now, arrival), rtcp_port, c)
             }
         })
     }
@@ -944,6 +995,7 @@ impl Slot {
         if old.is_none_or(|o| o.pbx.remote_rtp != p.pbx.remote_rtp) {
             self.pbx_peer = p.pbx.remote_rtp;
             self.pbx_ssrc = None;
+            self.pbx_source.on_sdp(p.pbx.remote_rtp, Instant::now());
         }
         self.params = Some(p);
     }
@@ -954,7 +1006,7 @@ impl Slot {
         buf: &mut [u8; BUF],
         n: usize,
         src: SocketAddr,
-        arrival: u32,
+        (now, arrival): (Instant, u32),
         c: &mut Counts,
     ) -> Option<Outgoing> {
         let stats = &self.stats.teams;
@@ -979,12 +1031,15 @@ impl Slot {
                     SrtpError::AuthFailed => {
                         bump(&stats.auth_failures, 1);
                         c.auth_failures += 1;
+                        c.drop(Dropped::TeamsAuth);
                     }
                     SrtpError::Replay | SrtpError::TooOld => {
                         bump(&stats.replays, 1);
+                        c.drop(Dropped::TeamsReplay);
                     }
                     _ => {
                         bump(&stats.malformed, 1);
+                        c.drop(Dropped::TeamsMalformed);
                     }
                 }
                 return None;
@@ -992,6 +1047,7 @@ impl Slot {
         };
         // Authenticated: this is Teams, wherever it sends from now.
         self.teams_peer = Some(src);
+        self.last_rx = now;
         if !rtcp && let Some((seq, ts, _)) = rtp_fields(&buf[..len]) {
             self.teams_rx.on_packet(seq, ts, arrival);
             self.teams_rx.publish(stats);
@@ -1015,27 +1071,38 @@ impl Slot {
     fn relay_from_pbx(
         &mut self,
         buf: &mut [u8; BUF],
-        n: usize,
-        src: SocketAddr,
-        arrival: u32,
+        (n, src): (usize, SocketAddr),
+        (now, arrival): (Instant, u32),
         rtcp_port: bool,
+        c: &mut Counts,
     ) -> Option<Outgoing> {
         let stats = &self.stats.pbx;
         bump(&stats.packets_in, 1);
         bump(&stats.bytes_in, n as u64);
-        let params = self.params.as_ref()?;
         let rtcp = rtcp_port || is_rtcp(&buf[..n]);
         if rtcp {
             if n < 8 || buf[0] >> 6 != 2 {
                 bump(&stats.malformed, 1);
+                c.drop(Dropped::PbxMalformed);
+                return None;
+            }
+            if !self.pbx_source.accept_rtcp(src) {
+                bump(&stats.unexpected_source, 1);
+                c.drop(Dropped::PbxSource);
                 return None;
             }
         } else {
             let Some((seq, ts, ssrc)) = rtp_fields(&buf[..n]) else {
                 bump(&stats.malformed, 1);
+                c.drop(Dropped::PbxMalformed);
                 return None;
             };
-            // Latch to the first valid packet; follow a new source only for the same SSRC.
+            if !self.pbx_source.accept_rtp(src, seq, now) {
+                bump(&stats.unexpected_source, 1);
+                c.drop(Dropped::PbxSource);
+                return None;
+            }
+            // Latch to the first accepted packet; follow a new port only for the same SSRC.
             match (self.pbx_ssrc, self.pbx_peer) {
                 (None, _) => {
                     self.pbx_ssrc = Some(ssrc);
@@ -1044,6 +1111,7 @@ impl Slot {
                 (Some(known), Some(peer)) if peer != src => {
                     if known != ssrc {
                         bump(&stats.unexpected_source, 1);
+                        c.drop(Dropped::PbxSource);
                         return None;
                     }
                     self.pbx_peer = Some(src);
@@ -1058,7 +1126,9 @@ impl Slot {
             }
             self.pbx_rx.on_packet(seq, ts, arrival);
             self.pbx_rx.publish(stats);
+            self.last_rx = now;
         }
+        let params = self.params.as_ref()?;
         if !params.teams.send {
             return None;
         }
@@ -1073,9 +1143,17 @@ impl Slot {
         } else {
             srtp.protect_rtp(buf, n)
         };
-        let Ok(len) = protected else {
-            bump(&stats.malformed, 1);
-            return None;
+        let len = match protected {
+            Ok(len) => len,
+            Err(SrtpError::TooManyStreams) => {
+                c.drop(Dropped::PbxSsrcLimit);
+                return None;
+            }
+            Err(_) => {
+                bump(&stats.malformed, 1);
+                c.drop(Dropped::PbxMalformed);
+                return None;
+            }
         };
         // Teams always gets rtcp-mux: one socket for both.
         Some(Outgoing {

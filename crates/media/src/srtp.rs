@@ -73,6 +73,8 @@ pub enum SrtpError {
     TooOld,
     #[error("unknown MKI")]
     UnknownMki,
+    #[error("every stream slot holds a stream we send")]
+    TooManyStreams,
 }
 
 /// The SDES master key and salt (RFC 4568 §6.1: 16 + 14 bytes for these suites).
@@ -340,6 +342,19 @@ impl Context {
         4 + RTCP_TAG_LEN + self.mki.as_ref().map_or(0, |m| m.len())
     }
 
+    /// The state of a stream we send. It is never evicted: a new one with its index at zero
+    /// would encrypt with a keystream already used (RFC 3711 §9.1). A stream beyond
+    /// [`MAX_STREAMS`] is refused instead.
+    fn sending_stream(&mut self, ssrc: u32) -> Result<&mut Stream, SrtpError> {
+        let known = self.streams.iter().any(|s| s.used && s.ssrc == ssrc);
+        if !known && self.streams.iter().all(|s| s.used) {
+            return Err(SrtpError::TooManyStreams);
+        }
+        Ok(self.stream(ssrc))
+    }
+
+    /// The state of an authenticated stream we receive: a new SSRC takes a free slot or the
+    /// least recently used one (only the key holder can make one).
     fn stream(&mut self, ssrc: u32) -> &mut Stream {
         self.clock += 1;
         let clock = self.clock;
@@ -394,7 +409,7 @@ impl Context {
         let header = rtp_header_len(&buf[..len])?;
         let seq = u16::from_be_bytes([buf[2], buf[3]]);
         let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-        let stream = self.stream(ssrc);
+        let stream = self.sending_stream(ssrc)?;
         let (v, index) = stream.estimate(seq);
         stream.update(v, seq);
         let iv = iv(&self.rtp.salt, ssrc, index);
@@ -465,7 +480,7 @@ impl Context {
             return Err(SrtpError::BadVersion);
         }
         let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
-        let stream = self.stream(ssrc);
+        let stream = self.sending_stream(ssrc)?;
         // Incremented before use, so the first SRTCP index is 1, as libsrtp and pion send it
         // (RFC 3711 §3.4 reads either way; receivers accept both).
         stream.rtcp_index = stream.rtcp_index.wrapping_add(1) & 0x7fff_ffff;

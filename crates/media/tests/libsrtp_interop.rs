@@ -50,6 +50,7 @@ async fn libsrtp_packets_cross_the_relay_both_ways_with_rollover() {
         timeout: Duration::from_secs(30),
         batch_window: Duration::from_millis(1),
         raw_socket: true,
+        pbx_media_source: Default::default(),
     };
     let (relay, _events) = Relay::new(config, MediaMetrics::new().unwrap()).unwrap();
     let session = relay.allocate().unwrap();

@@ -57,6 +57,7 @@ fn config(bind: &str, port_min: u16, port_max: u16, raw_socket: bool) -> RelayCo
         timeout: Duration::from_secs(30),
         batch_window: Duration::from_millis(1),
         raw_socket,
+        pbx_media_source: Default::default(),
     }
 }
 
@@ -407,4 +408,109 @@ async fn payload_types_are_renumbered_between_the_legs() {
             assert_eq!(got[2..len], plain[2..]);
         }
     }
+}
+
+/// Issue 31 §5, the RTP-bleed class (CVE-2017-14099): RTP sprayed at a call's PBX-leg port
+/// from another address before the phone speaks draws no packets, reaches no one, and does
+/// not keep a silent call alive; RTCP from a stranger is not forwarded to Teams.
+#[tokio::test]
+async fn a_stranger_spraying_the_pbx_port_draws_nothing_and_keeps_no_call_alive() {
+    let mut c = call(43600, Duration::from_millis(1500)).await;
+    let teams_port = addr(c.session.teams_port());
+    let pbx_port = addr(c.session.pbx_port());
+    let stranger = UdpSocket::bind("127.0.0.66:0").await.unwrap();
+    for seq in 0..20 {
+        stranger.send_to(&rtp(seq, 0x666), pbx_port).await.unwrap();
+    }
+    // RTCP sender reports, muxed and on the RTCP port.
+    let mut sr = vec![0x80, 200, 0, 6];
+    sr.extend_from_slice(&0x666u32.to_be_bytes());
+    sr.extend_from_slice(&[0; 20]);
+    stranger.send_to(&sr, pbx_port).await.unwrap();
+    stranger
+        .send_to(&sr, addr(c.session.pbx_port() + 1))
+        .await
+        .unwrap();
+    assert!(
+        nothing(&c.teams).await,
+        "a stranger's RTP or RTCP reached Teams"
+    );
+    // Teams speaks: its audio goes to the SDP's address, never to the stranger.
+    let plain = rtp(1, 0xaaaa);
+    let mut buf = [0u8; 2048];
+    buf[..plain.len()].copy_from_slice(&plain);
+    let n = c.teams_tx.protect_rtp(&mut buf, plain.len()).unwrap();
+    c.teams.send_to(&buf[..n], teams_port).await.unwrap();
+    assert_eq!(recv(&c.pbx).await, plain);
+    assert!(
+        nothing(&stranger).await,
+        "the stranger drew the call's audio"
+    );
+    // The phone's own packets still reach Teams.
+    c.pbx.send_to(&rtp(1, 0xbbbb), pbx_port).await.unwrap();
+    let mut got = recv(&c.teams).await;
+    let n = got.len();
+    c.teams_rx.unprotect_rtp(&mut got, n).unwrap();
+    let s = c.session.stats();
+    assert_eq!(s.pbx.unexpected_source.load(Ordering::Relaxed), 22);
+    // Silence from both peers is a timeout, however much the stranger sends.
+    let spray = tokio::spawn(async move {
+        for seq in 100..250u16 {
+            let _ = stranger.send_to(&rtp(seq, 0x666), pbx_port).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let event = tokio::time::timeout(WAIT, c.events.recv())
+        .await
+        .expect("the media timeout fired")
+        .unwrap();
+    assert_eq!(
+        event,
+        MediaEvent::Timeout {
+            session: c.session.id
+        }
+    );
+    spray.abort();
+}
+
+/// `pbx.media_source = "learn"` (a PBX behind NAT whose SDP names a private address): a
+/// source that sends 4 RTP packets in sequence within 2 s of the SDP is locked onto and kept;
+/// a stranger's packets, in sequence or not, change nothing afterwards.
+#[tokio::test]
+async fn learn_mode_locks_onto_four_packets_in_sequence_and_keeps_that_source() {
+    let (relay, _events) = relay(RelayConfig {
+        pbx_media_source: teamsgw_media::pbx_source::MediaSource::Learn,
+        ..config("127.0.0.1", 43700, 43720, true)
+    });
+    let session = relay.allocate().unwrap();
+    let teams = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let behind_nat = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let stranger = UdpSocket::bind("127.0.0.66:0").await.unwrap();
+    let mut p = params(&teams, &behind_nat, true);
+    // The SDP names an address nothing sends from.
+    p.pbx.remote_rtp = Some("127.0.0.77:30000".parse().unwrap());
+    session.apply(p);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let pbx_port = addr(session.pbx_port());
+    for seq in 10..13 {
+        behind_nat
+            .send_to(&rtp(seq, 0xbbbb), pbx_port)
+            .await
+            .unwrap();
+    }
+    assert!(nothing(&teams).await, "three packets teach nothing");
+    behind_nat
+        .send_to(&rtp(13, 0xbbbb), pbx_port)
+        .await
+        .unwrap();
+    recv(&teams).await;
+    for seq in 0..10 {
+        stranger.send_to(&rtp(seq, 0x666), pbx_port).await.unwrap();
+    }
+    assert!(nothing(&teams).await, "the learned source is kept");
+    behind_nat
+        .send_to(&rtp(14, 0xbbbb), pbx_port)
+        .await
+        .unwrap();
+    recv(&teams).await;
 }

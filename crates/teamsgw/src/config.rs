@@ -343,6 +343,26 @@ pub struct PbxSettings {
     /// The session interval (RFC 4028) we ask for in every INVITE and use on a PBX leg whose
     /// PBX offers none.
     pub session_expires_seconds: u64,
+    /// Where a PBX leg's RTP may come from: its SDP address, or one learned (NAT).
+    pub media_source: PbxMediaSource,
+}
+
+/// `pbx.media_source`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PbxMediaSource {
+    #[default]
+    Sdp,
+    Learn,
+}
+
+impl From<PbxMediaSource> for teamsgw_media::pbx_source::MediaSource {
+    fn from(s: PbxMediaSource) -> Self {
+        match s {
+            PbxMediaSource::Sdp => Self::Sdp,
+            PbxMediaSource::Learn => Self::Learn,
+        }
+    }
 }
 
 impl Default for PbxSettings {
@@ -358,6 +378,7 @@ impl Default for PbxSettings {
             register_rate_per_second: 200,
             max_auth_attempts: 3,
             session_expires_seconds: 1800,
+            media_source: PbxMediaSource::Sdp,
         }
     }
 }

@@ -204,3 +204,41 @@ fn forged_packets_from_new_ssrcs_do_not_evict_real_streams() {
     }
     assert!(rx.peek(7).started, "the real stream's state survived");
 }
+
+#[test]
+fn a_stream_we_send_is_never_evicted_so_no_keystream_is_used_twice_rfc3711_9_1() {
+    // Issue 31 §5: eight new SSRCs used to evict a sending stream, and its SRTCP index and
+    // rollover counter started over: the same (SSRC, index) encrypted twice.
+    let (mut tx, _) = pair(Suite::AesCm128HmacSha1_80, None);
+    let mut rtcp = [0u8; 256];
+    rtcp[0] = 0x80;
+    rtcp[1] = 200;
+    rtcp[4..8].copy_from_slice(&7u32.to_be_bytes());
+    tx.protect_rtcp(&mut rtcp, 28).unwrap();
+    let (mut buf, len) = rtp(65535, 7, 0);
+    tx.protect_rtp(&mut buf, len).unwrap();
+    let (mut buf, len) = rtp(0, 7, 0);
+    tx.protect_rtp(&mut buf, len).unwrap();
+    assert_eq!(tx.peek(7).roc, 1, "rolled over");
+    for ssrc in 100..107u32 {
+        let (mut buf, len) = rtp(1, ssrc, 0);
+        tx.protect_rtp(&mut buf, len).unwrap();
+    }
+    let (mut ninth, len) = rtp(1, 999, 0);
+    assert_eq!(
+        tx.protect_rtp(&mut ninth, len),
+        Err(SrtpError::TooManyStreams)
+    );
+    let mut rtcp9 = rtcp;
+    rtcp9[4..8].copy_from_slice(&999u32.to_be_bytes());
+    assert_eq!(
+        tx.protect_rtcp(&mut rtcp9, 28),
+        Err(SrtpError::TooManyStreams)
+    );
+    let kept = tx.peek(7);
+    assert_eq!(
+        (kept.roc, kept.rtcp_index),
+        (1, 1),
+        "stream 7 kept its state"
+    );
+}

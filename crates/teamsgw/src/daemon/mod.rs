@@ -210,6 +210,7 @@ impl Daemon {
                 timeout: Duration::from_secs(settings.media.timeout_seconds),
                 batch_window: Duration::from_micros(settings.media.batch_window_microseconds),
                 raw_socket: settings.media.raw_socket,
+                pbx_media_source: settings.pbx.media_source.into(),
             },
             media_metrics,
         )
