@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use teamsgw_tests::postgres::Postgres;
 use teamsgw_tests::{Daemon, HttpResponse, Ports, http_request, run_cli, test_config};
 
-const TOKEN: &str = "test-token-0123456789";
+const TOKEN: &str = "test-token-0123456789-0123456789-abcdef";
 const TENANT: &str = "0e1b2c3d-1111-2222-3333-444455556666";
 
 fn config(ports: &Ports, database_url: &str, extra: &str) -> String {

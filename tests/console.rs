@@ -11,7 +11,7 @@ use serde_json::Value;
 use teamsgw_tests::web::{WebClient, console_daemon, csrf_of, text_of};
 use teamsgw_tests::{Daemon, HttpResponse, seeds};
 
-const TOKEN: &str = "console-token-0123456789";
+const TOKEN: &str = "console-token-0123456789-0123456789abcdef";
 const LICENSE: &str = "/ui/enterprises/Contoso/license";
 
 fn daemon() -> Daemon {

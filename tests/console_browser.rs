@@ -14,7 +14,7 @@ use serde_json::Value;
 use teamsgw_tests::web::console_daemon;
 use teamsgw_tests::{Daemon, require_program, seeds};
 
-const TOKEN: &str = "browser-token-0123456789";
+const TOKEN: &str = "browser-token-0123456789-0123456789abcdef";
 
 fn report(daemon: &Daemon) -> Value {
     let out = seeds::ok(

@@ -3,6 +3,7 @@
 //! as the Teams endpoint. Each attack must change nothing of the call it aims at.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
@@ -203,4 +204,126 @@ fn rtp_sprayed_at_a_calls_pbx_port_draws_nothing_and_the_audio_is_unaffected() {
             .unwrap_or_else(|| panic!("{who} recorded nothing"));
         assert_tone(who, tone_of_tail(wav, 3.0), hz, &endpoint.log());
     }
+}
+
+const ADMIN_TOKEN: &str = "hardening-admin-token-0123456789abcdef";
+
+/// Admin surface (issue 31 §7): a slowloris client and an idle one are cut off at the
+/// header timeout (10 s), while a normal request is served.
+#[test]
+fn a_slowloris_or_idle_admin_connection_is_closed_at_the_header_timeout() {
+    let daemon = teamsgw_tests::web::console_daemon(ADMIN_TOKEN, "");
+    let addr = daemon.admin;
+    let started = std::time::Instant::now();
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    let idle = std::net::TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // One header byte a second: never a complete request.
+    let mut closed_after = None;
+    for i in 0..30 {
+        std::thread::sleep(Duration::from_secs(1));
+        if slow
+            .write_all(if i % 2 == 0 { b"X" } else { b"-" })
+            .is_err()
+        {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        let mut probe = [0u8; 1];
+        slow.set_nonblocking(true).unwrap();
+        let read = slow.read(&mut probe);
+        slow.set_nonblocking(false).unwrap();
+        if matches!(read, Ok(0)) {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed_after = closed_after.expect("the slowloris connection is still open after 30 s");
+    assert!(
+        closed_after < Duration::from_secs(15),
+        "closed after {closed_after:?}"
+    );
+    let mut idle = idle;
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(idle.read(&mut buf), Ok(0) | Err(_)),
+        "the idle connection was closed too"
+    );
+    assert_eq!(daemon.get("/healthz").0, 200);
+}
+
+/// Admin surface (issue 31 §7): after 5 wrong tokens within a minute, the 6th sign-in is
+/// refused even with the right token (429), and the API is locked for that source too.
+#[test]
+fn a_sixth_sign_in_within_a_minute_is_refused_even_with_the_right_token() {
+    let daemon = teamsgw_tests::web::console_daemon(ADMIN_TOKEN, "");
+    let mut web = teamsgw_tests::web::WebClient::new(daemon.admin);
+    for _ in 0..5 {
+        assert_eq!(
+            web.sign_in("wrong-token-wrong-token-wrong-token").status,
+            401
+        );
+    }
+    let r = web.sign_in(ADMIN_TOKEN);
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("locked out"), "{}", r.body);
+    assert!(web.cookie.is_none(), "no session for a locked-out source");
+    let api = teamsgw_tests::http_request(
+        daemon.admin,
+        "GET",
+        "/api/v1/enterprises",
+        Some(ADMIN_TOKEN),
+        None,
+    );
+    assert_eq!(api.status, 429, "{}", api.body);
+    assert_eq!(api.header("retry-after"), Some("60"));
+    assert_eq!(daemon.metric("teamsgw_admin_locked_out_total"), 2.0);
+}
+
+/// Admin surface (issue 31 §7): check-config refuses an admin token shorter than 32
+/// characters, and `run` will not start on it.
+#[test]
+fn check_config_refuses_an_admin_token_shorter_than_32_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = teamsgw_tests::Ports::new();
+    let config = teamsgw_tests::test_config(&ports, "").replace(
+        "[admin]\n",
+        "[admin]\ntoken = \"only-31-characters-long-token..\"\n",
+    );
+    std::fs::write(dir.path().join("short.toml"), config).unwrap();
+    let (code, _, err) =
+        teamsgw_tests::run_cli(dir.path(), &["check-config", "--config", "short.toml"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("admin.token:"), "{err}");
+    assert!(err.contains("fewer than 32"), "{err}");
+    let (code, _, err) = teamsgw_tests::run_cli(dir.path(), &["run", "--config", "short.toml"]);
+    assert_eq!(code, 1, "{err}");
+}
+
+/// Admin surface (issue 31 §7): with `admin.metrics_token` set, `/metrics` answers only a
+/// scraper that sends it; `/healthz` and `/readyz` stay open for probes.
+#[test]
+fn metrics_ask_for_the_metrics_token_when_one_is_set() {
+    let ports = teamsgw_tests::Ports::new();
+    let token = "metrics-token-0123456789-0123456789";
+    let config = teamsgw_tests::test_config(&ports, "").replace(
+        "[admin]\n",
+        &format!("[admin]\nmetrics_token = \"{token}\"\n"),
+    );
+    let mut daemon = teamsgw_tests::Daemon::start(&config, &ports);
+    daemon.wait_ready(Duration::from_secs(30));
+    let open = teamsgw_tests::http_request(daemon.admin, "GET", "/metrics", None, None);
+    assert_eq!(open.status, 401, "{}", open.body);
+    assert!(open.body.contains("admin.metrics_token"), "{}", open.body);
+    let wrong = teamsgw_tests::http_request(daemon.admin, "GET", "/metrics", Some("nope"), None);
+    assert_eq!(wrong.status, 401);
+    let scraped = teamsgw_tests::http_request(daemon.admin, "GET", "/metrics", Some(token), None);
+    assert_eq!(scraped.status, 200);
+    assert!(scraped.body.contains("teamsgw_build_info"));
+    assert_eq!(
+        teamsgw_tests::http_request(daemon.admin, "GET", "/readyz", None, None).status,
+        200
+    );
 }

@@ -13,7 +13,7 @@ use teamsgw_tests::kamailio::Kamailio;
 use teamsgw_tests::{Daemon, Ports, run_cli, test_config};
 
 const USERS: usize = 200;
-const TOKEN: &str = "registration-test-token";
+const TOKEN: &str = "registration-test-token-0123456789abcdef";
 
 fn cli(daemon: &Daemon, args: &[&str]) -> String {
     let mut full = vec!["--config", "teamsgw.toml"];

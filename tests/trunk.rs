@@ -34,7 +34,10 @@ fn options_keepalives_and_proxy_health() {
                 proxy_addr.port()
             ),
         )
-        .replace("[admin]\n", "[admin]\ntoken = \"t\"\n");
+        .replace(
+            "[admin]\n",
+            "[admin]\ntoken = \"trunk-test-token-0123456789-0123456789\"\n",
+        );
     let mut daemon = Daemon::start(&config, &ports);
     daemon.wait_ready(Duration::from_secs(30));
 

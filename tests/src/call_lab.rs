@@ -20,7 +20,7 @@ pub const TENANT: &str = "cust1.sbc.test";
 /// The Teams user: number, extension at the PBX.
 pub const TEAMS_NUMBER: &str = "+49301001001";
 pub const TEAMS_EXTENSION: &str = "1001";
-pub const ADMIN_TOKEN: &str = "call-lab-token";
+pub const ADMIN_TOKEN: &str = "call-lab-token-0123456789-0123456789abcdef";
 
 pub struct CallLab {
     pub ca: TestCa,

@@ -153,7 +153,16 @@ pub struct AdminSettings {
     pub token: Option<String>,
     /// A console session ends after this long without a request.
     pub session_idle_seconds: u64,
+    /// ... and this long after sign-in, however busy.
+    pub session_max_hours: u64,
+    /// Bearer token `/metrics` asks for; unset: `/metrics` is open (bind admin.listen to a
+    /// management address).
+    pub metrics_token: Option<String>,
 }
+
+/// The shortest admin token taken: 32 characters (a random 24-byte token in base64, or 128
+/// bits in hex) puts guessing out of reach even without the sign-in throttle.
+pub const MIN_TOKEN_LEN: usize = 32;
 
 impl Default for AdminSettings {
     fn default() -> Self {
@@ -161,6 +170,8 @@ impl Default for AdminSettings {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
             token: None,
             session_idle_seconds: 1800,
+            session_max_hours: 12,
+            metrics_token: None,
         }
     }
 }
@@ -687,6 +698,29 @@ impl Settings {
                 format!("{} is above 100", self.license.warning_percent),
             );
         }
+        for (key, token) in [
+            ("admin.token", &self.admin.token),
+            ("admin.metrics_token", &self.admin.metrics_token),
+        ] {
+            if let Some(t) = token
+                && t.chars().count() < MIN_TOKEN_LEN
+            {
+                bad(
+                    key,
+                    format!(
+                        "{} characters is fewer than {MIN_TOKEN_LEN}; generate one with \
+                         `openssl rand -hex 32`",
+                        t.chars().count()
+                    ),
+                );
+            }
+        }
+        if !(1..=720).contains(&self.admin.session_max_hours) {
+            bad(
+                "admin.session_max_hours",
+                format!("{} is outside 1..=720", self.admin.session_max_hours),
+            );
+        }
         if !(60..=86_400).contains(&self.admin.session_idle_seconds) {
             bad(
                 "admin.session_idle_seconds",
@@ -895,6 +929,22 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/teamsgw.toml");
         let settings = Settings::load_with_env(&path, Some(BTreeMap::new())).unwrap();
         assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
+    fn an_admin_or_metrics_token_shorter_than_32_characters_is_refused_issue_31_7() {
+        let err = load(
+            "[admin]\ntoken = \"short-token\"\nmetrics_token = \"also-short\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(keys(&err), vec!["admin.token", "admin.metrics_token"]);
+        assert!(err.to_string().contains("fewer than 32"), "{err}");
+        let long = "x".repeat(32);
+        assert!(load(&format!("[admin]\ntoken = \"{long}\"\n"), &[]).is_ok());
+        // The environment is held to the same rule.
+        let err = load("", &[("TEAMSGW_ADMIN__TOKEN", "abc")]).unwrap_err();
+        assert_eq!(keys(&err), vec!["admin.token"]);
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct ApiState {
     pub client: ClientHandle,
     /// The call shards (live calls).
     pub calls: CallsHandle,
+    /// Wrong admin tokens per source, for the console and the API alike.
+    pub throttle: Arc<super::throttle::Throttle>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -117,6 +119,24 @@ impl ApiError {
         (self.status, &self.error)
     }
 
+    /// 429: the source sent too many wrong tokens ([`super::throttle`]).
+    pub fn locked_out(left: std::time::Duration) -> Self {
+        let seconds = left.as_secs() + 1;
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: format!(
+                "too many wrong admin tokens from this address: locked out for {seconds} s"
+            ),
+            field: Some("Authorization".into()),
+            rule: format!(
+                "{} wrong tokens within {} s lock a source out for {} s, whatever the token",
+                super::throttle::FAILURES,
+                super::throttle::WINDOW.as_secs(),
+                super::throttle::LOCKOUT.as_secs()
+            ),
+        }
+    }
+
     fn bad_request(field: impl Into<String>, rule: impl Into<String>) -> Self {
         let rule = rule.into();
         let field = field.into();
@@ -133,6 +153,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": self.error, "field": self.field, "rule": self.rule});
         let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(super::throttle::LOCKOUT.as_secs()),
+            );
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -253,7 +279,16 @@ async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
+    let now = std::time::Instant::now();
+    let source = super::peer(request.extensions());
+    if let Some(left) = source.and_then(|s| state.throttle.locked(s, now)) {
+        return ApiError::locked_out(left).into_response();
+    }
     if !same_secret(given.as_bytes(), expected.as_bytes()) {
+        // A request without a token is a client misconfigured, not a guess.
+        if let Some(s) = source.filter(|_| !given.is_empty()) {
+            state.throttle.failed(s, now);
+        }
         return ApiError {
             status: StatusCode::UNAUTHORIZED,
             error: "missing or wrong bearer token".into(),
@@ -261,6 +296,9 @@ async fn require_token(
             rule: "send Authorization: Bearer <admin.token>".into(),
         }
         .into_response();
+    }
+    if let Some(s) = source {
+        state.throttle.succeeded(s);
     }
     next.run(request).await
 }

@@ -6,6 +6,8 @@
 pub mod api;
 pub mod console;
 pub mod metrics;
+pub mod serve;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,6 +29,14 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
     pub client: ClientHandle,
+    pub settings: Arc<arc_swap::ArcSwap<crate::config::Settings>>,
+}
+
+/// The address a request came from ([`serve`] records it).
+pub fn peer(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -38,7 +48,23 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<AdminState>) -> Response {
+async fn metrics(State(state): State<AdminState>, headers: axum::http::HeaderMap) -> Response {
+    // `admin.metrics_token`, when set: a scraper sends it as a bearer token.
+    if let Some(expected) = state.settings.load().admin.metrics_token.as_deref() {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !api::same_secret(given.as_bytes(), expected.as_bytes()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "/metrics: send Authorization: Bearer <admin.metrics_token>\n",
+            )
+                .into_response();
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

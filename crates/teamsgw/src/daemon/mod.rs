@@ -278,12 +278,16 @@ impl Daemon {
         let listener = tokio::net::TcpListener::bind(settings.admin.listen)
             .await
             .map_err(|e| format!("admin.listen {}: cannot bind: {e}", settings.admin.listen))?;
-        let (stop_admin, mut stopped) = watch::channel(false);
+        let (stop_admin, stopped) = watch::channel(false);
         let api_state = ApiState {
             provisioning: Arc::clone(&provisioning),
             settings: Arc::clone(&shared_settings),
             client: client.clone(),
             calls: calls.clone(),
+            throttle: Arc::new(
+                admin::throttle::Throttle::new(metrics.registry())
+                    .map_err(|e| format!("admin metrics: {e}"))?,
+            ),
         };
         let console_sessions = Arc::new(
             Sessions::new(metrics.registry()).map_err(|e| format!("console metrics: {e}"))?,
@@ -292,20 +296,16 @@ impl Daemon {
             metrics: Arc::clone(&metrics),
             readiness: Arc::clone(&readiness),
             client: client.clone(),
+            settings: Arc::clone(&shared_settings),
         })
         .nest("/api/v1", api::router(api_state.clone()))
         .merge(console::router(ConsoleState {
             api: api_state,
             sessions: Arc::clone(&console_sessions),
         }));
+        let registry = metrics.registry().clone();
         let admin_task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
+            if let Err(e) = admin::serve::serve(listener, app, stopped, &registry).await {
                 tracing::error!(error = %e, "admin listener failed");
             }
         });

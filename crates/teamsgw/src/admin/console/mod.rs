@@ -118,8 +118,14 @@ async fn require_session(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let settings = c.api.settings.load();
+    let life = session::Lifetime {
+        idle: Duration::from_secs(settings.admin.session_idle_seconds),
+        max: Duration::from_secs(settings.admin.session_max_hours * 3600),
+        token: settings.admin.token.as_deref().unwrap_or_default(),
+    };
     let found = session::cookie_of(request.headers())
-        .and_then(|id| c.sessions.find(&id, c.idle(), Instant::now()));
+        .and_then(|id| c.sessions.find(&id, &life, Instant::now()));
     match found {
         Some(s) => {
             request.extensions_mut().insert(s);
@@ -249,8 +255,22 @@ struct SignIn {
 async fn sign_in(
     State(c): State<ConsoleState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     Form(form): Form<SignIn>,
 ) -> Response {
+    let now = Instant::now();
+    let source = super::peer(&extensions);
+    if let Some(left) = source.and_then(|s| c.api.throttle.locked(s, now)) {
+        let (status, error) = (
+            StatusCode::TOO_MANY_REQUESTS,
+            super::api::ApiError::locked_out(left)
+                .explain()
+                .1
+                .to_owned(),
+        );
+        let m = notice("error", &format!("token: {error}"));
+        return html_response(status, sign_in_form(Some(m)));
+    }
     let settings = c.api.settings.load();
     let expected = settings.admin.token.as_deref().filter(|t| !t.is_empty());
     let Some(expected) = expected else {
@@ -262,11 +282,17 @@ async fn sign_in(
     };
     if !same_secret(form.token.as_bytes(), expected.as_bytes()) {
         c.sessions.reject("sign_in");
+        if let Some(s) = source {
+            c.api.throttle.failed(s, now);
+        }
         tracing::warn!("console sign-in refused: wrong admin token");
         let m = notice("error", "token: that is not the admin token");
         return html_response(StatusCode::UNAUTHORIZED, sign_in_form(Some(m)));
     }
-    let Some(s) = c.sessions.open(Instant::now()) else {
+    if let Some(s) = source {
+        c.api.throttle.succeeded(s);
+    }
+    let Some(s) = c.sessions.open(expected, now) else {
         return failure(
             StatusCode::INTERNAL_SERVER_ERROR,
             None,

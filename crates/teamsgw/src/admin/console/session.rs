@@ -1,12 +1,14 @@
 //! Console sessions: the admin submits `admin.token` once and gets a session cookie
 //! (HttpOnly, SameSite=Strict, Secure behind TLS) that expires after `admin.session_idle_seconds`
-//! without a request. Each session has its own CSRF token, which every state-changing form
+//! without a request, `admin.session_max_hours` after sign-in, and at once when `admin.token`
+//! changes (a leaked token is revoked by changing it, and that must sign its holder out). Each session has its own CSRF token, which every state-changing form
 //! carries; a request without a session goes to the sign-in page.
 //!
 //! Sessions live in memory: a restart signs everyone out, which is what an admin expects of
 //! a daemon restart, and keeps the database free of login state.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,12 +27,23 @@ pub struct Session {
 
 struct Entry {
     csrf: String,
+    signed_in: Instant,
     last_seen: Instant,
+    /// A keyed hash of the admin token signed in with (never the token itself).
+    token: u64,
+}
+
+/// How long sessions live, and the token they must have been opened with.
+pub struct Lifetime<'a> {
+    pub idle: Duration,
+    pub max: Duration,
+    pub token: &'a str,
 }
 
 pub struct Sessions {
     map: Mutex<HashMap<String, Entry>>,
     rejected: IntCounterVec,
+    keys: RandomState,
 }
 
 impl Sessions {
@@ -49,11 +62,13 @@ impl Sessions {
         Ok(Self {
             map: Mutex::new(HashMap::new()),
             rejected,
+            keys: RandomState::new(),
         })
     }
 
-    /// A new session; `None` when the system has no randomness to give.
-    pub fn open(&self, now: Instant) -> Option<Session> {
+    /// A new session for whoever signed in with `token`; `None` when the system has no
+    /// randomness to give.
+    pub fn open(&self, admin_token: &str, now: Instant) -> Option<Session> {
         let session = Session {
             id: token()?,
             csrf: token()?,
@@ -63,16 +78,24 @@ impl Sessions {
             session.id.clone(),
             Entry {
                 csrf: session.csrf.clone(),
+                signed_in: now,
                 last_seen: now,
+                token: self.keys.hash_one(admin_token),
             },
         );
         Some(session)
     }
 
-    /// The live session `id` names, its idle time restarted; expired ones are dropped.
-    pub fn find(&self, id: &str, idle: Duration, now: Instant) -> Option<Session> {
+    /// The live session `id` names, its idle time restarted; expired ones, and those opened
+    /// with another token than `life.token`, are dropped.
+    pub fn find(&self, id: &str, life: &Lifetime<'_>, now: Instant) -> Option<Session> {
+        let token = self.keys.hash_one(life.token);
         let mut map = self.map.lock().ok()?;
-        map.retain(|_, e| now.duration_since(e.last_seen) < idle);
+        map.retain(|_, e| {
+            now.duration_since(e.last_seen) < life.idle
+                && now.duration_since(e.signed_in) < life.max
+                && e.token == token
+        });
         let entry = map.get_mut(id)?;
         entry.last_seen = now;
         Some(Session {
@@ -141,8 +164,12 @@ mod tests {
     fn a_session_expires_after_its_idle_time_and_each_request_restarts_it() {
         let sessions = Sessions::new(&Registry::new()).unwrap();
         let t0 = Instant::now();
-        let idle = Duration::from_secs(60);
-        let s = sessions.open(t0).unwrap();
+        let idle = &Lifetime {
+            idle: Duration::from_secs(60),
+            max: Duration::from_secs(12 * 3600),
+            token: "admin-token",
+        };
+        let s = sessions.open("admin-token", t0).unwrap();
         assert_eq!(s.id.len(), 64);
         assert_ne!(s.id, s.csrf);
         let found = sessions
@@ -160,6 +187,35 @@ mod tests {
                 .is_none()
         );
         assert!(sessions.find("nope", idle, t0).is_none());
+    }
+
+    #[test]
+    fn a_session_ends_at_its_maximum_age_and_when_the_token_changes_issue_31_7() {
+        let sessions = Sessions::new(&Registry::new()).unwrap();
+        let t0 = Instant::now();
+        let life = |token| Lifetime {
+            idle: Duration::from_secs(60),
+            max: Duration::from_secs(3600),
+            token,
+        };
+        let s = sessions.open("old-token", t0).unwrap();
+        // Busy all along: every 50 s a request, yet it ends an hour after sign-in.
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(3550) {
+            t += Duration::from_secs(50);
+            assert!(sessions.find(&s.id, &life("old-token"), t).is_some());
+        }
+        assert!(
+            sessions
+                .find(&s.id, &life("old-token"), t0 + Duration::from_secs(3601))
+                .is_none()
+        );
+        let s = sessions.open("old-token", t0).unwrap();
+        assert!(sessions.find(&s.id, &life("new-token"), t0).is_none());
+        assert!(
+            sessions.find(&s.id, &life("old-token"), t0).is_none(),
+            "gone for good"
+        );
     }
 
     #[test]
