@@ -327,3 +327,93 @@ fn metrics_ask_for_the_metrics_token_when_one_is_set() {
         200
     );
 }
+
+/// Supervision (issue 31 §4): a panic forced in a call shard (the test build's fault hook,
+/// `FAULT_PANIC_NUMBER_FOR_TEAMSGW`) ends that shard's calls with BYE on both legs and a record
+/// saying "internal error", is counted, shows in `/readyz` as degraded, and the shard
+/// restarts: new calls connect on every shard afterwards.
+#[test]
+fn a_shard_that_panics_ends_its_calls_with_bye_on_both_legs_and_restarts() {
+    const PANIC_NUMBER: &str = "+493099999";
+    let lab = CallLab::start_with_env(
+        "",
+        &[],
+        5061,
+        None,
+        &[("FAULT_PANIC_NUMBER_FOR_TEAMSGW", PANIC_NUMBER)],
+        &[],
+    );
+    let phone = lab.phone("2001", PHONE_TONE);
+    let teams = lab.teams_endpoint(([127, 0, 0, 1], free_port()).into(), TEAMS_TONE);
+    teams.dial(&format!("sip:+49302222001@{TENANT};transport=tls"));
+    teams.wait_log("Call established", Duration::from_secs(15));
+    phone.wait_log("Call established", Duration::from_secs(5));
+    // Shards are picked by a keyed hash of the Call-ID: panic shards until the live call's
+    // is among them, and both shards have restarted at least once.
+    let mut uac = lab.teams_uac();
+    let restarted = |shard: u16| {
+        lab.daemon
+            .log()
+            .contains(&format!("\"shard\":{shard},\"panic\""))
+    };
+    for i in 0..40 {
+        let live = lab.metric("teamsgw_calls_active{direction=\"from_teams\"}");
+        if live == 0.0 && restarted(0) && restarted(1) {
+            break;
+        }
+        let call_id = format!("panic-{i}");
+        uac.send(&teamsgw_tests::teams_uac::TeamsUac::invite(
+            &call_id,
+            teamsgw_tests::call_lab::TEAMS_NUMBER,
+            PANIC_NUMBER,
+            TENANT,
+            teamsgw_tests::teams_uac::OFFER,
+        ));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        restarted(0) && restarted(1),
+        "no shard panicked: is the daemon built without the gateway's fault-injection \
+         feature? `cargo test --workspace` turns it on; alone, build with \
+         `cargo build -p teamsgw -p teamsgw-tests`\n{}",
+        lab.logs()
+    );
+    teams.wait_count("terminated", 1, Duration::from_secs(10));
+    phone.wait_count("terminated", 1, Duration::from_secs(10));
+    let cdr = &lab.cdrs(1)[0];
+    assert_eq!(cdr["reason"], "internal error", "{cdr}");
+    assert_eq!(cdr["hung_up_by"], "gateway", "{cdr}");
+    assert!(
+        lab.metric("teamsgw_internal_errors_total{task=\"call_shard\"}") >= 2.0,
+        "{}",
+        lab.logs()
+    );
+    assert_eq!(lab.metric("teamsgw_media_sessions_active"), 0.0);
+    let (status, ready) = lab.daemon.get("/readyz");
+    assert_eq!(status, 200, "{ready}");
+    assert!(ready.contains("\"status\":\"degraded\""), "{ready}");
+    assert!(
+        ready.contains("restarted after an internal error"),
+        "{ready}"
+    );
+    // New calls connect, on whichever shard their Call-ID picks.
+    for i in 0..6 {
+        let call_id = format!("after-{i}");
+        let ok = uac.call(
+            &call_id,
+            teamsgw_tests::call_lab::TEAMS_NUMBER,
+            "+49302222001",
+            TENANT,
+        );
+        uac.send(&teamsgw_tests::teams_uac::in_dialog(
+            "BYE",
+            &call_id,
+            2,
+            &ok,
+            "",
+            teamsgw_tests::teams_uac::NO_BODY,
+        ));
+        uac.expect(200);
+        lab.wait_calls_ended(&[&phone]);
+    }
+}

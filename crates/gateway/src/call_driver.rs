@@ -26,6 +26,7 @@ use crate::call::{
 use crate::call_dest;
 use crate::dns::Resolver;
 use crate::sender::{PeerSenders, Plan};
+use crate::supervision::{Restarts, guarded};
 
 /// Call metrics (README "Metrics").
 #[derive(Clone)]
@@ -39,6 +40,7 @@ pub struct CallMetrics {
     emergency: IntCounterVec,
     indialog_fallback: IntCounterVec,
     bye_lost: IntCounterVec,
+    internal_errors: IntCounterVec,
     media_loss: HistogramVec,
     media_jitter: HistogramVec,
 }
@@ -169,6 +171,15 @@ impl CallMetrics {
         registry.register(Box::new(transfers.clone()))?;
         registry.register(Box::new(emergency.clone()))?;
         registry.register(Box::new(indialog_fallback.clone()))?;
+        let internal_errors = IntCounterVec::new(
+            Opts::new(
+                "teamsgw_internal_errors_total",
+                "Panics caught in a task that holds calls (call_shard); its calls ended and it restarted.",
+            ),
+            &["task"],
+        )?;
+        internal_errors.with_label_values(&["call_shard"]);
+        registry.register(Box::new(internal_errors.clone()))?;
         registry.register(Box::new(bye_lost.clone()))?;
         registry.register(Box::new(media_loss.clone()))?;
         registry.register(Box::new(media_jitter.clone()))?;
@@ -182,6 +193,7 @@ impl CallMetrics {
             emergency,
             indialog_fallback,
             bye_lost,
+            internal_errors,
             media_loss,
             media_jitter,
         })
@@ -330,6 +342,8 @@ enum Command {
 #[derive(Clone)]
 pub struct CallsHandle {
     shards: Arc<Vec<mpsc::Sender<Command>>>,
+    /// Shards restarted after a panic, for `/readyz`.
+    restarts: Arc<Restarts>,
     active: Arc<std::sync::atomic::AtomicUsize>,
     /// Messages the shards queued to peers and not yet handed to a connection.
     sending: Arc<std::sync::atomic::AtomicUsize>,
@@ -358,6 +372,11 @@ pub struct FinishedCall {
 }
 
 impl CallsHandle {
+    /// Shards restarted after an internal error within the last minute (`/readyz`).
+    pub fn degraded(&self) -> Vec<String> {
+        self.restarts.degraded(Instant::now())
+    }
+
     /// A message for the call layer: responses and requests by their Call-ID's owner.
     /// Returns false when the shard is overloaded (the message is dropped and counted).
     pub fn dispatch(&self, incoming: Incoming) -> bool {
@@ -469,6 +488,7 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
     let view: SharedView = Arc::new(crate::call::RoutingView::default());
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let sending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let restarts = Arc::new(Restarts::default());
     let mut senders = Vec::new();
     for shard in 0..shards.max(1) {
         let (tx, rx) = mpsc::channel(4096);
@@ -496,12 +516,15 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
             proxy_holds: proxy_holds.clone(),
             active: Arc::clone(&active),
             clock: WallClock::now(),
+            shard,
+            restarts: Arc::clone(&restarts),
         };
         tokio::spawn(worker.run(rx, failures));
         senders.push(tx);
     }
     let handle = CallsHandle {
         shards: Arc::new(senders),
+        restarts,
         active,
         sending,
     };
@@ -528,9 +551,33 @@ struct Shard {
     proxy_holds: mpsc::Sender<(String, Duration)>,
     active: Arc<std::sync::atomic::AtomicUsize>,
     clock: WallClock,
+    shard: u16,
+    restarts: Arc<Restarts>,
 }
 
 impl Shard {
+    /// Runs one step of the core; a panic ends the shard's calls and restarts it
+    /// ([`crate::supervision`]).
+    fn guard(&mut self, step: impl FnOnce(&mut CallCore<RelayMedia>)) {
+        let Err(panic) = guarded(|| step(&mut self.core)) else {
+            return;
+        };
+        let now = Instant::now();
+        let calls: Vec<String> = guarded(|| self.core.calls(now))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.call_id)
+            .collect();
+        tracing::error!(shard = self.shard, %panic, call_ids = ?calls, "call shard panicked: its calls end and it restarts");
+        self.metrics
+            .internal_errors
+            .with_label_values(&["call_shard"])
+            .inc();
+        self.restarts
+            .record(format!("call shard {}", self.shard), now);
+        self.core.recover(now);
+    }
+
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Command>,
@@ -545,19 +592,22 @@ impl Shard {
                     match cmd {
                         Command::Input(Input::Routes(view)) => {
                             self.proxies = view.proxy_targets();
-                            self.core.handle(Instant::now(), Input::Routes(view));
+                            self.guard(|core| core.handle(Instant::now(), Input::Routes(view)));
                         }
-                        Command::Input(input) => self.core.handle(Instant::now(), input),
-                        Command::List(reply) => { let _ = reply.send(self.core.calls(Instant::now())); }
+                        Command::Input(input) => self.guard(|core| core.handle(Instant::now(), input)),
+                        Command::List(reply) => {
+                            let calls = guarded(|| self.core.calls(Instant::now())).unwrap_or_default();
+                            let _ = reply.send(calls);
+                        }
                     }
                 }
                 failed = failures.recv() => {
                     if let Some((Some(target), _)) = failed {
-                        self.core.handle(Instant::now(), Input::SendFailed { target });
+                        self.guard(|core| core.handle(Instant::now(), Input::SendFailed { target }));
                     }
                 }
                 _ = tokio::time::sleep(sleep.unwrap_or(Duration::from_secs(3600))) => {
-                    self.core.handle_timeout(Instant::now());
+                    self.guard(|core| core.handle_timeout(Instant::now()));
                 }
             }
             self.flush().await;

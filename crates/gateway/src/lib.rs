@@ -21,4 +21,5 @@ pub mod registration;
 mod rng;
 pub mod sender;
 pub mod stateless;
+pub mod supervision;
 pub mod trunk;

@@ -88,6 +88,16 @@ impl<T: Send + 'static> PeerSenders<T> {
         self
     }
 
+    /// A failure back to the owner. Never awaited: the owner is the task running this code,
+    /// and it reads the channel only between its own steps (issue 31 §4: a task that awaits
+    /// a send into its own full channel waits for good). A full channel loses the report;
+    /// the transaction then ends by its timer instead.
+    fn report(&self, token: T, why: String) {
+        if self.failures.try_send((token, why)).is_err() {
+            tracing::warn!("send failure reports are backed up; one is dropped");
+        }
+    }
+
     /// Queues `data` for `target`; a failure comes back on the failures channel with `token`.
     pub async fn send(&mut self, target: &Target, data: Bytes, token: T) {
         self.send_plan(Plan::to(target.clone()), data, token).await;
@@ -99,7 +109,7 @@ impl<T: Send + 'static> PeerSenders<T> {
         let key = match plan.ways.first() {
             Some(Way::To(t)) if t.transport == Transport::Udp && plan.ways.len() == 1 => {
                 if let Err(e) = self.sip.send(t, data).await {
-                    let _ = self.failures.send((token, e.to_string())).await;
+                    self.report(token, e.to_string());
                 }
                 return;
             }
@@ -112,10 +122,7 @@ impl<T: Send + 'static> PeerSenders<T> {
                 ..
             }) => (*transport, format!("{host}:{port}")),
             None => {
-                let _ = self
-                    .failures
-                    .send((token, "no way to the peer".into()))
-                    .await;
+                self.report(token, "no way to the peer".into());
                 return;
             }
         };
@@ -140,7 +147,7 @@ impl<T: Send + 'static> PeerSenders<T> {
                 Err(mpsc::error::TrySendError::Full((_, _, token))) => {
                     self.in_flight.fetch_sub(1, Ordering::Relaxed);
                     let why = format!("send queue to {} is full", key.1);
-                    let _ = self.failures.send((token, why)).await;
+                    self.report(token, why);
                     return;
                 }
             }

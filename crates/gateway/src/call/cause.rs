@@ -49,6 +49,8 @@ pub enum EndCause {
     SessionExpired(Side),
     /// Our session refresh towards this side failed (RFC 4028 §10).
     RefreshFailed(Side),
+    /// teamsgw failed: the call's shard panicked and was restarted (issue 31 §4).
+    InternalError,
 }
 
 impl EndCause {
@@ -60,7 +62,7 @@ impl EndCause {
             | EndCause::Drained
             | EndCause::SessionExpired(_)
             | EndCause::RefreshFailed(_) => "answered",
-            EndCause::AckTimeout => "failed",
+            EndCause::AckTimeout | EndCause::InternalError => "failed",
             EndCause::Busy => "busy",
             EndCause::NoAnswer => "no_answer",
             EndCause::Cancelled => "cancelled",
@@ -88,6 +90,7 @@ impl EndCause {
             EndCause::RefreshFailed(side) => {
                 format!("session refresh towards {} failed", side.as_str())
             }
+            EndCause::InternalError => "internal error".into(),
         }
     }
 
@@ -102,6 +105,7 @@ impl EndCause {
             EndCause::RefreshFailed(_) => {
                 Some(r#"SIP;cause=408;text="session refresh failed""#.into())
             }
+            EndCause::InternalError => Some(r#"SIP;cause=500;text="SBC internal error""#.into()),
             _ => None,
         }
     }

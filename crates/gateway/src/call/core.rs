@@ -275,6 +275,54 @@ impl<M: MediaPlane> CallCore<M> {
         }
     }
 
+    /// After a panic in this core (issue 31 §4): ends every call as far as its state still
+    /// allows (BYE or CANCEL on both legs), then retires whatever is left, so ports,
+    /// `max_sessions` slots and counters come back and each call gets its record with reason
+    /// "internal error". The transaction layer and the tables start afresh; what was queued
+    /// to send still goes out. Configuration, routes and proxy states are kept.
+    pub fn recover(&mut self, now: Instant) {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+        for h in self.handles() {
+            let ended = catch_unwind(AssertUnwindSafe(|| {
+                self.with_call(h, now, |call, ctx| {
+                    call.hangup(ctx, EndCause::InternalError, None)
+                });
+                self.pump(now);
+            }));
+            if ended.is_err() {
+                tracing::error!(
+                    "a call could not be ended cleanly after an internal error; released without BYE"
+                );
+            }
+        }
+        for h in self.handles() {
+            if let Some(call) = self.call_mut(h) {
+                call.end = Some((EndCause::InternalError, 500, Some(Side::Gateway)));
+            }
+            let retired = catch_unwind(AssertUnwindSafe(|| self.retire(h, now)));
+            if retired.is_err() {
+                tracing::error!("a call's state could not be retired after an internal error");
+            }
+        }
+        let mut layer = TransactionLayer::new(self.settings.timers);
+        layer.set_peer_check(super::peers::same_peer);
+        self.layer = layer;
+        self.slots.clear();
+        self.free.clear();
+        self.by_tx.clear();
+        self.by_dialog.clear();
+        self.by_session.clear();
+        self.timers.clear();
+        self.byes.clear();
+    }
+
+    fn call_mut(&mut self, h: Handle) -> Option<&mut Call> {
+        let slot = self.slots.get_mut(h.index as usize)?;
+        (slot.generation == h.generation)
+            .then_some(slot.call.as_mut())
+            .flatten()
+    }
+
     fn handles(&self) -> Vec<Handle> {
         self.slots
             .iter()
@@ -616,6 +664,8 @@ impl<M: MediaPlane> CallCore<M> {
         }
         let trying = MessageBuilder::response_to(&message, 100, "Trying", None, None).finish();
         self.layer.respond(tx, 100, trying, now);
+        #[cfg(feature = "fault-injection")]
+        injected_fault(&message);
         match self.new_call(now, tx, &message, source) {
             Ok(h) => self.with_call(h, now, |call, ctx| call.start(ctx)),
             Err(r) => {
@@ -654,5 +704,20 @@ impl<M: MediaPlane> CallCore<M> {
             b = b.header(name, value);
         }
         self.layer.respond(tx, status, b.finish(), now);
+    }
+}
+
+/// Test builds only (feature `fault-injection`, which the tests crate turns on): an INVITE
+/// whose Request-URI names the number in `FAULT_PANIC_NUMBER_FOR_TEAMSGW` panics its shard, so
+/// the supervision of shards is tested against the real daemon (issue 31 §4).
+#[cfg(feature = "fault-injection")]
+#[allow(clippy::panic)]
+fn injected_fault(message: &Message) {
+    let Ok(number) = std::env::var("FAULT_PANIC_NUMBER_FOR_TEAMSGW") else {
+        return;
+    };
+    let uri = String::from_utf8_lossy(message.request_uri_raw().unwrap_or_default());
+    if !number.is_empty() && uri.contains(&number) {
+        panic!("injected fault: an INVITE for {number}");
     }
 }

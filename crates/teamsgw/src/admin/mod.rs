@@ -30,6 +30,7 @@ pub struct AdminState {
     pub readiness: Arc<Readiness>,
     pub client: ClientHandle,
     pub settings: Arc<arc_swap::ArcSwap<crate::config::Settings>>,
+    pub calls: teamsgw_gateway::call_driver::CallsHandle,
 }
 
 /// The address a request came from ([`serve`] records it).
@@ -83,6 +84,14 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     let (ready, mut body) = state.readiness.report();
     // Informational: an unreachable PBX never makes the daemon unready (it can still work).
     body["registrations"] = serde_json::json!(state.client.summary());
+    // Still ready (the restarted shard serves again), but an operator should look.
+    let degraded = state.calls.degraded();
+    body["status"] = serde_json::json!(match (ready, degraded.is_empty()) {
+        (false, _) => "not_ready",
+        (true, true) => "ok",
+        (true, false) => "degraded",
+    });
+    body["degraded"] = serde_json::json!(degraded);
     let status = if ready {
         StatusCode::OK
     } else {

@@ -297,6 +297,7 @@ impl Daemon {
             readiness: Arc::clone(&readiness),
             client: client.clone(),
             settings: Arc::clone(&shared_settings),
+            calls: calls.clone(),
         })
         .nest("/api/v1", api::router(api_state.clone()))
         .merge(console::router(ConsoleState {

@@ -11,6 +11,7 @@ mod pbx_transfer;
 mod replaces;
 mod route_sets;
 mod session_timers;
+mod supervision;
 mod teams_to_pbx;
 mod transfer;
 mod world;

@@ -231,7 +231,8 @@ impl World {
         self.drain();
     }
 
-    fn drain(&mut self) {
+    /// Takes what the core queued (after calling it directly, as `recover`).
+    pub fn drain(&mut self) {
         while let Some(out) = self.core.poll_output() {
             match out {
                 Output::Transmit { dest, data } => {
