@@ -335,7 +335,7 @@ fn metrics_ask_for_the_metrics_token_when_one_is_set() {
 #[test]
 fn a_shard_that_panics_ends_its_calls_with_bye_on_both_legs_and_restarts() {
     const PANIC_NUMBER: &str = "+493099999";
-    let lab = CallLab::start_with_env(
+    let mut lab = CallLab::start_with_env(
         "",
         &[],
         5061,
@@ -343,6 +343,7 @@ fn a_shard_that_panics_ends_its_calls_with_bye_on_both_legs_and_restarts() {
         &[("FAULT_PANIC_NUMBER_FOR_TEAMSGW", PANIC_NUMBER)],
         &[],
     );
+    lab.sip_trace = true;
     let phone = lab.phone("2001", PHONE_TONE);
     let teams = lab.teams_endpoint(([127, 0, 0, 1], free_port()).into(), TEAMS_TONE);
     teams.dial(&format!("sip:+49302222001@{TENANT};transport=tls"));
@@ -378,8 +379,28 @@ fn a_shard_that_panics_ends_its_calls_with_bye_on_both_legs_and_restarts() {
          `cargo build -p teamsgw -p teamsgw-tests`\n{}",
         lab.logs()
     );
-    teams.wait_count("terminated", 1, Duration::from_secs(10));
-    phone.wait_count("terminated", 1, Duration::from_secs(10));
+    // Both peers got our BYE (baresip's trace of what it received; Kamailio relays the
+    // PBX leg's to the phone).
+    let sbc = SocketAddr::from(([127, 0, 0, 1], lab.ports.tls));
+    for (who, endpoint, from) in [
+        ("Teams", &teams, sbc),
+        ("the phone", &phone, lab.kamailio.addr),
+    ] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !endpoint
+            .received_from_host(from)
+            .iter()
+            .any(|m| m.starts_with("BYE "))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{who} got no BYE\n{}\n{}",
+                endpoint.log(),
+                lab.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     let cdr = &lab.cdrs(1)[0];
     assert_eq!(cdr["reason"], "internal error", "{cdr}");
     assert_eq!(cdr["hung_up_by"], "gateway", "{cdr}");
@@ -416,4 +437,195 @@ fn a_shard_that_panics_ends_its_calls_with_bye_on_both_legs_and_restarts() {
         uac.expect(200);
         lab.wait_calls_ended(&[&phone]);
     }
+}
+
+/// An OPTIONS from the Teams side on `uac`'s connection; its round trip.
+fn teams_options(uac: &mut teamsgw_tests::teams_uac::TeamsUac, n: u32) -> Duration {
+    let text = format!(
+        "OPTIONS sip:{TENANT}:5061;transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK-opt-{n}\r\n\
+         From: <sip:sip.pstnhub.microsoft.com>;tag=o{n}\r\nTo: <sip:{TENANT}>\r\n\
+         Call-ID: options-{n}\r\nCSeq: {n} OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    let started = std::time::Instant::now();
+    uac.send(&text);
+    let ok = uac.expect(200);
+    assert!(ok.contains(&format!("options-{n}")), "{ok}");
+    started.elapsed()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Connections (issue 31 §6): 200 idle TCP connections from one address keep no more than
+/// `sip.max_connections_per_source` open, and Teams still connects and gets 200 to OPTIONS;
+/// a byte-a-second sender is cut off at the message timeout.
+#[test]
+fn idle_connections_from_one_source_stop_at_its_limit_and_teams_still_connects() {
+    let lab = CallLab::start(
+        "[sip]\nmax_connections_per_source = 20\nmessage_timeout_seconds = 3\n",
+        &[],
+        5061,
+        None,
+    );
+    let sbc = lab.ports.sip_addr();
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&SocketAddr::from((STRANGER, 0)).into())
+            .unwrap();
+        if socket.connect(&sbc.into()).is_ok() {
+            held.push(std::net::TcpStream::from(socket));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // Closed by the daemon: a read gives 0 or a reset; open: it would block.
+    let mut open = 0;
+    for s in &mut held {
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 1];
+        if matches!(s.read(&mut b), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock) {
+            open += 1;
+        }
+    }
+    assert!(open <= 20, "{open} connections stayed open");
+    assert!(
+        lab.metric(
+            "teamsgw_sip_connections_refused_total{listener=\"pbx\",reason=\"too_many_from_source\"}"
+        ) >= 180.0,
+        "{}",
+        lab.logs()
+    );
+    let mut uac = lab.teams_uac();
+    teams_options(&mut uac, 1);
+    // A byte a second never completes a message: closed after 3 s.
+    let mut slow = std::net::TcpStream::connect(sbc).unwrap();
+    let started = std::time::Instant::now();
+    let text = b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKs\r\n";
+    let mut closed = None;
+    for byte in text.iter().cycle().take(30) {
+        if slow.write_all(&[*byte]).is_err() {
+            closed = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        slow.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 1];
+        let gone = matches!(slow.read(&mut b), Ok(0));
+        slow.set_nonblocking(false).unwrap();
+        if gone {
+            closed = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed = closed.expect("a byte-a-second sender was never cut off");
+    assert!(closed < Duration::from_secs(8), "cut off after {closed:?}");
+    assert!(
+        lab.metric(
+            "teamsgw_sip_messages_dropped_total{reason=\"message_timeout\",transport=\"tcp\"}"
+        ) >= 1.0
+    );
+    drop(held);
+}
+
+/// Rate limits (issue 31 §6): an INVITE flood from a non-PBX address at 2,000/s for 5 s.
+/// Teams OPTIONS are answered all along (the p99 is printed), the daemon's memory stays
+/// bounded (printed), the counters move, and the flooder gets at most one datagram per
+/// INVITE it got through: nothing is retransmitted to it.
+#[test]
+fn an_invite_flood_from_a_stranger_is_limited_and_teams_is_still_answered() {
+    let lab = CallLab::start("", &[], 5061, None);
+    let sbc = lab.ports.sip_addr();
+    let pid = lab.daemon.pid();
+    let mut uac = lab.teams_uac();
+    teams_options(&mut uac, 0);
+    let rss_before = rss_kib(pid);
+    let flooder = UdpSocket::bind(SocketAddr::from((STRANGER, 0))).unwrap();
+    flooder.set_nonblocking(true).unwrap();
+    let flood = std::thread::spawn({
+        let flooder = flooder.try_clone().unwrap();
+        move || {
+            let started = std::time::Instant::now();
+            let mut sent = 0u32;
+            while started.elapsed() < Duration::from_secs(5) {
+                // 2,000 a second, in bursts of 20 every 10 ms.
+                for _ in 0..20 {
+                    let invite = format!(
+                        "INVITE sip:scan{sent}@127.0.0.1 SIP/2.0\r\n\
+                         Via: SIP/2.0/UDP 127.0.0.66:5099;branch=z9hG4bK-flood-{sent}\r\n\
+                         From: <sip:flood@127.0.0.66>;tag=f{sent}\r\nTo: <sip:scan{sent}@127.0.0.1>\r\n\
+                         Call-ID: flood-{sent}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+                         Contact: <sip:flood@127.0.0.66:5099>\r\nContent-Length: 0\r\n\r\n"
+                    );
+                    let _ = flooder.send_to(invite.as_bytes(), sbc);
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            sent
+        }
+    });
+    let mut rtts = Vec::new();
+    let mut n = 1;
+    while !flood.is_finished() {
+        rtts.push(teams_options(&mut uac, n));
+        n += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = flood.join().unwrap();
+    // Everything the flooder got back, and a few seconds more for any retransmission.
+    std::thread::sleep(Duration::from_secs(4));
+    let mut answers = std::collections::HashMap::<String, u32>::new();
+    let mut buf = [0u8; 65536];
+    while let Ok((len, _)) = flooder.recv_from(&mut buf) {
+        let msg = String::from_utf8_lossy(&buf[..len]).into_owned();
+        let call_id = header(&msg, "Call-ID").unwrap_or_default().to_owned();
+        *answers.entry(call_id).or_default() += 1;
+    }
+    let rss_after = rss_kib(pid);
+    rtts.sort();
+    let p99 = rtts[(rtts.len() * 99 / 100).min(rtts.len() - 1)];
+    let limited = lab.metric("teamsgw_sip_rejected_total{reason=\"rate_limit\"}")
+        + lab.metric("teamsgw_sip_rejected_total{reason=\"banned\"}");
+    println!(
+        "flood: {sent} INVITEs in 5 s; {limited} dropped by the rate limit; {} answered; \
+         Teams OPTIONS during it: {} answered, p99 {p99:?}; RSS {rss_before} kB -> {rss_after} kB",
+        answers.len(),
+        rtts.len()
+    );
+    assert!(
+        sent >= 5_000,
+        "the flood was too slow to mean anything: {sent}"
+    );
+    assert!(
+        limited >= f64::from(sent) * 0.9,
+        "{limited} of {sent} limited"
+    );
+    assert!(
+        answers.values().all(|&n| n == 1),
+        "retransmitted to the flooder: {:?}",
+        answers
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        answers.len() <= 400,
+        "{} INVITEs got through",
+        answers.len()
+    );
+    assert!(rtts.len() >= 20, "Teams was not answered during the flood");
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "RSS grew from {rss_before} kB to {rss_after} kB"
+    );
 }

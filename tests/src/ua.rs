@@ -117,6 +117,7 @@ impl Ua {
                 addr,
                 allow: AllowList::any(),
                 peer_names: vec![],
+                untrusted: false,
             })
             .collect();
         let (tx, inbound) = mpsc::channel(4096);
@@ -125,7 +126,7 @@ impl Ua {
             TransportSettings::default(),
             tls_store(),
             SipMetrics::new().unwrap(),
-            tx,
+            teamsgw_sip::transport::Inbound::single(tx),
         )
         .await
         .unwrap();

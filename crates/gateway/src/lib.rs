@@ -16,6 +16,7 @@ pub mod call_dest;
 pub mod call_driver;
 pub mod client;
 pub mod dns;
+pub mod flood;
 pub mod gauge_series;
 pub mod registration;
 mod rng;

@@ -13,7 +13,7 @@
 //! to new connections while established ones keep running.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -65,13 +65,41 @@ pub struct ListenerSpec {
     /// TLS: the client certificate must carry a DNS name matching one of these (empty: any
     /// certificate that chains to the trust anchors).
     pub peer_names: Vec<String>,
+    /// Open to sources that proved nothing (the PBX side, by default to the whole internet):
+    /// its connections together take at most half of `max_connections`, so they never take
+    /// a trusted listener's share, and at most `max_connections_per_source` each; its
+    /// messages go to the untrusted inbound queue, so a flood there never delays the other.
+    pub untrusted: bool,
+}
+
+/// Where received messages go: one queue for trusted listeners and our own connections, one
+/// for untrusted listeners.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub trusted: mpsc::Sender<Incoming>,
+    pub untrusted: mpsc::Sender<Incoming>,
+}
+
+impl Inbound {
+    /// Both kinds into one queue (tests, tools).
+    pub fn single(tx: mpsc::Sender<Incoming>) -> Self {
+        Self {
+            trusted: tx.clone(),
+            untrusted: tx,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct TransportSettings {
     pub limits: Limits,
+    /// A connection with no complete message either way for this long is closed.
     pub idle_timeout: Duration,
+    /// A message whose first bytes arrived must be complete within this (slowloris).
+    pub message_timeout: Duration,
     pub max_connections: usize,
+    /// Connections one source may hold on untrusted listeners.
+    pub max_connections_per_source: usize,
     pub handshake_timeout: Duration,
     pub connect_timeout: Duration,
     /// SO_RCVBUF for UDP sockets: a burst must not overflow the kernel's small default. The
@@ -84,7 +112,9 @@ impl Default for TransportSettings {
         Self {
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(300),
+            message_timeout: Duration::from_secs(10),
             max_connections: 20_000,
+            max_connections_per_source: 64,
             handshake_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             udp_receive_buffer: 4 << 20,
@@ -157,12 +187,15 @@ struct Inner {
     settings: TransportSettings,
     tls: Arc<TlsStore>,
     metrics: SipMetrics,
-    inbound: mpsc::Sender<Incoming>,
+    inbound: Inbound,
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     conns: DashMap<ConnId, ConnHandle>,
     by_peer: DashMap<(Transport, SocketAddr), ConnId>,
     next_id: AtomicU64,
     open: AtomicUsize,
+    /// Connections on untrusted listeners, in all and per source address.
+    untrusted_open: AtomicUsize,
+    per_source: DashMap<IpAddr, usize>,
     /// HEP capture, when `[hep] collector` is set.
     capture: arc_swap::ArcSwapOption<HepCapture>,
     listeners: Vec<(&'static str, Transport, SocketAddr)>,
@@ -183,7 +216,7 @@ impl SipTransport {
         settings: TransportSettings,
         tls: Arc<TlsStore>,
         metrics: SipMetrics,
-        inbound: mpsc::Sender<Incoming>,
+        inbound: Inbound,
     ) -> Result<(Self, Vec<JoinHandle<()>>), BindError> {
         let mut udp = Vec::new();
         let mut streams = Vec::new();
@@ -227,6 +260,8 @@ impl SipTransport {
             by_peer: DashMap::new(),
             next_id: AtomicU64::new(1),
             open: AtomicUsize::new(0),
+            untrusted_open: AtomicUsize::new(0),
+            per_source: DashMap::new(),
             capture: arc_swap::ArcSwapOption::empty(),
             listeners,
             refusal_log: RefusalLog::default(),
@@ -398,8 +433,7 @@ impl SipTransport {
                     stream,
                     id,
                     rx,
-                    Transport::Tls,
-                    "outbound",
+                    (Transport::Tls, "outbound", false),
                     target.addr,
                     local,
                 ));
@@ -410,8 +444,7 @@ impl SipTransport {
                     tcp,
                     id,
                     rx,
-                    Transport::Tcp,
-                    "outbound",
+                    (Transport::Tcp, "outbound", false),
                     target.addr,
                     local,
                 ));
@@ -457,7 +490,7 @@ impl Inner {
                 local,
                 conn: None,
             };
-            self.deliver(Bytes::copy_from_slice(data), source);
+            self.deliver(Bytes::copy_from_slice(data), source, spec.untrusted);
         }
     }
 
@@ -480,7 +513,7 @@ impl Inner {
         }
     }
 
-    fn deliver(&self, data: Bytes, source: Source) {
+    fn deliver(&self, data: Bytes, source: Source, untrusted: bool) {
         self.captured(source.peer, source.local, source.transport, &data);
         let message = match Message::parse_with(data, &self.settings.limits) {
             Ok(m) => m,
@@ -495,7 +528,12 @@ impl Inner {
             .with_label_values(&[source.transport.as_str(), kind])
             .inc();
         let transport = source.transport;
-        if self.inbound.try_send(Incoming { message, source }).is_err() {
+        let queue = if untrusted {
+            &self.inbound.untrusted
+        } else {
+            &self.inbound.trusted
+        };
+        if queue.try_send(Incoming { message, source }).is_err() {
             self.drop_message(transport, "overload");
         }
     }
@@ -526,6 +564,20 @@ impl Inner {
                     .inc();
                 continue;
             }
+            let slot = if spec.untrusted {
+                match SourceSlot::take(&self, peer.ip()) {
+                    Ok(slot) => Some(slot),
+                    Err(reason) => {
+                        self.metrics
+                            .refused
+                            .with_label_values(&[spec.name, reason])
+                            .inc();
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             let _ = tcp.set_nodelay(true);
             let Ok(local) = tcp.local_addr() else {
                 continue;
@@ -533,21 +585,24 @@ impl Inner {
             let inner = Arc::clone(&self);
             let spec = Arc::clone(&spec);
             tokio::spawn(async move {
+                // Held for the connection's life: its share of the untrusted limits.
+                let _slot = slot;
                 let (tx, rx) = mpsc::channel(64);
+                let kind = (spec.transport, spec.name, spec.untrusted);
                 match spec.transport {
                     Transport::Tls => {
                         let Some(stream) = inner.accept_tls(&spec, tcp).await else {
                             return;
                         };
                         let id = inner.register(Transport::Tls, (peer, local), tx);
-                        inner
-                            .run_connection(stream, id, rx, Transport::Tls, spec.name, peer, local)
+                        Arc::clone(&inner)
+                            .run_connection(stream, id, rx, kind, peer, local)
                             .await;
                     }
                     _ => {
                         let id = inner.register(Transport::Tcp, (peer, local), tx);
-                        inner
-                            .run_connection(tcp, id, rx, Transport::Tcp, spec.name, peer, local)
+                        Arc::clone(&inner)
+                            .run_connection(tcp, id, rx, kind, peer, local)
                             .await;
                     }
                 }
@@ -641,16 +696,15 @@ impl Inner {
             .dec();
     }
 
-    /// Reads frames and writes queued messages until the peer closes, framing is lost, or
-    /// nothing moves for the idle timeout.
-    #[allow(clippy::too_many_arguments)]
+    /// Reads frames and writes queued messages until the peer closes, framing is lost, no
+    /// complete message moves for the idle timeout, or a started message is not complete
+    /// within the message timeout (a byte a second keeps no connection open).
     async fn run_connection<S>(
         self: Arc<Self>,
         stream: S,
         id: ConnId,
         mut outgoing: mpsc::Receiver<Bytes>,
-        transport: Transport,
-        listener: &'static str,
+        (transport, listener, untrusted): (Transport, &'static str, bool),
         peer: SocketAddr,
         local: SocketAddr,
     ) where
@@ -660,21 +714,25 @@ impl Inner {
         let mut framer = StreamFramer::new(self.settings.limits);
         let idle = self.settings.idle_timeout;
         let mut deadline = Instant::now() + idle;
+        // When the message being received must be complete.
+        let mut message_due: Option<Instant> = None;
         'conn: loop {
             framer.buffer_mut().reserve(2048);
+            let wake = message_due.map_or(deadline, |due| due.min(deadline));
             tokio::select! {
                 read = reader.read_buf(framer.buffer_mut()) => {
-                    match read {
-                        Ok(0) | Err(_) => break 'conn,
-                        Ok(_) => deadline = Instant::now() + idle,
+                    if matches!(read, Ok(0) | Err(_)) {
+                        break 'conn;
                     }
                     loop {
                         match framer.next_frame() {
                             Ok(Some(Frame::Message(data))) => {
+                                deadline = Instant::now() + idle;
                                 let source = Source { transport, listener, peer, local, conn: Some(id) };
-                                self.deliver(data, source);
+                                self.deliver(data, source, untrusted);
                             }
                             Ok(Some(Frame::Ping)) => {
+                                deadline = Instant::now() + idle;
                                 if writer.write_all(b"\r\n").await.is_err() {
                                     break 'conn;
                                 }
@@ -686,6 +744,13 @@ impl Inner {
                             }
                         }
                     }
+                    // Line breaks alone are keep-alives on their way, not a message.
+                    let started = framer.buffer_mut().iter().any(|b| !matches!(b, b'\r' | b'\n'));
+                    message_due = if !started {
+                        None
+                    } else {
+                        message_due.or(Some(Instant::now() + self.settings.message_timeout))
+                    };
                 }
                 data = outgoing.recv() => {
                     let Some(data) = data else { break 'conn };
@@ -694,7 +759,12 @@ impl Inner {
                     }
                     deadline = Instant::now() + idle;
                 }
-                _ = tokio::time::sleep_until(deadline) => break 'conn,
+                _ = tokio::time::sleep_until(wake) => {
+                    if message_due.is_some_and(|due| Instant::now() >= due) {
+                        self.drop_message(transport, "message_timeout");
+                    }
+                    break 'conn;
+                }
             }
         }
         let _ = writer.shutdown().await;
@@ -737,5 +807,45 @@ fn handshake_reason(e: &io::Error) -> &'static str {
         Some(_) => "protocol",
         None if e.kind() == io::ErrorKind::UnexpectedEof => "eof",
         None => "io",
+    }
+}
+
+/// A connection's share of the untrusted listeners' limits, given back when dropped.
+struct SourceSlot {
+    inner: Arc<Inner>,
+    source: IpAddr,
+}
+
+impl SourceSlot {
+    /// Takes a slot for a connection from `source`, or says which limit is reached.
+    fn take(inner: &Arc<Inner>, source: IpAddr) -> Result<Self, &'static str> {
+        let total = inner.settings.max_connections / 2;
+        if inner.untrusted_open.fetch_add(1, Ordering::AcqRel) >= total {
+            inner.untrusted_open.fetch_sub(1, Ordering::AcqRel);
+            return Err("untrusted_share_full");
+        }
+        let mut count = inner.per_source.entry(source).or_insert(0);
+        if *count >= inner.settings.max_connections_per_source {
+            drop(count);
+            inner.untrusted_open.fetch_sub(1, Ordering::AcqRel);
+            return Err("too_many_from_source");
+        }
+        *count += 1;
+        Ok(Self {
+            inner: Arc::clone(inner),
+            source,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        self.inner.untrusted_open.fetch_sub(1, Ordering::AcqRel);
+        self.inner
+            .per_source
+            .remove_if_mut(&self.source, |_, count| {
+                *count = count.saturating_sub(1);
+                *count == 0
+            });
     }
 }

@@ -15,7 +15,7 @@ use teamsgw_sip::metrics::SipMetrics;
 use teamsgw_sip::test_pki::{LeafFiles, TestCa};
 use teamsgw_sip::tls::{TlsMaterial, TlsPaths, TlsStore};
 use teamsgw_sip::transport::{
-    Incoming, ListenerSpec, SipTransport, Target, Transport, TransportSettings,
+    Inbound, Incoming, ListenerSpec, SipTransport, Target, Transport, TransportSettings,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -54,6 +54,7 @@ fn spec(name: &'static str, transport: Transport, peer_names: &[&str]) -> Listen
         addr: "127.0.0.1:0".parse().unwrap(),
         allow: AllowList::any(),
         peer_names: peer_names.iter().map(|s| s.to_string()).collect(),
+        untrusted: name == "pbx",
     }
 }
 
@@ -66,9 +67,10 @@ struct Node {
 async fn node(specs: Vec<ListenerSpec>, tls: Arc<TlsStore>, settings: TransportSettings) -> Node {
     let (tx, inbound) = mpsc::channel(64);
     let metrics = SipMetrics::new().unwrap();
-    let (transport, _tasks) = SipTransport::bind(specs, settings, tls, metrics.clone(), tx)
-        .await
-        .unwrap();
+    let (transport, _tasks) =
+        SipTransport::bind(specs, settings, tls, metrics.clone(), Inbound::single(tx))
+            .await
+            .unwrap();
     Node {
         transport,
         inbound,

@@ -269,7 +269,11 @@ pub struct SipSettings {
     pub max_message_size: usize,
     pub max_headers: usize,
     pub idle_timeout_seconds: u64,
+    /// A message whose first bytes arrived must be complete within this.
+    pub message_timeout_seconds: u64,
     pub max_connections: usize,
+    /// Connections one source may hold on the PBX listeners.
+    pub max_connections_per_source: usize,
     pub tls_handshake_timeout_seconds: u64,
     pub udp_receive_buffer_bytes: usize,
 }
@@ -280,7 +284,9 @@ impl Default for SipSettings {
             max_message_size: 64 * 1024,
             max_headers: 256,
             idle_timeout_seconds: 300,
+            message_timeout_seconds: 10,
             max_connections: 20_000,
+            max_connections_per_source: 64,
             tls_handshake_timeout_seconds: 5,
             udp_receive_buffer_bytes: 4 << 20,
         }
@@ -356,6 +362,8 @@ pub struct PbxSettings {
     pub session_expires_seconds: u64,
     /// Where a PBX leg's RTP may come from: its SDP address, or one learned (NAT).
     pub media_source: PbxMediaSource,
+    /// Requests outside dialogs one source may send a second (bursts of twice that).
+    pub max_requests_per_second_per_source: u32,
 }
 
 /// `pbx.media_source`.
@@ -390,6 +398,7 @@ impl Default for PbxSettings {
             max_auth_attempts: 3,
             session_expires_seconds: 1800,
             media_source: PbxMediaSource::Sdp,
+            max_requests_per_second_per_source: 50,
         }
     }
 }
@@ -606,6 +615,21 @@ impl Settings {
         }
         if self.sip.max_headers == 0 {
             bad("sip.max_headers", "must be at least 1".into());
+        }
+        if self.pbx.max_requests_per_second_per_source == 0 {
+            bad(
+                "pbx.max_requests_per_second_per_source",
+                "must be at least 1".into(),
+            );
+        }
+        if self.sip.message_timeout_seconds == 0 {
+            bad("sip.message_timeout_seconds", "must be at least 1".into());
+        }
+        if self.sip.max_connections_per_source == 0 {
+            bad(
+                "sip.max_connections_per_source",
+                "must be at least 1".into(),
+            );
         }
         if self.sip.idle_timeout_seconds == 0 {
             bad("sip.idle_timeout_seconds", "must be at least 1".into());

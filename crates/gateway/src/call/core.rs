@@ -662,8 +662,11 @@ impl<M: MediaPlane> CallCore<M> {
             self.refused("draining");
             return;
         }
-        let trying = MessageBuilder::response_to(&message, 100, "Trying", None, None).finish();
-        self.layer.respond(tx, 100, trying, now);
+        // A stranger's INVITE gets one final answer and nothing else (issue 31 §6).
+        if self.is_known(&source) {
+            let trying = MessageBuilder::response_to(&message, 100, "Trying", None, None).finish();
+            self.layer.respond(tx, 100, trying, now);
+        }
         #[cfg(feature = "fault-injection")]
         injected_fault(&message);
         match self.new_call(now, tx, &message, source) {
@@ -681,6 +684,11 @@ impl<M: MediaPlane> CallCore<M> {
                 self.refused(r.label);
             }
         }
+    }
+
+    /// Teams (an mTLS connection) or a provisioned PBX's address.
+    fn is_known(&self, source: &Source) -> bool {
+        super::peers::is_teams_connection(source) || self.view.is_pbx_source(source.peer.ip())
     }
 
     fn refused(&mut self, reason: &'static str) {
@@ -703,7 +711,17 @@ impl<M: MediaPlane> CallCore<M> {
         for (name, value) in extra {
             b = b.header(name, value);
         }
-        self.layer.respond(tx, status, b.finish(), now);
+        // To a source that is neither Teams nor a PBX: once, without retransmissions or
+        // 32 s of transaction state; the address may be spoofed (amplification).
+        let stranger = match self.layer.server_peer(tx) {
+            Some(Dest::Reply(source)) => !self.is_known(source),
+            _ => false,
+        };
+        if stranger {
+            self.layer.respond_once(tx, b.finish());
+        } else {
+            self.layer.respond(tx, status, b.finish(), now);
+        }
     }
 }
 

@@ -131,6 +131,8 @@ pub struct RoutingView {
     users: Vec<UserRoute>,
     by_number: HashMap<(String, String), usize>,
     by_token: HashMap<String, usize>,
+    /// Every provisioned PBX's signalling addresses.
+    pbx_sources: std::collections::HashSet<IpAddr>,
     pub proxies: Vec<TeamsProxy>,
 }
 
@@ -166,6 +168,7 @@ impl RoutingView {
             view.tenants.insert(t.fqdn.to_ascii_lowercase(), t);
         }
         for p in pbxs {
+            view.pbx_sources.extend(p.addrs.iter().map(SocketAddr::ip));
             view.pbxs.insert(p.id.clone(), p);
         }
         for (i, u) in users.iter().enumerate() {
@@ -199,6 +202,11 @@ impl RoutingView {
 
     pub fn pbx(&self, id: &str) -> Option<&PbxRoute> {
         self.pbxs.get(id)
+    }
+
+    /// Whether `ip` is one of a provisioned PBX's signalling addresses.
+    pub fn is_pbx_source(&self, ip: IpAddr) -> bool {
+        self.pbx_sources.contains(&ip)
     }
 }
 

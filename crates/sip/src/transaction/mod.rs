@@ -506,6 +506,11 @@ impl<D: Clone> TransactionLayer<D> {
         }
     }
 
+    /// Where a live server transaction's request came from.
+    pub fn server_peer(&self, tx: TxId) -> Option<&D> {
+        self.servers.get(&tx).map(|e| &e.source)
+    }
+
     /// The request of a live server transaction (to build responses from).
     pub fn server_request(&self, tx: TxId) -> Option<&Message> {
         self.servers.get(&tx).map(|e| &e.tx.request)

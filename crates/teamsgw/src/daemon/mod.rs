@@ -158,13 +158,17 @@ impl Daemon {
         sip_metrics
             .register(metrics.registry())
             .map_err(|e| format!("metrics: {e}"))?;
-        let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+        let (trusted_tx, trusted_rx) = mpsc::channel(4096);
+        let (untrusted_tx, untrusted_rx) = mpsc::channel(4096);
         let (transport, _listener_tasks) = SipTransport::bind(
             sip_service::listener_specs(&settings),
             sip_service::transport_settings(&settings),
             Arc::clone(&tls),
             sip_metrics.clone(),
-            inbound_tx,
+            teamsgw_sip::transport::Inbound {
+                trusted: trusted_tx,
+                untrusted: untrusted_tx,
+            },
         )
         .await
         .map_err(|e| format!("{}: {e}", sip_service::listener_key(e.name, e.transport)))?;
@@ -255,15 +259,19 @@ impl Daemon {
         tokio::spawn(cdr::run(cdr_rx, Arc::clone(&provisioning), cdr_metrics));
         let drain = Arc::new(Drain::default());
         let (responses_tx, responses_rx) = mpsc::channel(8192);
-        tokio::spawn(sip_service::run(
-            transport.clone(),
-            inbound_rx,
-            responses_tx,
-            calls.clone(),
-            sip_metrics,
-            Arc::clone(&drain),
-            sip_service::teams_contact(&settings),
-        ));
+        sip_service::spawn(
+            sip_service::Service {
+                transport: transport.clone(),
+                responses: responses_tx,
+                calls: calls.clone(),
+                metrics: sip_metrics,
+                drain: Arc::clone(&drain),
+                teams_contact: sip_service::teams_contact(&settings),
+                pbx_rate: settings.pbx.max_requests_per_second_per_source,
+            },
+            trusted_rx,
+            untrusted_rx,
+        );
         let client_metrics =
             ClientMetrics::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?;
         let client = client::spawn(

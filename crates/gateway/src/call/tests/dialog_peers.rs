@@ -118,3 +118,29 @@ fn a_response_from_a_stranger_is_not_heard_issue_31_2() {
     let ok = w.expect(TEAMS_PEER, "200");
     assert!(!ok.body().contains("192.0.2.66"));
 }
+
+#[test]
+fn a_strangers_invite_gets_one_answer_and_leaves_no_state_issue_31_6() {
+    let mut w = World::new();
+    w.pbx_sends_from(
+        STRANGER,
+        pbx_invite("x1", "no-such-token", "0301234567", Some(PBX_SDP)),
+    );
+    w.expect(STRANGER, "404");
+    assert!(w.nothing_to(STRANGER, "100"), "no 100 Trying to a stranger");
+    assert_eq!(w.core.table_sizes()[5], 0, "no server transaction kept");
+    w.sent.clear();
+    w.advance(std::time::Duration::from_secs(40));
+    assert!(w.sent.is_empty(), "retransmitted: {:?}", w.sent);
+    // The PBX's own unknown token still gets the full transaction (100, retransmitted 404).
+    w.pbx_sends(pbx_invite(
+        "x2",
+        "no-such-token",
+        "0301234567",
+        Some(PBX_SDP),
+    ));
+    w.expect(PBX_ADDR, "100");
+    w.expect(PBX_ADDR, "404");
+    w.advance(std::time::Duration::from_secs(1));
+    w.expect(PBX_ADDR, "404");
+}
