@@ -46,6 +46,8 @@ pub fn towards_teams(
     fqdn: &str,
 ) -> (String, Vec<(&'static str, String)>) {
     let known = caller != "anonymous";
+    // The caller came from the PBX: checked against the URI user grammar (RFC 3261 §25.1).
+    let caller = teamsgw_sip::message::escape_user(caller);
     let asserted = format!("<sip:{caller}@{fqdn};user=phone>");
     let mut headers = Vec::new();
     if known {
@@ -214,6 +216,7 @@ pub fn history_from_diversion(
             .map(|c| format!(";cause={c}"))
             .unwrap_or_default();
         let privacy = if *private { "&Privacy=history" } else { "" };
+        let number = teamsgw_sip::message::escape_user(number);
         entries.push(format!(
             "<sip:{number}@{fqdn};user=phone{cause_param}?Reason=SIP%3Bcause%3D{cause}{privacy}>;index={index}"
         ));

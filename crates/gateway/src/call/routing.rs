@@ -284,7 +284,7 @@ pub fn number_of(uri: &Uri<'_>) -> Option<String> {
 /// The caller's identity: P-Asserted-Identity first, else From (RFC 3325 §9.1).
 fn caller_identity(request: &Message) -> Option<(Option<String>, String)> {
     let pick = |a: NameAddr<'_>| {
-        let display = a.display.map(|d| String::from_utf8_lossy(d).into_owned());
+        let display = a.display.map(teamsgw_sip::message::display_text);
         number_of(&a.uri).map(|n| (display, n))
     };
     request
@@ -420,9 +420,8 @@ pub fn route_pbx_call(
             let from = request.from().and_then(Result::ok)?;
             let user = from.uri.user()?;
             Some((
-                from.display
-                    .map(|d| String::from_utf8_lossy(d).into_owned()),
-                String::from_utf8_lossy(user).into_owned(),
+                from.display.map(teamsgw_sip::message::display_text),
+                String::from_utf8_lossy(&unescape(user)).into_owned(),
             ))
         })
         .unwrap_or((None, "anonymous".to_owned()));

@@ -40,7 +40,10 @@ pub(super) fn teams_profile(
     let contact = match user {
         // §3.2: `<sip:+caller@<tenant FQDN>:<port>;transport=tls>`; Teams picks the tenant
         // from this FQDN (§3.1).
-        Some(u) => format!("<sip:{u}@{fqdn}:{port};transport=tls>"),
+        Some(u) => format!(
+            "<sip:{}@{fqdn}:{port};transport=tls>",
+            teamsgw_sip::message::escape_user(u)
+        ),
         None => format!("<sip:{fqdn}:{port};transport=tls>"),
     };
     LegProfile {
@@ -239,8 +242,9 @@ pub(super) fn admission(label: &'static str, warning: String) -> Rejection {
     }
 }
 
+/// A peer's display name as ours to send: quoted and escaped (RFC 3261 §25.1).
 fn quoted_display(display: Option<&str>) -> String {
     display
-        .map(|d| format!("\"{}\" ", d.replace('"', "")))
+        .map(teamsgw_sip::message::quoted_display)
         .unwrap_or_default()
 }

@@ -24,7 +24,10 @@ pub use typed::{
     Auth, CSeq, Contact, HeaderError, MediaType, NameAddr, RAck, Reason, Replaces, RetryAfter,
     SessionExpires, Via,
 };
-pub use uri::{Host, Scheme, SipUri, TelUri, Uri, UriError, unescape};
+pub use uri::{
+    Host, Scheme, SipUri, TelUri, Uri, UriError, display_text, escape_user, quoted_display,
+    unescape,
+};
 
 use bytes::Bytes;
 use scan::{eq_ignore_case, is_token_str, split_top_level, trim};

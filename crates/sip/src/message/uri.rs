@@ -284,9 +284,95 @@ pub fn unescape(s: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// `s` as a SIP URI user part (RFC 3261 §25.1: `unreserved / escaped / user-unreserved`),
+/// %-escaping every other byte, so a string from one peer cannot add parameters, headers or
+/// another URI to what we send the other. Borrowed when nothing needs escaping.
+pub fn escape_user(s: &str) -> Cow<'_, str> {
+    // user-unreserved without `;` and `?`, which a number never has and which would read as
+    // the start of URI parameters or headers to a lenient parser.
+    let safe =
+        |b: u8| b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) || b"&=+$,/".contains(&b);
+    if s.bytes().all(safe) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for b in s.bytes() {
+        if safe(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A display name as received (its quoted-pairs still escaped, quotes removed) as text:
+/// the inverse of [`quoted_display`]'s escaping.
+pub fn display_text(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.iter();
+    while let Some(&b) = bytes.next() {
+        match b {
+            b'\\' => out.extend(bytes.next()),
+            b => out.push(b),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `display` as a quoted-string display name followed by a space (RFC 3261 §25.1:
+/// `"` and `\` escaped as quoted-pairs, control characters and line breaks dropped,
+/// at most 64 characters), or nothing for an empty one.
+pub fn quoted_display(display: &str) -> String {
+    let mut inner = String::with_capacity(display.len() + 2);
+    for c in display.chars().filter(|c| !c.is_control()).take(64) {
+        if c == '"' || c == '\\' {
+            inner.push('\\');
+        }
+        inner.push(c);
+    }
+    if inner.trim().is_empty() {
+        return String::new();
+    }
+    format!("\"{inner}\" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peers_string_is_escaped_into_a_uri_user_part_rfc3261_25_1() {
+        assert_eq!(escape_user("+4930123"), "+4930123");
+        assert!(matches!(escape_user("+4930123"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape_user("123@evil.example;transport=udp>,<sip:x"),
+            "123%40evil.example%3Btransport=udp%3E,%3Csip%3Ax"
+        );
+        assert_eq!(escape_user("a b\r\nX: y"), "a%20b%0D%0AX%3A%20y");
+        // What it makes parses as a user part again, and unescapes to the original.
+        let escaped = escape_user("1 2;3?4\"5");
+        let uri = format!("sip:{escaped}@example.com");
+        let Uri::Sip(u) = Uri::parse(uri.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(&*unescape(u.user.unwrap()), b"1 2;3?4\"5");
+    }
+
+    #[test]
+    fn a_display_name_is_quoted_with_its_quotes_and_backslashes_escaped_rfc3261_25_1() {
+        assert_eq!(quoted_display("Carol"), "\"Carol\" ");
+        assert_eq!(quoted_display("ends in \\"), "\"ends in \\\\\" ");
+        assert_eq!(quoted_display("say \"hi\""), "\"say \\\"hi\\\"\" ");
+        assert_eq!(quoted_display("two\r\nlines"), "\"twolines\" ");
+        assert_eq!(quoted_display(""), "");
+        assert_eq!(display_text(br#"say \"hi\" \\"#), r#"say "hi" \"#);
+        assert_eq!(
+            quoted_display(&display_text(br#"a \"b\" \\"#)),
+            "\"a \\\"b\\\" \\\\\" "
+        );
+        assert_eq!(quoted_display(&"x".repeat(200)).len(), 64 + 3);
+    }
 
     #[test]
     fn sip_uri_with_everything() {

@@ -119,6 +119,34 @@ fn a_known_pbx_caller_is_asserted_towards_teams() {
     assert!(inv.header("Privacy").is_none());
 }
 
+/// Issue 31 §8: the PBX's From user and display name reach Teams' headers only as the URI
+/// user and quoted-string grammars allow (RFC 3261 §25.1): no injected parameter, header or
+/// URI, and a display name ending in a backslash does not break the quoting.
+#[test]
+fn a_pbx_callers_user_part_and_display_name_are_escaped_towards_teams_rfc3261_25_1() {
+    let mut w = World::new();
+    let hostile = pbx_invite("esc1", "tok1", "0301234567", Some(PBX_SDP)).replace(
+        "From: \"Carol\" <sip:0301234567@pbx.example.com>;tag=pf",
+        "From: \"Carol \\\\\" <sip:12%3E;x=1,%3Csip:evil@pbx.example.com>;tag=pf",
+    );
+    assert!(hostile.contains("Carol \\\\\""), "{hostile}");
+    let inv = to_teams(&mut w, hostile);
+    let from = inv.header("From").unwrap();
+    let pai = inv.header("P-Asserted-Identity").unwrap();
+    let contact = inv.header("Contact").unwrap();
+    assert_eq!(from.matches('<').count(), 1, "{from}");
+    // The backslash the PBX escaped is escaped again, once.
+    assert!(from.starts_with("\"Carol \\\\\" <sip:12%3E"), "{from}");
+    for h in [&from, &pai, &contact] {
+        assert!(!h.contains(";x=1"), "an injected parameter: {h}");
+        assert!(!h.contains("evil@"), "an injected URI: {h}");
+    }
+    // What we wrote parses back, with the caller's own characters intact.
+    let parsed = teamsgw_sip::message::NameAddr::parse(from.as_bytes()).unwrap();
+    let user = parsed.uri.user().unwrap();
+    assert_eq!(&*teamsgw_sip::message::unescape(user), b"12>;x=1,<sip");
+}
+
 const TEAMS_HISTORY: &str = "History-Info: <sip:+4930111@sip.pstnhub.microsoft.com:5061;user=phone?Reason=SIP%3Bcause%3D302%3Btext%3D%22Moved%20temporarily%22>;index=1,<sip:+4930999@sip.pstnhub.microsoft.com:5061;user=phone?Reason=SIP%3Bcause%3D486%3Btext%3D%22User%20Busy%22>;index=1.1,<sip:+4930222@sip.pstnhub.microsoft.com:5061;user=phone>;index=1.1.1\r\n";
 
 #[test]
