@@ -449,6 +449,22 @@ async fn cdrs(url: &str) {
     };
     let e = store.list_cdrs(&bad).await.unwrap_err();
     assert!(e.to_string().contains("from"), "{e}");
+    // cdr.retention_days (issue 31 §9): what started before the cutoff goes, nothing else.
+    assert_eq!(
+        store
+            .purge_cdrs_before("2026-12-02T00:00:00.000Z")
+            .await
+            .unwrap(),
+        1
+    );
+    let left: Vec<String> = store
+        .list_cdrs(&CdrFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.call_id)
+        .collect();
+    assert_eq!(left, ["c2", "c3"]);
     store.close().await;
 }
 

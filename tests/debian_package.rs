@@ -107,7 +107,7 @@ fn the_package_installs_runs_keeps_data_on_remove_and_purges_it() {
     for line in [
         "state_dir = \"/var/lib/teamsgw\"",
         "url = \"sqlite:///var/lib/teamsgw/teamsgw.db\"",
-        "password_key = \"file:/var/lib/teamsgw/password.key\"",
+        "password_key = \"file:/etc/teamsgw/password.key\"",
     ] {
         assert!(
             toml.lines().any(|l| l == line),
@@ -134,6 +134,16 @@ fn the_package_installs_runs_keeps_data_on_remove_and_purges_it() {
     assert_eq!(state.trim(), "teamsgw:teamsgw 750");
     let conf = ok("stat", &["-c", "%U:%G %a", "/etc/teamsgw/teamsgw.toml"]);
     assert_eq!(conf.trim(), "root:teamsgw 640", "the config holds secrets");
+    // Issue 31 §9: the password key lives with the config, apart from the data, readable by
+    // the service only, and it is a key the daemon takes (64 hex characters).
+    let key = ok("stat", &["-c", "%U:%G %a", "/etc/teamsgw/password.key"]);
+    assert_eq!(key.trim(), "root:teamsgw 640");
+    let text = std::fs::read_to_string("/etc/teamsgw/password.key").unwrap();
+    assert!(
+        text.trim().len() == 64 && text.trim().bytes().all(|b| b.is_ascii_hexdigit()),
+        "{text:?}"
+    );
+    assert!(!Path::new("/var/lib/teamsgw/password.key").exists());
 
     // `apt remove` keeps the data and the config; `apt purge` removes them and the account.
     std::fs::write("/var/lib/teamsgw/teamsgw.db", b"data").unwrap();

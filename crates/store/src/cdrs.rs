@@ -165,6 +165,16 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Deletes the records of calls that started before `cutoff` (RFC 3339, as `started_at`
+    /// is stored): `cdr.retention_days`. Returns how many went.
+    pub async fn purge_cdrs_before(&self, cutoff: &str) -> Result<u64, ProvisionError> {
+        let done = sqlx::query("DELETE FROM cdrs WHERE started_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Records matching `filter`, oldest first.
     pub async fn list_cdrs(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, ProvisionError> {
         for (field, day) in [("from", &filter.from), ("to", &filter.to)] {

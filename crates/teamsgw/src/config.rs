@@ -34,6 +34,23 @@ pub struct Settings {
     pub hep: HepSettings,
     pub calls: CallsSettings,
     pub dns: DnsSettings,
+    pub cdr: CdrSettings,
+}
+
+/// Call detail records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CdrSettings {
+    /// Records of calls that started longer ago are deleted daily; 0 keeps them all.
+    pub retention_days: u32,
+}
+
+impl Default for CdrSettings {
+    fn default() -> Self {
+        Self {
+            retention_days: 400,
+        }
+    }
 }
 
 /// The resolver for every name teamsgw dials (Teams proxies and in-dialog hosts, PBXs).

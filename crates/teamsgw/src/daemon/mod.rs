@@ -10,6 +10,7 @@
 
 pub mod call_routes;
 pub mod cdr;
+pub mod cdr_retention;
 pub mod devcert;
 pub mod drain;
 pub mod file_limit;
@@ -257,6 +258,13 @@ impl Daemon {
         let cdr_metrics =
             cdr::CdrMetrics::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?;
         tokio::spawn(cdr::run(cdr_rx, Arc::clone(&provisioning), cdr_metrics));
+        let purged = cdr_retention::purged_counter(metrics.registry())
+            .map_err(|e| format!("metrics: {e}"))?;
+        tokio::spawn(cdr_retention::run(
+            Arc::clone(&provisioning),
+            Arc::clone(&shared_settings),
+            purged,
+        ));
         let drain = Arc::new(Drain::default());
         let (responses_tx, responses_rx) = mpsc::channel(8192);
         sip_service::spawn(
