@@ -16,6 +16,7 @@ NEEDED=(
   chromium:chromium
   chromedriver:chromium-driver
   openssl:openssl
+  svwar:sipvicious
 )
 
 # python-module:package pairs, imported with Debian's /usr/bin/python3.

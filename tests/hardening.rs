@@ -629,3 +629,100 @@ fn an_invite_flood_from_a_stranger_is_limited_and_teams_is_still_answered() {
         "RSS grew from {rss_before} kB to {rss_after} kB"
     );
 }
+
+/// Runs a SIPVicious tool from the stranger's address; its output. svwar 0.3.3 ignores its
+/// `-b` (the binding address never reaches its scanner), so each tool runs under a shim that
+/// binds its sockets to 127.0.0.66: otherwise it would scan from 127.0.0.1, the lab PBX's
+/// own address, which may know the tokens.
+fn sipvicious(tool: &str, args: &[&str]) -> String {
+    sipvicious_for(90, tool, args)
+}
+
+/// [`sipvicious`] stopped after `seconds`.
+fn sipvicious_for(seconds: u32, tool: &str, args: &[&str]) -> String {
+    teamsgw_tests::require_program(tool, "sipvicious");
+    const SHIM: &str = "import importlib, socket, sys\n\
+        bind = socket.socket.bind\n\
+        socket.socket.bind = lambda s, a: bind(s, ('127.0.0.66',) + tuple(a[1:]))\n\
+        sys.path.insert(0, '/usr/share/sipvicious')\n\
+        tool = importlib.import_module('sipvicious.' + sys.argv[1])\n\
+        sys.argv = sys.argv[1:]\n\
+        sys.exit(tool.main())\n";
+    // Bounded: a scanner that waits on a source we banned must not hold the suite.
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("timeout")
+        .args([&seconds.to_string(), "python3", "-c", SHIM, tool])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    format!(
+        "{tool} {args:?}: {:?} in {:?}\n{}{}",
+        out.status,
+        started.elapsed(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A real attack tool (issue 31 acceptance): SIPVicious' svmap, svwar and svcrack against the
+/// PBX listener, from an address outside any call, while a call is up. svwar finds no
+/// extension and no contact token (the real token is in its dictionary): every unknown or
+/// misplaced token is answered alike. svcrack cracks nothing. The call keeps its audio.
+#[test]
+fn sipvicious_finds_no_token_and_calls_keep_working_during_the_scan() {
+    let lab = CallLab::start("", &[], 5061, None);
+    let phone = lab.phone("2001", PHONE_TONE);
+    let teams = lab.teams_endpoint(([127, 0, 0, 1], free_port()).into(), TEAMS_TONE);
+    teams.dial(&format!("sip:+49302222001@{TENANT};transport=tls"));
+    teams.wait_log("Call established", Duration::from_secs(15));
+    phone.wait_log("Call established", Duration::from_secs(5));
+    let token = lab.contact_token();
+    let port = lab.ports.sip.to_string();
+    let target = format!("udp://127.0.0.1:{port}");
+    let dictionary = lab.dir.path().join("extensions.txt");
+    let mut words: Vec<String> = (1000..1060).map(|n| n.to_string()).collect();
+    words.insert(30, token.clone());
+    words.extend(["admin", "teams", "alice", "1001", "2001"].map(String::from));
+    std::fs::write(&dictionary, words.join("\n")).unwrap();
+    let dict = dictionary.to_str().unwrap();
+
+    let map = sipvicious("svmap", &["-p", &port, "127.0.0.1"]);
+    let mut reports = vec![("svmap", map)];
+    for method in ["INVITE", "REGISTER", "OPTIONS"] {
+        let out = sipvicious("svwar", &["-m", method, "-d", dict, "-t", "0.05", &target]);
+        assert!(
+            !out.contains(&token) && out.contains("found nothing"),
+            "svwar ({method}) found the contact token or did not finish:\n{out}"
+        );
+        reports.push(("svwar", out));
+    }
+    // svcrack keeps guessing for as long as it is let; 30 s of it is the sample.
+    let crack = sipvicious_for(
+        30,
+        "svcrack",
+        &["-u", &token, "-r", "1000-1600", "-t", "0.05", &target],
+    );
+    assert!(
+        !crack.to_ascii_lowercase().contains("password"),
+        "svcrack reports a password:\n{crack}"
+    );
+    reports.push(("svcrack", crack));
+    for (tool, out) in &reports {
+        println!("--- {tool}\n{out}");
+    }
+    // The call went on through the scan, both ways.
+    lab.assert_active("from_teams", 1);
+    let second = Duration::from_secs(1);
+    assert!(
+        lab.packet_rate("pbx", "out", second) > 30.0,
+        "{}",
+        lab.logs()
+    );
+    assert!(
+        lab.packet_rate("teams", "out", second) > 30.0,
+        "{}",
+        lab.logs()
+    );
+    teams.hangup();
+    lab.wait_calls_ended(&[&teams, &phone]);
+}
