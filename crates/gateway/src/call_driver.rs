@@ -344,6 +344,8 @@ pub struct CallsHandle {
     shards: Arc<Vec<mpsc::Sender<Command>>>,
     /// Shards restarted after a panic, for `/readyz`.
     restarts: Arc<Restarts>,
+    /// The routing view the shards were last given (PBX addresses for the flood guard).
+    view: Arc<std::sync::RwLock<SharedView>>,
     active: Arc<std::sync::atomic::AtomicUsize>,
     /// Messages the shards queued to peers and not yet handed to a connection.
     sending: Arc<std::sync::atomic::AtomicUsize>,
@@ -411,7 +413,15 @@ impl CallsHandle {
     }
 
     pub async fn set_routes(&self, view: SharedView) {
+        if let Ok(mut current) = self.view.write() {
+            *current = Arc::clone(&view);
+        }
         self.broadcast(|| Input::Routes(Arc::clone(&view))).await;
+    }
+
+    /// Whether `ip` is a provisioned PBX's signalling address.
+    pub fn is_pbx_source(&self, ip: std::net::IpAddr) -> bool {
+        self.view.read().is_ok_and(|v| v.is_pbx_source(ip))
     }
 
     pub async fn proxy_state(&self, proxy: &str, up: bool) {
@@ -525,6 +535,7 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
     let handle = CallsHandle {
         shards: Arc::new(senders),
         restarts,
+        view: Arc::new(std::sync::RwLock::new(Arc::clone(&view))),
         active,
         sending,
     };

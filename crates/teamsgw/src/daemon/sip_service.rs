@@ -4,8 +4,8 @@
 //!
 //! Two queues, two tasks: Teams' listener and our own connections on one, the PBX listeners
 //! (open to the internet) on the other, so a flood on the PBX side never delays Teams. On
-//! the PBX side, requests outside dialogs pass a per-source rate limit first
-//! ([`teamsgw_gateway::flood`]).
+//! the PBX side, requests outside dialogs from anyone but a provisioned PBX pass a
+//! per-source rate limit first ([`teamsgw_gateway::flood`]).
 
 use std::sync::Arc;
 
@@ -145,6 +145,8 @@ async fn run(
                 incoming.message.method(),
                 Some(Method::Ack | Method::Cancel)
             )
+            // A provisioned PBX is known, not a stranger: its calls are never throttled here.
+            && !calls.is_pbx_source(incoming.source.peer.ip())
         {
             let peer = incoming.source.peer;
             match flood.check(peer.ip(), std::time::Instant::now()) {
