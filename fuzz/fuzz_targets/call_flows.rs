@@ -50,6 +50,17 @@ const P2: &str = "198.51.100.2:5061";
 const TEAMS_SDP: &str = "v=0\r\no=- 1 0 IN IP4 52.114.14.70\r\ns=-\r\nc=IN IP4 52.114.14.70\r\nt=0 0\r\nm=audio 52884 RTP/SAVP 0 8 101\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31\r\na=rtcp-mux\r\na=rtpmap:101 telephone-event/8000\r\n";
 const PBX_SDP: &str = "v=0\r\no=p 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\nm=audio 30000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
 
+/// Numbers from the network at and past their bounds (issue 31 §3): every one must get a
+/// sane answer and overflow nothing (an `Instant` plus 2^64-1 s once panicked a shard).
+const EXTREME: [&str; 6] = ["1", "0", "86401", "4294967296", "18446744073709551615", "99999999999999999999999"];
+const SESSION_EXPIRES: [&str; 5] = [
+    "90;refresher=uac",
+    "18446744073709551615;refresher=uas",
+    "18446744073709551615",
+    "4294967296;refresher=uac",
+    "0",
+];
+
 /// Mid-call offers: holds both ways (§3.6), a refresh (same `o=` version), a new Teams key
 /// and no rtcp-mux (§3.5), a codec change, a PBX hold with 0.0.0.0.
 const MID_CALL_SDP: [&str; 8] = [
@@ -197,7 +208,8 @@ impl Flow<'_> {
                 if kind == 1 && self.byte() & 1 == 1 {
                     b.finish()
                 } else {
-                    b.header("Session-Expires", "90;refresher=uac").body(Some("application/sdp"), sdp.as_bytes())
+                    let se = SESSION_EXPIRES[usize::from(self.byte()) % SESSION_EXPIRES.len()];
+                    b.header("Session-Expires", se).body(Some("application/sdp"), sdp.as_bytes())
                 }
             }
             2 => {
@@ -289,7 +301,7 @@ impl Flow<'_> {
             2 => {
                 // A response to the latest INVITE we sent to this peer.
                 let Some(req) = self.last(peer, |m| m.method().is_some_and(|x| x.as_str() == "INVITE")) else { return };
-                const CODES: [u16; 14] = [100, 180, 183, 183, 200, 200, 401, 407, 408, 486, 487, 503, 504, 603];
+                const CODES: [u16; 15] = [100, 180, 183, 183, 200, 200, 401, 407, 408, 422, 486, 487, 503, 504, 603];
                 let status = CODES[usize::from(self.byte()) % CODES.len()];
                 let tag = format!("k{}", self.byte() % 3);
                 let mut b = MessageBuilder::response_to(&req, status, "X", (status > 100).then_some(tag.as_str()), None)
@@ -297,7 +309,12 @@ impl Flow<'_> {
                 match status {
                     401 => b = b.header("WWW-Authenticate", "Digest realm=\"r\", nonce=\"n\", qop=\"auth\""),
                     407 => b = b.header("Proxy-Authenticate", "Digest realm=\"r\", nonce=\"n\""),
-                    503 => b = b.header("Retry-After", "1"),
+                    503 => b = b.header("Retry-After", EXTREME[usize::from(self.byte()) % EXTREME.len()]),
+                    422 => b = b.header("Min-SE", EXTREME[usize::from(self.byte()) % EXTREME.len()]),
+                    200 if self.byte() & 1 == 1 => {
+                        let se = SESSION_EXPIRES[usize::from(self.byte()) % SESSION_EXPIRES.len()];
+                        b = b.header("Require", "timer").header("Session-Expires", se);
+                    }
                     _ => {}
                 }
                 let sdp = match self.byte() % 4 {

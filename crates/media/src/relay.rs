@@ -401,6 +401,9 @@ struct RxStats {
     jitter: f64,
 }
 
+/// The largest transit change taken as jitter: 10 s at 8 kHz.
+const MAX_TRANSIT_JUMP: u64 = 80_000;
+
 impl RxStats {
     fn on_packet(&mut self, seq: u16, timestamp: u32, arrival: u32) {
         if !self.started {
@@ -418,9 +421,13 @@ impl RxStats {
         }
         self.received += 1;
         let transit = i64::from(arrival) - i64::from(timestamp);
-        if self.received > 1 {
-            let d = (transit - self.transit).unsigned_abs() as f64;
-            self.jitter += (d - self.jitter) / 16.0;
+        // A jump of more than 10 s (8 kHz units) is a discontinuity (a new source, a
+        // timestamp the sender reset, or a hostile one), not jitter: it would set the
+        // estimate to hours and keep it there (issue 31 §3: numbers from the network are
+        // bounded).
+        let d = (transit - self.transit).unsigned_abs();
+        if self.received > 1 && d <= MAX_TRANSIT_JUMP {
+            self.jitter += (d as f64 - self.jitter) / 16.0;
         }
         self.transit = transit;
     }
@@ -1198,4 +1205,25 @@ fn send(socket: &UdpSocket, twin: Option<&Twin>, data: &[u8], dest: SocketAddr) 
         _ => socket.send_to(data, dest),
     };
     sent.is_ok()
+}
+
+#[cfg(test)]
+mod rx_tests {
+    use super::RxStats;
+
+    #[test]
+    fn a_wild_timestamp_does_not_poison_the_jitter_estimate_rfc3550_a_8() {
+        let mut rx = RxStats::default();
+        for i in 0..50u32 {
+            rx.on_packet(i as u16, i * 160, i * 160 + (i % 2) * 8);
+        }
+        let steady = rx.jitter;
+        assert!(steady > 0.0 && steady < 16.0, "{steady}");
+        // One packet claims a timestamp of 2^32-1, then the stream goes on.
+        rx.on_packet(50, u32::MAX, 50 * 160);
+        for i in 51..60u32 {
+            rx.on_packet(i as u16, i * 160, i * 160);
+        }
+        assert!(rx.jitter < 16.0, "jitter {} after a wild timestamp", rx.jitter);
+    }
 }
