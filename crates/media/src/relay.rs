@@ -1224,6 +1224,10 @@ mod rx_tests {
         for i in 51..60u32 {
             rx.on_packet(i as u16, i * 160, i * 160);
         }
-        assert!(rx.jitter < 16.0, "jitter {} after a wild timestamp", rx.jitter);
+        assert!(
+            rx.jitter < 16.0,
+            "jitter {} after a wild timestamp",
+            rx.jitter
+        );
     }
 }
