@@ -2,7 +2,8 @@
 //! rtcp-mux) and the PBX leg (plain RTP).
 //!
 //! Owns: the UDP port pool, media sessions with two legs, in-place SRTP/SRTCP transcryption,
-//! symmetric-RTP latching, RTCP handling, per-leg statistics and media timeouts.
+//! symmetric-RTP latching with the PBX leg locked to its source (`pbx_source`), RTCP handling,
+//! per-leg statistics and media timeouts.
 //!
 //! Must never know: SIP (media never imports the sip crate), the provisioning database, or who
 //! the call is for. The gateway drives it through a small session API with plain parameters.
