@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use teamsgw_tests::baresip::{assert_tone, tone_of_tail};
+use teamsgw_tests::baresip::{Baresip, assert_tone, tone_of_tail};
 use teamsgw_tests::call_lab::{CallLab, TENANT};
 use teamsgw_tests::free_port;
 use teamsgw_tests::teams_uac::header;
@@ -15,6 +15,31 @@ use teamsgw_tests::teams_uac::header;
 const TEAMS_TONE: u32 = 1000;
 const PHONE_TONE: u32 = 440;
 const STRANGER: [u8; 4] = [127, 0, 0, 66];
+
+/// Media leaves us towards each of `legs` (`teams`, `pbx`) at a call's rate.
+fn assert_flowing(lab: &CallLab, legs: &[&str]) {
+    for leg in legs {
+        let rate = lab.packet_rate(leg, "out", Duration::from_secs(1));
+        assert!(rate > 30.0, "{rate} packets/s to {leg}\n{}", lab.logs());
+    }
+}
+
+/// Once both endpoints closed the call: each heard the other's tone in the last `seconds` of
+/// its last recording.
+fn assert_both_heard(teams: &Baresip, phone: &Baresip, seconds: f64) {
+    teams.wait_count("terminated", 1, Duration::from_secs(5));
+    phone.wait_count("terminated", 1, Duration::from_secs(5));
+    for (who, endpoint, hz) in [
+        ("Teams", teams, PHONE_TONE),
+        ("the phone", phone, TEAMS_TONE),
+    ] {
+        let heard = endpoint.heard();
+        let wav = heard
+            .last()
+            .unwrap_or_else(|| panic!("{who} recorded nothing"));
+        assert_tone(who, tone_of_tail(wav, seconds), hz, &endpoint.log());
+    }
+}
 
 /// Sends `text` over UDP from the stranger's address and returns the first answer.
 fn from_stranger(to: SocketAddr, text: &str) -> Option<String> {
@@ -98,32 +123,11 @@ fn a_stranger_with_a_live_calls_pbx_dialog_ids_gets_403_and_the_call_keeps_its_a
         2.0
     );
     lab.assert_active("from_teams", 1);
-    let second = Duration::from_secs(1);
-    assert!(
-        lab.packet_rate("pbx", "out", second) > 30.0,
-        "{}",
-        lab.logs()
-    );
-    assert!(
-        lab.packet_rate("teams", "out", second) > 30.0,
-        "{}",
-        lab.logs()
-    );
+    assert_flowing(&lab, &["pbx", "teams"]);
     std::thread::sleep(Duration::from_secs(2));
     teams.hangup();
     lab.wait_calls_ended(&[&teams, &phone]);
-    teams.wait_count("terminated", 1, Duration::from_secs(5));
-    phone.wait_count("terminated", 1, Duration::from_secs(5));
-    for (who, endpoint, hz) in [
-        ("Teams", &teams, PHONE_TONE),
-        ("the phone", &phone, TEAMS_TONE),
-    ] {
-        let heard = endpoint.heard();
-        let wav = heard
-            .last()
-            .unwrap_or_else(|| panic!("{who} recorded nothing"));
-        assert_tone(who, tone_of_tail(wav, 2.0), hz, &endpoint.log());
-    }
+    assert_both_heard(&teams, &phone, 2.0);
     assert_eq!(lab.cdrs(1)[0]["hung_up_by"], "teams", "{}", lab.logs());
 }
 
@@ -183,27 +187,11 @@ fn rtp_sprayed_at_a_calls_pbx_port_draws_nothing_and_the_audio_is_unaffected() {
     assert_eq!(drawn, 0, "the stranger drew the call's packets");
     let dropped = lab.metric("teamsgw_media_packets_dropped_total{leg=\"pbx\",reason=\"source\"}");
     assert!(dropped >= 200.0, "{dropped} drops counted\n{}", lab.logs());
-    let second = Duration::from_secs(1);
-    assert!(
-        lab.packet_rate("teams", "out", second) > 30.0,
-        "{}",
-        lab.logs()
-    );
+    assert_flowing(&lab, &["teams"]);
     std::thread::sleep(Duration::from_secs(2));
     phone.hangup();
     lab.wait_calls_ended(&[&teams, &phone]);
-    teams.wait_count("terminated", 1, Duration::from_secs(5));
-    phone.wait_count("terminated", 1, Duration::from_secs(5));
-    for (who, endpoint, hz) in [
-        ("Teams", &teams, PHONE_TONE),
-        ("the phone", &phone, TEAMS_TONE),
-    ] {
-        let heard = endpoint.heard();
-        let wav = heard
-            .last()
-            .unwrap_or_else(|| panic!("{who} recorded nothing"));
-        assert_tone(who, tone_of_tail(wav, 3.0), hz, &endpoint.log());
-    }
+    assert_both_heard(&teams, &phone, 3.0);
 }
 
 const ADMIN_TOKEN: &str = "hardening-admin-token-0123456789abcdef";
@@ -712,17 +700,7 @@ fn sipvicious_finds_no_token_and_calls_keep_working_during_the_scan() {
     }
     // The call went on through the scan, both ways.
     lab.assert_active("from_teams", 1);
-    let second = Duration::from_secs(1);
-    assert!(
-        lab.packet_rate("pbx", "out", second) > 30.0,
-        "{}",
-        lab.logs()
-    );
-    assert!(
-        lab.packet_rate("teams", "out", second) > 30.0,
-        "{}",
-        lab.logs()
-    );
+    assert_flowing(&lab, &["pbx", "teams"]);
     teams.hangup();
     lab.wait_calls_ended(&[&teams, &phone]);
 }
