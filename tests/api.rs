@@ -154,6 +154,23 @@ fn api_provisions_like_the_cli() {
     assert_eq!(expect(&r, 201, None)["licenses"], json!(["SPE_E5"]));
     // The snapshot is swapped before the response: routing sees the route at once.
     assert_eq!(daemon.metric("teamsgw_snapshot_direct_routes"), 1.0);
+    // A direct route's limits change in place (issue 31 §6); 0 removes one.
+    let path = "/direct-routes/acme.teams.carrier.example";
+    let r = api(
+        &daemon,
+        "PATCH",
+        path,
+        Some(json!({"max_cps": 25, "max_sessions": 0})),
+    );
+    let body = expect(&r, 200, None);
+    assert_eq!(
+        (&body["max_cps"], &body["max_sessions"]),
+        (&json!(25), &json!(null))
+    );
+    let r = api(&daemon, "PATCH", path, Some(json!({"max_cps": 10_001})));
+    expect(&r, 400, Some("max-cps"));
+    let r = api(&daemon, "PATCH", path, Some(json!({})));
+    expect(&r, 400, Some("max-sessions"));
 
     let r = api(
         &daemon,

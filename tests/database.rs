@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use teamsgw_store::{
-    Backend, Cdr, CdrFilter, CdrLeg, NewDirectRoute, NewUser, NumberFormat, PasswordKey, Pbx,
-    ProvisionError, Store, Transport, password_context,
+    Backend, Cdr, CdrFilter, CdrLeg, DirectRouteChange, NewDirectRoute, NewUser, NumberFormat,
+    PasswordKey, Pbx, ProvisionError, Store, Transport, password_context,
 };
 use teamsgw_tests::call_lab::{self, CallLab, TEAMS_NUMBER};
 use teamsgw_tests::postgres::Postgres;
@@ -16,12 +16,12 @@ use teamsgw_tests::teams_uac::{NO_BODY, in_dialog};
 async fn migrate_and_load(url: &str, backend: Backend) {
     let store = Store::open(url).await.unwrap();
     assert_eq!(store.backend(), backend);
-    assert_eq!(store.schema_version().await.unwrap(), 11);
+    assert_eq!(store.schema_version().await.unwrap(), 12);
     assert_eq!(store.load_snapshot().await.unwrap().direct_routes(), 0);
     store.close().await;
     // Opening a migrated database again changes nothing.
     let store = Store::open(url).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 11);
+    assert_eq!(store.schema_version().await.unwrap(), 12);
     store.close().await;
 }
 
@@ -77,6 +77,7 @@ async fn provisioning_rules(url: &str) {
                 base_fqdn: BASE.to_string(),
                 port: 5061,
                 max_sessions: None,
+                max_cps: None,
                 ms_user: None,
             },
             |_| Ok(Vec::new()),
@@ -92,6 +93,7 @@ async fn provisioning_rules(url: &str) {
                 base_fqdn: BASE.to_string(),
                 port: 5061,
                 max_sessions: None,
+                max_cps: None,
                 ms_user: None,
             },
             |_| Ok(Vec::new()),
@@ -116,6 +118,7 @@ async fn provisioning_rules(url: &str) {
                 base_fqdn: BASE.to_string(),
                 port: 5061,
                 max_sessions: Some(30),
+                max_cps: Some(20),
                 ms_user: None,
             },
             |_| Ok(Vec::new()),
@@ -130,6 +133,7 @@ async fn provisioning_rules(url: &str) {
                 base_fqdn: BASE.to_string(),
                 port: 5061,
                 max_sessions: None,
+                max_cps: None,
                 ms_user: None,
             },
             |_| Ok(Vec::new()),
@@ -142,7 +146,62 @@ async fn provisioning_rules(url: &str) {
     );
     let snapshot = store.load_snapshot().await.unwrap();
     let route = snapshot.direct_route("acme.teams.carrier.example").unwrap();
-    assert_eq!((route.port, route.max_sessions), (5061, Some(30)));
+    assert_eq!(
+        (route.port, route.max_sessions, route.max_cps),
+        (5061, Some(30), Some(20))
+    );
+    // Limits change in place; none removes one; 0 or an absurd rate names the field.
+    let changed = store
+        .set_direct_route(
+            "acme.teams.carrier.example.",
+            &DirectRouteChange {
+                max_sessions: Some(None),
+                max_cps: Some(Some(5)),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((changed.max_sessions, changed.max_cps), (None, Some(5)));
+    for (change, field) in [
+        (
+            DirectRouteChange {
+                max_cps: Some(Some(0)),
+                ..Default::default()
+            },
+            "max-cps",
+        ),
+        (
+            DirectRouteChange {
+                max_cps: Some(Some(teamsgw_store::MAX_CPS + 1)),
+                ..Default::default()
+            },
+            "max-cps",
+        ),
+        (
+            DirectRouteChange {
+                max_sessions: Some(Some(0)),
+                max_cps: Some(None),
+            },
+            "max-sessions",
+        ),
+    ] {
+        let err = store
+            .set_direct_route("acme.teams.carrier.example", &change)
+            .await
+            .unwrap_err();
+        assert_eq!(err.field(), Some(field), "{err}");
+    }
+    let err = store
+        .set_direct_route(
+            "nobody.teams.carrier.example",
+            &DirectRouteChange::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProvisionError::NotFound { .. }), "{err}");
+    let route = store.load_snapshot().await.unwrap();
+    let route = route.direct_route("acme.teams.carrier.example").unwrap();
+    assert_eq!((route.max_sessions, route.max_cps), (None, Some(5)));
 
     store.add_pbx(&pbx("Acme", "main")).await.unwrap();
     let err = store.add_pbx(&pbx("Acme", "main")).await.unwrap_err();

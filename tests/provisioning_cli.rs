@@ -203,9 +203,50 @@ fn workflow(database_url: &str) {
         json[0]["licenses"],
         serde_json::json!(["ENTERPRISEPACK", "MCOEV"])
     );
+    assert_eq!(json[0]["max_cps"], serde_json::Value::Null);
+    // Limits change in place (issue 31 §6); 0 removes one; a rate of 0 or over the maximum
+    // names the field.
+    let set = ok(
+        d,
+        &[
+            "direct-route",
+            "set",
+            "acme.teams.carrier.example",
+            "--max-cps",
+            "10",
+        ],
+    );
+    assert!(set.contains("max sessions 20, max cps 10"), "{set}");
+    refused(
+        d,
+        &[
+            "direct-route",
+            "set",
+            "acme.teams.carrier.example",
+            "--max-cps",
+            "10001",
+        ],
+        "max-cps",
+    );
+    refused(
+        d,
+        &["direct-route", "set", "acme.teams.carrier.example"],
+        "max-sessions",
+    );
+    refused(
+        d,
+        &[
+            "direct-route",
+            "set",
+            "nope.teams.carrier.example",
+            "--max-cps",
+            "1",
+        ],
+        "fqdn",
+    );
     let table = ok(d, &["direct-route", "list", "--enterprise", "Acme"]);
     assert!(
-        table.contains("acme.teams.carrier.example  Acme        5061  20"),
+        table.contains("acme.teams.carrier.example  Acme        5061  20            10"),
         "{table}"
     );
     refused(

@@ -67,6 +67,7 @@ fn view() -> RoutingView {
             enterprise_id: "e".into(),
             enterprise: "E".into(),
             max_sessions: None,
+            max_cps: None,
             emergency_numbers: None,
         }],
         vec![PbxRoute {

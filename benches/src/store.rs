@@ -46,6 +46,7 @@ pub async fn provisioned_store(dir: &Path, enterprises: usize) -> (Store, Passwo
                     base_fqdn: "teams.carrier.example".to_string(),
                     port: 5061,
                     max_sessions: None,
+                    max_cps: None,
                     ms_user: None,
                 },
                 |_| Ok(Vec::new()),

@@ -160,7 +160,7 @@ impl CallMetrics {
         for s in ["ringing", "answered"] {
             setup.with_label_values(&[s]);
         }
-        for r in ["max_sessions", "media_ports", "draining"] {
+        for r in ["max_sessions", "max_cps", "media_ports", "draining"] {
             rejected.with_label_values(&[r]);
         }
         registry.register(Box::new(active.clone()))?;

@@ -19,6 +19,8 @@ pub struct DirectRoute {
     pub fqdn: String,
     pub port: u16,
     pub max_sessions: Option<u32>,
+    /// New calls per second admitted (emergency calls exempt).
+    pub max_cps: Option<u32>,
     /// The Microsoft user that anchors the FQDN's domain in the tenant.
     pub ms_user: Option<String>,
     /// SKU part numbers assigned to `ms_user` from the enterprise's pool.
@@ -36,6 +38,7 @@ pub struct NewDirectRoute {
     pub base_fqdn: String,
     pub port: u16,
     pub max_sessions: Option<u32>,
+    pub max_cps: Option<u32>,
     /// Default `donotdelete@<fqdn>`, the convention of hosted Teams portals.
     pub ms_user: Option<String>,
 }
@@ -62,12 +65,7 @@ impl Store {
         if route.port == 0 {
             return Err(invalid("port", "must be 1-65535"));
         }
-        if route.max_sessions == Some(0) {
-            return Err(invalid(
-                "max-sessions",
-                "must be at least 1 (omit for no limit)",
-            ));
-        }
+        check_limits(route.max_sessions, route.max_cps, "omit for no limit")?;
         let ms_user = match &route.ms_user {
             Some(upn) => validate_upn(upn)
                 .map_err(|_| invalid("ms-user", format!("{upn:?} is not a UPN (local@domain)")))?,
@@ -93,14 +91,15 @@ impl Store {
         let route_id = new_id()?;
         let t = now();
         sqlx::query(
-            "INSERT INTO direct_routes (id, enterprise_id, fqdn, port, max_sessions, ms_user, \
-             last_license_change, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO direct_routes (id, enterprise_id, fqdn, port, max_sessions, max_cps, \
+             ms_user, last_license_change, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&route_id)
         .bind(&id)
         .bind(&fqdn)
         .bind(i64::from(route.port))
         .bind(route.max_sessions.map(i64::from))
+        .bind(route.max_cps.map(i64::from))
         .bind(&ms_user)
         .bind((!licenses.is_empty()).then_some(t))
         .bind(t)
@@ -121,6 +120,7 @@ impl Store {
             fqdn,
             port: route.port,
             max_sessions: route.max_sessions,
+            max_cps: route.max_cps,
             ms_user: Some(ms_user),
             last_license_change: (!licenses.is_empty()).then_some(t),
             licenses,
@@ -201,6 +201,97 @@ impl Store {
     }
 }
 
+/// A change to a direct route's limits; `Some(None)` removes a limit.
+#[derive(Debug, Clone, Default)]
+pub struct DirectRouteChange {
+    pub max_sessions: Option<Option<u32>>,
+    pub max_cps: Option<Option<u32>>,
+}
+
+/// The largest `max_cps`: more new calls a second than one node sets up, so a typo cannot
+/// pass for a limit.
+pub const MAX_CPS: u32 = 10_000;
+
+/// A limit is at least 1 (`no_limit` says how to have none); calls per second at most [`MAX_CPS`].
+fn check_limits(
+    max_sessions: Option<u32>,
+    max_cps: Option<u32>,
+    no_limit: &str,
+) -> Result<(), ProvisionError> {
+    if max_sessions == Some(0) {
+        return Err(invalid(
+            "max-sessions",
+            format!("must be at least 1 ({no_limit})"),
+        ));
+    }
+    match max_cps {
+        Some(0) => Err(invalid(
+            "max-cps",
+            format!("must be at least 1 ({no_limit})"),
+        )),
+        Some(n) if n > MAX_CPS => Err(invalid(
+            "max-cps",
+            format!("must be at most {MAX_CPS} new calls per second"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Store {
+    /// Changes a direct route's call limits; the gateway applies them from the next snapshot
+    /// to new calls (calls that are up are never cut).
+    pub async fn set_direct_route(
+        &self,
+        fqdn: &str,
+        change: &DirectRouteChange,
+    ) -> Result<DirectRoute, ProvisionError> {
+        check_limits(
+            change.max_sessions.flatten(),
+            change.max_cps.flatten(),
+            "0 removes the limit",
+        )?;
+        let fqdn = fqdn.trim_end_matches('.').to_ascii_lowercase();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT id FROM direct_routes WHERE fqdn = $1")
+            .bind(&fqdn)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| ProvisionError::NotFound {
+                field: "fqdn",
+                what: "direct route",
+                value: fqdn.clone(),
+            })?;
+        let id: String = row.try_get("id")?;
+        for (sql, value) in [
+            (
+                "UPDATE direct_routes SET max_sessions = $1 WHERE id = $2",
+                change.max_sessions,
+            ),
+            (
+                "UPDATE direct_routes SET max_cps = $1 WHERE id = $2",
+                change.max_cps,
+            ),
+        ] {
+            let Some(value) = value else { continue };
+            sqlx::query(sql)
+                .bind(value.map(i64::from))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let route = direct_routes_in(&mut tx, None)
+            .await?
+            .into_iter()
+            .find(|d| d.fqdn == fqdn);
+        tx.commit().await?;
+        route.ok_or_else(|| ProvisionError::NotFound {
+            field: "fqdn",
+            what: "direct route",
+            value: fqdn,
+        })
+    }
+}
+
 /// The enterprise's SKUs with the units its users and direct-route users already hold.
 async fn pool(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -259,8 +350,8 @@ pub(crate) async fn direct_routes_in(
     filter: Option<&str>,
 ) -> Result<Vec<DirectRoute>, ProvisionError> {
     let rows = sqlx::query(
-        "SELECT d.id, e.name AS enterprise, d.fqdn, d.port, d.max_sessions, d.ms_user, \
-         d.last_license_change FROM direct_routes d JOIN enterprises e ON e.id = d.enterprise_id \
+        "SELECT d.id, e.name AS enterprise, d.fqdn, d.port, d.max_sessions, d.max_cps, \
+         d.ms_user, d.last_license_change FROM direct_routes d JOIN enterprises e ON e.id = d.enterprise_id \
          WHERE $1 IS NULL OR d.enterprise_id = $1 ORDER BY d.fqdn",
     )
     .bind(filter)
@@ -284,6 +375,7 @@ pub(crate) async fn direct_routes_in(
         .map(|row| {
             let port = u64_column(row, "port", "direct_routes")?;
             let max_sessions: Option<i64> = row.try_get("max_sessions")?;
+            let max_cps: Option<i64> = row.try_get("max_cps")?;
             let bad = |column: &str| {
                 ProvisionError::Store(StoreError::BadRow {
                     table: "direct_routes",
@@ -299,6 +391,10 @@ pub(crate) async fn direct_routes_in(
                     .map(u32::try_from)
                     .transpose()
                     .map_err(|_| bad("max_sessions"))?,
+                max_cps: max_cps
+                    .map(u32::try_from)
+                    .transpose()
+                    .map_err(|_| bad("max_cps"))?,
                 ms_user: row.try_get("ms_user")?,
                 licenses: held.remove(&id).unwrap_or_default(),
                 last_license_change: row.try_get("last_license_change")?,

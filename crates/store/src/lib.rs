@@ -32,7 +32,7 @@ pub use catalogs::{EnterpriseSku, LcmTemplate, MAX_RANGE, ServiceNumbers, parse_
 pub use cdrs::{Cdr, CdrFilter, CdrLeg};
 pub use changes::{PbxChange, UserChange};
 pub use changes_feed::ChangeListener;
-pub use direct_routes::{DirectRoute, NewDirectRoute, PoolUnit};
+pub use direct_routes::{DirectRoute, DirectRouteChange, MAX_CPS, NewDirectRoute, PoolUnit};
 pub use license_snapshot::{EnterpriseFacts, LicenseFacts, LicenseSnapshot};
 pub use password::{PasswordKey, PasswordKeyError, SealError};
 pub use provision::{
@@ -253,7 +253,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{mode:o}");
-        assert_eq!(store.schema_version().await.unwrap(), 11);
+        assert_eq!(store.schema_version().await.unwrap(), 12);
         let snapshot = store.load_snapshot().await.unwrap();
         assert_eq!(snapshot.direct_routes(), 0);
         store.close().await;
@@ -262,6 +262,6 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}", file.display()))
             .await
             .unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 11);
+        assert_eq!(store.schema_version().await.unwrap(), 12);
     }
 }

@@ -67,6 +67,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "enterprise emergency numbers",
         include_str!("../migrations/0011_enterprise_emergency_numbers.sql"),
     ),
+    (
+        12,
+        "direct route max cps",
+        include_str!("../migrations/0012_direct_route_max_cps.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -22,6 +22,7 @@ pub struct DirectRouteEntry {
     pub fqdn: String,
     pub port: u16,
     pub max_sessions: Option<u32>,
+    pub max_cps: Option<u32>,
     /// The enterprise's own emergency numbers (`None`: `calls.emergency_numbers`).
     pub emergency_numbers: Option<Vec<String>>,
 }
@@ -169,7 +170,7 @@ impl RoutingSnapshot {
 pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> {
     let rows = sqlx::query(
         "SELECT e.id AS enterprise_id, e.name AS enterprise_name, e.emergency_numbers, d.fqdn, \
-         d.port, d.max_sessions \
+         d.port, d.max_sessions, d.max_cps \
          FROM direct_routes d JOIN enterprises e ON e.id = d.enterprise_id",
     )
     .fetch_all(pool)
@@ -189,12 +190,18 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
             .map(u32::try_from)
             .transpose()
             .map_err(|_| bad(format!("direct route {fqdn}: max_sessions out of range")))?;
+        let max_cps: Option<i64> = row.try_get("max_cps")?;
+        let max_cps = max_cps
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|_| bad(format!("direct route {fqdn}: max_cps out of range")))?;
         let entry = DirectRouteEntry {
             enterprise_id: row.try_get("enterprise_id")?,
             enterprise_name: row.try_get("enterprise_name")?,
             fqdn: fqdn.clone(),
             port,
             max_sessions,
+            max_cps,
             emergency_numbers: row
                 .try_get::<Option<String>, _>("emergency_numbers")?
                 .map(|s| crate::provision::split_numbers(&s)),

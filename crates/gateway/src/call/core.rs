@@ -677,7 +677,9 @@ impl<M: MediaPlane> CallCore<M> {
                     extra.push(("Min-SE", MIN_SE.as_secs().to_string()));
                 }
                 if r.status == 503 {
-                    extra.push(("Retry-After", "5".to_owned()));
+                    // A rate limit has room again within a second.
+                    let retry = if r.label == "max_cps" { "1" } else { "5" };
+                    extra.push(("Retry-After", retry.to_owned()));
                     extra.push(("Reason", format!("Q.850;cause=41;text=\"{}\"", r.label)));
                 }
                 self.stateless(now, tx, &message, r.status, r.reason, &extra);

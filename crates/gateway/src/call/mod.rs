@@ -41,6 +41,7 @@ pub mod core;
 mod dialogs;
 mod identity;
 pub mod inbound;
+pub mod limits;
 pub mod media;
 pub mod next_hop;
 pub mod outbound;
@@ -64,7 +65,7 @@ pub const CALL_BRANCH_PREFIX: &str = "z9hG4bK-call-";
 
 pub use shards::{shard_for_peer_call_id, shard_of_call_id, shard_of_message};
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -73,6 +74,7 @@ use teamsgw_sip::transport::{Source, Target};
 
 pub use cause::{EndCause, Side};
 pub use core::CallCore;
+pub use limits::{CallRates, SessionCounts};
 pub use media::{MediaCounters, MediaPlane};
 pub use routing::{RoutingView, SharedView};
 
@@ -114,34 +116,6 @@ impl Direction {
     }
 }
 
-/// Concurrent calls per direct route, shared by every shard (`max_sessions` counts both
-/// directions of all shards).
-#[derive(Debug, Default)]
-pub struct SessionCounts(Mutex<std::collections::HashMap<String, u32>>);
-
-impl SessionCounts {
-    /// Takes a slot unless `limit` calls of `fqdn` are up.
-    pub fn try_acquire(&self, fqdn: &str, limit: Option<u32>) -> bool {
-        let Ok(mut map) = self.0.lock() else {
-            return false;
-        };
-        let n = map.entry(fqdn.to_owned()).or_insert(0);
-        if limit.is_some_and(|l| *n >= l) {
-            return false;
-        }
-        *n += 1;
-        true
-    }
-
-    pub fn release(&self, fqdn: &str) {
-        if let Ok(mut map) = self.0.lock()
-            && let Some(n) = map.get_mut(fqdn)
-        {
-            *n = n.saturating_sub(1);
-        }
-    }
-}
-
 /// Plain settings the daemon derives from its configuration.
 #[derive(Debug, Clone)]
 pub struct CallSettings {
@@ -170,6 +144,7 @@ pub struct CallSettings {
     /// Fixes the identifiers' generator (tests); `None`: seeded from the OS.
     pub seed: Option<u64>,
     pub sessions: Arc<SessionCounts>,
+    pub rates: Arc<CallRates>,
     /// Emit [`Output::Correlate`] for each leg (a SIP capture links a call's legs by it).
     pub correlate_legs: bool,
     /// Numbers whose calls from Teams are emergency calls: never refused by `max_sessions`,
@@ -194,6 +169,7 @@ impl Default for CallSettings {
             shard: 0,
             seed: Some(1),
             sessions: Arc::new(SessionCounts::default()),
+            rates: Arc::new(CallRates::default()),
             correlate_legs: false,
             emergency_numbers: ["911", "933", "112", "999"].map(String::from).to_vec(),
         }

@@ -20,6 +20,8 @@ pub struct Tenant {
     pub enterprise_id: String,
     pub enterprise: String,
     pub max_sessions: Option<u32>,
+    /// New calls per second, both directions (emergency calls exempt).
+    pub max_cps: Option<u32>,
     /// The enterprise's own emergency numbers, in place of `calls.emergency_numbers`.
     pub emergency_numbers: Option<Vec<String>>,
 }

@@ -28,8 +28,8 @@ use crate::config::Settings;
 use crate::daemon::provisioning::Provisioning;
 use crate::operations::license_report;
 use crate::operations::{
-    DirectRouteAdd, EnterpriseAdd, EnterpriseSet, PbxAdd, PbxSet, Provisioner, SkuAdd, UserAdd,
-    UserSet,
+    DirectRouteAdd, DirectRouteSet, EnterpriseAdd, EnterpriseSet, PbxAdd, PbxSet, Provisioner,
+    SkuAdd, UserAdd, UserSet,
 };
 use teamsgw_gateway::call_driver::CallsHandle;
 use teamsgw_gateway::client::ClientHandle;
@@ -64,7 +64,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(
             "/direct-routes/{fqdn}",
-            axum::routing::delete(delete_direct_route),
+            patch(set_direct_route).delete(delete_direct_route),
         )
         .route("/pbxs", get(list_pbxs).post(add_pbx))
         .route(
@@ -472,6 +472,17 @@ async fn list_direct_routes(
 async fn add_direct_route(State(s): State<ApiState>, Body(req): Body<DirectRouteAdd>) -> ApiResult {
     change(&s, StatusCode::CREATED, async |ops| {
         ops.add_direct_route(&req).await
+    })
+    .await
+}
+
+async fn set_direct_route(
+    State(s): State<ApiState>,
+    Segments(fqdn): Segments<String>,
+    Body(req): Body<DirectRouteSet>,
+) -> ApiResult {
+    change(&s, StatusCode::OK, async |ops| {
+        ops.set_direct_route(&fqdn, &req).await
     })
     .await
 }

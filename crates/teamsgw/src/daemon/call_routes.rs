@@ -55,6 +55,7 @@ pub async fn build(
             enterprise_id: d.enterprise_id.clone(),
             enterprise: d.enterprise_name.clone(),
             max_sessions: d.max_sessions,
+            max_cps: d.max_cps,
             emergency_numbers: d.emergency_numbers.clone(),
         })
         .collect();

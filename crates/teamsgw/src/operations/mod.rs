@@ -13,9 +13,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use teamsgw_license::catalogue as license;
 use teamsgw_store::{
-    DirectRoute, Enterprise, EnterpriseSku, LicenseFactor, NewDirectRoute, NewUser, NumberFormat,
-    PasswordKey, PasswordKeyError, Pbx, PbxChange, PoolUnit, ProvisionError, Store, Transport,
-    User, UserChange,
+    DirectRoute, DirectRouteChange, Enterprise, EnterpriseSku, LicenseFactor, NewDirectRoute,
+    NewUser, NumberFormat, PasswordKey, PasswordKeyError, Pbx, PbxChange, PoolUnit, ProvisionError,
+    Store, Transport, User, UserChange,
 };
 
 use crate::config::Settings;
@@ -74,7 +74,17 @@ pub struct DirectRouteAdd {
     #[serde(default = "default_sip_tls_port")]
     pub port: u16,
     pub max_sessions: Option<u32>,
+    /// New calls per second, both directions (emergency calls exempt).
+    pub max_cps: Option<u32>,
     pub ms_user: Option<String>,
+}
+
+/// A change to a direct route's limits: a number sets one, 0 removes it, absent keeps it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectRouteSet {
+    pub max_sessions: Option<u32>,
+    pub max_cps: Option<u32>,
 }
 
 fn default_sip_tls_port() -> u16 {
@@ -262,9 +272,30 @@ impl Provisioner<'_> {
             base_fqdn: self.settings.teams.base_fqdn.clone(),
             port: req.port,
             max_sessions: req.max_sessions,
+            max_cps: req.max_cps,
             ms_user: req.ms_user.clone(),
         };
         self.store.add_direct_route(&route, assign_from_pool).await
+    }
+
+    /// Changes a direct route's limits; new calls see them after the next snapshot reload.
+    pub async fn set_direct_route(
+        &self,
+        fqdn: &str,
+        req: &DirectRouteSet,
+    ) -> Result<DirectRoute, ProvisionError> {
+        if req.max_sessions.is_none() && req.max_cps.is_none() {
+            return Err(invalid(
+                "max-sessions",
+                "nothing to change: give max-sessions or max-cps (0 removes a limit)",
+            ));
+        }
+        let limit = |n: Option<u32>| n.map(|n| (n > 0).then_some(n));
+        let change = DirectRouteChange {
+            max_sessions: limit(req.max_sessions),
+            max_cps: limit(req.max_cps),
+        };
+        self.store.set_direct_route(fqdn, &change).await
     }
 
     pub async fn add_pbx(&self, req: &PbxAdd) -> Result<Pbx, ProvisionError> {

@@ -131,7 +131,22 @@ impl<M: MediaPlane> CallCore<M> {
             label: "bad_body",
         })?;
         let tenant = parts.tenant.clone();
-        // An emergency call is counted but never refused for the direct route's limit.
+        // An emergency call is counted but never refused for the direct route's limits.
+        if !parts.emergency
+            && !self
+                .settings
+                .rates
+                .try_admit(&tenant.fqdn, tenant.max_cps, now)
+        {
+            return Err(setup::admission(
+                "max_cps",
+                format!(
+                    "{} is over its limit of {} new calls per second",
+                    tenant.fqdn,
+                    tenant.max_cps.unwrap_or_default()
+                ),
+            ));
+        }
         let limit = (!parts.emergency).then_some(tenant.max_sessions).flatten();
         if !self.settings.sessions.try_acquire(&tenant.fqdn, limit) {
             return Err(setup::admission(

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bridge_transfer;
+mod call_rate;
 mod dialog_peers;
 mod emergency;
 mod hold;

@@ -89,6 +89,7 @@ fn view_with_parts(
         enterprise_id: "e1".into(),
         enterprise: "Contoso".into(),
         max_sessions,
+        max_cps: None,
         emergency_numbers: None,
     };
     edit_tenant(&mut tenant);

@@ -3,6 +3,7 @@
 //! handler and its description cannot drift apart unnoticed.
 
 use serde_json::{Map, Value, json};
+use teamsgw_store::MAX_CPS;
 
 fn string() -> Value {
     json!({"type": "string"})
@@ -300,19 +301,29 @@ fn provisioning_schemas() -> Value {
             json!({
                 "enterprise": string(), "fqdn": string(), "port": integer(1, 65535),
                 "max_sessions": {"type": "integer", "format": "int64", "minimum": 1, "maximum": u32::MAX, "nullable": true},
+                "max_cps": {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_CPS, "nullable": true},
                 "ms_user": nullable_string(), "licenses": strings(),
                 "last_license_change": {"type": "integer", "format": "int64", "nullable": true},
             }),
-            &["enterprise", "fqdn", "port", "max_sessions", "ms_user", "licenses", "last_license_change"],
+            &["enterprise", "fqdn", "port", "max_sessions", "max_cps", "ms_user", "licenses", "last_license_change"],
             false,
         ),
         "DirectRouteAdd": object(
             json!({
                 "enterprise": string(), "fqdn": string(), "port": integer(0, 65535),
                 "max_sessions": {"type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX, "nullable": true},
+                "max_cps": {"type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX, "nullable": true},
                 "ms_user": nullable_string(),
             }),
             &["enterprise", "fqdn"],
+            true,
+        ),
+        "DirectRouteSet": object(
+            json!({
+                "max_sessions": {"type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX, "nullable": true},
+                "max_cps": {"type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX, "nullable": true},
+            }),
+            &[],
             true,
         ),
         "Pbx": object(
@@ -486,6 +497,7 @@ pub fn document() -> Value {
             },
             "/direct-routes/{fqdn}": {
                 "parameters": [path_param("fqdn")],
+                "patch": op("Change a direct route's limits (0 removes one)", vec![], Some("DirectRouteSet"), fine("DirectRoute")),
                 "delete": op("Delete a direct route", vec![cascade()], None, gone()),
             },
             "/pbxs": {

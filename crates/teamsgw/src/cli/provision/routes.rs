@@ -5,7 +5,7 @@ use clap::Subcommand;
 use teamsgw_store::ProvisionError;
 
 use super::{Output, on_off, print_rows, yes_no};
-use crate::operations::{DirectRouteAdd, PbxAdd, PbxSet, Provisioner};
+use crate::operations::{DirectRouteAdd, DirectRouteSet, PbxAdd, PbxSet, Provisioner};
 
 #[derive(Debug, Subcommand)]
 pub enum DirectRouteCommand {
@@ -20,10 +20,23 @@ pub enum DirectRouteCommand {
         /// Concurrent call limit for this customer (unlimited when omitted).
         #[arg(long, value_name = "N")]
         max_sessions: Option<u32>,
+        /// New calls per second, both directions, over which calls get 503 with Retry-After
+        /// (emergency calls exempt; unlimited when omitted).
+        #[arg(long, value_name = "N")]
+        max_cps: Option<u32>,
         /// The Microsoft user anchoring the domain (default donotdelete@FQDN); it gets one
         /// Teams + Teams Phone (or inclusive) unit from the enterprise's SKUs.
         #[arg(long, value_name = "UPN")]
         ms_user: Option<String>,
+    },
+    /// Change a direct route's limits (new calls see them after the next reload); 0 removes
+    /// a limit.
+    Set {
+        fqdn: String,
+        #[arg(long, value_name = "N")]
+        max_sessions: Option<u32>,
+        #[arg(long, value_name = "N")]
+        max_cps: Option<u32>,
     },
     /// Delete a direct route (its licenses return to the pool); the last route of an
     /// enterprise with PBXs only with --cascade (deletes those PBXs and their users).
@@ -132,6 +145,7 @@ pub(super) async fn direct_route(
             fqdn,
             port,
             max_sessions,
+            max_cps,
             ms_user,
         } => {
             let route = ops
@@ -140,6 +154,7 @@ pub(super) async fn direct_route(
                     fqdn,
                     port,
                     max_sessions,
+                    max_cps,
                     ms_user,
                 })
                 .await?;
@@ -152,6 +167,27 @@ pub(super) async fn direct_route(
                 route.licenses.join(" + ")
             );
         }
+        DirectRouteCommand::Set {
+            fqdn,
+            max_sessions,
+            max_cps,
+        } => {
+            let route = ops
+                .set_direct_route(
+                    &fqdn,
+                    &DirectRouteSet {
+                        max_sessions,
+                        max_cps,
+                    },
+                )
+                .await?;
+            println!(
+                "direct route {}: max sessions {}, max cps {}",
+                route.fqdn,
+                limit(route.max_sessions),
+                limit(route.max_cps)
+            );
+        }
         DirectRouteCommand::List { enterprise, output } => {
             let list = ops.store.list_direct_routes(enterprise.as_deref()).await?;
             print_rows(
@@ -162,6 +198,7 @@ pub(super) async fn direct_route(
                     "ENTERPRISE",
                     "PORT",
                     "MAX SESSIONS",
+                    "MAX CPS",
                     "MS USER",
                     "LICENSES",
                 ],
@@ -170,8 +207,8 @@ pub(super) async fn direct_route(
                         d.fqdn.clone(),
                         d.enterprise.clone(),
                         d.port.to_string(),
-                        d.max_sessions
-                            .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                        limit(d.max_sessions),
+                        limit(d.max_cps),
                         d.ms_user.clone().unwrap_or_else(|| "-".to_owned()),
                         d.licenses.join(","),
                     ]
@@ -184,6 +221,10 @@ pub(super) async fn direct_route(
         }
     }
     Ok(())
+}
+
+fn limit(n: Option<u32>) -> String {
+    n.map_or_else(|| "-".to_owned(), |n| n.to_string())
 }
 
 pub(super) async fn pbx(ops: &Provisioner<'_>, c: PbxCommand) -> Result<(), ProvisionError> {
