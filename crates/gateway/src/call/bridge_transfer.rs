@@ -18,7 +18,7 @@ use teamsgw_sip::transaction::TxId;
 use super::Dest;
 use super::bridged::{Bridged, answer_rejecting, reorigin};
 use super::core::Ctx;
-use super::outbound::{InviteTemplate, Outbound};
+use super::outbound::{InviteTemplate, MAX_FORWARDS, Outbound};
 use super::reinvite::Purpose;
 use super::session_timer::SessionTimer;
 use super::setup;
@@ -64,6 +64,7 @@ impl Call {
         };
         let uri = self.pbx.uri(number);
         let template = InviteTemplate {
+            max_forwards: MAX_FORWARDS,
             uri: uri.clone(),
             from: format!("<sip:{}@{}>", self.user.extension, self.pbx.domain),
             to: format!("<{uri}>"),

@@ -15,6 +15,9 @@ use super::body_parts::CarriedParts;
 use super::inbound::LegProfile;
 use super::{Dest, next_hop};
 
+/// Max-Forwards of a request we originate (RFC 3261 §8.1.1.6).
+pub const MAX_FORWARDS: u8 = 70;
+
 /// What the INVITE we send is made of, so a retry can rebuild it.
 #[derive(Debug, Clone)]
 pub struct InviteTemplate {
@@ -23,6 +26,8 @@ pub struct InviteTemplate {
     pub from: String,
     pub to: String,
     pub headers: Vec<(&'static str, String)>,
+    /// The caller's Max-Forwards less one (RFC 7332 §3), so a loop through B2BUAs ends.
+    pub max_forwards: u8,
     pub sdp: Option<String>,
     /// A multipart body the SDP travels in (an emergency call's location).
     pub parts: Option<CarriedParts>,
@@ -146,7 +151,7 @@ impl Outbound {
         let t = &self.template;
         let mut b = MessageBuilder::request("INVITE", &t.uri)
             .header("Via", self.profile.via(branch))
-            .header("Max-Forwards", "70")
+            .header("Max-Forwards", t.max_forwards.to_string())
             .header("From", format!("{};tag={}", t.from, self.from_tag))
             .header("To", &t.to)
             .header("Call-ID", &self.call_id)
@@ -241,7 +246,7 @@ impl Outbound {
         use teamsgw_sip::HeaderName as H;
         let b = MessageBuilder::request("CANCEL", &self.template.uri)
             .header("Via", header(H::Via))
-            .header("Max-Forwards", "70")
+            .header("Max-Forwards", MAX_FORWARDS.to_string())
             .header("From", header(H::From))
             .header("To", header(H::To))
             .header("Call-ID", &self.call_id)

@@ -13,7 +13,7 @@ use teamsgw_sip::transport::{Source, Target, Transport};
 use super::CallSettings;
 use super::identity;
 use super::inbound::LegProfile;
-use super::outbound::InviteTemplate;
+use super::outbound::{InviteTemplate, MAX_FORWARDS};
 use super::peers::Peers;
 use super::routing::{self, Rejection, RoutingView};
 use crate::registration::transport_token;
@@ -93,6 +93,7 @@ pub(super) fn from_teams(
     request: &Message,
     _source: &Source,
 ) -> Result<CallParts, Rejection> {
+    let max_forwards = remaining_hops(request)?;
     let route = routing::route_teams_call(view, request)?;
     let pbx = &route.pbx;
     // An emergency call reaches the PBX as dialled (no number format), whatever the limits.
@@ -145,6 +146,7 @@ pub(super) fn from_teams(
             from: format!("{display}<sip:{}@{}>", user.extension, pbx.domain),
             to: format!("<sip:{called}@{}>", pbx.domain),
             headers,
+            max_forwards,
             sdp: None,
             parts: None,
         },
@@ -169,6 +171,7 @@ pub(super) fn to_teams(
     request: &Message,
     source: &Source,
 ) -> Result<CallParts, Rejection> {
+    let max_forwards = remaining_hops(request)?;
     let route = routing::route_pbx_call(view, request, source.peer.ip())?;
     let fqdn = &route.tenant.fqdn;
     let display = quoted_display(route.caller_display.as_deref());
@@ -200,6 +203,7 @@ pub(super) fn to_teams(
             from,
             to: format!("<sip:{number}@{fqdn};user=phone>"),
             headers,
+            max_forwards,
             sdp: None,
             parts: None,
         },
@@ -231,6 +235,28 @@ pub(super) struct CallParts {
     pub pbx: routing::PbxDialing,
     /// A call from Teams to one of `emergency_numbers`.
     pub emergency: bool,
+}
+
+/// Max-Forwards for the INVITE we send: the caller's less one, or 70 when it gave none.
+/// A B2BUA passes the count on like a proxy, so a routing loop through SBCs and PBXs ends
+/// (RFC 7332 §3); at 0 the INVITE gets 483 (RFC 3261 §16.3 step 3).
+fn remaining_hops(request: &Message) -> Result<u8, Rejection> {
+    match request.max_forwards() {
+        None => Ok(MAX_FORWARDS),
+        Some(Ok(0)) => Err(Rejection {
+            status: 483,
+            reason: "Too Many Hops",
+            warning: "Max-Forwards is 0 (RFC 7332 §3)".into(),
+            label: "too_many_hops",
+        }),
+        Some(Ok(n)) => Ok(n - 1),
+        Some(Err(e)) => Err(Rejection {
+            status: 400,
+            reason: "Bad Request",
+            warning: e.to_string(),
+            label: "bad_request",
+        }),
+    }
 }
 
 pub(super) fn admission(label: &'static str, warning: String) -> Rejection {

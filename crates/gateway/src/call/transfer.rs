@@ -14,7 +14,7 @@ use teamsgw_sip::transport::{Target, Transport};
 
 use super::cause::{EndCause, Side};
 use super::core::Ctx;
-use super::outbound::{InviteTemplate, Outbound};
+use super::outbound::{InviteTemplate, MAX_FORWARDS, Outbound};
 use super::session_timer::SessionTimer;
 use super::setup;
 use super::state::{Call, Leg, Phase};
@@ -149,6 +149,7 @@ impl Call {
         };
         let offer = self.sdp.offer_to_new_teams_leg();
         let template = InviteTemplate {
+            max_forwards: MAX_FORWARDS,
             uri: request_uri.clone(),
             from: format!("<sip:{party}@{fqdn};user=phone>"),
             to: format!("<{request_uri}>"),

@@ -7,6 +7,7 @@ mod dialog_peers;
 mod emergency;
 mod hold;
 mod identity;
+mod max_forwards;
 mod pbx_to_teams;
 mod pbx_transfer;
 mod replaces;
