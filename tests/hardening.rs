@@ -427,6 +427,50 @@ fn a_shard_that_panics_ends_its_calls_with_bye_on_both_legs_and_restarts() {
     }
 }
 
+/// Supervision (issue 31 §4) of the task that holds every registration: the client driver
+/// panics on the sync that brings the lab's user (a test-only hook, once); it starts again
+/// with the users it was last given, and the user registers at Kamailio (`CallLab` waits for
+/// the binding). The panic is counted and `/readyz` says degraded.
+#[test]
+fn a_client_driver_that_panics_starts_again_and_its_users_register() {
+    let lab = CallLab::start_with_env(
+        "",
+        &[],
+        5061,
+        None,
+        &[("FAULT_PANIC_UPN_FOR_TEAMSGW", "alice@contoso.test")],
+        &[],
+    );
+    assert_eq!(
+        lab.metric("teamsgw_internal_errors_total{task=\"client\"}"),
+        1.0,
+        "no panic: is the daemon built without the gateway's fault-injection feature?\n{}",
+        lab.logs()
+    );
+    assert!(
+        lab.daemon.log().contains("panicked and starts again"),
+        "{}",
+        lab.logs()
+    );
+    let (status, ready) = lab.daemon.get("/readyz");
+    assert_eq!(status, 200, "{ready}");
+    assert!(ready.contains("\"status\":\"degraded\""), "{ready}");
+    assert!(
+        ready.contains("the registration agent and trunk health restarted"),
+        "{ready}"
+    );
+    // The restarted driver publishes its own state: the user is registered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lab
+        .daemon
+        .metric_if_exposed("teamsgw_registrations{enterprise=\"Contoso\",state=\"registered\"}")
+        != Some(1.0)
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", lab.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// An OPTIONS from the Teams side on `uac`'s connection; its round trip.
 fn teams_options(uac: &mut teamsgw_tests::teams_uac::TeamsUac, n: u32) -> Duration {
     let text = format!(

@@ -27,7 +27,10 @@
 //!
 //! `cargo bench -p teamsgw-benches --bench relay_load` (RELAY_LOAD_CALLS=100,250,500,1000,1500,2000,
 //! RELAY_LOAD_SECONDS=10 to change the defaults; RELAY_LOAD_RTPENGINE=0 to skip rtpengine;
-//! RELAY_LOAD_SERVER=path to drive another build of relay_server, for an A/B;
+//! RELAY_LOAD_SERVER=path to drive another build of relay_server in place of this one;
+//! RELAY_LOAD_BASELINE=path adds a run of another build next to ours in every pair and prints
+//! the ratio of CPU per forwarded packet, teamsgw/baseline, for an A/B of two versions in one
+//! run (with RELAY_LOAD_REPEAT, the median of the pairs);
 //! RELAY_LOAD_PAYLOAD_MAP=1 adds a run of our relay with a payload-type map on every session
 //! (the rewrite path for every packet) and prints its CPU per packet against the plain run;
 //! RELAY_LOAD_REPEAT=3 runs each pair three times and prints the median ratio, as one pair on a
@@ -278,11 +281,9 @@ struct Server {
 }
 
 impl Server {
-    fn start(topology: &Topology, payload_map: bool) -> Server {
-        // RELAY_LOAD_SERVER: another build of relay_server, for an A/B of two versions.
-        let bin = std::env::var("RELAY_LOAD_SERVER")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_relay_server").to_owned());
-        let mut command = topology.relay_command(&bin);
+    /// `bin`: this build's relay_server, or another's for an A/B (module doc).
+    fn start(topology: &Topology, payload_map: bool, bin: &str) -> Server {
+        let mut command = topology.relay_command(bin);
         command.args(["30000", "39999"]);
         if payload_map {
             command.env("RELAY_SERVER_PAYLOAD_MAP", "1");
@@ -638,6 +639,7 @@ fn run(
     rtpengine: bool,
     payload_map: bool,
     topology: &Topology,
+    bin: &str,
 ) -> Window {
     // Memory is read once the relay is up and before any call exists.
     let (mut backend, rss_before) = if rtpengine {
@@ -646,7 +648,7 @@ fn run(
         let rss = rss_kib(r.child.id());
         (Backend::Rtpengine(r), rss)
     } else {
-        let mut server = Server::start(topology, payload_map);
+        let mut server = Server::start(topology, payload_map, bin);
         // A round trip: the server is up before its memory is read.
         server.allocs();
         let rss = rss_kib(server.child.id());
@@ -908,49 +910,69 @@ fn main() {
         "gen load"
     );
     for n in calls {
-        let mut ratios = Vec::new();
+        let mut ratios: Vec<(&str, f64)> = Vec::new();
         for _ in 0..repeat {
-            if let Some(ratio) = compare(n, seconds, with_rtpengine, &topology) {
-                ratios.push(ratio);
-            }
+            ratios.extend(compare(n, seconds, with_rtpengine, &topology));
         }
-        if ratios.len() > 1 {
-            ratios.sort_by(f64::total_cmp);
-            println!(
-                "{:>10} {n:>6} median of {} comparable ratios = {:.2} (lowest {:.2}, highest {:.2})",
-                "ratio",
-                ratios.len(),
-                ratios[ratios.len() / 2],
-                ratios[0],
-                ratios[ratios.len() - 1]
-            );
+        for label in ["ratio", "vs base"] {
+            let mut of: Vec<f64> = ratios
+                .iter()
+                .filter(|(l, _)| *l == label)
+                .map(|&(_, r)| r)
+                .collect();
+            if of.len() > 1 {
+                of.sort_by(f64::total_cmp);
+                println!(
+                    "{label:>10} {n:>6} median of {} comparable ratios = {:.3} (lowest {:.3}, highest {:.3})",
+                    of.len(),
+                    of[of.len() / 2],
+                    of[0],
+                    of[of.len() - 1]
+                );
+            }
         }
     }
 }
 
-/// One run of each relay at `n` calls; the ratio of CPU per forwarded packet when the point
-/// compares (module doc).
-fn compare(n: usize, seconds: u64, with_rtpengine: bool, topology: &Topology) -> Option<f64> {
+/// One run of each relay at `n` calls; the ratios of CPU per forwarded packet (`ratio`:
+/// teamsgw/rtpengine, `vs base`: teamsgw/baseline) when the point compares (module doc).
+fn compare(
+    n: usize,
+    seconds: u64,
+    with_rtpengine: bool,
+    topology: &Topology,
+) -> Vec<(&'static str, f64)> {
     let mut per_packet = Vec::new();
     let mut comparable = true;
     let with_pt_map =
         std::env::var("RELAY_LOAD_PAYLOAD_MAP").map_or(cfg!(debug_assertions), |v| v == "1");
     let mut pt_map_us = None;
-    for (name, rtpengine, map) in [
-        ("teamsgw", false, false),
-        ("teamsgw+pt", false, true),
-        ("rtpengine", true, false),
+    let baseline = std::env::var("RELAY_LOAD_BASELINE").ok();
+    let mut baseline_us = None;
+    let ours = env!("CARGO_BIN_EXE_relay_server").to_owned();
+    let ours = std::env::var("RELAY_LOAD_SERVER").unwrap_or(ours);
+    for (name, rtpengine, map, base) in [
+        ("teamsgw", false, false, false),
+        ("baseline", false, false, true),
+        ("teamsgw+pt", false, true, false),
+        ("rtpengine", true, false, false),
     ] {
-        if (rtpengine && !with_rtpengine) || (map && !with_pt_map) {
+        if (rtpengine && !with_rtpengine) || (map && !with_pt_map) || (base && baseline.is_none()) {
             continue;
         }
-        let mut w = run(n, seconds, rtpengine, map, topology);
+        let bin = match (&baseline, base) {
+            (Some(b), true) => b,
+            _ => &ours,
+        };
+        let mut w = run(n, seconds, rtpengine, map, topology, bin);
         w.latencies.sort_unstable();
         let loss = 100.0 * (w.sent.saturating_sub(w.forwarded)) as f64 / w.sent.max(1) as f64;
         let us = w.cpu * 1e6 / w.forwarded.max(1) as f64;
         let napi_us = w.napi * 1e6 / w.forwarded.max(1) as f64;
         if map {
             pt_map_us = Some(us);
+        } else if base {
+            baseline_us = Some(us);
         } else {
             per_packet.push(us);
         }
@@ -992,14 +1014,23 @@ fn compare(n: usize, seconds: u64, with_rtpengine: bool, topology: &Topology) ->
             mapped / plain
         );
     }
+    let note = if comparable { "" } else { "  (not comparable)" };
+    let mut ratios = Vec::new();
+    if let (Some(&plain), Some(base)) = (per_packet.first(), baseline_us) {
+        println!(
+            "{:>10} {n:>6} CPU per forwarded packet, teamsgw/baseline = {:.3}{note}",
+            "vs base",
+            plain / base
+        );
+        ratios.push(("vs base", plain / base));
+    }
     if let [ours, theirs] = per_packet[..] {
         println!(
-            "{:>10} {n:>6} CPU per forwarded packet, teamsgw/rtpengine = {:.2}{}",
+            "{:>10} {n:>6} CPU per forwarded packet, teamsgw/rtpengine = {:.2}{note}",
             "ratio",
-            ours / theirs,
-            if comparable { "" } else { "  (not comparable)" }
+            ours / theirs
         );
-        return comparable.then_some(ours / theirs);
+        ratios.push(("ratio", ours / theirs));
     }
-    None
+    if comparable { ratios } else { Vec::new() }
 }

@@ -26,7 +26,7 @@ use crate::call::{
 use crate::call_dest;
 use crate::dns::Resolver;
 use crate::sender::{PeerSenders, Plan};
-use crate::supervision::{Restarts, guarded};
+use crate::supervision::{Supervision, guarded};
 
 /// Call metrics (README "Metrics").
 #[derive(Clone)]
@@ -174,11 +174,13 @@ impl CallMetrics {
         let internal_errors = IntCounterVec::new(
             Opts::new(
                 "teamsgw_internal_errors_total",
-                "Panics caught in a task that holds calls (call_shard); its calls ended and it restarted.",
+                "Panics caught in a supervised task (call_shard: its calls ended; client: its users register again); it restarted.",
             ),
             &["task"],
         )?;
-        internal_errors.with_label_values(&["call_shard"]);
+        for task in ["call_shard", "client"] {
+            internal_errors.with_label_values(&[task]);
+        }
         registry.register(Box::new(internal_errors.clone()))?;
         registry.register(Box::new(bye_lost.clone()))?;
         registry.register(Box::new(media_loss.clone()))?;
@@ -342,8 +344,8 @@ enum Command {
 #[derive(Clone)]
 pub struct CallsHandle {
     shards: Arc<Vec<mpsc::Sender<Command>>>,
-    /// Shards restarted after a panic, for `/readyz`.
-    restarts: Arc<Restarts>,
+    /// Tasks restarted after a panic, for `/readyz`.
+    supervision: Supervision,
     /// The routing view the shards were last given (PBX addresses for the flood guard).
     view: Arc<std::sync::RwLock<SharedView>>,
     active: Arc<std::sync::atomic::AtomicUsize>,
@@ -374,9 +376,14 @@ pub struct FinishedCall {
 }
 
 impl CallsHandle {
-    /// Shards restarted after an internal error within the last minute (`/readyz`).
+    /// Tasks restarted after an internal error within the last minute (`/readyz`).
     pub fn degraded(&self) -> Vec<String> {
-        self.restarts.degraded(Instant::now())
+        self.supervision.degraded(Instant::now())
+    }
+
+    /// Where other supervised tasks (the client driver) report their panics.
+    pub fn supervision(&self) -> Supervision {
+        self.supervision.clone()
     }
 
     /// A message for the call layer: responses and requests by their Call-ID's owner.
@@ -498,7 +505,7 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
     let view: SharedView = Arc::new(crate::call::RoutingView::default());
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let sending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let restarts = Arc::new(Restarts::default());
+    let supervision = Supervision::new(metrics.internal_errors.clone());
     let mut senders = Vec::new();
     for shard in 0..shards.max(1) {
         let (tx, rx) = mpsc::channel(4096);
@@ -527,14 +534,14 @@ pub fn spawn(layer: CallLayer) -> CallsHandle {
             active: Arc::clone(&active),
             clock: WallClock::now(),
             shard,
-            restarts: Arc::clone(&restarts),
+            supervision: supervision.clone(),
         };
         tokio::spawn(worker.run(rx, failures));
         senders.push(tx);
     }
     let handle = CallsHandle {
         shards: Arc::new(senders),
-        restarts,
+        supervision,
         view: Arc::new(std::sync::RwLock::new(Arc::clone(&view))),
         active,
         sending,
@@ -563,7 +570,7 @@ struct Shard {
     active: Arc<std::sync::atomic::AtomicUsize>,
     clock: WallClock,
     shard: u16,
-    restarts: Arc<Restarts>,
+    supervision: Supervision,
 }
 
 impl Shard {
@@ -580,12 +587,8 @@ impl Shard {
             .map(|c| c.call_id)
             .collect();
         tracing::error!(shard = self.shard, %panic, call_ids = ?calls, "call shard panicked: its calls end and it restarts");
-        self.metrics
-            .internal_errors
-            .with_label_values(&["call_shard"])
-            .inc();
-        self.restarts
-            .record(format!("call shard {}", self.shard), now);
+        self.supervision
+            .restarted("call_shard", format!("call shard {}", self.shard), now);
         self.core.recover(now);
     }
 

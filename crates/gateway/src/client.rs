@@ -26,6 +26,7 @@ use crate::registration::{
     AgentSettings, Outcome, Registrar, Registration, RegistrationAgent, RequestId, State,
 };
 use crate::sender::PeerSenders;
+use crate::supervision::{Supervision, restart_on_panic};
 use crate::trunk::{TrunkHealth, TrunkSettings};
 
 /// Metrics of the registration agent and the trunk health.
@@ -222,7 +223,9 @@ struct Dest {
     request: Request,
 }
 
-/// Starts the driver. `responses` carries every SIP response the transports receive.
+/// Starts the driver. `responses` carries every SIP response the transports receive. A panic
+/// in the driver is reported to `supervision` and the driver starts again with fresh state
+/// and the last users it was given, who register again ([`crate::supervision`]).
 pub fn spawn(
     sip: SipTransport,
     responses: mpsc::Receiver<Incoming>,
@@ -230,45 +233,81 @@ pub fn spawn(
     trunk: TrunkSettings,
     metrics: ClientMetrics,
     resolver: Resolver,
+    supervision: Supervision,
 ) -> ClientHandle {
-    let now = Instant::now();
     let (commands, rx) = mpsc::channel(64);
     let summary = Arc::new(Mutex::new(BTreeMap::new()));
     let (failures_tx, failures) = mpsc::channel(1024);
     let (lookups_tx, lookups) = mpsc::channel(256);
-    let mut layer = TransactionLayer::new(TimerSettings::default());
-    // Issue 31 §2: a response comes from where its request went, over the same transport.
-    layer.set_peer_check(|peer: &Dest, incoming: &Dest| {
-        peer.target.transport == incoming.target.transport
-            && peer.target.addr.ip() == incoming.target.addr.ip()
-    });
-    let driver = Driver {
-        sip: sip.clone(),
-        layer,
-        agent: RegistrationAgent::new(agent, now),
-        trunk: TrunkHealth::new(trunk, now),
-        requests: HashMap::new(),
-        transactions: HashMap::new(),
-        waiting: HashMap::new(),
-        lookups_tx,
-        senders: PeerSenders::new(sip, resolver.clone(), failures_tx),
-        resolver,
-        metrics,
-        summary: Arc::clone(&summary),
-        shutdown: None,
-        registration_series: GaugeSeries::default(),
-        proxy_series: GaugeSeries::default(),
-        proxies_up: watch::Sender::new(Vec::new()),
-        proxies_up_at: u64::MAX,
+    let proxies_up = Arc::new(watch::Sender::new(Vec::new()));
+    let receiver = proxies_up.subscribe();
+    // The inputs outlive a driver that panics: its task holds them locked, and unwinding
+    // unlocks them for the next one.
+    let inputs = Arc::new(tokio::sync::Mutex::new(Inputs {
+        responses,
+        commands: rx,
+        failures,
+        lookups,
+    }));
+    let users: LastUsers = Arc::default();
+    let handle_summary = Arc::clone(&summary);
+    let start = move |restarted: bool| {
+        let now = Instant::now();
+        let mut layer = TransactionLayer::new(TimerSettings::default());
+        // Issue 31 §2: a response comes from where its request went, over the same transport.
+        layer.set_peer_check(|peer: &Dest, incoming: &Dest| {
+            peer.target.transport == incoming.target.transport
+                && peer.target.addr.ip() == incoming.target.addr.ip()
+        });
+        let mut driver = Driver {
+            sip: sip.clone(),
+            layer,
+            agent: RegistrationAgent::new(agent.clone(), now),
+            trunk: TrunkHealth::new(trunk.clone(), now),
+            requests: HashMap::new(),
+            transactions: HashMap::new(),
+            waiting: HashMap::new(),
+            lookups_tx: lookups_tx.clone(),
+            senders: PeerSenders::new(sip.clone(), resolver.clone(), failures_tx.clone()),
+            resolver: resolver.clone(),
+            metrics: metrics.clone(),
+            summary: Arc::clone(&summary),
+            shutdown: None,
+            registration_series: GaugeSeries::default(),
+            proxy_series: GaugeSeries::default(),
+            proxies_up: Arc::clone(&proxies_up),
+            proxies_up_at: u64::MAX,
+            users: Arc::clone(&users),
+        };
+        if restarted {
+            let last = users.lock().map(|u| u.clone()).unwrap_or_default();
+            driver.agent.sync(last, now);
+        }
+        tokio::spawn(driver.run(Arc::clone(&inputs)))
     };
-    let proxies_up = driver.proxies_up.subscribe();
-    tokio::spawn(driver.run(responses, rx, failures, lookups));
+    tokio::spawn(restart_on_panic(
+        supervision,
+        "client",
+        "the registration agent and trunk health",
+        start,
+    ));
     ClientHandle {
         commands,
-        summary,
-        proxies_up,
+        summary: handle_summary,
+        proxies_up: receiver,
     }
 }
+
+/// What the driver reads, kept across restarts.
+struct Inputs {
+    responses: mpsc::Receiver<Incoming>,
+    commands: mpsc::Receiver<Command>,
+    failures: mpsc::Receiver<(Request, String)>,
+    lookups: mpsc::Receiver<Lookup>,
+}
+
+/// The users of the last sync, for a driver that starts again.
+type LastUsers = Arc<Mutex<Vec<Registration>>>;
 
 /// A request waiting for its peer's name to resolve.
 struct Waiting {
@@ -290,8 +329,9 @@ struct Driver {
     agent: RegistrationAgent,
     trunk: TrunkHealth,
     /// Trunk health's verdicts for [`ClientHandle::proxies_up`], and the change they are at.
-    proxies_up: watch::Sender<Vec<(String, bool)>>,
+    proxies_up: Arc<watch::Sender<Vec<(String, bool)>>>,
     proxies_up_at: u64,
+    users: LastUsers,
     /// Transaction → the request it carries, and back.
     requests: HashMap<TxId, Request>,
     transactions: HashMap<Request, TxId>,
@@ -311,13 +351,14 @@ struct Driver {
 const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 impl Driver {
-    async fn run(
-        mut self,
-        mut responses: mpsc::Receiver<Incoming>,
-        mut commands: mpsc::Receiver<Command>,
-        mut failures: mpsc::Receiver<(Request, String)>,
-        mut lookups: mpsc::Receiver<Lookup>,
-    ) {
+    async fn run(mut self, inputs: Arc<tokio::sync::Mutex<Inputs>>) {
+        let mut inputs = inputs.lock_owned().await;
+        let Inputs {
+            responses,
+            commands,
+            failures,
+            lookups,
+        } = &mut *inputs;
         let mut next_metrics = Instant::now();
         loop {
             let now = Instant::now();
@@ -403,7 +444,14 @@ impl Driver {
     fn command(&mut self, cmd: Command) {
         let now = Instant::now();
         match cmd {
-            Command::Sync(users) => self.agent.sync(users, now),
+            Command::Sync(users) => {
+                if let Ok(mut last) = self.users.lock() {
+                    last.clone_from(&users);
+                }
+                #[cfg(feature = "fault-injection")]
+                injected_fault(&users);
+                self.agent.sync(users, now);
+            }
             Command::Registrations(reply) => {
                 let clock = Clock::now();
                 let views = self
@@ -678,5 +726,21 @@ impl Clock {
                 .unix
                 .saturating_sub(self.instant.duration_since(t).as_secs()),
         }
+    }
+}
+
+/// Test builds only (the gateway's `fault-injection` feature): the first sync that has the
+/// user `FAULT_PANIC_UPN_FOR_TEAMSGW` panics the driver, once, so its supervision is tested
+/// against the real daemon (issue 31 §4).
+#[cfg(feature = "fault-injection")]
+#[allow(clippy::panic)]
+fn injected_fault(users: &[Registration]) {
+    static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let Ok(upn) = std::env::var("FAULT_PANIC_UPN_FOR_TEAMSGW") else {
+        return;
+    };
+    if users.iter().any(|u| u.upn == upn) && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        panic!("injected fault: a sync with {upn}");
     }
 }

@@ -1,16 +1,23 @@
-//! Supervised call shards (issue 31 §4). A call shard owns thousands of calls; a panic in it
-//! (a bug reached by some input) must not take them down silently and leave the shard dead,
-//! with every later call hashed to it failing. The shard's driver runs each step of its core
-//! under [`guarded`]; a panic is counted (`teamsgw_internal_errors_total{task}`), logged with
-//! the shard's call ids, and the core recovers ([`crate::call::CallCore::recover`]): every
-//! call ends with BYE where its state allows and a record saying "internal error", and the
-//! shard goes on with fresh tables. `/readyz` says "degraded" for [`DEGRADED_FOR`] after.
+//! Supervised tasks (issue 31 §4). A call shard owns thousands of calls and the client driver
+//! every user's registration; a panic in either (a bug reached by some input) must not take
+//! them down silently and leave the task dead.
+//! - A call shard's driver runs each step of its core under [`guarded`]; after a panic the
+//!   core recovers ([`crate::call::CallCore::recover`]): every call ends with BYE where its
+//!   state allows and a record saying "internal error", and the shard goes on with fresh
+//!   tables.
+//! - The client driver runs as a task its supervisor restarts with fresh state and the last
+//!   users it was given, who then register again (`crate::client`).
+//!
+//! Either way the panic is counted (`teamsgw_internal_errors_total{task}`) and logged, and
+//! `/readyz` says "degraded" for [`DEGRADED_FOR`] after ([`Supervision`]).
 
 use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use prometheus::IntCounterVec;
 
 /// How long a restart shows in `/readyz`.
 pub const DEGRADED_FOR: Duration = Duration::from_secs(60);
@@ -26,6 +33,61 @@ fn message(panic: &(dyn Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Runs the task `start` spawns until it ends. A panic is counted, logged and shown in
+/// `/readyz`, and the task is started again (`start(true)`), at most once a second, so a task
+/// that panics at every start cannot spin.
+pub async fn restart_on_panic(
+    supervision: Supervision,
+    task: &'static str,
+    who: &'static str,
+    mut start: impl FnMut(bool) -> tokio::task::JoinHandle<()>,
+) {
+    let mut restarted = false;
+    loop {
+        let started = Instant::now();
+        match start(restarted).await {
+            Err(e) if e.is_panic() => {
+                let panic = message(e.into_panic().as_ref());
+                tracing::error!(task, %panic, "{who} panicked and starts again");
+                supervision.restarted(task, who.to_owned(), Instant::now());
+                restarted = true;
+                let quiet = Duration::from_secs(1).saturating_sub(started.elapsed());
+                tokio::time::sleep(quiet).await;
+            }
+            _ => return,
+        }
+    }
+}
+
+/// What every supervisor reports a caught panic to: the counter and the restarts `/readyz`
+/// shows. One per daemon, shared by the call shards and the client driver.
+#[derive(Debug, Clone)]
+pub struct Supervision {
+    errors: IntCounterVec,
+    restarts: Arc<Restarts>,
+}
+
+impl Supervision {
+    /// `errors` is `teamsgw_internal_errors_total{task}`.
+    pub fn new(errors: IntCounterVec) -> Self {
+        Self {
+            errors,
+            restarts: Arc::default(),
+        }
+    }
+
+    /// Counts a panic in `task` (the metric label) and shows `who` as restarted.
+    pub fn restarted(&self, task: &str, who: String, now: Instant) {
+        self.errors.with_label_values(&[task]).inc();
+        self.restarts.record(who, now);
+    }
+
+    /// What restarted within [`DEGRADED_FOR`] of `now` (`/readyz`).
+    pub fn degraded(&self, now: Instant) -> Vec<String> {
+        self.restarts.degraded(now)
+    }
 }
 
 /// Recent restarts, for `/readyz`.

@@ -289,6 +289,7 @@ impl Daemon {
             gateway_settings::trunk(&settings),
             client_metrics,
             resolver.clone(),
+            calls.supervision(),
         );
 
         let listener = tokio::net::TcpListener::bind(settings.admin.listen)
