@@ -174,11 +174,11 @@ impl CallMetrics {
         let internal_errors = IntCounterVec::new(
             Opts::new(
                 "teamsgw_internal_errors_total",
-                "Panics caught in a supervised task (call_shard: its calls ended; client: its users register again); it restarted.",
+                "Panics caught in a supervised task (call_shard: its calls ended; client: its users register again; cdr_writer: its batch was lost); it restarted.",
             ),
             &["task"],
         )?;
-        for task in ["call_shard", "client"] {
+        for task in ["call_shard", "client", "cdr_writer"] {
             internal_errors.with_label_values(&[task]);
         }
         registry.register(Box::new(internal_errors.clone()))?;

@@ -123,7 +123,50 @@ impl Restarts {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn a_task_that_panics_starts_again_at_most_once_a_second_until_it_ends() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let errors =
+            IntCounterVec::new(prometheus::Opts::new("errors", "errors"), &["task"]).unwrap();
+        let supervision = Supervision::new(errors.clone());
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&starts);
+        let t0 = Instant::now();
+        rt.block_on(restart_on_panic(
+            supervision.clone(),
+            "test",
+            "the test task",
+            move |restarted| {
+                let n = {
+                    let mut s = seen.lock().unwrap();
+                    s.push(restarted);
+                    s.len()
+                };
+                tokio::spawn(async move {
+                    if n < 3 {
+                        panic!("injected {n}");
+                    }
+                })
+            },
+        ));
+        assert_eq!(*starts.lock().unwrap(), [false, true, true]);
+        assert_eq!(errors.with_label_values(&["test"]).get(), 2);
+        assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
+        let degraded = supervision.degraded(Instant::now());
+        assert_eq!(degraded.len(), 2, "{degraded:?}");
+        assert!(
+            degraded
+                .iter()
+                .all(|d| d.starts_with("the test task restarted after an internal error")),
+            "{degraded:?}"
+        );
+    }
 
     #[test]
     fn a_panic_is_caught_with_its_message_and_a_restart_shows_for_a_minute() {

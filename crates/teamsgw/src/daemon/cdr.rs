@@ -10,6 +10,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use teamsgw_gateway::call::Side;
 use teamsgw_gateway::call::media::LegCounters;
 use teamsgw_gateway::call_driver::{FinishedCall, RecordUpdate};
+use teamsgw_gateway::supervision::{Supervision, restart_on_panic};
 use teamsgw_store::{Cdr, CdrLeg};
 use tokio::sync::mpsc;
 
@@ -92,14 +93,34 @@ const BATCH: usize = 500;
 /// per call at 100 calls/s with one commit per call.
 const LINGER: Duration = Duration::from_millis(200);
 
-/// Writes records until the shards stop: the records of up to [`LINGER`] in one transaction
-/// (one commit per batch, not per call); a batch the database refuses is retried every
-/// second until it is written.
+/// Writes records until the shards stop, supervised: after a panic (the batch at hand is
+/// lost, and counted in `teamsgw_internal_errors_total{task="cdr_writer"}`) the writer starts
+/// again on the same queue.
 pub async fn run(
-    mut records: mpsc::Receiver<RecordUpdate>,
+    records: mpsc::Receiver<RecordUpdate>,
+    provisioning: Arc<Provisioning>,
+    metrics: CdrMetrics,
+    supervision: Supervision,
+) {
+    let records = Arc::new(tokio::sync::Mutex::new(records));
+    restart_on_panic(supervision, "cdr_writer", "the call record writer", |_| {
+        tokio::spawn(write(
+            Arc::clone(&records),
+            Arc::clone(&provisioning),
+            metrics.clone(),
+        ))
+    })
+    .await;
+}
+
+/// The records of up to [`LINGER`] in one transaction (one commit per batch, not per call); a
+/// batch the database refuses is retried every second until it is written.
+async fn write(
+    records: Arc<tokio::sync::Mutex<mpsc::Receiver<RecordUpdate>>>,
     provisioning: Arc<Provisioning>,
     metrics: CdrMetrics,
 ) {
+    let mut records = records.lock_owned().await;
     let mut batch = Vec::with_capacity(BATCH);
     let mut marks = Vec::new();
     let take = |u: RecordUpdate, batch: &mut Vec<Cdr>, marks: &mut Vec<(String, Side)>| match u {

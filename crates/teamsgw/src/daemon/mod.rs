@@ -257,7 +257,12 @@ impl Daemon {
         });
         let cdr_metrics =
             cdr::CdrMetrics::new(metrics.registry()).map_err(|e| format!("metrics: {e}"))?;
-        tokio::spawn(cdr::run(cdr_rx, Arc::clone(&provisioning), cdr_metrics));
+        tokio::spawn(cdr::run(
+            cdr_rx,
+            Arc::clone(&provisioning),
+            cdr_metrics,
+            calls.supervision(),
+        ));
         let purged = cdr_retention::purged_counter(metrics.registry())
             .map_err(|e| format!("metrics: {e}"))?;
         tokio::spawn(cdr_retention::run(
