@@ -18,6 +18,19 @@ use super::{Dest, next_hop};
 /// Max-Forwards of a request we originate (RFC 3261 §8.1.1.6).
 pub const MAX_FORWARDS: u8 = 70;
 
+/// `n` in decimal, without the allocation of `to_string` (one per INVITE).
+fn decimal(mut n: u8, buf: &mut [u8; 3]) -> &[u8] {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + n % 10;
+        n /= 10;
+        if n == 0 {
+            return &buf[start..];
+        }
+    }
+}
+
 /// What the INVITE we send is made of, so a retry can rebuild it.
 #[derive(Debug, Clone)]
 pub struct InviteTemplate {
@@ -149,9 +162,10 @@ impl Outbound {
     ) -> Option<TxId> {
         self.cseq += 1;
         let t = &self.template;
+        let mut hops = [0u8; 3];
         let mut b = MessageBuilder::request("INVITE", &t.uri)
             .header("Via", self.profile.via(branch))
-            .header("Max-Forwards", t.max_forwards.to_string())
+            .header("Max-Forwards", decimal(t.max_forwards, &mut hops))
             .header("From", format!("{};tag={}", t.from, self.from_tag))
             .header("To", &t.to)
             .header("Call-ID", &self.call_id)
@@ -349,5 +363,16 @@ impl Outbound {
     /// Sends an ACK (transaction-less) to this leg's peer.
     pub fn send_ack(&self, layer: &mut TransactionLayer<Dest>, ack: bytes::Bytes) {
         layer.send_stateless(self.peer(), ack);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimal_writes_every_u8() {
+        let mut buf = [0u8; 3];
+        for n in 0..=u8::MAX {
+            assert_eq!(super::decimal(n, &mut buf), n.to_string().as_bytes());
+        }
     }
 }
