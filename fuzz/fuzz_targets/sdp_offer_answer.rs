@@ -1,8 +1,9 @@
 //! Any bytes as an SDP offer or answer from either side, through the parser and every
 //! offer/answer path of the call layer's bridge: call set-up both ways, a delayed offer
 //! answered in the ACK, mid-call re-offers from either side and Teams' answers to ours, a
-//! pickup of a ringing call, a replacing dialog and a transfer target's answer. Invariant
-//! beyond "no panic": every SDP we produce parses back, and a failure is always a 488.
+//! pickup of a ringing call, a replacing dialog and a transfer target's answer. Invariants
+//! beyond "no panic": every SDP we produce parses back, a failure is always a 488, and our
+//! answer to a re-offer has exactly the offer's m-lines (RFC 3264 §6).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -43,6 +44,17 @@ fn reoffer(out: Result<ReOffer, NegotiationError>) -> bool {
     })
 }
 
+/// RFC 3264 §6: an answer has as many m-lines as the offer it answers.
+fn same_streams(offer: &[u8], out: &Result<ReOffer, NegotiationError>) {
+    if let Ok(ReOffer::Changed { answer, .. }) = out {
+        let offer = std::str::from_utf8(offer).ok().and_then(|t| teamsgw_sdp::parse(t).ok());
+        let answer = teamsgw_sdp::parse(answer).expect("our own SDP must parse");
+        if let Some(offer) = offer {
+            assert_eq!(offer.media.len(), answer.media.len(), "one answer per offered stream");
+        }
+    }
+}
+
 /// A call from Teams, answered by the PBX: the state every mid-call path starts from.
 fn confirmed() -> SdpBridge {
     let mut b = bridge();
@@ -76,8 +88,12 @@ fuzz_target!(|data: &[u8]| {
     // Mid-call: the input as a re-offer from each side, then our hold re-offers and Teams'
     // answer to one.
     let mut b = confirmed();
-    reoffer(b.reoffer_from_teams(data));
-    reoffer(b.reoffer_from_pbx(data));
+    let out = b.reoffer_from_teams(data);
+    same_streams(data, &out);
+    reoffer(out);
+    let out = b.reoffer_from_pbx(data);
+    same_streams(data, &out);
+    reoffer(out);
     for hold in [true, false] {
         teamsgw_sdp::parse(&b.hold_offer_to_teams(hold)).expect("our own SDP must parse");
         teamsgw_sdp::parse(&b.hold_offer_to_pbx(hold)).expect("our own SDP must parse");

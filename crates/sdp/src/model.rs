@@ -249,13 +249,23 @@ impl SessionDescription {
         media.connection.as_ref().or(self.connection.as_ref())
     }
 
-    /// The first audio section.
+    /// The audio section a call bridges: the first one in use (port not 0), else the first
+    /// one. A second audio stream, video, T.38 and the rest are answered with port 0.
     pub fn audio(&self) -> Option<&Media> {
-        self.media.iter().find(|m| m.kind == "audio")
+        self.audio_index().map(|i| &self.media[i])
     }
 
     pub fn audio_mut(&mut self) -> Option<&mut Media> {
-        self.media.iter_mut().find(|m| m.kind == "audio")
+        self.audio_index().map(|i| &mut self.media[i])
+    }
+
+    /// Where [`SessionDescription::audio`] is among the m-lines.
+    pub fn audio_index(&self) -> Option<usize> {
+        let audio = |m: &Media| m.kind == "audio";
+        self.media
+            .iter()
+            .position(|m| audio(m) && m.port != 0)
+            .or_else(|| self.media.iter().position(audio))
     }
 }
 

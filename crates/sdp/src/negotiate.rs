@@ -186,6 +186,53 @@ fn audio_section(
     }
 }
 
+/// RFC 3264 §6: "the answer MUST contain exactly the same number of m= lines as the offer",
+/// in its order. `answer` holds our one audio stream, which takes the place of the offer's
+/// bridged audio ([`SessionDescription::audio_index`]); every other stream (video, a second
+/// audio, T.38, anything unknown) is rejected with port 0 and keeps its media type, transport
+/// and formats, which the offerer ignores (§6, §8.2).
+fn every_stream_answered(
+    offer: &SessionDescription,
+    mut answer: SessionDescription,
+) -> SessionDescription {
+    let (Some(bridged), Some(ours)) = (offer.audio_index(), answer.media.pop()) else {
+        return answer;
+    };
+    let mut ours = Some(ours);
+    answer.media = offer
+        .media
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            if i == bridged {
+                return ours.take();
+            }
+            Some(Media {
+                kind: m.kind.clone(),
+                port: 0,
+                port_count: None,
+                proto: m.proto.clone(),
+                formats: m.formats.clone(),
+                info: Vec::new(),
+                connection: None,
+                bandwidths: Vec::new(),
+                attributes: Vec::new(),
+            })
+        })
+        .collect();
+    answer
+}
+
+/// An offer whose bridged audio is missing or disabled: 488, saying what was offered instead.
+fn no_audio(offer: &SessionDescription) -> NegotiationError {
+    let active = |kind: &str| offer.media.iter().any(|m| m.kind == kind && m.port != 0);
+    if active("image") {
+        not_acceptable("T.38 not supported towards Teams")
+    } else {
+        not_acceptable("no audio stream offered")
+    }
+}
+
 /// Teams understands only `a=inactive` for hold (reference §3.6).
 fn teams_direction(d: Direction) -> Direction {
     if d == Direction::SendRecv {
@@ -230,8 +277,9 @@ pub fn answer_teams_offer(
 ) -> Result<TeamsLeg, NegotiationError> {
     let audio = offer
         .audio()
-        .ok_or_else(|| not_acceptable("no audio stream offered"))?;
-    if !audio.proto.ends_with("RTP/SAVP") || audio.port == 0 {
+        .filter(|a| a.port != 0)
+        .ok_or_else(|| no_audio(offer))?;
+    if !audio.proto.ends_with("RTP/SAVP") {
         return Err(not_acceptable(format!(
             "audio must be RTP/SAVP, offered {}",
             audio.proto
@@ -262,7 +310,10 @@ pub fn answer_teams_offer(
     }
     let ours = Crypto::inline(chosen.tag, &chosen.suite, local_key);
     extra.push(Attribute::value("crypto", ours.to_value()));
-    let sdp = audio_section(local, "RTP/SAVP", &codecs, direction, extra);
+    let sdp = every_stream_answered(
+        offer,
+        audio_section(local, "RTP/SAVP", &codecs, direction, extra),
+    );
     Ok(TeamsLeg {
         sdp,
         codecs,
@@ -319,7 +370,8 @@ pub fn answer_pbx_offer(
 ) -> Result<PbxLeg, NegotiationError> {
     let audio = offer
         .audio()
-        .ok_or_else(|| not_acceptable("no audio stream offered"))?;
+        .filter(|a| a.port != 0)
+        .ok_or_else(|| no_audio(offer))?;
     if audio.proto != "RTP/AVP" {
         return Err(not_acceptable(format!(
             "audio must be RTP/AVP, offered {}",
@@ -352,7 +404,10 @@ pub fn answer_pbx_offer(
     } else {
         Vec::new()
     };
-    let sdp = audio_section(local, "RTP/AVP", &codecs, direction, extra);
+    let sdp = every_stream_answered(
+        offer,
+        audio_section(local, "RTP/AVP", &codecs, direction, extra),
+    );
     Ok(PbxLeg {
         sdp,
         codecs,

@@ -353,6 +353,14 @@ impl Call {
             480 if self.direction == Direction::FromTeams => {
                 (480, phrase.clone(), EndCause::NoAnswer)
             }
+            // A 422 we could not meet (its Min-SE is above the day we keep) is the far leg's
+            // refusal, not the caller's interval: a 422 to the caller would need a Min-SE
+            // (RFC 4028 §6) the caller has already met.
+            422 => (
+                500,
+                "Server Internal Error".to_owned(),
+                EndCause::Rejected(422),
+            ),
             s => (s, phrase.clone(), EndCause::Rejected(s)),
         };
         let text = format!(

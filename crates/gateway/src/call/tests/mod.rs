@@ -8,6 +8,7 @@ mod emergency;
 mod hold;
 mod identity;
 mod max_forwards;
+mod media_streams;
 mod pbx_to_teams;
 mod pbx_transfer;
 mod replaces;
