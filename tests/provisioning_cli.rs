@@ -1037,7 +1037,8 @@ fn changes(database_url: &str) {
     assert_eq!(pbxs[0]["transport"], "tcp");
     assert_eq!(pbxs[0]["expires"], 300);
     assert_eq!(pbxs[0]["codecs"], serde_json::json!(["PCMA", "PCMU"]));
-    // Codecs towards the PBX: G.711 only, since teamsgw never transcodes.
+    // Codecs towards the PBX: what Teams also speaks (G.722, G.711, G.729), since teamsgw
+    // never transcodes; SILK is Teams' own.
     let err = refused(
         d,
         &[
@@ -1048,11 +1049,33 @@ fn changes(database_url: &str) {
             "--name",
             "main",
             "--codecs",
-            "G729,PCMU",
+            "SILK,PCMU",
         ],
         "codecs",
     );
     assert!(err.contains("transcoding"), "{err}");
+    ok(
+        d,
+        &[
+            "pbx",
+            "set",
+            "--enterprise",
+            "Fabrikam",
+            "--name",
+            "main",
+            "--codecs",
+            "G722,g729,PCMU",
+        ],
+    );
+    let pbxs: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &["pbx", "list", "--enterprise", "Fabrikam", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(
+        pbxs[0]["codecs"],
+        serde_json::json!(["G722", "G729", "PCMU"])
+    );
     ok(
         d,
         &[

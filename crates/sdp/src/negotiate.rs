@@ -91,7 +91,28 @@ pub fn comfort_noise() -> Codec {
     }
 }
 
-const AUDIO_CODECS: [&str; 2] = ["PCMU", "PCMA"];
+pub fn g722() -> Codec {
+    Codec {
+        payload_type: 9,
+        encoding: "G722".into(),
+        // RFC 3551 §4.5.2: G.722's RTP clock is 8000 Hz, though it samples at 16 kHz.
+        clock_rate: 8000,
+        fmtp: None,
+    }
+}
+
+pub fn g729() -> Codec {
+    Codec {
+        payload_type: 18,
+        encoding: "G729".into(),
+        clock_rate: 8000,
+        fmtp: None,
+    }
+}
+
+/// The audio codecs we relay: Teams' SBC leg speaks them all (reference §4.4), and the relay
+/// moves their packets without decoding them. SILK (16 kHz) stays on the Teams side.
+const AUDIO_CODECS: [&str; 4] = ["PCMU", "PCMA", "G722", "G729"];
 const AUXILIARY: [&str; 2] = ["telephone-event", "CN"];
 
 /// Attributes that never cross to the PBX: ICE, SRTP keys and Microsoft extensions.
@@ -112,8 +133,8 @@ fn is_teams_only(a: &Attribute) -> bool {
         )
 }
 
-/// The codecs of an offer we can relay (8 kHz G.711 plus telephone-event and CN), in the
-/// offer's order, with the offer's payload type numbers.
+/// The codecs of an offer we can relay (G.711, G.722, G.729, telephone-event and CN, all with
+/// an 8000 Hz RTP clock), in the offer's order, with the offer's payload type numbers.
 pub fn relayable_codecs(media: &Media) -> Vec<Codec> {
     media
         .payload_types()
@@ -296,7 +317,9 @@ pub fn answer_teams_offer(
         .ok_or_else(|| not_acceptable("no AES_CM_128_HMAC_SHA1_80/_32 crypto line without MKI"))?;
     let codecs = relayable_codecs(audio);
     if !codecs.iter().any(|c| AUDIO_CODECS.iter().any(|n| c.is(n))) {
-        return Err(not_acceptable("no G.711 codec offered"));
+        return Err(not_acceptable(
+            "no codec we relay offered (G.722, G.711 or G.729)",
+        ));
     }
     let remote = offer
         .connection_for(audio)
@@ -361,8 +384,7 @@ pub struct PbxLeg {
     pub hold: bool,
 }
 
-/// Our answer to a PBX offer, keeping the codecs we can relay to Teams (`allowed`, by name),
-/// G.711 first.
+/// Our answer to a PBX offer, keeping the codecs we can relay to Teams (`allowed`, by name).
 pub fn answer_pbx_offer(
     offer: &SessionDescription,
     local: &Local,
@@ -382,10 +404,14 @@ pub fn answer_pbx_offer(
         .into_iter()
         .filter(|c| AUXILIARY.iter().any(|a| c.is(a)) || allowed.iter().any(|a| c.is(a)))
         .collect();
-    // G.711 first, in the offer's order; then telephone-event and CN.
+    // Audio codecs first, in the offer's order (the PBX's preference for this call); then
+    // telephone-event and CN.
     codecs.sort_by_key(|c| !AUDIO_CODECS.iter().any(|n| c.is(n)));
     if !codecs.iter().any(|c| AUDIO_CODECS.iter().any(|n| c.is(n))) {
-        return Err(not_acceptable("no shared G.711 codec (no transcoding)"));
+        return Err(not_acceptable(format!(
+            "no codec in common with the PBX's {} (no transcoding)",
+            allowed.join(",")
+        )));
     }
     let remote = offer
         .connection_for(audio)

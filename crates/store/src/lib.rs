@@ -36,9 +36,9 @@ pub use direct_routes::{DirectRoute, DirectRouteChange, MAX_CPS, NewDirectRoute,
 pub use license_snapshot::{EnterpriseFacts, LicenseFacts, LicenseSnapshot};
 pub use password::{PasswordKey, PasswordKeyError, SealError};
 pub use provision::{
-    Children, Enterprise, LicenseFactor, NumberFormat, PBX_CODECS, Pbx, ProvisionError, Transport,
-    validate_codecs, validate_country_code, validate_emergency_numbers, validate_tenant_fqdn,
-    validate_tenant_id,
+    Children, Enterprise, LicenseFactor, NumberFormat, PBX_CODECS, Pbx, ProvisionError,
+    RELAYED_CODECS, Transport, validate_codecs, validate_country_code, validate_emergency_numbers,
+    validate_tenant_fqdn, validate_tenant_id,
 };
 pub use snapshot::{DirectRouteEntry, PbxEntry, RoutingSnapshot, UserEntry};
 pub use users::{NewUser, User, password_context, validate_e164, validate_upn};

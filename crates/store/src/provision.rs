@@ -183,7 +183,7 @@ pub struct Pbx {
     pub proxy: Option<String>,
     pub transport: Transport,
     pub expires: u32,
-    /// G.711 variants in preference order (`PCMA`, `PCMU`): teamsgw never transcodes.
+    /// Codecs in preference order, of [`RELAYED_CODECS`]: teamsgw never transcodes.
     pub codecs: Vec<String>,
     pub number_format: NumberFormat,
     /// Turns the PBX's national caller numbers into E.164 towards Teams.
@@ -192,18 +192,25 @@ pub struct Pbx {
     pub diversion: bool,
 }
 
-/// The codecs a PBX may be offered: the G.711 variants Teams also speaks (no transcoding).
+/// A PBX's codecs when none are given: G.711, as before G.722 and G.729 were relayed.
 pub const PBX_CODECS: [&str; 2] = ["PCMA", "PCMU"];
+
+/// The codecs a PBX may be given: those Teams' SBC leg also speaks (reference §4.4), relayed
+/// end to end without transcoding. SILK stays on the Teams side: no PBX speaks it.
+pub const RELAYED_CODECS: [&str; 4] = ["G722", "PCMA", "PCMU", "G729"];
 
 /// Upper-cases and checks a codec preference list.
 pub fn validate_codecs(codecs: &[String]) -> Result<Vec<String>, ProvisionError> {
     let mut out: Vec<String> = Vec::new();
     for c in codecs {
         let c = c.trim().to_ascii_uppercase();
-        if !PBX_CODECS.contains(&c.as_str()) {
+        if !RELAYED_CODECS.contains(&c.as_str()) {
             return Err(invalid(
                 "codecs",
-                format!("{c:?} is not PCMA or PCMU (teamsgw relays G.711 without transcoding)"),
+                format!(
+                    "{c:?} is not G722, PCMA, PCMU or G729 (teamsgw relays what Teams also \
+                     speaks, without transcoding)"
+                ),
             ));
         }
         if out.contains(&c) {
@@ -212,7 +219,7 @@ pub fn validate_codecs(codecs: &[String]) -> Result<Vec<String>, ProvisionError>
         out.push(c);
     }
     if out.is_empty() {
-        return Err(invalid("codecs", "at least one of PCMA, PCMU"));
+        return Err(invalid("codecs", "at least one of G722, PCMA, PCMU, G729"));
     }
     Ok(out)
 }

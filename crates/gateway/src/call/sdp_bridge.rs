@@ -2,8 +2,8 @@
 //! `crates/sdp`, and this bridge carries the codec choice from one leg to the other. The relay
 //! never transcodes, so the answer on one leg may only list what the other leg chose.
 //!
-//! Teams calls: Teams' offer becomes our RTP/AVP offer to the PBX (G.711, telephone-event,
-//! CN; ICE and Microsoft lines dropped); the PBX's answer picks the codec, and our SRTP answer
+//! Teams calls: Teams' offer becomes our RTP/AVP offer to the PBX (the PBX's codecs among
+//! G.722, G.711 and G.729, in its order; telephone-event, CN; ICE and Microsoft lines dropped); the PBX's answer picks the codec, and our SRTP answer
 //! to Teams offers only that codec (teams-direct-routing.md §4.1, §4.4).
 //! PBX calls: the PBX's offer (or, for a delayed offer, our own) becomes our SDES offer to
 //! Teams (§3.2: Teams requires an offer); Teams' answer picks the codec for the PBX's answer.
@@ -138,12 +138,13 @@ impl SdpBridge {
             .into_iter()
             .filter(|c| self.pbx_allows(c))
             .collect();
-        // The PBX's own preference among the G.711 codecs Teams offered.
+        // The PBX's own preference among the codecs Teams offered.
         codecs.sort_by_key(|c| self.preference(c));
         if !codecs.iter().any(|c| !is_auxiliary(c)) {
-            return Err(unacceptable(
-                "no codec in common with the PBX (G.711 needed, no transcoding)",
-            ));
+            return Err(unacceptable(format!(
+                "no codec in common with the PBX's {} (no transcoding)",
+                self.pbx_codecs.join(",")
+            )));
         }
         let hold = negotiate::is_hold(&offer);
         self.offered = codecs;
@@ -219,6 +220,8 @@ impl SdpBridge {
             .filter_map(|n| match n.to_ascii_uppercase().as_str() {
                 "PCMU" => Some(negotiate::pcmu()),
                 "PCMA" => Some(negotiate::pcma()),
+                "G722" => Some(negotiate::g722()),
+                "G729" => Some(negotiate::g729()),
                 _ => None,
             })
             .collect();
@@ -278,7 +281,7 @@ impl SdpBridge {
         teams: TeamsRemote,
     ) -> Result<String, NegotiationError> {
         if !chosen.iter().any(|c| !is_auxiliary(c)) {
-            return Err(unacceptable("Teams answered no G.711 codec"));
+            return Err(unacceptable("Teams answered no codec we offered"));
         }
         self.chosen = first_audio(&chosen);
         self.agreed = chosen.clone();
@@ -443,7 +446,7 @@ fn read_pbx(answer: &SessionDescription) -> Result<(PbxRemote, Vec<Codec>), Nego
     }
     let codecs = relayable_codecs(audio);
     if !codecs.iter().any(|c| !is_auxiliary(c)) {
-        return Err(unacceptable("the PBX answered no G.711 codec"));
+        return Err(unacceptable("the PBX answered no codec we offered"));
     }
     let conn = answer
         .connection_for(audio)

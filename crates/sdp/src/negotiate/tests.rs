@@ -74,8 +74,9 @@ fn teams_offer_parses_and_our_answer_takes_the_80_line_and_keeps_rtcp_mux_refere
     );
     assert_eq!(crypto[0].keys[0].lifetime.as_deref(), Some("2^31"));
     assert_eq!(crypto[0].keys[0].key_salt, KEY.to_vec());
-    // G.711 + CN + telephone-event in the offer's order and numbering; no SILK, no ICE.
-    assert_eq!(audio.formats, vec!["0", "8", "13", "126"]);
+    // G.722, G.711, CN and telephone-event in the offer's order and numbering (the bridge
+    // narrows them to the PBX's choice); no SILK (16 kHz, Teams only), no ICE.
+    assert_eq!(audio.formats, vec!["9", "0", "8", "13", "126"]);
     assert_eq!(audio.fmtp(126), Some("0-16"));
     for banned in [
         "ice-",
@@ -107,16 +108,17 @@ fn of_several_80_lines_the_first_without_mki_is_taken_reference_4_1() {
 }
 
 #[test]
-fn teams_offer_without_usable_crypto_or_g711_is_488() {
+fn teams_offer_without_usable_crypto_or_a_relayed_codec_is_488() {
     let only_mki = TEAMS_OFFER
         .replace("a=crypto:0 AES_CM_128_HMAC_SHA1_32 inline:Hr4D2cgUu9+Uza5Igz/JkVx59DAxDbaxJg862ibQ|2^31\n", "")
         .replace("JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31", "JPEaIxHegfuv53ykBPZk8hV0GO8kTiiqRMfHimEE|2^31|1:1");
     let e = answer_teams_offer(&parse(&only_mki).unwrap(), &local(), &KEY).unwrap_err();
     assert_eq!(e.status, 488);
     assert!(e.reason.contains("without MKI"), "{e}");
-    let no_g711 = TEAMS_OFFER.replace(" 9 0 8 106 13", " 9 106 13");
-    let e = answer_teams_offer(&parse(&no_g711).unwrap(), &local(), &KEY).unwrap_err();
-    assert!(e.reason.contains("G.711"), "{e}");
+    // SILK only: Teams' own codec, which no PBX speaks.
+    let silk_only = TEAMS_OFFER.replace(" 9 0 8 106 13", " 106 13");
+    let e = answer_teams_offer(&parse(&silk_only).unwrap(), &local(), &KEY).unwrap_err();
+    assert!(e.reason.contains("no codec we relay"), "{e}");
 }
 
 #[test]

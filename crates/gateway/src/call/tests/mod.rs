@@ -3,6 +3,7 @@
 
 mod bridge_transfer;
 mod call_rate;
+mod codecs;
 mod dialog_peers;
 mod emergency;
 mod hold;

@@ -73,12 +73,13 @@ pub enum PbxCommand {
         /// Registration expiry we request, in seconds.
         #[arg(long, default_value_t = 600, value_name = "S")]
         expires: u32,
-        /// G.711 variants offered to the PBX, preferred first.
+        /// Codecs offered to the PBX, preferred first: any of G722, PCMA, PCMU, G729 (relayed
+        /// end to end; teamsgw never transcodes).
         #[arg(
             long,
             value_delimiter = ',',
             default_value = "PCMA,PCMU",
-            value_name = "PCMA,PCMU"
+            value_name = "G722,PCMA,PCMU,G729"
         )]
         codecs: Vec<String>,
         /// How the called number of a Teams call is sent: e164 keeps the +, digits drops it.
@@ -113,7 +114,7 @@ pub enum PbxCommand {
         transport: Option<String>,
         #[arg(long, value_name = "S")]
         expires: Option<u32>,
-        #[arg(long, value_delimiter = ',', value_name = "PCMA,PCMU")]
+        #[arg(long, value_delimiter = ',', value_name = "G722,PCMA,PCMU,G729")]
         codecs: Option<Vec<String>>,
         #[arg(long, value_name = "e164|digits")]
         number_format: Option<String>,
