@@ -1,12 +1,13 @@
 //! Issue 37 acceptance (PBX phones as they are), against the daemon with Kamailio as the PBX:
 //! a video phone (sipp, since Debian's baresip offers no video) calls a Teams user (baresip
-//! over TLS with SRTP) through Kamailio.
+//! over TLS with SRTP) through Kamailio, and G.722 phones and Teams endpoints (baresip) call
+//! each other both ways.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use teamsgw_tests::baresip::{assert_tone, tone_of_tail};
-use teamsgw_tests::call_lab::{CallLab, TEAMS_EXTENSION};
+use teamsgw_tests::baresip::{Baresip, assert_tone, tone_of, tone_of_tail};
+use teamsgw_tests::call_lab::{CallLab, TEAMS_EXTENSION, TENANT};
 use teamsgw_tests::{free_port, sipp};
 
 const TEAMS_TONE: u32 = 1000;
@@ -65,4 +66,87 @@ fn a_video_phone_gets_every_m_line_answered_and_t38_refused_while_audio_goes_on(
         TEAMS_TONE,
         &logs,
     );
+}
+
+/// Sets the lab PBX's codecs and waits until the daemon routes with them.
+fn pbx_codecs(lab: &CallLab, codecs: &str) {
+    let reloads = "teamsgw_snapshot_reloads_total{result=\"ok\"}";
+    let before = lab.daemon.metric_if_exposed(reloads).unwrap_or(0.0);
+    lab.cli(&[
+        "pbx",
+        "set",
+        "--enterprise",
+        "Contoso",
+        "--name",
+        "main",
+        "--codecs",
+        codecs,
+    ]);
+    lab.daemon.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lab.daemon.metric_if_exposed(reloads).unwrap_or(0.0) <= before {
+        assert!(std::time::Instant::now() < deadline, "{}", lab.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One call between `caller` and `callee` (already dialled): both ends heard each other's
+/// tone, above 4 kHz, which G.711's 8 kHz sampling cannot carry (it would alias below 4 kHz).
+fn heard_both(lab: &CallLab, (a, a_hz): (&Baresip, u32), (b, b_hz): (&Baresip, u32), n: usize) {
+    a.wait_count("Call established", n, Duration::from_secs(20));
+    b.wait_count("Call established", n, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(3));
+    a.hangup();
+    lab.wait_calls_ended(&[a, b]);
+    a.wait_count("terminated", n, Duration::from_secs(5));
+    b.wait_count("terminated", n, Duration::from_secs(5));
+    let logs = format!("{}\n--- a\n{}\n--- b\n{}", lab.logs(), a.log(), b.log());
+    for (who, end, hz) in [("a", a, b_hz), ("b", b, a_hz)] {
+        let heard = end.heard();
+        let wav = heard
+            .last()
+            .unwrap_or_else(|| panic!("{who} recorded nothing\n{logs}"));
+        assert_tone(who, tone_of(wav), hz, &logs);
+    }
+}
+
+/// Issue 37 §2: with `--codecs G722,PCMU`, a G.722-only phone and a Teams endpoint that also
+/// speaks G.711 talk G.722 end to end both ways (tones at 5 and 6 kHz arrive), and the CDR says G722. With the
+/// default codecs the same phone gets 488, and one that also offers G.711 falls back to it.
+#[test]
+fn g722_goes_end_to_end_both_ways_and_the_default_codecs_fall_back_or_refuse() {
+    let teams_sip = free_port();
+    let mut lab = CallLab::start("", &["127.0.0.3"], teams_sip + 1, None);
+    lab.sip_trace = true;
+    pbx_codecs(&lab, "G722,PCMU");
+    // The Teams endpoint speaks G.711 and G.722 (G.711 first); the PBX's order puts G.722
+    // first in both directions.
+    let teams = lab.teams_endpoint(([127, 0, 0, 3], teams_sip).into(), 6000);
+    let phone = lab.phone_with("2001", 5000, ";answermode=auto;audio_codecs=G722/16000/1");
+    // The phone calls Teams, then Teams calls the phone.
+    phone.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
+    heard_both(&lab, (&phone, 5000), (&teams, 6000), 1);
+    teams.dial(&format!("sip:+49302222001@{TENANT};transport=tls"));
+    heard_both(&lab, (&teams, 6000), (&phone, 5000), 2);
+    let cdrs = lab.cdrs(2);
+    for cdr in &cdrs {
+        assert_eq!(cdr["codec"], "G722", "{cdr}");
+    }
+
+    // The default codecs: the G.722-only phone is refused (488), a phone with G.711 too
+    // falls back to it.
+    pbx_codecs(&lab, "PCMA,PCMU");
+    phone.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
+    phone.wait_log("488", Duration::from_secs(10));
+    let both = lab.phone_with(
+        "2002",
+        440,
+        ";answermode=auto;audio_codecs=G722/16000/1,PCMU",
+    );
+    both.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
+    both.wait_log("Call established", Duration::from_secs(20));
+    both.hangup();
+    lab.wait_calls_ended(&[&both, &teams]);
+    let last = lab.cdrs(3).pop().unwrap();
+    assert_eq!(last["codec"], "PCMU", "{last}");
 }

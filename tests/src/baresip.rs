@@ -1,5 +1,6 @@
 //! baresip (Debian `baresip-core`) as a phone behind the PBX or as the Teams endpoint: it
-//! plays a sine tone (`ausine`), records what it hears (`sndfile`), auto-answers, and takes
+//! plays a sine tone (`ausine`), records what it hears (`sndfile`), speaks G.711 and G.722
+//! (G.711 preferred; an account's `audio_codecs` narrows it), auto-answers, and takes
 //! commands over `ctrl_tcp` (netstring JSON). Media stays on loopback (`net_interface` is the listen address).
 //! Killed on drop.
 
@@ -46,7 +47,7 @@ impl Baresip {
         let mut config = format!(
             "poll_method epoll\nsip_listen {listen}\nnet_interface {ip}\n\
              module_path /usr/lib/baresip/modules\n\
-             module g711.so\nmodule aubridge.so\nmodule ausine.so\nmodule sndfile.so\n\
+             module g711.so\nmodule g722.so\nmodule aubridge.so\nmodule ausine.so\nmodule sndfile.so\n\
              module srtp.so\nmodule account.so\nmodule menu.so\nmodule ctrl_tcp.so\n\
              audio_source ausine,{tone}\naudio_player aubridge,out\n\
              ausrc_srate 48000\nauplay_srate 48000\nausrc_channels 2\nauplay_channels 2\n\

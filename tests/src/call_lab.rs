@@ -265,11 +265,16 @@ impl CallLab {
     /// A phone that answers by itself (`auto`) or only rings.
     pub fn phone_answering(&self, extension: &str, tone_hz: u32, auto: bool) -> Baresip {
         let mode = if auto { "auto" } else { "manual" };
+        self.phone_with(extension, tone_hz, &format!(";answermode={mode}"))
+    }
+
+    /// A phone with `params` added to its account (`;answermode=auto;audio_codecs=G722`).
+    pub fn phone_with(&self, extension: &str, tone_hz: u32, params: &str) -> Baresip {
         let listen: SocketAddr = ([127, 0, 0, 1], free_tcp_udp_port()).into();
         let k = self.kamailio.addr;
         let b = Baresip::start(BaresipSpec {
             account: format!(
-                "<sip:{extension}@127.0.0.1>;auth_pass=pw-{extension};outbound=\"sip:{k}\";regint=600;answermode={mode}"
+                "<sip:{extension}@127.0.0.1>;auth_pass=pw-{extension};outbound=\"sip:{k}\";regint=600{params}"
             ),
             tone_hz,
             listen,

@@ -384,7 +384,8 @@ pub struct PbxLeg {
     pub hold: bool,
 }
 
-/// Our answer to a PBX offer, keeping the codecs we can relay to Teams (`allowed`, by name).
+/// Our answer to a PBX offer, keeping the codecs we can relay to Teams (`allowed`, by name,
+/// preferred first).
 pub fn answer_pbx_offer(
     offer: &SessionDescription,
     local: &Local,
@@ -404,9 +405,15 @@ pub fn answer_pbx_offer(
         .into_iter()
         .filter(|c| AUXILIARY.iter().any(|a| c.is(a)) || allowed.iter().any(|a| c.is(a)))
         .collect();
-    // Audio codecs first, in the offer's order (the PBX's preference for this call); then
-    // telephone-event and CN.
-    codecs.sort_by_key(|c| !AUDIO_CODECS.iter().any(|n| c.is(n)));
+    // Audio codecs in `allowed`'s order (the PBX's provisioned preference, so Teams is
+    // offered the PBX's first choice first), then telephone-event and CN in the offer's order.
+    codecs.sort_by_key(|c| {
+        allowed
+            .iter()
+            .position(|a| c.is(a))
+            .filter(|_| AUDIO_CODECS.iter().any(|n| c.is(n)))
+            .unwrap_or(usize::MAX)
+    });
     if !codecs.iter().any(|c| AUDIO_CODECS.iter().any(|n| c.is(n))) {
         return Err(not_acceptable(format!(
             "no codec in common with the PBX's {} (no transcoding)",

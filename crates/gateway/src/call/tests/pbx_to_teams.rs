@@ -51,7 +51,8 @@ fn the_invite_to_teams_has_the_shape_of_reference_3_2() {
     );
     let sdp = inv.body();
     assert!(
-        sdp.contains("RTP/SAVP 0 8 101") && sdp.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80"),
+        // The PBX's codecs in its provisioned order (PCMA, PCMU), whatever the phone's order.
+        sdp.contains("RTP/SAVP 8 0 101") && sdp.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80"),
         "{sdp}"
     );
     assert!(sdp.contains("a=rtcp-mux"));
