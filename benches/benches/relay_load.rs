@@ -33,6 +33,9 @@
 //! run (with RELAY_LOAD_REPEAT, the median of the pairs);
 //! RELAY_LOAD_PAYLOAD_MAP=1 adds a run of our relay with a payload-type map on every session
 //! (the rewrite path for every packet) and prints its CPU per packet against the plain run;
+//! RELAY_LOAD_G722=1 adds a run whose calls are G.722 (payload type 9, 64 kbit/s: the same
+//! 160-byte frames) and prints its CPU per packet against the G.711 run (issue 37: the relay
+//! does not decode, so a codec must cost nothing);
 //! RELAY_LOAD_REPEAT=3 runs each pair three times and prints the median ratio, as one pair on a
 //! noisy 2-core machine is one sample; RELAY_LOAD_NETNS=1 for the veth topology below).
 //!
@@ -61,9 +64,10 @@ use teamsgw_media::srtp::{Context, MasterKey, Suite};
 const TEAMS_KEY: [u8; 30] = [0x11; 30];
 const RELAY_KEY: [u8; 30] = [0x22; 30];
 
-fn packet(seq: u16, ssrc: u32, epoch: Instant) -> [u8; 172] {
+fn packet(seq: u16, ssrc: u32, epoch: Instant, payload_type: u8) -> [u8; 172] {
     let mut p = [0u8; 172];
     p[0] = 0x80;
+    p[1] = payload_type;
     p[2..4].copy_from_slice(&seq.to_be_bytes());
     p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
     p[8..12].copy_from_slice(&ssrc.to_be_bytes());
@@ -640,6 +644,7 @@ fn run(
     payload_map: bool,
     topology: &Topology,
     bin: &str,
+    payload_type: u8,
 ) -> Window {
     // Memory is read once the relay is up and before any call exists.
     let (mut backend, rss_before) = if rtpengine {
@@ -748,11 +753,11 @@ fn run(
         while due <= now {
             let c = &mut gen_calls[cursor];
             c.seq = c.seq.wrapping_add(1);
-            let plain = packet(c.seq, 0x1000_0000 + c.ssrc, epoch);
+            let plain = packet(c.seq, 0x1000_0000 + c.ssrc, epoch, payload_type);
             buf[..172].copy_from_slice(&plain);
             let n = c.protect.protect_rtp(&mut buf, 172).unwrap();
             let _ = c.teams.send(&buf[..n]);
-            let plain = packet(c.seq, 0x2000_0000 + c.ssrc, epoch);
+            let plain = packet(c.seq, 0x2000_0000 + c.ssrc, epoch, payload_type);
             let _ = c.pbx.send(&plain);
             if measuring {
                 sent += 2;
@@ -914,7 +919,7 @@ fn main() {
         for _ in 0..repeat {
             ratios.extend(compare(n, seconds, with_rtpengine, &topology));
         }
-        for label in ["ratio", "vs base"] {
+        for label in ["ratio", "vs base", "g722"] {
             let mut of: Vec<f64> = ratios
                 .iter()
                 .filter(|(l, _)| *l == label)
@@ -947,30 +952,41 @@ fn compare(
     let with_pt_map =
         std::env::var("RELAY_LOAD_PAYLOAD_MAP").map_or(cfg!(debug_assertions), |v| v == "1");
     let mut pt_map_us = None;
+    let with_g722 = std::env::var("RELAY_LOAD_G722").map_or(cfg!(debug_assertions), |v| v == "1");
+    let mut g722_us = None;
     let baseline = std::env::var("RELAY_LOAD_BASELINE").ok();
     let mut baseline_us = None;
     let ours = env!("CARGO_BIN_EXE_relay_server").to_owned();
     let ours = std::env::var("RELAY_LOAD_SERVER").unwrap_or(ours);
-    for (name, rtpengine, map, base) in [
-        ("teamsgw", false, false, false),
-        ("baseline", false, false, true),
-        ("teamsgw+pt", false, true, false),
-        ("rtpengine", true, false, false),
+    // (name, rtpengine, payload-type map, baseline build, payload type)
+    for (name, rtpengine, map, base, payload_type) in [
+        ("teamsgw", false, false, false, 0),
+        ("g722", false, false, false, 9),
+        ("baseline", false, false, true, 0),
+        ("teamsgw+pt", false, true, false, 0),
+        ("rtpengine", true, false, false, 0),
     ] {
-        if (rtpengine && !with_rtpengine) || (map && !with_pt_map) || (base && baseline.is_none()) {
+        let g722 = payload_type == 9;
+        if (rtpengine && !with_rtpengine)
+            || (map && !with_pt_map)
+            || (base && baseline.is_none())
+            || (g722 && !with_g722)
+        {
             continue;
         }
         let bin = match (&baseline, base) {
             (Some(b), true) => b,
             _ => &ours,
         };
-        let mut w = run(n, seconds, rtpengine, map, topology, bin);
+        let mut w = run(n, seconds, rtpengine, map, topology, bin, payload_type);
         w.latencies.sort_unstable();
         let loss = 100.0 * (w.sent.saturating_sub(w.forwarded)) as f64 / w.sent.max(1) as f64;
         let us = w.cpu * 1e6 / w.forwarded.max(1) as f64;
         let napi_us = w.napi * 1e6 / w.forwarded.max(1) as f64;
         if map {
             pt_map_us = Some(us);
+        } else if g722 {
+            g722_us = Some(us);
         } else if base {
             baseline_us = Some(us);
         } else {
@@ -1016,6 +1032,14 @@ fn compare(
     }
     let note = if comparable { "" } else { "  (not comparable)" };
     let mut ratios = Vec::new();
+    if let (Some(&plain), Some(g722)) = (per_packet.first(), g722_us) {
+        println!(
+            "{:>10} {n:>6} CPU per forwarded packet, G.722 / G.711 = {:.3}{note}",
+            "g722",
+            g722 / plain
+        );
+        ratios.push(("g722", g722 / plain));
+    }
     if let (Some(&plain), Some(base)) = (per_packet.first(), baseline_us) {
         println!(
             "{:>10} {n:>6} CPU per forwarded packet, teamsgw/baseline = {:.3}{note}",
