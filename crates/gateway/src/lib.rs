@@ -6,8 +6,8 @@
 //! protocol cores are sans-IO (`registration`, `trunk`, `stateless`, `call`); thin tokio
 //! layers drive them over the SIP transports: `client` for the requests we originate,
 //! `call_driver` for the call shards, both sending through `sender`'s ordered per-peer queues.
-//! `dns` resolves every name either of them dials. `supervision` restarts a call shard that
-//! panicked; `flood` rate-limits strangers on the PBX listeners (the daemon applies it).
+//! `dns` resolves every name either of them dials. `supervision` restarts a call shard, the
+//! client driver or the CDR writer that panicked; `flood` rate-limits strangers on the PBX listeners (the daemon applies it).
 //!
 //! Must never know: socket details below the SIP transport API, SQL, HTTP, or how the daemon is
 //! configured and signalled (the binary hands it plain settings).
