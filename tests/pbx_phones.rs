@@ -1,5 +1,6 @@
 //! Issue 37 acceptance (PBX phones as they are), against the daemon with Kamailio as the PBX:
-//! a video phone (sipp, since Debian's baresip offers no video) calls a Teams user (baresip
+//! a video phone (sipp, which lets the test check every answer and switch to T.38; baresip's
+//! fakevideo could offer video but not fax) calls a Teams user (baresip
 //! over TLS with SRTP) through Kamailio, and G.722 phones and Teams endpoints (baresip) call
 //! each other both ways.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
