@@ -97,6 +97,7 @@ fn main() {
                             send: true,
                         },
                         payload_map: payload_map.clone(),
+                        teams_cn: None,
                     });
                     "ok".to_owned()
                 }

@@ -8,6 +8,7 @@
 //! Must never know: SIP (media never imports the sip crate), the provisioning database, or who
 //! the call is for. The gateway drives it through a small session API with plain parameters.
 
+pub mod comfort_noise;
 pub mod payload_map;
 pub mod pbx_source;
 mod poller;

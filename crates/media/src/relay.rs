@@ -64,6 +64,7 @@ use std::net::UdpSocket;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tokio::sync::mpsc;
 
+use crate::comfort_noise::ComfortNoise;
 use crate::pbx_source::{MediaSource, PbxSource};
 use crate::poller::{Event, Poller, Waker};
 use crate::ports::{PortError, PortLease, PortPool};
@@ -99,6 +100,7 @@ pub struct MediaMetrics {
     auth_failures: IntCounter,
     sessions_active: IntGauge,
     ports_free: IntGauge,
+    comfort_noise: IntCounter,
 }
 
 impl MediaMetrics {
@@ -129,6 +131,10 @@ impl MediaMetrics {
                 "Media sessions allocated.",
             )?,
             ports_free: IntGauge::new("teamsgw_media_ports_free", "Free media port pairs.")?,
+            comfort_noise: IntCounter::new(
+                "teamsgw_media_cn_generated_total",
+                "Comfort-noise packets we sent to Teams while a PBX leg was silent (RFC 3389).",
+            )?,
         })
     }
 
@@ -138,6 +144,7 @@ impl MediaMetrics {
         registry.register(Box::new(self.auth_failures.clone()))?;
         registry.register(Box::new(self.sessions_active.clone()))?;
         registry.register(Box::new(self.ports_free.clone()))?;
+        registry.register(Box::new(self.comfort_noise.clone()))?;
         Ok(())
     }
 }
@@ -192,6 +199,9 @@ pub struct SessionParams {
     pub pbx: PbxParams,
     /// Payload type numbers between the legs' numberings (identity when they agree).
     pub payload_map: crate::payload_map::PayloadMap,
+    /// Teams' number for comfort noise when both legs negotiated CN: a silent PBX leg then
+    /// gets CN towards Teams ([`crate::comfort_noise`]).
+    pub teams_cn: Option<u8>,
 }
 
 impl SessionParams {
@@ -366,6 +376,7 @@ impl Relay {
             pbx_source: PbxSource::new(self.pbx_media_source),
             teams_rx: RxStats::default(),
             pbx_rx: RxStats::default(),
+            cn: ComfortNoise::default(),
             last_rx: Instant::now(),
             timed_out: false,
             seen: [0; SOCKETS_PER_SLOT as usize],
@@ -486,6 +497,8 @@ struct Slot {
     pbx_source: PbxSource,
     teams_rx: RxStats,
     pbx_rx: RxStats,
+    /// Comfort noise for the PBX's stream towards Teams.
+    cn: ComfortNoise,
     last_rx: Instant,
     timed_out: bool,
     /// The wake-up at which each socket (by [`Socket`]) was last ready.
@@ -715,6 +728,9 @@ impl EventLoop {
         let mut outbox = Outbox::new();
         let check_every = Duration::from_millis(500);
         let mut next_check = started + check_every;
+        // Comfort noise is due within a tick of its 200 ms (crate::comfort_noise).
+        let cn_every = Duration::from_millis(50);
+        let mut next_cn = started + cn_every;
         let mut woke = started;
         let mut wake: u64 = 0;
         loop {
@@ -722,7 +738,9 @@ impl EventLoop {
             if since < self.batch_window {
                 std::thread::sleep(self.batch_window - since);
             }
-            let wait = next_check.saturating_duration_since(Instant::now());
+            let wait = next_check
+                .min(next_cn)
+                .saturating_duration_since(Instant::now());
             if self.poller.wait(&mut events, wait).is_err() {
                 return;
             }
@@ -788,6 +806,10 @@ impl EventLoop {
             if now >= next_check {
                 next_check = now + check_every;
                 self.check_timeouts();
+            }
+            if now >= next_cn {
+                next_cn = now + cn_every;
+                self.comfort_noise(now);
             }
         }
     }
@@ -904,6 +926,38 @@ impl EventLoop {
             }
         }
         true
+    }
+
+    /// Comfort noise towards Teams for each silent PBX leg whose call is not on hold and
+    /// whose Teams leg negotiated CN ([`crate::comfort_noise`]).
+    fn comfort_noise(&mut self, now: Instant) {
+        let mut sent = 0;
+        for slot in self.slots.iter_mut().flatten() {
+            let Some(pt) = slot
+                .params
+                .as_ref()
+                .filter(|p| !p.on_hold())
+                .and_then(|p| p.teams_cn)
+            else {
+                continue;
+            };
+            let (Some(dest), Some(srtp)) = (slot.teams_peer, slot.srtp_out.as_mut()) else {
+                continue;
+            };
+            let mut buf = [0u8; 64];
+            let Some(n) = slot.cn.poll(now, pt, &mut buf) else {
+                continue;
+            };
+            let Ok(len) = srtp.protect_rtp(&mut buf, n) else {
+                continue;
+            };
+            if send(&slot.teams, slot.teams_twin.as_ref(), &buf[..len], dest) {
+                sent += 1;
+            }
+        }
+        if sent > 0 {
+            self.metrics.comfort_noise.inc_by(sent);
+        }
     }
 
     fn check_timeouts(&mut self) {
@@ -1144,6 +1198,7 @@ impl Slot {
         };
         if !rtcp {
             params.payload_map.to_teams(&mut buf[..n]);
+            self.cn.forwarded(&mut buf[..n], now);
         }
         let protected = if rtcp {
             srtp.protect_rtcp(buf, n)

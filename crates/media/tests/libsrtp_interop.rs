@@ -94,6 +94,7 @@ async fn libsrtp_packets_cross_the_relay_both_ways_with_rollover() {
             send: true,
         },
         payload_map: Default::default(),
+        teams_cn: None,
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
 

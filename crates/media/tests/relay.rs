@@ -101,6 +101,7 @@ fn params(teams: &UdpSocket, pbx: &UdpSocket, teams_send: bool) -> SessionParams
             send: true,
         },
         payload_map: Default::default(),
+        teams_cn: None,
     }
 }
 
@@ -513,4 +514,61 @@ async fn learn_mode_locks_onto_four_packets_in_sequence_and_keeps_that_source() 
         .await
         .unwrap();
     recv(&teams).await;
+}
+
+/// Issue 37 §4 (RFC 3389): a PBX leg that goes quiet gets comfort noise towards Teams in its
+/// own stream, after 200 ms and then every 200 ms, encrypted like the rest; when it speaks
+/// again its packets follow the CN ones in sequence. Nothing on hold, nothing without CN
+/// negotiated on the Teams leg.
+#[tokio::test]
+async fn a_silent_pbx_leg_gets_comfort_noise_towards_teams_in_its_own_stream() {
+    let mut c = call(43900, Duration::from_secs(30)).await;
+    let pbx_port = addr(c.session.pbx_port());
+    let with_cn = |send: bool| SessionParams {
+        teams_cn: Some(13),
+        ..params(&c.teams, &c.pbx, send)
+    };
+    c.session.apply(with_cn(true));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let seq_of = |p: &[u8]| u16::from_be_bytes([p[2], p[3]]);
+    for seq in 10..13u16 {
+        c.pbx.send_to(&rtp(seq, 0xcccc), pbx_port).await.unwrap();
+        let mut got = recv(&c.teams).await;
+        let n = got.len();
+        let len = c.teams_rx.unprotect_rtp(&mut got, n).unwrap();
+        assert_eq!(seq_of(&got[..len]), seq);
+    }
+    // Quiet: CN packets (payload type 13, one noise-level byte), next in the stream.
+    let started = std::time::Instant::now();
+    let mut expected = 13u16;
+    for _ in 0..3 {
+        let mut got = recv(&c.teams).await;
+        let n = got.len();
+        let len = c.teams_rx.unprotect_rtp(&mut got, n).unwrap();
+        assert_eq!(len, 13, "a CN packet: header and noise level");
+        assert_eq!(got[1] & 0x7f, 13);
+        assert_eq!(seq_of(&got), expected);
+        assert_eq!(&got[8..12], &0xccccu32.to_be_bytes());
+        expected += 1;
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(550) && took < Duration::from_millis(1500),
+        "three CN packets at 200, 400 and 600 ms took {took:?}"
+    );
+    // Speech again: the PBX's own next number comes after ours.
+    c.pbx.send_to(&rtp(13, 0xcccc), pbx_port).await.unwrap();
+    let mut got = recv(&c.teams).await;
+    let n = got.len();
+    let len = c.teams_rx.unprotect_rtp(&mut got, n).unwrap();
+    assert_eq!(
+        (len, seq_of(&got)),
+        (172, expected),
+        "renumbered after the CN"
+    );
+    // On hold (Teams' side), and without CN on the Teams leg: no comfort noise.
+    c.session.apply(with_cn(false));
+    assert!(nothing(&c.teams).await);
+    c.session.apply(params(&c.teams, &c.pbx, true));
+    assert!(nothing(&c.teams).await);
 }

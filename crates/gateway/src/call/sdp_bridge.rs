@@ -374,6 +374,7 @@ impl SdpBridge {
                 send: pbx.is_none_or(|p| !p.hold),
             },
             payload_map: self.payload_map(),
+            teams_cn: self.teams_cn(),
         })
     }
 
@@ -392,6 +393,18 @@ impl SdpBridge {
             })
             .collect();
         PayloadMap::new(&pairs)
+    }
+
+    /// Teams' number for CN when the call kept CN (both legs offered it): the relay then
+    /// fills a silent PBX leg with comfort noise (issue 37 §4).
+    fn teams_cn(&self) -> Option<u8> {
+        let is_cn = |c: &Codec| c.encoding.eq_ignore_ascii_case("CN");
+        self.agreed.iter().any(is_cn).then(|| {
+            self.teams_numbers
+                .iter()
+                .find(|c| is_cn(c))
+                .map(|c| c.payload_type)
+        })?
     }
 
     /// The codec name the call settled on (for the CDR).

@@ -103,3 +103,38 @@ fn a_g729_pbx_gets_g729_from_a_phone_that_offers_it() {
     assert_eq!(formats(&offer), ["18", "101"], "{offer}");
     assert!(offer.contains("a=fmtp:18 annexb=no"), "{offer}");
 }
+
+/// Issue 37 §4: when both legs keep CN the relay is told Teams' number for it (it fills a
+/// silent PBX leg with comfort noise); a PBX without CN gets none generated.
+#[test]
+fn the_relay_learns_teams_cn_number_only_when_both_legs_keep_cn() {
+    for (pbx_sdp, expected) in [
+        (
+            PBX_SDP
+                .replace("RTP/AVP 8 101", "RTP/AVP 8 101 13")
+                .replace("a=sendrecv", "a=rtpmap:13 CN/8000\r\na=sendrecv"),
+            Some(13),
+        ),
+        (PBX_SDP.to_owned(), None),
+    ] {
+        let mut w = World::new();
+        w.teams_sends(teams_invite(
+            "cn1", "+4930111", "+4930222", TENANT, TEAMS_SDP,
+        ));
+        let to_pbx = w.expect(PBX_ADDR, "INVITE");
+        assert!(
+            to_pbx.body().contains("a=rtpmap:13 CN/8000"),
+            "offered to the PBX"
+        );
+        w.pbx_sends(reply(&to_pbx, 200, "OK", "k1", "", Some(&pbx_sdp)));
+        let ok = w.expect(TEAMS_PEER, "200");
+        assert_eq!(
+            ok.body().contains("CN/8000"),
+            expected.is_some(),
+            "{}",
+            ok.body()
+        );
+        let applied = w.applied();
+        assert_eq!(applied.last().unwrap().teams_cn, expected, "{pbx_sdp}");
+    }
+}
