@@ -66,6 +66,17 @@ impl TeamsUac {
         ok
     }
 
+    /// Sends `text` and closes our side at once, as Teams does after a request (§1.5): the
+    /// TLS close_notify and the FIN follow the request in the same flight, so teamsgw reads
+    /// the request and then the end of the connection before it can answer on it. The socket
+    /// stays open for reading (no reset) until `self` is dropped.
+    pub fn send_and_close(&mut self, text: &str) {
+        self.tls.write_all(text.as_bytes()).unwrap();
+        self.tls.conn.send_close_notify();
+        self.tls.flush().unwrap();
+        let _ = self.tls.sock.shutdown(std::net::Shutdown::Write);
+    }
+
     pub fn send(&mut self, text: &str) {
         self.tls.write_all(text.as_bytes()).unwrap();
         self.tls.flush().unwrap();
