@@ -152,17 +152,7 @@ impl Store {
     ) -> Result<(), ProvisionError> {
         let fqdn = fqdn.trim_end_matches('.').to_ascii_lowercase();
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT id, enterprise_id FROM direct_routes WHERE fqdn = $1")
-            .bind(&fqdn)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| ProvisionError::NotFound {
-                field: "fqdn",
-                what: "direct route",
-                value: fqdn.clone(),
-            })?;
-        let id: String = row.try_get("id")?;
-        let enterprise: String = row.try_get("enterprise_id")?;
+        let (id, enterprise) = route_ids(&mut tx, &fqdn).await?;
         let routes = count(
             &mut tx,
             "SELECT COUNT(*) AS n FROM direct_routes WHERE enterprise_id = $1",
@@ -252,16 +242,7 @@ impl Store {
         )?;
         let fqdn = fqdn.trim_end_matches('.').to_ascii_lowercase();
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT id FROM direct_routes WHERE fqdn = $1")
-            .bind(&fqdn)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| ProvisionError::NotFound {
-                field: "fqdn",
-                what: "direct route",
-                value: fqdn.clone(),
-            })?;
-        let id: String = row.try_get("id")?;
+        let (id, enterprise) = route_ids(&mut tx, &fqdn).await?;
         for (sql, value) in [
             (
                 "UPDATE direct_routes SET max_sessions = $1 WHERE id = $2",
@@ -279,7 +260,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let route = direct_routes_in(&mut tx, None)
+        let route = direct_routes_in(&mut tx, Some(&enterprise))
             .await?
             .into_iter()
             .find(|d| d.fqdn == fqdn);
@@ -290,6 +271,23 @@ impl Store {
             value: fqdn,
         })
     }
+}
+
+/// A direct route's id and its enterprise's id, by (normalised) FQDN.
+async fn route_ids(
+    tx: &mut Transaction<'static, Any>,
+    fqdn: &str,
+) -> Result<(String, String), ProvisionError> {
+    let row = sqlx::query("SELECT id, enterprise_id FROM direct_routes WHERE fqdn = $1")
+        .bind(fqdn)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| ProvisionError::NotFound {
+            field: "fqdn",
+            what: "direct route",
+            value: fqdn.to_owned(),
+        })?;
+    Ok((row.try_get("id")?, row.try_get("enterprise_id")?))
 }
 
 /// The enterprise's SKUs with the units its users and direct-route users already hold.
