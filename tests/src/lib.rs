@@ -416,9 +416,31 @@ pub fn sipp(
     calls: u32,
     extra: &[&str],
 ) -> (i32, String) {
-    require_program("sipp", "sip-tester");
     let dir = tempfile::tempdir().unwrap();
-    let local_port = free_tcp_udp_port().to_string();
+    sipp_in(
+        dir.path(),
+        free_tcp_udp_port(),
+        scenario,
+        target,
+        transport,
+        calls,
+        extra,
+    )
+}
+
+/// [`sipp`] from SIP port `local_port`, in `dir` (where relative paths in the scenario, such
+/// as a `play_pcap_audio` file the test wrote, are found).
+pub fn sipp_in(
+    dir: &Path,
+    local_port: u16,
+    scenario: &str,
+    target: SocketAddr,
+    transport: &str,
+    calls: u32,
+    extra: &[&str],
+) -> (i32, String) {
+    require_program("sipp", "sip-tester");
+    let local_port = local_port.to_string();
     let scenario = fixture(&format!("sipp/{scenario}"));
     let calls = calls.to_string();
     let mut args = vec![
@@ -449,16 +471,33 @@ pub fn sipp(
     args.push(&target);
     let out = Command::new("sipp")
         .args(&args)
-        .current_dir(dir.path())
+        .current_dir(dir)
         .stdin(Stdio::null())
         .output()
         .unwrap();
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
-    for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
         if entry.file_name().to_string_lossy().ends_with("_errors.log") {
             text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
         }
     }
     (out.status.code().unwrap_or(-1), text)
+}
+
+/// The first `seconds` of a pcap file's packets (libpcap format: a 24-byte file header, then
+/// per packet a 16-byte record header whose bytes 8..12 give the captured length), for sipp's
+/// `play_pcap_audio`: a phone that speaks that long and then falls silent.
+pub fn pcap_prefix(pcap: &[u8], seconds: f64) -> Vec<u8> {
+    let word = |at: usize| u32::from_le_bytes(pcap[at..at + 4].try_into().unwrap());
+    let mut end = 24;
+    let mut first = None;
+    while end + 16 <= pcap.len() {
+        let at = f64::from(word(end)) + f64::from(word(end + 4)) / 1e6;
+        if at - *first.get_or_insert(at) >= seconds {
+            break;
+        }
+        end += 16 + word(end + 8) as usize;
+    }
+    pcap[..end.min(pcap.len())].to_vec()
 }

@@ -11,7 +11,7 @@
 use std::f64::consts::PI;
 use std::net::UdpSocket;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -72,11 +72,21 @@ impl SdpFacts {
     }
 }
 
+/// One RTP packet the stand-in decrypted: what a Teams media processor saw of the stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub at: Instant,
+    pub payload_type: u8,
+    pub seq: u16,
+    pub ssrc: u32,
+}
+
 pub struct TeamsMedia {
     socket: UdpSocket,
     key: Vec<u8>,
     events: Arc<Mutex<Vec<u8>>>,
     heard: Arc<Mutex<Vec<f64>>>,
+    arrivals: Arc<Mutex<Vec<Arrival>>>,
     event_pt: u8,
 }
 
@@ -95,8 +105,15 @@ impl TeamsMedia {
             key,
             events,
             heard: Arc::default(),
+            arrivals: Arc::default(),
             event_pt: 101,
         })
+    }
+
+    /// Every RTP packet decrypted from now on is appended to `arrivals`.
+    pub fn record_arrivals(mut self, arrivals: Arc<Mutex<Vec<Arrival>>>) -> Self {
+        self.arrivals = arrivals;
+        self
     }
 
     /// The payload type our descriptions give telephone-event (101 by default).
@@ -123,13 +140,17 @@ impl TeamsMedia {
         )
     }
 
-    /// Answers an SDES offer: starts the media and returns our answer.
+    /// Answers an SDES offer: starts the media and returns our answer, with the offer's first
+    /// codec and comfort noise (13) when offered, as Teams supports it (§4.4).
     pub fn answer(self, offer: &[u8]) -> Option<String> {
         let offer = SdpFacts::read(std::str::from_utf8(offer).ok()?);
         // Wherever an offer lists our suite (rtpengine offers a dozen, AEAD first).
         let (tag, _, theirs) = offer.ours()?.clone();
-        let codec = offer.formats.first()?.clone();
-        let answer = self.sdp(&codec, tag, 1, 1);
+        let mut formats = offer.formats.first()?.clone();
+        if formats != "13" && offer.formats.iter().any(|f| f == "13") {
+            formats.push_str(" 13");
+        }
+        let answer = self.sdp(&formats, tag, 1, 1);
         self.start(&theirs)?;
         Some(answer)
     }
@@ -150,6 +171,7 @@ impl TeamsMedia {
             socket,
             events,
             heard,
+            arrivals,
             event_pt,
             ..
         } = self;
@@ -169,6 +191,12 @@ impl TeamsMedia {
                     continue;
                 };
                 let pt = plain[1] & 0x7f;
+                arrivals.lock().unwrap().push(Arrival {
+                    at: Instant::now(),
+                    payload_type: pt,
+                    seq: u16::from_be_bytes([plain[2], plain[3]]),
+                    ssrc: u32::from_be_bytes([plain[8], plain[9], plain[10], plain[11]]),
+                });
                 let reply = match pt {
                     pt if pt == event_pt => {
                         events.lock().unwrap().push(plain[start]);

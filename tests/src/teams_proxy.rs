@@ -26,7 +26,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use teamsgw_sip::test_pki::{LeafFiles, TestCa};
 
-use crate::teams_media::TeamsMedia;
+use crate::teams_media::{Arrival, TeamsMedia};
 
 /// How the proxy answers OPTIONS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +78,8 @@ struct State {
     cancelled: HashSet<String>,
     /// RFC 4733 event codes the media stand-in decrypted.
     events: Arc<Mutex<Vec<u8>>>,
+    /// Every SRTP packet the media stand-in decrypted.
+    arrivals: Arc<Mutex<Vec<Arrival>>>,
     /// The payload type our answers give telephone-event (101 unless a test differs).
     event_pt: u8,
     /// The Contact of our 18x and 2xx: an `api-du-…` name, as Teams gives (§1.5).
@@ -140,6 +142,7 @@ impl TeamsProxy {
             pending: HashMap::new(),
             cancelled: HashSet::new(),
             events: Arc::default(),
+            arrivals: Arc::default(),
             event_pt: 101,
             contact: match addr.ip() {
                 std::net::IpAddr::V4(ip) => format!(
@@ -212,6 +215,12 @@ impl TeamsProxy {
     pub fn telephone_events(&self) -> Vec<u8> {
         let events = Arc::clone(&self.state.lock().unwrap().events);
         events.lock().unwrap().clone()
+    }
+
+    /// Every RTP packet the media stand-in decrypted from teamsgw, in order of arrival.
+    pub fn srtp_arrivals(&self) -> Vec<Arrival> {
+        let arrivals = Arc::clone(&self.state.lock().unwrap().arrivals);
+        arrivals.lock().unwrap().clone()
     }
 
     /// Requests received: (method, To tag).
@@ -558,12 +567,12 @@ fn run_script(
         }
         lines.extend(extra);
         if sdp && media.is_none() {
-            let (events, pt) = {
+            let (events, arrivals, pt) = {
                 let s = st.lock().unwrap();
-                (Arc::clone(&s.events), s.event_pt)
+                (Arc::clone(&s.events), Arc::clone(&s.arrivals), s.event_pt)
             };
             media = TeamsMedia::bind(events)
-                .map(|m| m.event_payload_type(pt))
+                .map(|m| m.event_payload_type(pt).record_arrivals(arrivals))
                 .and_then(|m| m.answer(invite.body().as_bytes()));
         }
         let body = if sdp { media.as_deref() } else { None };
