@@ -16,12 +16,12 @@ use teamsgw_tests::teams_uac::{NO_BODY, in_dialog};
 async fn migrate_and_load(url: &str, backend: Backend) {
     let store = Store::open(url).await.unwrap();
     assert_eq!(store.backend(), backend);
-    assert_eq!(store.schema_version().await.unwrap(), 12);
+    assert_eq!(store.schema_version().await.unwrap(), 13);
     assert_eq!(store.load_snapshot().await.unwrap().direct_routes(), 0);
     store.close().await;
     // Opening a migrated database again changes nothing.
     let store = Store::open(url).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 12);
+    assert_eq!(store.schema_version().await.unwrap(), 13);
     store.close().await;
 }
 

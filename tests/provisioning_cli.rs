@@ -662,7 +662,7 @@ fn license_report(database_url: &str) {
     let table = ok(d, &["license", "report"]);
     assert!(
         table.contains(
-            "Contoso     50        7         43         4          2 (2)  1 (3)  1 (4)  3 (3)"
+            "Contoso     50        7         43         4          2 (2)  off (0)  1 (3)  1 (4)  3 (3)"
         ),
         "{table}"
     );

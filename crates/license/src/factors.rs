@@ -3,7 +3,10 @@
 //! Each monitored user counts once, under the highest-priority factor it qualifies for:
 //! 1. Managed Users–Direct Routing: Enterprise Voice enabled, an Online Voice Routing Policy,
 //!    and an Online PSTN Gateway matching the enterprise's direct route (the
-//!    `CriteriaToMatchAsLicensedUsersByGW` regex with its placeholders);
+//!    `CriteriaToMatchAsLicensedUsersByGW` regex with its placeholders); or, for an Operator
+//!    Connect enterprise, Managed Users–Operator Connect: the user holds an activated
+//!    UserAssigned OC number of the enterprise (licensing.md §1.2, seed 002). An enterprise
+//!    has one or the other, never both;
 //! 2. Managed Users–By LifeCycle Management: member of a security group with an LCM template;
 //! 3. Managed Users–By User Interface: changed through our CLI or API.
 //!
@@ -72,6 +75,8 @@ pub struct User {
     pub managed_by_ui: bool,
     /// E.164 numbers assigned to the user.
     pub numbers: Vec<String>,
+    /// Holds an activated UserAssigned Operator Connect number of its enterprise.
+    pub operator_connect: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +114,8 @@ pub struct Enterprise {
     pub users: Vec<User>,
     pub service_numbers: Vec<ServiceNumber>,
     pub switches: Switches,
+    /// Served by Operator Connect: factor 1 is Managed Users–Operator Connect.
+    pub operator_connect: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -126,6 +133,9 @@ pub struct Report {
     /// Negative when usage exceeds what was acquired.
     pub available: i64,
     pub direct_routing: Factor,
+    /// Factor 1 of an Operator Connect enterprise (zero and off for Direct Routing ones, and
+    /// the other way round: the UMP record carries both, licensing.md §1.1).
+    pub operator_connect: Factor,
     pub lcm: Factor,
     pub ui: Factor,
     pub service_numbers: Factor,
@@ -193,6 +203,7 @@ fn in_lcm(u: &User, e: &Enterprise) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Billed {
     DirectRouting,
+    OperatorConnect,
     Lcm,
     Ui,
 }
@@ -201,6 +212,7 @@ impl Billed {
     pub fn as_str(self) -> &'static str {
         match self {
             Billed::DirectRouting => "direct_routing",
+            Billed::OperatorConnect => "operator_connect",
             Billed::Lcm => "lcm",
             Billed::Ui => "ui",
         }
@@ -211,6 +223,7 @@ impl Billed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserFactors {
     pub direct_routing: bool,
+    pub operator_connect: bool,
     pub lcm: bool,
     pub ui: bool,
     pub billed: Option<Billed>,
@@ -233,9 +246,16 @@ pub fn explain(e: &Enterprise, criteria: &Criteria) -> Result<Explanation, Crite
         .users
         .iter()
         .map(|u| {
-            let (dr, lcm, ui) = (qualifies_dr(u, &c), in_lcm(u, e), u.managed_by_ui);
+            let (dr, oc) = if e.operator_connect {
+                (false, u.operator_connect)
+            } else {
+                (qualifies_dr(u, &c), false)
+            };
+            let (lcm, ui) = (in_lcm(u, e), u.managed_by_ui);
             let billed = if dr {
                 Some(Billed::DirectRouting)
+            } else if oc {
+                Some(Billed::OperatorConnect)
             } else if lcm && s.lcm {
                 Some(Billed::Lcm)
             } else if ui && s.ui {
@@ -245,6 +265,7 @@ pub fn explain(e: &Enterprise, criteria: &Criteria) -> Result<Explanation, Crite
             };
             UserFactors {
                 direct_routing: dr,
+                operator_connect: oc,
                 lcm,
                 ui,
                 billed,
@@ -283,9 +304,14 @@ pub fn count(e: &Enterprise, criteria: &Criteria) -> Result<Report, CriteriaErro
     let users = |f: fn(&UserFactors) -> bool| x.users.iter().filter(|u| f(u)).count();
     let billed = |b| x.users.iter().filter(|u| u.billed == Some(b)).count();
     let dr = factor(
-        true,
+        !e.operator_connect,
         users(|u| u.direct_routing),
         billed(Billed::DirectRouting),
+    );
+    let oc = factor(
+        e.operator_connect,
+        users(|u| u.operator_connect),
+        billed(Billed::OperatorConnect),
     );
     let lcm = factor(s.lcm, users(|u| u.lcm), billed(Billed::Lcm));
     let ui = factor(s.ui, users(|u| u.ui), billed(Billed::Ui));
@@ -295,13 +321,14 @@ pub fn count(e: &Enterprise, criteria: &Criteria) -> Result<Report, CriteriaErro
         relevant,
         if s.service_numbers { relevant } else { 0 },
     );
-    let currently_licensed = dr.counted + lcm.counted + ui.counted + sn.counted;
+    let currently_licensed = dr.counted + oc.counted + lcm.counted + ui.counted + sn.counted;
     Ok(Report {
         acquired: e.acquired,
         monitored_users: e.users.len() as u32,
         currently_licensed,
         available: i64::from(e.acquired) - i64::from(currently_licensed),
         direct_routing: dr,
+        operator_connect: oc,
         lcm,
         ui,
         service_numbers: sn,

@@ -161,6 +161,25 @@ impl Store {
                 value: format!("{range} overlaps {a}-{b}"),
             });
         }
+        // Nor may it overlap an Operator Connect number (issue 32: one number, one use).
+        let oc = sqlx::query(
+            "SELECT o.first_number, o.last_number, e.name FROM oc_numbers o \
+             JOIN enterprises e ON e.id = o.enterprise_id WHERE LENGTH(o.first_number) = $1 \
+             AND o.first_number <= $2 AND o.last_number >= $3",
+        )
+        .bind(i64::try_from(first.len()).unwrap_or(i64::MAX))
+        .bind(&last)
+        .bind(&first)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = oc {
+            let (a, b, owner): (String, String, String) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            return Err(ProvisionError::Conflict {
+                field: "number",
+                value: format!("{range} overlaps an OC number of enterprise {owner:?}: {a}-{b}"),
+            });
+        }
         sqlx::query(
             "INSERT INTO service_numbers (id, enterprise_id, first_number, last_number, tag) \
              VALUES ($1, $2, $3, $4, $5)",

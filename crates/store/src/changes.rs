@@ -179,6 +179,7 @@ impl Store {
             });
         }
         for sql in [
+            crate::oc_numbers::UNASSIGN_PBX_USERS,
             "DELETE FROM users WHERE pbx_id = $1",
             "DELETE FROM pbxs WHERE id = $1",
         ] {

@@ -7,8 +7,10 @@
 
 use sqlx::{Any, Row, Transaction};
 
+use crate::oc_numbers::UNASSIGN_ENTERPRISE_USERS;
 use crate::provision::{
-    ProvisionError, count, enterprise_id, invalid, new_id, now, u64_column, validate_tenant_fqdn,
+    ProvisionError, Service, count, enterprise_id, invalid, new_id, now, service_of, u64_column,
+    validate_tenant_fqdn,
 };
 use crate::users::split;
 use crate::{Store, StoreError, validate_upn};
@@ -73,6 +75,16 @@ impl Store {
         };
         let mut tx = self.pool.begin().await?;
         let id = enterprise_id(&mut tx, &route.enterprise).await?;
+        if service_of(&mut tx, &id).await? == Service::OperatorConnect {
+            return Err(invalid(
+                "enterprise",
+                format!(
+                    "{:?} is an Operator Connect enterprise: its calls use the carrier trunk \
+                     (teams.base_fqdn), and direct routes belong to Direct Routing",
+                    route.enterprise
+                ),
+            ));
+        }
         if count(
             &mut tx,
             "SELECT COUNT(*) AS n FROM direct_routes WHERE fqdn = $1",
@@ -174,6 +186,7 @@ impl Store {
                 });
             }
             for sql in [
+                UNASSIGN_ENTERPRISE_USERS,
                 "DELETE FROM users WHERE enterprise_id = $1",
                 "DELETE FROM pbxs WHERE enterprise_id = $1",
             ] {

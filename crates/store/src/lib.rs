@@ -7,7 +7,7 @@
 //! interpreted), change
 //! notifications between processes on PostgreSQL ([`ChangeListener`]), and
 //! [`RoutingSnapshot`], the immutable index the gateway routes from, and [`LicenseSnapshot`],
-//! every enterprise's license facts in one read.
+//! every enterprise's license facts in one read, and the Operator Connect number inventory.
 //!
 //! Must never know: SIP, SDP, media or sockets (store never imports them), HTTP, license rules
 //! (the license crate owns them; callers check SKUs before storing and choose a direct route's
@@ -19,9 +19,11 @@ mod catalogs;
 mod cdrs;
 mod changes;
 mod changes_feed;
+mod dates;
 mod direct_routes;
 mod license_snapshot;
 mod migrations;
+mod oc_numbers;
 mod password;
 mod provision;
 mod snapshot;
@@ -32,13 +34,18 @@ pub use catalogs::{EnterpriseSku, LcmTemplate, MAX_RANGE, ServiceNumbers, parse_
 pub use cdrs::{Cdr, CdrFilter, CdrLeg};
 pub use changes::{PbxChange, UserChange};
 pub use changes_feed::ChangeListener;
+pub use dates::{civil_date, today};
 pub use direct_routes::{DirectRoute, DirectRouteChange, MAX_CPS, NewDirectRoute, PoolUnit};
 pub use license_snapshot::{EnterpriseFacts, LicenseFacts, LicenseSnapshot};
+pub use oc_numbers::{
+    Activation, Assignment, NewOcNumber, NumberSource, OcNumber, ReleasedOcNumber, RowOutcome,
+    Written,
+};
 pub use password::{PasswordKey, PasswordKeyError, SealError};
 pub use provision::{
     Children, Enterprise, LicenseFactor, NumberFormat, PBX_CODECS, Pbx, ProvisionError,
-    RELAYED_CODECS, Transport, validate_codecs, validate_country_code, validate_emergency_numbers,
-    validate_tenant_fqdn, validate_tenant_id,
+    RELAYED_CODECS, Service, Transport, validate_codecs, validate_country_code,
+    validate_emergency_numbers, validate_tenant_fqdn, validate_tenant_id,
 };
 pub use snapshot::{DirectRouteEntry, PbxEntry, RoutingSnapshot, UserEntry};
 pub use users::{NewUser, User, password_context, validate_e164, validate_upn};
@@ -253,7 +260,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{mode:o}");
-        assert_eq!(store.schema_version().await.unwrap(), 12);
+        assert_eq!(store.schema_version().await.unwrap(), 13);
         let snapshot = store.load_snapshot().await.unwrap();
         assert_eq!(snapshot.direct_routes(), 0);
         store.close().await;
@@ -262,6 +269,6 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}", file.display()))
             .await
             .unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 12);
+        assert_eq!(store.schema_version().await.unwrap(), 13);
     }
 }

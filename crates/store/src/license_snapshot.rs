@@ -14,6 +14,7 @@ use sqlx::{Any, Row, Transaction};
 use crate::Store;
 use crate::catalogs::{EnterpriseSku, LcmTemplate, ServiceNumbers};
 use crate::direct_routes::{DirectRoute, direct_routes_in};
+use crate::oc_numbers::{Activation, Assignment, OcNumber, oc_numbers_in};
 use crate::provision::{
     Enterprise, ProvisionError, enterprise_from_row, enterprise_id, u64_column,
 };
@@ -33,6 +34,8 @@ pub struct LicenseFacts {
     pub managed_by_ui: bool,
     /// Unix seconds of the last change of `skus`, for the license-change cooldown.
     pub last_license_change: Option<i64>,
+    /// The activated UserAssigned Operator Connect number the user holds, if any.
+    pub oc_number: Option<String>,
 }
 
 /// Everything the license count and the license problems read of one enterprise.
@@ -49,6 +52,8 @@ pub struct EnterpriseFacts {
     pub service_numbers: Vec<ServiceNumbers>,
     /// By UPN (byte order, whatever the database's collation).
     pub users: Vec<LicenseFacts>,
+    /// Operator Connect numbers, by first number.
+    pub oc_numbers: Vec<OcNumber>,
 }
 
 /// Every enterprise's [`EnterpriseFacts`], by name, as of one load.
@@ -94,7 +99,7 @@ impl Store {
         };
         let filter = filter.as_deref();
         let rows = sqlx::query(
-            "SELECT id, name, tenant_id, acquired_licenses, lcm_factor, ui_factor, \
+            "SELECT id, name, tenant_id, service, acquired_licenses, lcm_factor, ui_factor, \
              service_numbers_factor, emergency_numbers FROM enterprises \
              WHERE $1 IS NULL OR id = $1 ORDER BY name",
         )
@@ -112,6 +117,7 @@ impl Store {
                 lcm_templates: Vec::new(),
                 service_numbers: Vec::new(),
                 users: Vec::new(),
+                oc_numbers: Vec::new(),
             });
         }
         each_row(
@@ -187,12 +193,14 @@ impl Store {
                     groups: split(&row.try_get::<String, _>("groups")?),
                     managed_by_ui: row.try_get::<i64, _>("managed_by_ui")? != 0,
                     last_license_change: row.try_get("last_license_change")?,
+                    oc_number: None,
                 });
                 Ok(())
             },
         )
         .await?;
         let routes = direct_routes_in(&mut tx, filter).await?;
+        let oc_numbers = oc_numbers_in(&mut tx, filter).await?;
         tx.commit().await?;
         let by_name: HashMap<String, usize> = out
             .iter()
@@ -204,8 +212,33 @@ impl Store {
                 f.direct_routes.push(d);
             }
         }
+        for n in oc_numbers {
+            if let Some(f) = by_name.get(&n.enterprise).and_then(|&i| out.get_mut(i)) {
+                f.oc_numbers.push(n);
+            }
+        }
         for f in &mut out {
             f.users.sort_unstable_by(|a, b| a.upn.cmp(&b.upn));
+            // A user's billing number: its activated UserAssigned OC number (licensing.md §1.2).
+            let held: HashMap<&str, &str> = f
+                .oc_numbers
+                .iter()
+                .filter(|n| {
+                    n.assignment == Assignment::UserAssigned
+                        && n.activation == Activation::Activated
+                })
+                .filter_map(|n| Some((n.user.as_deref()?, n.first.as_str())))
+                .collect();
+            if !held.is_empty() {
+                let numbers: Vec<Option<String>> = f
+                    .users
+                    .iter()
+                    .map(|u| held.get(u.upn.as_str()).map(|n| (*n).to_owned()))
+                    .collect();
+                for (u, n) in f.users.iter_mut().zip(numbers) {
+                    u.oc_number = n;
+                }
+            }
         }
         Ok(out)
     }

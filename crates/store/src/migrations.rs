@@ -72,6 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "direct route max cps",
         include_str!("../migrations/0012_direct_route_max_cps.sql"),
     ),
+    (
+        13,
+        "operator connect",
+        include_str!("../migrations/0013_operator_connect.sql"),
+    ),
 ];
 
 #[derive(Debug)]

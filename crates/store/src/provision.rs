@@ -59,10 +59,42 @@ pub(crate) fn invalid(field: &'static str, rule: impl Into<String>) -> Provision
     }
 }
 
+/// How an enterprise reaches Teams (licensing.md §1.1, §1.2). Direct Routing: through its
+/// own derived trunk (a direct route). Operator Connect: through the carrier trunk
+/// (`teams.base_fqdn`), with numbers the operator uploaded to the customer's tenant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Service {
+    #[default]
+    DirectRouting,
+    OperatorConnect,
+}
+
+impl Service {
+    pub fn parse(s: &str) -> Result<Self, ProvisionError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "direct-routing" => Ok(Self::DirectRouting),
+            "operator-connect" => Ok(Self::OperatorConnect),
+            _ => Err(invalid(
+                "service",
+                format!("{s:?} is not direct-routing or operator-connect"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DirectRouting => "direct-routing",
+            Self::OperatorConnect => "operator-connect",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Enterprise {
     pub name: String,
     pub tenant_id: String,
+    pub service: Service,
     pub acquired_licenses: u64,
     /// License-factor overrides: `None` follows the global `[license]` switch.
     pub lcm_factor: Option<bool>,
@@ -378,9 +410,16 @@ pub(crate) fn u64_column(
 }
 
 pub(crate) fn enterprise_from_row(row: &sqlx::any::AnyRow) -> Result<Enterprise, ProvisionError> {
+    let service: String = row.try_get("service")?;
     Ok(Enterprise {
         name: row.try_get("name")?,
         tenant_id: row.try_get("tenant_id")?,
+        service: Service::parse(&service).map_err(|_| {
+            ProvisionError::Store(StoreError::BadRow {
+                table: "enterprises",
+                problem: format!("unknown service {service:?}"),
+            })
+        })?,
         acquired_licenses: u64_column(row, "acquired_licenses", "enterprises")?,
         lcm_factor: flag(row, "lcm_factor")?,
         ui_factor: flag(row, "ui_factor")?,
@@ -432,6 +471,7 @@ pub struct Children {
     pub users: u64,
     pub service_numbers: u64,
     pub lcm_templates: u64,
+    pub oc_numbers: u64,
 }
 
 impl Children {
@@ -443,6 +483,7 @@ impl Children {
             (self.users, "users"),
             (self.service_numbers, "service numbers"),
             (self.lcm_templates, "LCM templates"),
+            (self.oc_numbers, "Operator Connect numbers"),
         ]
         .iter()
         .filter(|(n, _)| *n > 0)
@@ -455,25 +496,93 @@ async fn children(
     tx: &mut Transaction<'static, Any>,
     id: &str,
 ) -> Result<Children, ProvisionError> {
-    const SQL: [&str; 5] = [
+    const SQL: [&str; 6] = [
         "SELECT COUNT(*) AS n FROM direct_routes WHERE enterprise_id = $1",
         "SELECT COUNT(*) AS n FROM pbxs WHERE enterprise_id = $1",
         "SELECT COUNT(*) AS n FROM users WHERE enterprise_id = $1",
         "SELECT COUNT(*) AS n FROM service_numbers WHERE enterprise_id = $1",
         "SELECT COUNT(*) AS n FROM lcm_templates WHERE enterprise_id = $1",
+        "SELECT COUNT(*) AS n FROM oc_numbers WHERE enterprise_id = $1",
     ];
-    let mut n = [0u64; 5];
+    let mut n = [0u64; 6];
     for (slot, sql) in n.iter_mut().zip(SQL) {
         *slot = u64::try_from(count(tx, sql, id).await?).unwrap_or(0);
     }
-    let [direct_routes, pbxs, users, service_numbers, lcm_templates] = n;
+    let [
+        direct_routes,
+        pbxs,
+        users,
+        service_numbers,
+        lcm_templates,
+        oc_numbers,
+    ] = n;
     Ok(Children {
         direct_routes,
         pbxs,
         users,
         service_numbers,
         lcm_templates,
+        oc_numbers,
     })
+}
+
+/// The service type of the enterprise with id `id`.
+pub(crate) async fn service_of(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+) -> Result<Service, ProvisionError> {
+    let row = sqlx::query("SELECT service FROM enterprises WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let service: String = row.try_get("service")?;
+    Service::parse(&service)
+}
+
+/// Changes an enterprise's service type. Only while it has no users: their license factor
+/// and how their calls reach Teams both follow the type. Direct routes belong to Direct
+/// Routing, OC numbers to Operator Connect, so those go first too.
+async fn change_service(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    name: &str,
+    service: Service,
+) -> Result<(), ProvisionError> {
+    if service_of(tx, id).await? == service {
+        return Ok(());
+    }
+    let blockers = [
+        (
+            "SELECT COUNT(*) AS n FROM users WHERE enterprise_id = $1",
+            "users",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM direct_routes WHERE enterprise_id = $1",
+            "direct routes (Direct Routing only)",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM oc_numbers WHERE enterprise_id = $1",
+            "Operator Connect numbers",
+        ),
+    ];
+    for (sql, what) in blockers {
+        let n = count(tx, sql, id).await?;
+        if n > 0 {
+            return Err(invalid(
+                "service",
+                format!(
+                    "the service type changes only while the enterprise has no users, direct \
+                     routes or OC numbers; {name:?} has {n} {what}"
+                ),
+            ));
+        }
+    }
+    sqlx::query("UPDATE enterprises SET service = $1 WHERE id = $2")
+        .bind(service.as_str())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 impl Store {
@@ -501,11 +610,24 @@ impl Store {
         Ok(rows)
     }
 
+    /// Adds a Direct Routing enterprise.
     pub async fn add_enterprise(
         &self,
         name: &str,
         tenant_id: &str,
         acquired_licenses: u64,
+    ) -> Result<Enterprise, ProvisionError> {
+        self.add_enterprise_as(name, tenant_id, acquired_licenses, Service::DirectRouting)
+            .await
+    }
+
+    /// Adds an enterprise served by `service`.
+    pub async fn add_enterprise_as(
+        &self,
+        name: &str,
+        tenant_id: &str,
+        acquired_licenses: u64,
+        service: Service,
     ) -> Result<Enterprise, ProvisionError> {
         validate_name("name", name)?;
         let tenant_id = validate_tenant_id(tenant_id)?;
@@ -532,13 +654,14 @@ impl Store {
             }
         }
         sqlx::query(
-            "INSERT INTO enterprises (id, name, tenant_id, acquired_licenses, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO enterprises (id, name, tenant_id, acquired_licenses, service, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(new_id()?)
         .bind(name)
         .bind(&tenant_id)
         .bind(acquired)
+        .bind(service.as_str())
         .bind(now())
         .execute(&mut *tx)
         .await?;
@@ -546,6 +669,7 @@ impl Store {
         Ok(Enterprise {
             name: name.to_owned(),
             tenant_id,
+            service,
             acquired_licenses,
             lcm_factor: None,
             ui_factor: None,
@@ -556,27 +680,31 @@ impl Store {
 
     pub async fn list_enterprises(&self) -> Result<Vec<Enterprise>, ProvisionError> {
         let rows =
-            sqlx::query("SELECT name, tenant_id, acquired_licenses, lcm_factor, ui_factor, service_numbers_factor, emergency_numbers FROM enterprises ORDER BY name")
+            sqlx::query("SELECT name, tenant_id, service, acquired_licenses, lcm_factor, ui_factor, service_numbers_factor, emergency_numbers FROM enterprises ORDER BY name")
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(enterprise_from_row).collect()
     }
 
     /// Changes acquired licenses, license-factor overrides (`Some(None)` = follow the
-    /// global switch again) and/or the emergency numbers (`Some(None)` = follow
-    /// `calls.emergency_numbers` again).
+    /// global switch again), the emergency numbers (`Some(None)` = follow
+    /// `calls.emergency_numbers` again) and/or the service type.
     pub async fn set_enterprise(
         &self,
         name: &str,
         acquired_licenses: Option<u64>,
         factors: &[(LicenseFactor, Option<bool>)],
         emergency_numbers: Option<Option<&[String]>>,
+        service: Option<Service>,
     ) -> Result<Enterprise, ProvisionError> {
         if let Some(Some(numbers)) = emergency_numbers {
             validate_emergency_numbers(numbers)?;
         }
         let mut tx = self.pool.begin().await?;
         let id = enterprise_id(&mut tx, name).await?;
+        if let Some(service) = service {
+            change_service(&mut tx, &id, name, service).await?;
+        }
         if let Some(numbers) = emergency_numbers {
             sqlx::query("UPDATE enterprises SET emergency_numbers = $1 WHERE id = $2")
                 .bind(numbers.map(|n| n.join(",")))
@@ -631,6 +759,8 @@ impl Store {
                 children: children.join(", "),
             });
         }
+        // Its Operator Connect numbers go to the released list: billing keeps their history.
+        crate::oc_numbers::release_all(&mut tx, &id, name).await?;
         // Children first: foreign keys point upwards.
         for sql in [
             "DELETE FROM users WHERE enterprise_id = $1",
@@ -666,13 +796,15 @@ impl Store {
         }
         let mut tx = self.pool.begin().await?;
         let id = enterprise_id(&mut tx, &pbx.enterprise).await?;
-        if count(
-            &mut tx,
-            "SELECT COUNT(*) AS n FROM direct_routes WHERE enterprise_id = $1",
-            &id,
-        )
-        .await?
-            == 0
+        // An Operator Connect enterprise's calls use the carrier trunk: no direct route first.
+        if service_of(&mut tx, &id).await? == Service::DirectRouting
+            && count(
+                &mut tx,
+                "SELECT COUNT(*) AS n FROM direct_routes WHERE enterprise_id = $1",
+                &id,
+            )
+            .await?
+                == 0
         {
             return Err(invalid(
                 "enterprise",

@@ -367,10 +367,16 @@ impl Store {
     /// Deletes a user (a leaf: nothing depends on it).
     pub async fn delete_user(&self, upn: &str) -> Result<(), ProvisionError> {
         let upn = validate_upn(upn)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(crate::oc_numbers::UNASSIGN_USER)
+            .bind(&upn)
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM users WHERE upn = $1")
             .bind(&upn)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         if done.rows_affected() == 0 {
             return Err(ProvisionError::NotFound {
                 field: "upn",

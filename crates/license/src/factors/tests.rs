@@ -85,6 +85,7 @@ fn seeds_example() -> Enterprise {
             },
         ],
         switches: Switches::default(),
+        operator_connect: false,
     }
 }
 
@@ -198,4 +199,67 @@ fn overuse_shows_negative_availability() {
     let mut e = seeds_example();
     e.acquired = 20;
     assert_eq!(count(&e, &criteria()).unwrap().available, -3);
+}
+
+/// Seed 002's worked example (the Operator Connect license page): 3 monitored users, 2 of them
+/// with an assigned Operator Connect number: Managed Users-Operator Connect = 2 (2), and the
+/// Direct Routing factor is off with nothing configured.
+#[test]
+fn seed_002_operator_connect_example_counts_two() {
+    let mut users = vec![
+        plain_user("a@fabrikam.com", None, false),
+        plain_user("b@fabrikam.com", None, false),
+        plain_user("c@fabrikam.com", None, false),
+    ];
+    users[0].operator_connect = true;
+    users[1].operator_connect = true;
+    let e = Enterprise {
+        acquired: 10,
+        tenant_id: "9a1c4d2e-0000-4000-8000-000000000002".into(),
+        users,
+        operator_connect: true,
+        ..Enterprise::default()
+    };
+    let r = count(&e, &criteria()).unwrap();
+    assert_eq!(r.operator_connect, f(2, 2, true));
+    assert_eq!(r.direct_routing, f(0, 0, false));
+    assert_eq!(
+        (r.monitored_users, r.currently_licensed, r.available),
+        (3, 2, 8)
+    );
+}
+
+/// An OC enterprise's factor 1 is the OC number, whatever Direct Routing attributes a user
+/// carries; an OC user in an LCM group counts once, under OC (licensing.md §1.3), and a
+/// group member without an OC number falls to LCM.
+#[test]
+fn operator_connect_outranks_lcm_and_ignores_direct_routing_attributes() {
+    let mut e = seeds_example();
+    e.operator_connect = true;
+    e.direct_routes.clear();
+    for u in e.users.iter_mut().take(3) {
+        u.operator_connect = true;
+    }
+    let r = count(&e, &criteria()).unwrap();
+    assert_eq!(r.operator_connect, f(3, 3, true));
+    assert_eq!(r.direct_routing, f(0, 0, false));
+    assert_eq!(
+        r.lcm,
+        f(16, 19, true),
+        "19 members: the 3 OC ones count under OC, the rest (DR attributes or not) under LCM"
+    );
+    let x = explain(&e, &criteria()).unwrap();
+    assert_eq!(x.users[0].billed, Some(Billed::OperatorConnect));
+    assert!(x.users[0].lcm, "it meets LCM too, and is billed once");
+    assert_eq!(x.users[3].billed, Some(Billed::Lcm));
+}
+
+/// A Direct Routing enterprise never counts Operator Connect, even for a user flagged so.
+#[test]
+fn direct_routing_enterprises_count_no_operator_connect() {
+    let mut e = seeds_example();
+    e.users[20].operator_connect = true;
+    let r = count(&e, &criteria()).unwrap();
+    assert_eq!(r.operator_connect, f(0, 0, false));
+    assert_eq!(r.currently_licensed, 23);
 }

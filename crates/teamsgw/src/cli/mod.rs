@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use crate::build_info::LONG_VERSION;
 use crate::cli::provision::{
     CdrCommand, DirectRouteCommand, EnterpriseCommand, LcmTemplateCommand, LicenseCommand,
-    PbxCommand, Provision, ServiceNumberCommand, UserCommand,
+    OcNumberCommand, PbxCommand, Provision, ServiceNumberCommand, UserCommand,
 };
 use crate::config::Settings;
 use crate::daemon;
@@ -69,6 +69,9 @@ pub enum Command {
     /// LifeCycle-Management templates: security groups counted as license factor 2.
     #[command(subcommand)]
     LcmTemplate(LcmTemplateCommand),
+    /// Operator Connect numbers of OC enterprises (license factor 1 for them).
+    #[command(subcommand)]
+    OcNumber(OcNumberCommand),
     /// License usage reports.
     #[command(subcommand)]
     License(LicenseCommand),
@@ -117,6 +120,7 @@ impl Cli {
             Command::Cdr(c) => Provision::Cdr(c).execute(&self.config),
             Command::ServiceNumber(c) => Provision::ServiceNumber(c).execute(&self.config),
             Command::LcmTemplate(c) => Provision::LcmTemplate(c).execute(&self.config),
+            Command::OcNumber(c) => Provision::OcNumber(c).execute(&self.config),
             Command::License(c) => Provision::License(c).execute(&self.config),
         }
     }

@@ -111,6 +111,7 @@ impl LicenseMonitor {
                 let f = &r.factors;
                 [
                     ("direct_routing", &f.direct_routing),
+                    ("operator_connect", &f.operator_connect),
                     ("lcm", &f.lcm),
                     ("ui", &f.ui),
                     ("service_numbers", &f.service_numbers),
@@ -167,6 +168,7 @@ mod tests {
             monitored_users: ui,
             factors: Factors {
                 direct_routing: factor(0),
+                operator_connect: factor(0),
                 lcm: factor(0),
                 ui: factor(ui),
                 service_numbers: factor(0),

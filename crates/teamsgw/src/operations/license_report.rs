@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use teamsgw_license::factors::{self, Factor, ServiceNumber, Switches};
-use teamsgw_store::{Enterprise, EnterpriseFacts, LicenseSnapshot, ProvisionError, Store};
+use teamsgw_store::{Enterprise, EnterpriseFacts, LicenseSnapshot, ProvisionError, Service, Store};
 
 use crate::config::LicenseSettings;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FactorJson {
     pub counted: u32,
     pub configured: u32,
@@ -32,6 +32,10 @@ impl From<Factor> for FactorJson {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Factors {
     pub direct_routing: FactorJson,
+    /// Factor 1 of an Operator Connect enterprise. Audit rows recorded before it existed
+    /// read it as zero and off.
+    #[serde(default)]
+    pub operator_connect: FactorJson,
     pub lcm: FactorJson,
     pub ui: FactorJson,
     pub service_numbers: FactorJson,
@@ -82,6 +86,7 @@ fn input(f: &EnterpriseFacts, global: &LicenseSettings) -> factors::Enterprise {
                 groups: u.groups.clone(),
                 managed_by_ui: u.managed_by_ui,
                 numbers: vec![u.number.clone()],
+                operator_connect: u.oc_number.is_some(),
             })
             .collect(),
         service_numbers: f
@@ -95,6 +100,7 @@ fn input(f: &EnterpriseFacts, global: &LicenseSettings) -> factors::Enterprise {
             })
             .collect(),
         switches: switches(e, global),
+        operator_connect: e.service == Service::OperatorConnect,
     }
 }
 
@@ -177,6 +183,7 @@ fn report_of(
         monitored_users: r.monitored_users,
         factors: Factors {
             direct_routing: r.direct_routing.into(),
+            operator_connect: r.operator_connect.into(),
             lcm: r.lcm.into(),
             ui: r.ui.into(),
             service_numbers: r.service_numbers.into(),
@@ -192,6 +199,8 @@ pub struct UserExplained {
     pub upn: String,
     pub number: String,
     pub direct_routing: bool,
+    /// The activated UserAssigned OC number that bills the user under Operator Connect.
+    pub operator_connect: Option<String>,
     pub lcm: bool,
     pub ui: bool,
     pub billed: Option<&'static str>,
@@ -211,13 +220,15 @@ pub fn explain(
         .users
         .into_iter()
         .zip(x.users)
-        .map(|(u, f)| UserExplained {
+        .zip(&f.users)
+        .map(|((u, x), facts)| UserExplained {
             upn: u.upn,
             number: u.numbers.into_iter().next().unwrap_or_default(),
-            direct_routing: f.direct_routing,
-            lcm: f.lcm,
-            ui: f.ui,
-            billed: f.billed.map(factors::Billed::as_str),
+            direct_routing: x.direct_routing,
+            operator_connect: facts.oc_number.clone().filter(|_| x.operator_connect),
+            lcm: x.lcm,
+            ui: x.ui,
+            billed: x.billed.map(factors::Billed::as_str),
         })
         .collect();
     Ok((report, users))
@@ -311,37 +322,4 @@ pub fn rfc3339(ms: u64) -> String {
     )
 }
 
-/// Today as `YYYY-MM-DD` in UTC (civil-from-days, H. Hinnant's algorithm).
-pub fn today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    civil_date(i64::try_from(secs / 86_400).unwrap_or(0))
-}
-
-pub fn civil_date(days_since_epoch: i64) -> String {
-    let z = days_since_epoch + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::civil_date;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_date(0), "1970-01-01");
-        assert_eq!(civil_date(19_782), "2024-02-29");
-        assert_eq!(civil_date(20_780), "2026-11-23");
-        assert_eq!(civil_date(11_016), "2000-02-29");
-    }
-}
+pub use teamsgw_store::{civil_date, today};

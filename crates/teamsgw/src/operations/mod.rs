@@ -6,6 +6,7 @@
 
 pub mod license_problems;
 pub mod license_report;
+pub mod oc_numbers;
 pub mod user_import;
 
 use std::time::Duration;
@@ -15,7 +16,7 @@ use teamsgw_license::catalogue as license;
 use teamsgw_store::{
     DirectRoute, DirectRouteChange, Enterprise, EnterpriseSku, LicenseFactor, NewDirectRoute,
     NewUser, NumberFormat, PasswordKey, PasswordKeyError, Pbx, PbxChange, PoolUnit, ProvisionError,
-    Store, Transport, User, UserChange,
+    Service, Store, Transport, User, UserChange,
 };
 
 use crate::config::Settings;
@@ -33,6 +34,9 @@ pub struct EnterpriseAdd {
     pub name: String,
     pub tenant_id: String,
     pub acquired_licenses: u64,
+    /// `direct-routing` (the default) or `operator-connect`.
+    #[serde(default)]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -43,6 +47,8 @@ pub struct EnterpriseSet {
     pub license_factors: Vec<String>,
     /// `911,933,...`, or `default` to follow `calls.emergency_numbers`.
     pub emergency_numbers: Option<String>,
+    /// `direct-routing` or `operator-connect`; only while the enterprise has no users.
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +70,7 @@ pub struct EnterpriseDetail {
     pub users: u64,
     pub service_numbers: u64,
     pub lcm_templates: u64,
+    pub oc_numbers: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,8 +198,14 @@ pub struct Provisioner<'a> {
 
 impl Provisioner<'_> {
     pub async fn add_enterprise(&self, req: &EnterpriseAdd) -> Result<Enterprise, ProvisionError> {
+        let service = req.service.as_deref().map(Service::parse).transpose()?;
         self.store
-            .add_enterprise(&req.name, &req.tenant_id, req.acquired_licenses)
+            .add_enterprise_as(
+                &req.name,
+                &req.tenant_id,
+                req.acquired_licenses,
+                service.unwrap_or_default(),
+            )
             .await
     }
 
@@ -209,10 +222,16 @@ impl Provisioner<'_> {
         let numbers: Option<Option<Vec<String>>> = req.emergency_numbers.as_deref().map(|s| {
             (s.trim() != "default").then(|| s.split(',').map(|n| n.trim().to_owned()).collect())
         });
-        if req.acquired_licenses.is_none() && factors.is_empty() && numbers.is_none() {
+        let service = req.service.as_deref().map(Service::parse).transpose()?;
+        if req.acquired_licenses.is_none()
+            && factors.is_empty()
+            && numbers.is_none()
+            && service.is_none()
+        {
             return Err(invalid(
                 "acquired-licenses",
-                "nothing to change: give acquired licenses, a license factor or emergency numbers",
+                "nothing to change: give acquired licenses, a license factor, emergency numbers \
+                 or the service type",
             ));
         }
         self.store
@@ -221,6 +240,7 @@ impl Provisioner<'_> {
                 req.acquired_licenses,
                 &factors,
                 numbers.as_ref().map(|n| n.as_deref()),
+                service,
             )
             .await
     }
@@ -256,6 +276,7 @@ impl Provisioner<'_> {
             users: children.users,
             service_numbers: children.service_numbers,
             lcm_templates: children.lcm_templates,
+            oc_numbers: children.oc_numbers,
             enterprise,
         })
     }

@@ -194,10 +194,11 @@ fn provisioning_schemas() -> Value {
             "monitored_users": integer(0, u32::MAX.into()),
             "factors": object(json!({
                 "direct_routing": schema_ref("Factor"),
+                "operator_connect": schema_ref("Factor"),
                 "lcm": schema_ref("Factor"),
                 "ui": schema_ref("Factor"),
                 "service_numbers": schema_ref("Factor"),
-            }), &["direct_routing", "lcm", "ui", "service_numbers"], false),
+            }), &["direct_routing", "operator_connect", "lcm", "ui", "service_numbers"], false),
             "calculated_at": {"type": "string", "format": "date-time", "description": "when an audit row recorded this count"},
         }),
         &[
@@ -211,9 +212,11 @@ fn provisioning_schemas() -> Value {
         false,
     );
     let flag = json!({"type": "boolean", "nullable": true});
+    let service = json!({"type": "string", "enum": ["direct-routing", "operator-connect"]});
     let enterprise_fields = json!({
         "name": string(),
         "tenant_id": string(),
+        "service": service,
         "acquired_licenses": integer(0, i64::MAX),
         "lcm_factor": flag,
         "ui_factor": flag,
@@ -230,13 +233,20 @@ fn provisioning_schemas() -> Value {
             "direct_routes".into(),
             json!({"type": "array", "items": schema_ref("DirectRoute")}),
         );
-        for n in ["pbxs", "users", "service_numbers", "lcm_templates"] {
+        for n in [
+            "pbxs",
+            "users",
+            "service_numbers",
+            "lcm_templates",
+            "oc_numbers",
+        ] {
             m.insert(n.into(), integer(0, i64::MAX));
         }
     }
     let enterprise_required = [
         "name",
         "tenant_id",
+        "service",
         "acquired_licenses",
         "lcm_factor",
         "ui_factor",
@@ -251,6 +261,7 @@ fn provisioning_schemas() -> Value {
         "users",
         "service_numbers",
         "lcm_templates",
+        "oc_numbers",
     ]);
     let transport = json!({"type": "string", "enum": ["udp", "tcp", "tls"]});
     let user_fields = json!({
@@ -274,7 +285,7 @@ fn provisioning_schemas() -> Value {
         "Enterprise": object(enterprise_fields, &enterprise_required, false),
         "EnterpriseDetail": object(detail_fields, &detail_required, false),
         "EnterpriseAdd": object(
-            json!({"name": string(), "tenant_id": guid(), "acquired_licenses": integer(0, i64::MAX)}),
+            json!({"name": string(), "tenant_id": guid(), "acquired_licenses": integer(0, i64::MAX), "service": service}),
             &["name", "tenant_id", "acquired_licenses"],
             true,
         ),
@@ -283,6 +294,7 @@ fn provisioning_schemas() -> Value {
                 "acquired_licenses": integer(0, i64::MAX),
                 "license_factors": {"type": "array", "items": {"type": "string", "example": "lcm=off"}},
                 "emergency_numbers": {"type": "string", "example": "911,933", "description": "The enterprise's own emergency numbers, comma-separated, or \"default\" to follow calls.emergency_numbers"},
+                "service": service,
             }),
             &[],
             true,

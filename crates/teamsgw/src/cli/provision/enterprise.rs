@@ -18,6 +18,10 @@ pub enum EnterpriseCommand {
         /// Licenses the customer bought from the carrier.
         #[arg(long, value_name = "N")]
         acquired_licenses: u64,
+        /// How the customer reaches Teams: direct-routing (its own derived trunk) or
+        /// operator-connect (the carrier trunk, with OC numbers).
+        #[arg(long, value_name = "direct-routing|operator-connect")]
+        service: Option<String>,
     },
     /// Change acquired licenses, switch optional license factors, or set the enterprise's
     /// own emergency numbers.
@@ -32,6 +36,10 @@ pub enum EnterpriseCommand {
         /// dialled as is); `default` follows calls.emergency_numbers.
         #[arg(long, value_name = "N,N,...|default")]
         emergency_numbers: Option<String>,
+        /// direct-routing|operator-connect; only while the enterprise has no users, direct
+        /// routes or OC numbers.
+        #[arg(long, value_name = "direct-routing|operator-connect")]
+        service: Option<String>,
     },
     /// Microsoft SKUs the enterprise bought.
     #[command(subcommand)]
@@ -47,7 +55,8 @@ pub enum EnterpriseCommand {
     /// Delete an enterprise; refused while it has children unless --cascade.
     Delete {
         name: String,
-        /// Also delete its direct routes, PBXs, users, service numbers and templates.
+        /// Also delete its direct routes, PBXs, users, service numbers and templates; its OC
+        /// numbers move to the released list.
         #[arg(long)]
         cascade: bool,
     },
@@ -76,26 +85,35 @@ pub(super) async fn run(ops: &Provisioner<'_>, c: EnterpriseCommand) -> Result<(
             name,
             tenant_id,
             acquired_licenses,
+            service,
         } => {
             let e = ops
                 .add_enterprise(&EnterpriseAdd {
                     name,
                     tenant_id,
                     acquired_licenses,
+                    service,
                 })
                 .await?;
-            println!("enterprise {:?} added (tenant {})", e.name, e.tenant_id);
+            println!(
+                "enterprise {:?} added (tenant {}, {})",
+                e.name,
+                e.tenant_id,
+                e.service.as_str()
+            );
         }
         EnterpriseCommand::Set {
             name,
             acquired_licenses,
             license_factors,
             emergency_numbers,
+            service,
         } => {
             let req = EnterpriseSet {
                 acquired_licenses,
                 license_factors,
                 emergency_numbers,
+                service,
             };
             let e = ops.set_enterprise(&name, &req).await?;
             println!("enterprise {:?} updated", e.name);
@@ -119,11 +137,12 @@ pub(super) async fn run(ops: &Provisioner<'_>, c: EnterpriseCommand) -> Result<(
             print_rows(
                 output.json,
                 &list,
-                &["NAME", "TENANT ID", "ACQUIRED"],
+                &["NAME", "TENANT ID", "SERVICE", "ACQUIRED"],
                 |e| {
                     vec![
                         e.name.clone(),
                         e.tenant_id.clone(),
+                        e.service.as_str().to_owned(),
                         e.acquired_licenses.to_string(),
                     ]
                 },
@@ -142,6 +161,7 @@ pub(super) async fn run(ops: &Provisioner<'_>, c: EnterpriseCommand) -> Result<(
                 &[
                     ("name", d.enterprise.name.clone()),
                     ("tenant id", d.enterprise.tenant_id.clone()),
+                    ("service", d.enterprise.service.as_str().to_owned()),
                     (
                         "acquired licenses",
                         d.enterprise.acquired_licenses.to_string(),
@@ -179,6 +199,7 @@ pub(super) async fn run(ops: &Provisioner<'_>, c: EnterpriseCommand) -> Result<(
                     ("users", d.users.to_string()),
                     ("service numbers", d.service_numbers.to_string()),
                     ("lcm templates", d.lcm_templates.to_string()),
+                    ("oc numbers", d.oc_numbers.to_string()),
                 ],
             );
         }

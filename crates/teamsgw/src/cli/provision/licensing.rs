@@ -149,12 +149,13 @@ pub(super) async fn lcm_template(
     Ok(())
 }
 
-const REPORT_HEADER: [&str; 8] = [
+const REPORT_HEADER: [&str; 9] = [
     "ACQUIRED",
     "LICENSED",
     "AVAILABLE",
     "MONITORED",
     "DR",
+    "OC",
     "LCM",
     "UI",
     "SERVICE NUMBERS",
@@ -167,6 +168,7 @@ fn report_cells(r: &license_report::EnterpriseReport) -> Vec<String> {
         r.available.to_string(),
         r.monitored_users.to_string(),
         license_report::cell(&r.factors.direct_routing),
+        license_report::cell(&r.factors.operator_connect),
         license_report::cell(&r.factors.lcm),
         license_report::cell(&r.factors.ui),
         license_report::cell(&r.factors.service_numbers),

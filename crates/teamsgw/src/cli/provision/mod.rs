@@ -1,5 +1,5 @@
 //! Provisioning commands (`enterprise`, `direct-route`, `pbx`, `user`, `service-number`,
-//! `lcm-template`, `license`, `cdr`): they open the database named by the config (or
+//! `lcm-template`, `oc-number`, `license`, `cdr`): they open the database named by the config (or
 //! `TEAMSGW_DATABASE__URL`) directly, apply one change in one transaction, and print a table,
 //! or JSON with `--json`. Errors name the field and the rule and exit 1. One file per noun,
 //! each with its clap arguments and what runs them; this one dispatches and prints.
@@ -9,6 +9,7 @@
 mod cdr;
 mod enterprise;
 mod licensing;
+mod oc_number;
 mod routes;
 mod user;
 
@@ -24,6 +25,7 @@ use crate::operations::Provisioner;
 pub use cdr::CdrCommand;
 pub use enterprise::{EnterpriseCommand, SkuCommand};
 pub use licensing::{LcmTemplateCommand, LicenseCommand, ServiceNumberCommand};
+pub use oc_number::OcNumberCommand;
 pub use routes::{DirectRouteCommand, PbxCommand};
 pub use user::{UserArgs, UserCommand, UserSetArgs};
 
@@ -42,6 +44,7 @@ pub enum Provision {
     User(UserCommand),
     ServiceNumber(ServiceNumberCommand),
     LcmTemplate(LcmTemplateCommand),
+    OcNumber(OcNumberCommand),
     License(LicenseCommand),
     Cdr(CdrCommand),
 }
@@ -112,6 +115,7 @@ impl Provision {
             },
             Self::ServiceNumber(c) => !matches!(c, ServiceNumberCommand::List { .. }),
             Self::LcmTemplate(c) => !matches!(c, LcmTemplateCommand::List { .. }),
+            Self::OcNumber(c) => c.writes(),
             Self::License(_) | Self::Cdr(_) => false,
         }
     }
@@ -124,6 +128,7 @@ impl Provision {
             Self::User(c) => user::run(ops, c).await,
             Self::ServiceNumber(c) => licensing::service_number(ops, c).await,
             Self::LcmTemplate(c) => licensing::lcm_template(ops, c).await,
+            Self::OcNumber(c) => oc_number::run(ops, c).await,
             Self::License(c) => licensing::license(ops, c).await,
             Self::Cdr(c) => cdr::run(ops, c).await,
         }

@@ -17,8 +17,9 @@ use crate::operations::license_report::UserExplained;
 const PAGE: usize = 50;
 
 /// The factors a user can be billed under, as the query names them, with their labels.
-const FACTORS: [(&str, &str); 4] = [
+const FACTORS: [(&str, &str); 5] = [
     ("direct_routing", "Direct Routing"),
+    ("operator_connect", "Operator Connect"),
     ("lcm", "LCM"),
     ("ui", "UI"),
     ("none", "not billed"),
@@ -136,8 +137,7 @@ impl Lists<'_> {
                 thead { tr { th { "User" } th { "Number" } th { "Meets" } th { "Billed under" } } }
                 tbody {
                     @for u in shown {
-                        @let meets: Vec<&str> = [("Direct Routing", u.direct_routing), ("LCM", u.lcm), ("UI", u.ui)]
-                            .into_iter().filter(|(_, m)| *m).map(|(n, _)| n).collect();
+                        @let meets = meets(u);
                         tr data-upn=(u.upn) {
                             td { (u.upn) } td { (u.number) }
                             td { @if meets.is_empty() { span.muted { "none" } } @else { (meets.join(", ")) } }
@@ -224,6 +224,24 @@ fn pager(page: usize, pages: usize, link: impl Fn(usize) -> String) -> Markup {
     }
 }
 
+/// The factors a user meets, each with why: an Operator Connect user names its number.
+fn meets(u: &UserExplained) -> Vec<String> {
+    let oc = u
+        .operator_connect
+        .as_ref()
+        .map(|n| format!("Operator Connect (OC number {n}, UserAssigned)"));
+    [
+        ("Direct Routing", u.direct_routing),
+        ("LCM", u.lcm),
+        ("UI", u.ui),
+    ]
+    .into_iter()
+    .filter(|(_, m)| *m)
+    .map(|(n, _)| n.to_owned())
+    .chain(oc)
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +251,7 @@ mod tests {
             upn: format!("u{n:03}@example.com"),
             number: format!("+1555{n:04}"),
             direct_routing: billed == Some("direct_routing"),
+            operator_connect: None,
             lcm: billed == Some("lcm"),
             ui: false,
             billed,

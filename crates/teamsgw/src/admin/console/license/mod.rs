@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use teamsgw_license::catalogue::Date;
-use teamsgw_store::{LicenseSnapshot, ProvisionError, Store};
+use teamsgw_store::{LicenseSnapshot, ProvisionError, Service, Store};
 
 use super::chart::history_chart;
 use super::layout::{csrf_field, frame, notice, utilisation};
@@ -138,17 +138,53 @@ impl LicensePage {
         let href = license_href(name);
         let f = &r.factors;
         // Priority order (licensing.md §1.3): each user counts under the first factor it meets.
-        let factors: [(&str, &str, &FactorJson, Option<Option<bool>>); 4] = [
-            ("Direct Routing", "direct_routing", &f.direct_routing, None),
-            ("LCM", "lcm", &f.lcm, Some(e.lcm_factor)),
-            ("UI", "ui", &f.ui, Some(e.ui_factor)),
-            (
-                "Service numbers",
-                "service_numbers",
-                &f.service_numbers,
-                Some(e.service_numbers_factor),
-            ),
-        ];
+        // An Operator Connect enterprise's page is seed 002's: its wording, OC first.
+        let oc = e.service == Service::OperatorConnect;
+        let factors: [(&str, &str, &FactorJson, Option<Option<bool>>); 4] = if oc {
+            [
+                (
+                    "Managed Users-Operator Connect",
+                    "operator_connect",
+                    &f.operator_connect,
+                    None,
+                ),
+                (
+                    "Managed Users-By LifeCycle Management",
+                    "lcm",
+                    &f.lcm,
+                    Some(e.lcm_factor),
+                ),
+                (
+                    "Managed Users-By User Interface",
+                    "ui",
+                    &f.ui,
+                    Some(e.ui_factor),
+                ),
+                (
+                    "Managed Service Numbers",
+                    "service_numbers",
+                    &f.service_numbers,
+                    Some(e.service_numbers_factor),
+                ),
+            ]
+        } else {
+            [
+                ("Direct Routing", "direct_routing", &f.direct_routing, None),
+                ("LCM", "lcm", &f.lcm, Some(e.lcm_factor)),
+                ("UI", "ui", &f.ui, Some(e.ui_factor)),
+                (
+                    "Service numbers",
+                    "service_numbers",
+                    &f.service_numbers,
+                    Some(e.service_numbers_factor),
+                ),
+            ]
+        };
+        let (first_label, first): (&str, fn(&AuditDay) -> &FactorJson) = if oc {
+            ("Operator Connect", |d| &d.report.factors.operator_connect)
+        } else {
+            ("Direct Routing", |d| &d.report.factors.direct_routing)
+        };
         let done = match q.done.as_str() {
             "factors" => Some("License factors applied; the figures below are recounted."),
             "refresh" => Some("Licenses refreshed: today's audit row is written."),
@@ -223,7 +259,7 @@ impl LicensePage {
             div.scroll { table #audit {
                 thead { tr {
                     th { "Day" } th.num { "Acquired" } th.num { "Currently licensed" } th.num { "Available" }
-                    th.num { "Monitored users" } th.num { "Direct Routing" } th.num { "LCM" } th.num { "UI" } th.num { "Service numbers" }
+                    th.num { "Monitored users" } th.num { (first_label) } th.num { "LCM" } th.num { "UI" } th.num { "Service numbers" }
                 } }
                 tbody {
                     @for d in audit {
@@ -231,7 +267,7 @@ impl LicensePage {
                             td { (d.day) }
                             td.num { (d.report.acquired) } td.num { (d.report.currently_licensed) }
                             td.num { (d.report.available) } td.num { (d.report.monitored_users) }
-                            td.num { (license_report::cell(&d.report.factors.direct_routing)) }
+                            td.num { (license_report::cell(first(d))) }
                             td.num { (license_report::cell(&d.report.factors.lcm)) }
                             td.num { (license_report::cell(&d.report.factors.ui)) }
                             td.num { (license_report::cell(&d.report.factors.service_numbers)) }
@@ -312,7 +348,7 @@ pub async fn apply_factors(
             format!("ui={}", form.ui),
             format!("service-numbers={}", form.service_numbers),
         ],
-        emergency_numbers: None,
+        ..EnterpriseSet::default()
     };
     let result = with_ops(&c.api, async |ops| {
         ops.set_enterprise(&name, &req).await?;
@@ -397,7 +433,7 @@ pub async fn audit_csv(
 
 fn csv(rows: &[AuditDay]) -> String {
     let mut out = String::from(
-        "day,acquired,currently_licensed,available,monitored_users,direct_routing,lcm,ui,service_numbers\r\n",
+        "day,acquired,currently_licensed,available,monitored_users,direct_routing,operator_connect,lcm,ui,service_numbers\r\n",
     );
     for d in rows {
         let r = &d.report;
@@ -409,6 +445,7 @@ fn csv(rows: &[AuditDay]) -> String {
             r.available.to_string(),
             r.monitored_users.to_string(),
             license_report::cell(&f.direct_routing),
+            license_report::cell(&f.operator_connect),
             license_report::cell(&f.lcm),
             license_report::cell(&f.ui),
             license_report::cell(&f.service_numbers),
