@@ -175,7 +175,13 @@ fn workflow(database_url: &str) {
     );
     refused(
         d,
-        &["enterprise", "set", "Fabrikam", "--service", "direct-routing"],
+        &[
+            "enterprise",
+            "set",
+            "Fabrikam",
+            "--service",
+            "direct-routing",
+        ],
         "service",
         "has 3 users",
     );
@@ -216,7 +222,15 @@ fn workflow(database_url: &str) {
         "already holds OC number +14255550100",
     );
     refuse(
-        add("+14255550103", &["--assignment", "ConferenceAssigned", "--user", "ann@fabrikam.example"]),
+        add(
+            "+14255550103",
+            &[
+                "--assignment",
+                "ConferenceAssigned",
+                "--user",
+                "ann@fabrikam.example",
+            ],
+        ),
         "user",
         "only a UserAssigned number names a user",
     );
@@ -228,7 +242,12 @@ fn workflow(database_url: &str) {
     refused(
         d,
         &[
-            "oc-number", "assign", "--number", "+14255550112", "--user", "ben@fabrikam.example",
+            "oc-number",
+            "assign",
+            "--number",
+            "+14255550112",
+            "--user",
+            "ben@fabrikam.example",
         ],
         "number",
         "only a single number is assigned",
@@ -236,8 +255,14 @@ fn workflow(database_url: &str) {
     refused(
         d,
         &[
-            "service-number", "add", "--enterprise", "Fabrikam", "--number", "+14255550118",
-            "--tag", "FAX",
+            "service-number",
+            "add",
+            "--enterprise",
+            "Fabrikam",
+            "--number",
+            "+14255550118",
+            "--tag",
+            "FAX",
         ],
         "number",
         "overlaps an OC number",
@@ -246,7 +271,12 @@ fn workflow(database_url: &str) {
     refused(
         d,
         &[
-            "oc-number", "add", "--enterprise", "Acme", "--number", "+14255550300",
+            "oc-number",
+            "add",
+            "--enterprise",
+            "Acme",
+            "--number",
+            "+14255550300",
         ],
         "enterprise",
         "Direct Routing enterprise",
@@ -254,7 +284,12 @@ fn workflow(database_url: &str) {
     ok(
         d,
         &[
-            "oc-number", "assign", "--number", "+14255550101", "--user", "ben@fabrikam.example",
+            "oc-number",
+            "assign",
+            "--number",
+            "+14255550101",
+            "--user",
+            "ben@fabrikam.example",
         ],
     );
 
@@ -272,11 +307,20 @@ fn workflow(database_url: &str) {
     ok(
         d,
         &[
-            "lcm-template", "add", "--enterprise", "Fabrikam", "--name", "Roma", "--group",
+            "lcm-template",
+            "add",
+            "--enterprise",
+            "Fabrikam",
+            "--name",
+            "Roma",
+            "--group",
             "Sales",
         ],
     );
-    run(add("+14255550120", &["--assignment", "VoiceApplicationAssigned"]));
+    run(add(
+        "+14255550120",
+        &["--assignment", "VoiceApplicationAssigned"],
+    ));
     let r = report(d);
     assert_eq!(factor(&r, "operator_connect"), (2, 2, true), "{r}");
     assert_eq!(factor(&r, "lcm"), (1, 2, true), "{r}");
@@ -286,7 +330,11 @@ fn workflow(database_url: &str) {
     ok(
         d,
         &[
-            "oc-number", "assign", "--number", "+14255550100", "--activation",
+            "oc-number",
+            "assign",
+            "--number",
+            "+14255550100",
+            "--activation",
             "UpdatePending",
         ],
     );
@@ -312,7 +360,12 @@ fn workflow(database_url: &str) {
     let released = json(
         d,
         &[
-            "oc-number", "list", "--enterprise", "Fabrikam", "--released", "--json",
+            "oc-number",
+            "list",
+            "--enterprise",
+            "Fabrikam",
+            "--released",
+            "--json",
         ],
     );
     assert_eq!(released[0]["first"], "+14255550101", "{released}");
@@ -338,7 +391,10 @@ fn workflow(database_url: &str) {
     };
     let (code, out, err) = import(&["--dry-run"]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("would add 2") && out.contains("nothing written"), "{out}");
+    assert!(
+        out.contains("would add 2") && out.contains("nothing written"),
+        "{out}"
+    );
     let count = |d: &Path| {
         json(
             d,
@@ -351,7 +407,10 @@ fn workflow(database_url: &str) {
     assert_eq!(count(d), 3, "the dry run wrote nothing");
     let (code, out, err) = import(&[]);
     assert_eq!(code, 1, "refused rows make the import fail: {out}{err}");
-    assert!(out.contains("6 rows: added 2, updated 0, unchanged 0, refused 4"), "{out}");
+    assert!(
+        out.contains("6 rows: added 2, updated 0, unchanged 0, refused 4"),
+        "{out}"
+    );
     for (line, reason) in [
         (4, "NumberType DirectRouting is not OperatorConnect"),
         (5, "NumberType CallingPlan is not OperatorConnect"),
@@ -386,11 +445,18 @@ fn workflow(database_url: &str) {
     let out = ok(
         d,
         &[
-            "oc-number", "import", "--enterprise", "Fabrikam", "export.json",
+            "oc-number",
+            "import",
+            "--enterprise",
+            "Fabrikam",
+            "export.json",
         ],
     );
     assert!(out.contains("added 0, updated 0, unchanged 14"), "{out}");
-    let csv = ok(d, &["oc-number", "export", "--enterprise", "Fabrikam", "--csv"]);
+    let csv = ok(
+        d,
+        &["oc-number", "export", "--enterprise", "Fabrikam", "--csv"],
+    );
     assert!(
         csv.starts_with("TelephoneNumber,NumberType,ActivationState,PstnAssignmentStatus"),
         "{csv}"
@@ -401,7 +467,12 @@ fn workflow(database_url: &str) {
     let released = json(
         d,
         &[
-            "oc-number", "list", "--enterprise", "Fabrikam", "--released", "--json",
+            "oc-number",
+            "list",
+            "--enterprise",
+            "Fabrikam",
+            "--released",
+            "--json",
         ],
     );
     assert_eq!(released.as_array().unwrap().len(), 6, "{released}");

@@ -79,13 +79,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The migrations of a prefix of [`MIGRATIONS`] (all of them but in tests).
 #[derive(Debug)]
-struct Embedded;
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
 
 impl<'s> MigrationSource<'s> for Embedded {
     fn resolve(self) -> futures_core::future::BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
-        Box::pin(async {
-            Ok(MIGRATIONS
+        Box::pin(async move {
+            Ok(self
+                .0
                 .iter()
                 .map(|&(version, description, sql)| {
                     Migration::new(
@@ -102,6 +104,52 @@ impl<'s> MigrationSource<'s> for Embedded {
 }
 
 pub(crate) async fn run(pool: &AnyPool) -> Result<(), sqlx::migrate::MigrateError> {
-    let migrator = Migrator::new(Embedded).await?;
+    let migrator = Migrator::new(Embedded(MIGRATIONS)).await?;
     migrator.run(pool).await
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::any::{AnyPoolOptions, install_default_drivers};
+
+    use super::*;
+    use crate::{Service, Store};
+
+    /// Issue 32: a database of schema 12 with a customer on it migrates to Operator Connect's
+    /// schema with that customer a Direct Routing enterprise, exactly as before.
+    #[tokio::test]
+    async fn schema_12_with_data_migrates_and_existing_enterprises_stay_direct_routing() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let before_oc = MIGRATIONS.iter().position(|m| m.0 == 13).unwrap();
+        Migrator::new(Embedded(&MIGRATIONS[..before_oc]))
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        for sql in [
+            "INSERT INTO enterprises (id, name, tenant_id, acquired_licenses, created_at) \
+             VALUES ('e1', 'Contoso', '0e1b2c3d-1111-2222-3333-444455556666', 50, 0)",
+            "INSERT INTO direct_routes (id, enterprise_id, fqdn, port, created_at) \
+             VALUES ('d1', 'e1', 'contoso.teams.carrier.example', 5061, 0)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), 13);
+        let e = store.enterprise("Contoso").await.unwrap();
+        assert_eq!(e.service, Service::DirectRouting);
+        assert_eq!(e.acquired_licenses, 50);
+        let routes = store.list_direct_routes(Some("Contoso")).await.unwrap();
+        assert_eq!(routes.len(), 1);
+        assert!(store.list_oc_numbers("Contoso").await.unwrap().is_empty());
+    }
 }
