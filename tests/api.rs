@@ -14,6 +14,7 @@ use teamsgw_tests::{Daemon, HttpResponse, Ports, http_request, run_cli, test_con
 
 const TOKEN: &str = "test-token-0123456789-0123456789-abcdef";
 const TENANT: &str = "0e1b2c3d-1111-2222-3333-444455556666";
+const OC_TENANT: &str = "7f3e2a10-aaaa-4bbb-8ccc-000000000032";
 
 fn config(ports: &Ports, database_url: &str, extra: &str) -> String {
     test_config(ports, extra)
@@ -410,6 +411,192 @@ fn api_provisions_like_the_cli() {
     expect(&r, 404, Some("enterprise"));
 }
 
+/// Issue 32 over the API: an Operator Connect enterprise, its numbers and their rules, an
+/// import with refused rows, a release, and a license report that is the CLI's, figure for
+/// figure (seed 002's example: 3 monitored users, 2 with OC numbers).
+#[test]
+fn operator_connect_numbers_through_the_api_agree_with_the_cli() {
+    let ports = Ports::new();
+    let mut daemon = Daemon::start(&config(&ports, "sqlite://var/teamsgw.db", ""), &ports);
+    daemon.wait_ready(Duration::from_secs(30));
+    let post = |path: &str, body: Value| api(&daemon, "POST", path, Some(body));
+    expect(
+        &post(
+            "/enterprises",
+            json!({"name": "Fabrikam", "tenant_id": OC_TENANT, "acquired_licenses": 10,
+                "service": "operator-connect"}),
+        ),
+        201,
+        None,
+    );
+    let shown = expect(
+        &api(&daemon, "GET", "/enterprises/Fabrikam", None),
+        200,
+        None,
+    );
+    assert_eq!(shown["service"], "operator-connect", "{shown}");
+    expect(
+        &post(
+            "/direct-routes",
+            json!({"enterprise": "Fabrikam", "fqdn": "fabrikam.teams.carrier.example"}),
+        ),
+        400,
+        Some("enterprise"),
+    );
+    expect(
+        &post(
+            "/pbxs",
+            json!({"enterprise": "Fabrikam", "name": "main", "domain": "pbx.fabrikam.example"}),
+        ),
+        201,
+        None,
+    );
+    for (upn, number) in [
+        ("ann@fabrikam.example", "+14255550001"),
+        ("ben@fabrikam.example", "+14255550002"),
+        ("cat@fabrikam.example", "+14255550003"),
+    ] {
+        expect(
+            &post(
+                "/users",
+                json!({"enterprise": "Fabrikam", "pbx": "main", "upn": upn, "number": number,
+                    "extension": &number[8..], "password": "x", "skus": ["SPE_E5"]}),
+            ),
+            201,
+            None,
+        );
+    }
+    let added = expect(
+        &post(
+            "/oc-numbers",
+            json!({"enterprise": "Fabrikam", "number": "+14255550100",
+                "user": "ann@fabrikam.example", "country": "us"}),
+        ),
+        201,
+        None,
+    );
+    assert_eq!(added["assignment"], "UserAssigned", "{added}");
+    assert_eq!(added["source"], "api", "{added}");
+    assert_eq!(added["country"], "US", "{added}");
+    expect(
+        &post(
+            "/oc-numbers",
+            json!({"enterprise": "Fabrikam", "number": "+14255550100"}),
+        ),
+        409,
+        Some("number"),
+    );
+    expect(
+        &post(
+            "/oc-numbers",
+            json!({"enterprise": "Fabrikam", "number": "+14255550101", "user": "ann@fabrikam.example"}),
+        ),
+        400,
+        Some("user"),
+    );
+    expect(
+        &post(
+            "/oc-numbers",
+            json!({"enterprise": "Fabrikam", "number": "+14255550101"}),
+        ),
+        201,
+        None,
+    );
+    let assigned = expect(
+        &api(
+            &daemon,
+            "PATCH",
+            "/oc-numbers/+14255550101",
+            Some(json!({"user": "ben@fabrikam.example"})),
+        ),
+        200,
+        None,
+    );
+    assert_eq!(assigned["user"], "ben@fabrikam.example", "{assigned}");
+    let ben = expect(
+        &api(&daemon, "GET", "/users/ben@fabrikam.example", None),
+        200,
+        None,
+    );
+    assert_eq!(ben["number"], "+14255550101", "{ben}");
+
+    // An import with an OC row, a Direct Routing row (reported) and a bad row.
+    let rows = json!([
+        {"TelephoneNumber": "+14255550200", "NumberType": "OperatorConnect",
+         "ActivationState": "Activated", "PstnAssignmentStatus": "Unassigned"},
+        {"TelephoneNumber": "+14255550201", "NumberType": "DirectRouting",
+         "ActivationState": "Activated", "PstnAssignmentStatus": "Unassigned"},
+        {"TelephoneNumber": "+14255550202", "NumberType": "OperatorConnect",
+         "ActivationState": "Sleeping", "PstnAssignmentStatus": "Unassigned"},
+    ]);
+    let dry = expect(
+        &post(
+            "/oc-numbers/import?enterprise=Fabrikam&dry_run=true",
+            rows.clone(),
+        ),
+        200,
+        None,
+    );
+    assert_eq!(
+        (dry["added"].as_u64(), dry["dry_run"].as_bool()),
+        (Some(1), Some(true)),
+        "{dry}"
+    );
+    let done = expect(
+        &post("/oc-numbers/import?enterprise=Fabrikam", rows),
+        200,
+        None,
+    );
+    assert_eq!(done["added"], 1, "{done}");
+    let refused = done["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 2, "{done}");
+    assert_eq!(refused[0]["line"], 2, "{done}");
+    assert!(
+        refused[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ActivationState"),
+        "{done}"
+    );
+
+    let released = expect(
+        &api(&daemon, "DELETE", "/oc-numbers/+14255550200", None),
+        200,
+        None,
+    );
+    assert_eq!(released["first"], "+14255550200", "{released}");
+    let list = expect(
+        &api(
+            &daemon,
+            "GET",
+            "/oc-numbers/released?enterprise=Fabrikam",
+            None,
+        ),
+        200,
+        None,
+    );
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+
+    // The report: OC 2 (2) for ann and ben; the API's figures are the CLI's.
+    let report = expect(
+        &api(&daemon, "GET", "/license/report?enterprise=Fabrikam", None),
+        200,
+        None,
+    );
+    let f = &report[0]["factors"]["operator_connect"];
+    assert_eq!(
+        (f["counted"].as_u64(), f["configured"].as_u64()),
+        (Some(2), Some(2)),
+        "{report}"
+    );
+    assert_eq!(report[0]["monitored_users"], 3, "{report}");
+    let cli = cli_json(
+        &daemon,
+        &["license", "report", "--enterprise", "Fabrikam", "--json"],
+    );
+    assert_eq!(report, cli);
+}
+
 #[test]
 fn api_without_a_configured_token_refuses_everything() {
     let ports = Ports::new();
@@ -530,6 +717,28 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
             "/users",
             json!({"enterprise": "Acme", "pbx": "main", "upn": "a@acme.example",
             "number": "+15551230001", "extension": "1001", "password": "x", "skus": ["SPE_E5"]}),
+        ),
+        (
+            "POST",
+            "/enterprises",
+            json!({"name": "Fabrikam", "tenant_id": OC_TENANT, "acquired_licenses": 3,
+            "service": "operator-connect"}),
+        ),
+        (
+            "POST",
+            "/pbxs",
+            json!({"enterprise": "Fabrikam", "name": "main", "domain": "pbx.fabrikam.example"}),
+        ),
+        (
+            "POST",
+            "/users",
+            json!({"enterprise": "Fabrikam", "pbx": "main", "upn": "b@fabrikam.example",
+            "number": "+14255550001", "extension": "2001", "password": "x", "skus": ["SPE_E5"]}),
+        ),
+        (
+            "POST",
+            "/oc-numbers",
+            json!({"enterprise": "Fabrikam", "number": "+14255550100", "user": "b@fabrikam.example"}),
         ),
     ];
     for (method, path, body) in setup {

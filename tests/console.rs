@@ -328,7 +328,10 @@ fn the_license_page_shows_what_license_report_counts_and_its_actions_work() {
     let overview = web.get("/ui/?q=conto");
     let row = text_of(&overview.body, "enterprises");
     assert!(
-        row.contains(&format!("Contoso 60 {} ", json["currently_licensed"])),
+        row.contains(&format!(
+            "Contoso Direct Routing 60 {} ",
+            json["currently_licensed"]
+        )),
         "{row}"
     );
     assert!(

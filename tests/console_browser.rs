@@ -17,9 +17,13 @@ use teamsgw_tests::{Daemon, require_program, seeds};
 const TOKEN: &str = "browser-token-0123456789-0123456789abcdef";
 
 fn report(daemon: &Daemon) -> Value {
+    report_of(daemon, "Contoso")
+}
+
+fn report_of(daemon: &Daemon, enterprise: &str) -> Value {
     let out = seeds::ok(
         daemon.dir(),
-        &["license", "report", "--enterprise", "Contoso", "--json"],
+        &["license", "report", "--enterprise", enterprise, "--json"],
     );
     serde_json::from_str::<Value>(&out).unwrap()[0].clone()
 }
@@ -68,6 +72,7 @@ fn an_admin_works_the_license_page_in_headless_chromium() {
     );
     let daemon = console_daemon(TOKEN, "");
     seeds::worked_example(daemon.dir());
+    seeds::operator_connect_example(daemon.dir());
     daemon.reload();
     let before = report(&daemon);
     assert_eq!(before["currently_licensed"], 23, "{before}");
@@ -117,7 +122,37 @@ fn an_admin_works_the_license_page_in_headless_chromium() {
             .ends_with("/ui/sign-in"),
         "{seen}"
     );
+    // Seed 002 (issue 32): the OC page says what `license report` says, in seed 002's words.
+    let oc = report_of(&daemon, "Fabrikam");
+    let page = &seen["oc"];
+    assert_eq!(page["factors"]["operator_connect"], "2 (2)", "{seen}");
+    for f in ["operator_connect", "lcm", "ui", "service_numbers"] {
+        assert_eq!(page["factors"][f], cell(&oc["factors"][f]), "OC factor {f}");
+    }
+    assert_eq!(
+        page["currently_licensed"],
+        oc["currently_licensed"].to_string()
+    );
+    assert_eq!(page["monitored_users"], "3");
+    assert_eq!(
+        page["labels"],
+        serde_json::json!([
+            "Managed Users-Operator Connect",
+            "Managed Users-By LifeCycle Management",
+            "Managed Users-By User Interface",
+            "Managed Service Numbers"
+        ])
+    );
+    assert_eq!(
+        page["numbers"],
+        serde_json::json!(["+14255550100", "+14255550101"])
+    );
+    assert_eq!(page["billed"]["ann@fabrikam.example"], "Operator Connect");
+    assert_eq!(page["billed"]["cat@fabrikam.example"], "not billed");
+    assert_eq!(seen["services"]["Fabrikam"], "Operator Connect", "{seen}");
+    assert_eq!(seen["services"]["Contoso"], "Direct Routing", "{seen}");
     for page in [
+        "license-operator-connect",
         "sign-in",
         "enterprises",
         "license",

@@ -16,12 +16,12 @@ use teamsgw_tests::teams_uac::{NO_BODY, in_dialog};
 async fn migrate_and_load(url: &str, backend: Backend) {
     let store = Store::open(url).await.unwrap();
     assert_eq!(store.backend(), backend);
-    assert_eq!(store.schema_version().await.unwrap(), 13);
+    assert_eq!(store.schema_version().await.unwrap(), 14);
     assert_eq!(store.load_snapshot().await.unwrap().direct_routes(), 0);
     store.close().await;
     // Opening a migrated database again changes nothing.
     let store = Store::open(url).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 13);
+    assert_eq!(store.schema_version().await.unwrap(), 14);
     store.close().await;
 }
 
@@ -458,6 +458,12 @@ fn cdr(call_id: &str, enterprise: &str, started_at: &str) -> Cdr {
         codec: Some("PCMA".into()),
         // One of each, so the mark round-trips both ways.
         emergency: call_id == "c2",
+        service: if call_id == "c2" {
+            "operator-connect"
+        } else {
+            "direct-routing"
+        }
+        .into(),
         bye_lost: None,
         teams: CdrLeg {
             packets_in: 3_000_000_000,

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use teamsgw_tests::baresip::{Baresip, assert_tone, tone_of, tone_of_tail};
+use teamsgw_tests::baresip::{assert_tone, tone_of_tail};
 use teamsgw_tests::call_lab::{CallLab, TEAMS_EXTENSION, TENANT};
 use teamsgw_tests::teams_proxy::reply;
 use teamsgw_tests::{free_port, pcap_prefix, sipp, sipp_in};
@@ -95,26 +95,6 @@ fn pbx_codecs(lab: &CallLab, codecs: &str) {
     }
 }
 
-/// One call between `caller` and `callee` (already dialled): both ends heard each other's
-/// tone, above 4 kHz, which G.711's 8 kHz sampling cannot carry (it would alias below 4 kHz).
-fn heard_both(lab: &CallLab, (a, a_hz): (&Baresip, u32), (b, b_hz): (&Baresip, u32), n: usize) {
-    a.wait_count("Call established", n, Duration::from_secs(20));
-    b.wait_count("Call established", n, Duration::from_secs(5));
-    std::thread::sleep(Duration::from_secs(3));
-    a.hangup();
-    lab.wait_calls_ended(&[a, b]);
-    a.wait_count("terminated", n, Duration::from_secs(5));
-    b.wait_count("terminated", n, Duration::from_secs(5));
-    let logs = format!("{}\n--- a\n{}\n--- b\n{}", lab.logs(), a.log(), b.log());
-    for (who, end, hz) in [("a", a, b_hz), ("b", b, a_hz)] {
-        let heard = end.heard();
-        let wav = heard
-            .last()
-            .unwrap_or_else(|| panic!("{who} recorded nothing\n{logs}"));
-        assert_tone(who, tone_of(wav), hz, &logs);
-    }
-}
-
 /// Issue 37 §2: with `--codecs G722,PCMU`, a G.722-only phone and a Teams endpoint that also
 /// speaks G.711 talk G.722 end to end both ways (tones at 5 and 6 kHz arrive), and the CDR says G722. With the
 /// default codecs the same phone gets 488, and one that also offers G.711 falls back to it.
@@ -130,9 +110,9 @@ fn g722_goes_end_to_end_both_ways_and_the_default_codecs_fall_back_or_refuse() {
     let phone = lab.phone_with("2001", 5000, ";answermode=auto;audio_codecs=G722/16000/1");
     // The phone calls Teams, then Teams calls the phone.
     phone.dial(&format!("sip:{TEAMS_EXTENSION}@127.0.0.1"));
-    heard_both(&lab, (&phone, 5000), (&teams, 6000), 1);
+    lab.heard_both((&phone, 5000), (&teams, 6000), 1);
     teams.dial(&format!("sip:+49302222001@{TENANT};transport=tls"));
-    heard_both(&lab, (&teams, 6000), (&phone, 5000), 2);
+    lab.heard_both((&teams, 6000), (&phone, 5000), 2);
     let cdrs = lab.cdrs(2);
     for cdr in &cdrs {
         assert_eq!(cdr["codec"], "G722", "{cdr}");

@@ -69,6 +69,7 @@ fn view() -> RoutingView {
             max_sessions: None,
             max_cps: None,
             emergency_numbers: None,
+            operator_connect: false,
         }],
         vec![PbxRoute {
             id: "p".into(),

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use teamsgw_gateway::call::media::{Allocation, MediaCounters, MediaPlane, SessionParams};
-use teamsgw_gateway::call::routing::{NumberFormat, PbxRoute, RoutingView, TeamsProxy, Tenant, UserRoute};
+use teamsgw_gateway::call::routing::{
+    NumberFormat, OperatorConnect, PbxRoute, RoutingView, TeamsProxy, Tenant, UserRoute,
+};
 use teamsgw_gateway::call::{CallCore, CallSettings, Dest, Input, Output};
 use teamsgw_sip::message::MessageBuilder;
 use teamsgw_sip::transport::{Source, Transport};
@@ -93,12 +95,25 @@ fn view() -> RoutingView {
         extension: "1001".into(), auth_user: "1001".into(), password: "pw".into(),
         contact_token: "tok".into(), enabled: true,
     };
+    // An Operator Connect user on the carrier trunk `sbc.example` (issue 32).
+    let oc_user = UserRoute {
+        upn: "c@y".into(), enterprise_id: "o".into(), number: "+4930555".into(),
+        contact_token: "tok2".into(), ..user.clone()
+    };
+    let tenant = Tenant { fqdn: "t.sbc.example".into(), port: 5061, enterprise_id: "e".into(), enterprise: "E".into(), max_sessions: Some(3), max_cps: Some(20), emergency_numbers: None, operator_connect: false };
+    let oc_tenant = Tenant { fqdn: "sbc.example".into(), enterprise_id: "o".into(), enterprise: "O".into(), max_sessions: None, max_cps: None, operator_connect: true, ..tenant.clone() };
     RoutingView::new(
-        vec![Tenant { fqdn: "t.sbc.example".into(), port: 5061, enterprise_id: "e".into(), enterprise: "E".into(), max_sessions: Some(3), max_cps: Some(20), emergency_numbers: None }],
+        vec![tenant],
         vec![PbxRoute { id: "p".into(), domain: "pbx".into(), next_hop: PBX.into(), transport: Transport::Udp, addrs: vec![addr(PBX)].into(), codecs: vec!["PCMA".into(), "PCMU".into()], number_format: NumberFormat::E164, country_code: Some("49".into()), diversion: true }],
-        vec![user],
+        vec![user, oc_user],
         vec![TeamsProxy { name: "p1".into(), addr: Some(addr(P1)) }, TeamsProxy { name: "p2".into(), addr: Some(addr(P2)) }],
     )
+    .with_operator_connect(OperatorConnect {
+        fqdn: "sbc.example".into(),
+        tenants: vec![oc_tenant],
+        tenant_ids: [("o".to_owned(), "tid".to_owned())].into(),
+        numbers: [("+4930555".to_owned(), "o".to_owned())].into(),
+    })
 }
 
 struct Flow<'a> {
@@ -286,7 +301,9 @@ impl Flow<'_> {
                     _ if op == 0 => TEAMS_SDP.as_bytes().to_vec(),
                     _ => PBX_SDP.as_bytes().to_vec(),
                 };
-                let (uri, from, peer, listener, transport) = if op == 0 {
+                let (uri, from, peer, listener, transport) = if op == 0 && side & 8 != 0 {
+                    ("sip:+4930222@sbc.example:5061;user=phone", "sip:+4930555@sip.pstnhub.microsoft.com", TEAMS, "teams", Transport::Tls)
+                } else if op == 0 {
                     ("sip:+4930222@t.sbc.example:5061;user=phone", "sip:+4930111@sip.pstnhub.microsoft.com", TEAMS, "teams", Transport::Tls)
                 } else {
                     ("sip:tok@203.0.113.5", "sip:0301234@pbx", PBX, "pbx", Transport::Udp)

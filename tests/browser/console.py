@@ -118,6 +118,29 @@ try:
     check(lambda: driver.find_elements(By.ID, "registrations"), "the operations page")
     screenshot("operations")
 
+    # The Operator Connect enterprise (seed 002): its service on the overview, its page in
+    # seed 002's wording with its OC numbers.
+    driver.get(base + "/ui/")
+    check(lambda: driver.find_elements(By.ID, "enterprises"), "the overview again")
+    seen["services"] = {
+        r.get_attribute("data-enterprise"): r.find_element(By.CSS_SELECTOR, "td.service").text
+        for r in driver.find_elements(By.CSS_SELECTOR, "tr[data-enterprise]")
+    }
+    driver.find_element(By.LINK_TEXT, "Fabrikam").click()
+    check(lambda: driver.find_elements(By.ID, "license-facts"), "the OC license page")
+    seen["oc"] = {
+        "currently_licensed": text("currently-licensed"),
+        "monitored_users": text("monitored-users"),
+        "factors": {f: text(f"cell-{f}") for f in ("operator_connect", "lcm", "ui", "service_numbers")},
+        "labels": [r.find_elements(By.TAG_NAME, "td")[1].text
+                   for r in driver.find_elements(By.CSS_SELECTOR, "#factors tbody tr")],
+        "numbers": [r.get_attribute("data-number")
+                    for r in driver.find_elements(By.CSS_SELECTOR, "#oc-numbers tr[data-number]")],
+        "billed": {r.get_attribute("data-upn"): r.find_element(By.CSS_SELECTOR, "td.billed").text
+                   for r in driver.find_elements(By.CSS_SELECTOR, "#explain-users tr[data-upn]")},
+    }
+    screenshot("license-operator-connect")
+
     driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
     check(lambda: driver.current_url.endswith("/ui/sign-in"), "signed out, on sign-in")
     driver.get(base + "/ui/enterprises/Contoso/license")

@@ -93,7 +93,11 @@ impl CallLab {
         // with one of its own, which the lab's DNS maps back to it.
         let mut names = vec!["sip.pstnhub.test", "*.pstnhub.microsoft.com"];
         names.extend_from_slice(proxies);
-        let mut records = vec![(TENANT, std::net::Ipv4Addr::LOCALHOST)];
+        // The tenant FQDN and the carrier trunk (`teams.base_fqdn`, Operator Connect) are us.
+        let mut records = vec![
+            (TENANT, std::net::Ipv4Addr::LOCALHOST),
+            ("sbc.test", std::net::Ipv4Addr::LOCALHOST),
+        ];
         let api_du: Vec<(String, std::net::Ipv4Addr)> = proxies
             .iter()
             .filter_map(|p| p.parse().ok())
@@ -303,10 +307,22 @@ impl CallLab {
     /// on `listen` (a Teams proxy address for calls towards Teams: TLS on port + 1... as
     /// baresip binds it).
     pub fn teams_endpoint(&self, listen: SocketAddr, tone_hz: u32) -> Baresip {
+        self.teams_endpoint_as(listen, tone_hz, TEAMS_NUMBER, TENANT)
+    }
+
+    /// [`CallLab::teams_endpoint`] for the Teams user with `number`, calling into `host`:
+    /// a tenant FQDN (Direct Routing) or `teams.base_fqdn` (`sbc.test`, Operator Connect).
+    pub fn teams_endpoint_as(
+        &self,
+        listen: SocketAddr,
+        tone_hz: u32,
+        number: &str,
+        host: &str,
+    ) -> Baresip {
         let tls = self.ports.tls;
         Baresip::start(BaresipSpec {
             account: format!(
-                "<sip:{TEAMS_NUMBER}@{TENANT}>;regint=0;outbound=\"sip:127.0.0.1:{tls};transport=tls\";mediaenc=srtp-mand;answermode=auto"
+                "<sip:{number}@{host}>;regint=0;outbound=\"sip:127.0.0.1:{tls};transport=tls\";mediaenc=srtp-mand;answermode=auto"
             ),
             tone_hz,
             listen,
@@ -314,6 +330,26 @@ impl CallLab {
             dns: Some(self.dns.addr),
             sip_trace: self.sip_trace,
         })
+    }
+
+    /// One call between `a` (the caller, already dialled) and `b`: both ends heard each
+    /// other's tone (`a_hz`, `b_hz`), then `a` hangs up; `n` counts the calls each has had.
+    pub fn heard_both(&self, (a, a_hz): (&Baresip, u32), (b, b_hz): (&Baresip, u32), n: usize) {
+        a.wait_count("Call established", n, Duration::from_secs(20));
+        b.wait_count("Call established", n, Duration::from_secs(5));
+        std::thread::sleep(Duration::from_secs(3));
+        a.hangup();
+        self.wait_calls_ended(&[a, b]);
+        a.wait_count("terminated", n, Duration::from_secs(5));
+        b.wait_count("terminated", n, Duration::from_secs(5));
+        let logs = format!("{}\n--- a\n{}\n--- b\n{}", self.logs(), a.log(), b.log());
+        for (who, end, hz) in [("a", a, b_hz), ("b", b, a_hz)] {
+            let heard = end.heard();
+            let wav = heard
+                .last()
+                .unwrap_or_else(|| panic!("{who} recorded nothing\n{logs}"));
+            crate::baresip::assert_tone(who, crate::baresip::tone_of(wav), hz, &logs);
+        }
     }
 
     /// Waits until no call is up (`teamsgw_calls_active` 0 both ways).

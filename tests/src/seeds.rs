@@ -205,3 +205,75 @@ pub fn worked_example(d: &Path) {
         ok(d, &args);
     }
 }
+
+/// Seed 002's worked example of the Operator Connect license page, in the database
+/// `d/teamsgw.toml` names: Operator Connect enterprise Fabrikam (10 acquired licenses) with
+/// three monitored users (imported, so none counts as managed by UI), two of them holding an
+/// activated UserAssigned OC number: Managed Users-Operator Connect 2 (2), 2 licensed.
+pub fn operator_connect_example(d: &Path) {
+    ok(
+        d,
+        &[
+            "enterprise",
+            "add",
+            "Fabrikam",
+            "--tenant-id",
+            "7f3e2a10-aaaa-4bbb-8ccc-000000000032",
+            "--acquired-licenses",
+            "10",
+            "--service",
+            "operator-connect",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "pbx",
+            "add",
+            "--enterprise",
+            "Fabrikam",
+            "--name",
+            "main",
+            "--domain",
+            "pbx.fabrikam.example",
+        ],
+    );
+    std::fs::write(
+        d.join("fabrikam-users.csv"),
+        "UserPrincipalName,LineUri,EnterpriseVoiceEnabled,Extension,Password,Skus\n\
+         ann@fabrikam.example,tel:+14255550001,True,2001,pw-a,SPE_E5\n\
+         ben@fabrikam.example,tel:+14255550002,True,2002,pw-b,SPE_E5\n\
+         cat@fabrikam.example,tel:+14255550003,True,2003,pw-c,SPE_E5\n",
+    )
+    .unwrap();
+    ok(
+        d,
+        &[
+            "user",
+            "import",
+            "--enterprise",
+            "Fabrikam",
+            "--pbx",
+            "main",
+            "fabrikam-users.csv",
+        ],
+    );
+    for (number, upn) in [
+        ("+14255550100", "ann@fabrikam.example"),
+        ("+14255550101", "ben@fabrikam.example"),
+    ] {
+        ok(
+            d,
+            &[
+                "oc-number",
+                "add",
+                "--enterprise",
+                "Fabrikam",
+                "--number",
+                number,
+                "--user",
+                upn,
+            ],
+        );
+    }
+}

@@ -23,12 +23,17 @@ pub const MAX_RANGE: u64 = 10_000;
 impl ServiceNumbers {
     /// Every number in the range, in order.
     pub fn numbers(&self) -> Vec<String> {
-        let (Some(first), Some(last)) = (digits(&self.first), digits(&self.last)) else {
-            return vec![self.first.clone()];
-        };
-        let width = self.first.len() - 1;
-        (first..=last).map(|n| format!("+{n:0width$}")).collect()
+        expand(&self.first, &self.last)
     }
+}
+
+/// Every number from `first` to `last` (same-length E.164), in order.
+pub(crate) fn expand(first: &str, last: &str) -> Vec<String> {
+    let (Some(a), Some(b)) = (digits(first), digits(last)) else {
+        return vec![first.to_owned()];
+    };
+    let width = first.len() - 1;
+    (a..=b).map(|n| format!("+{n:0width$}")).collect()
 }
 
 fn digits(e164: &str) -> Option<u64> {

@@ -43,6 +43,8 @@ pub struct Cdr {
     pub codec: Option<String>,
     /// A call from Teams to one of `calls.emergency_numbers`.
     pub emergency: bool,
+    /// `direct-routing` or `operator-connect`: how the enterprise reaches Teams.
+    pub service: String,
     /// `teams` or `pbx`: the side whose BYE went unanswered after the call ended (set
     /// later, by [`Store::mark_bye_lost`]).
     pub bye_lost: Option<String>,
@@ -123,10 +125,10 @@ impl Store {
              reason, hung_up_by, codec, teams_packets_in, teams_packets_out, teams_bytes_in, \
              teams_bytes_out, teams_lost, teams_jitter, teams_auth_failures, pbx_packets_in, \
              pbx_packets_out, pbx_bytes_in, pbx_bytes_out, pbx_lost, pbx_jitter, \
-             pbx_auth_failures, emergency \
+             pbx_auth_failures, emergency, service \
              ) VALUES (\
              $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32 \
+             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33 \
              ) ON CONFLICT (call_id, started_at) DO NOTHING";
         let mut q = sqlx::query(INSERT)
             .bind(&cdr.call_id)
@@ -149,7 +151,7 @@ impl Store {
         for v in cdr.teams.values().into_iter().chain(cdr.pbx.values()) {
             q = q.bind(v);
         }
-        q = q.bind(i64::from(cdr.emergency));
+        q = q.bind(i64::from(cdr.emergency)).bind(&cdr.service);
         q.execute(&mut **tx).await?;
         Ok(())
     }
@@ -244,6 +246,7 @@ impl Store {
                     hung_up_by: row.try_get("hung_up_by")?,
                     codec: row.try_get("codec")?,
                     emergency: row.try_get::<i64, _>("emergency")? != 0,
+                    service: row.try_get("service")?,
                     bye_lost: row.try_get("bye_lost")?,
                     teams: leg(row, "teams")?,
                     pbx: leg(row, "pbx")?,

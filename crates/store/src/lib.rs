@@ -47,7 +47,7 @@ pub use provision::{
     RELAYED_CODECS, Service, Transport, validate_codecs, validate_country_code,
     validate_emergency_numbers, validate_tenant_fqdn, validate_tenant_id,
 };
-pub use snapshot::{DirectRouteEntry, PbxEntry, RoutingSnapshot, UserEntry};
+pub use snapshot::{DirectRouteEntry, OperatorConnectEntry, PbxEntry, RoutingSnapshot, UserEntry};
 pub use users::{NewUser, User, password_context, validate_e164, validate_upn};
 
 use std::path::Path;
@@ -260,7 +260,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{mode:o}");
-        assert_eq!(store.schema_version().await.unwrap(), 13);
+        assert_eq!(store.schema_version().await.unwrap(), 14);
         let snapshot = store.load_snapshot().await.unwrap();
         assert_eq!(snapshot.direct_routes(), 0);
         store.close().await;
@@ -269,6 +269,6 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}", file.display()))
             .await
             .unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 13);
+        assert_eq!(store.schema_version().await.unwrap(), 14);
     }
 }

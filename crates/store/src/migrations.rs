@@ -77,6 +77,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "operator connect",
         include_str!("../migrations/0013_operator_connect.sql"),
     ),
+    (
+        14,
+        "CDR service type",
+        include_str!("../migrations/0014_cdr_service.sql"),
+    ),
 ];
 
 /// The migrations of a prefix of [`MIGRATIONS`] (all of them but in tests).
@@ -144,7 +149,10 @@ mod tests {
         }
         pool.close().await;
         let store = Store::open(&url).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 13);
+        assert_eq!(
+            store.schema_version().await.unwrap(),
+            MIGRATIONS.len() as i64
+        );
         let e = store.enterprise("Contoso").await.unwrap();
         assert_eq!(e.service, Service::DirectRouting);
         assert_eq!(e.acquired_licenses, 50);

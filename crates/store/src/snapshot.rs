@@ -27,6 +27,17 @@ pub struct DirectRouteEntry {
     pub emergency_numbers: Option<Vec<String>>,
 }
 
+/// An Operator Connect enterprise: its calls use the carrier trunk, and its users are found
+/// by their activated UserAssigned OC numbers (issue 32).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorConnectEntry {
+    pub enterprise_id: String,
+    pub enterprise_name: String,
+    /// The customer's Microsoft tenant id, which Teams' `X-MS-TenantId` must match.
+    pub tenant_id: String,
+    pub emergency_numbers: Option<Vec<String>>,
+}
+
 /// A PBX as the registration agent and the call layer need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PbxEntry {
@@ -77,6 +88,10 @@ pub struct RoutingSnapshot {
     by_number_shared: HashMap<String, HashMap<String, usize>>,
     /// The user part of our Contact at the PBX → index into `users`.
     by_contact_token: HashMap<String, usize>,
+    /// Operator Connect enterprises by id.
+    operator_connect: HashMap<String, OperatorConnectEntry>,
+    /// Activated UserAssigned OC number → its enterprise's id.
+    oc_numbers: HashMap<String, String>,
 }
 
 impl RoutingSnapshot {
@@ -90,6 +105,8 @@ impl RoutingSnapshot {
             by_number: HashMap::default(),
             by_number_shared: HashMap::default(),
             by_contact_token: HashMap::default(),
+            operator_connect: HashMap::default(),
+            oc_numbers: HashMap::default(),
         }
     }
 
@@ -156,6 +173,19 @@ impl RoutingSnapshot {
     /// Every user, in no particular order (the registration agent walks them on a reload).
     pub fn all_users(&self) -> &[UserEntry] {
         &self.users
+    }
+
+    /// Every Operator Connect enterprise, in no particular order.
+    pub fn all_operator_connect(&self) -> impl Iterator<Item = &OperatorConnectEntry> {
+        self.operator_connect.values()
+    }
+
+    /// Every activated UserAssigned OC number with its enterprise's id: the numbers Teams
+    /// calls from on the carrier trunk.
+    pub fn oc_user_numbers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.oc_numbers
+            .iter()
+            .map(|(n, e)| (n.as_str(), e.as_str()))
     }
 
     pub fn has_enterprise_named(&self, name: &str) -> bool {
@@ -244,11 +274,36 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
         users.push(user);
     }
     let mut enterprises = HashMap::default();
-    for row in sqlx::query("SELECT id, name FROM enterprises")
-        .fetch_all(pool)
-        .await?
+    let mut operator_connect = HashMap::default();
+    for row in
+        sqlx::query("SELECT id, name, tenant_id, service, emergency_numbers FROM enterprises")
+            .fetch_all(pool)
+            .await?
     {
-        enterprises.insert(row.try_get("id")?, row.try_get("name")?);
+        let id: String = row.try_get("id")?;
+        let name: String = row.try_get("name")?;
+        if row.try_get::<String, _>("service")? == crate::Service::OperatorConnect.as_str() {
+            let entry = OperatorConnectEntry {
+                enterprise_id: id.clone(),
+                enterprise_name: name.clone(),
+                tenant_id: row.try_get("tenant_id")?,
+                emergency_numbers: row
+                    .try_get::<Option<String>, _>("emergency_numbers")?
+                    .map(|s| crate::provision::split_numbers(&s)),
+            };
+            operator_connect.insert(id.clone(), entry);
+        }
+        enterprises.insert(id, name);
+    }
+    let mut oc_numbers = HashMap::default();
+    for row in sqlx::query(
+        "SELECT first_number, enterprise_id FROM oc_numbers \
+         WHERE assignment = 'UserAssigned' AND activation = 'Activated'",
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        oc_numbers.insert(row.try_get("first_number")?, row.try_get("enterprise_id")?);
     }
     Ok(RoutingSnapshot {
         loaded_at: SystemTime::now(),
@@ -259,6 +314,8 @@ pub(crate) async fn load(pool: &AnyPool) -> Result<RoutingSnapshot, StoreError> 
         by_number,
         by_number_shared,
         by_contact_token,
+        operator_connect,
+        oc_numbers,
     })
 }
 

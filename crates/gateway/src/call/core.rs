@@ -554,6 +554,7 @@ impl<M: MediaPlane> CallCore<M> {
             direction: call.direction,
             enterprise: call.tenant.enterprise.clone(),
             direct_route: call.tenant.fqdn.clone(),
+            operator_connect: call.tenant.operator_connect,
             user: call.user.upn.clone(),
             caller: call.caller.clone(),
             callee: call.callee.clone(),

@@ -273,6 +273,8 @@ pub struct CallRecord {
     pub direction: Direction,
     pub enterprise: String,
     pub direct_route: String,
+    /// The enterprise is served by Operator Connect (else Direct Routing).
+    pub operator_connect: bool,
     pub user: String,
     pub caller: String,
     pub callee: String,

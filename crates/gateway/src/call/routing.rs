@@ -11,7 +11,8 @@ use std::sync::Arc;
 use teamsgw_sip::message::{Message, NameAddr, Uri, unescape};
 use teamsgw_sip::transport::{Target, Transport};
 
-/// A tenant's direct route (the derived trunk FQDN of the hosting model, §3.1).
+/// A tenant's direct route (the derived trunk FQDN of the hosting model, §3.1), or for an
+/// Operator Connect enterprise the carrier trunk it shares with the others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
     pub fqdn: String,
@@ -24,6 +25,23 @@ pub struct Tenant {
     pub max_cps: Option<u32>,
     /// The enterprise's own emergency numbers, in place of `calls.emergency_numbers`.
     pub emergency_numbers: Option<Vec<String>>,
+    /// An Operator Connect enterprise on the carrier trunk (its record says so).
+    pub operator_connect: bool,
+}
+
+/// The carrier trunk that Operator Connect enterprises' calls use (issue 32): Teams addresses
+/// it by `teams.base_fqdn`, and a call on it belongs to the enterprise whose activated
+/// UserAssigned OC number the caller is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperatorConnect {
+    /// `teams.base_fqdn`.
+    pub fqdn: String,
+    /// Each OC enterprise as a [`Tenant`] on the carrier trunk (its `fqdn` is [`Self::fqdn`]).
+    pub tenants: Vec<Tenant>,
+    /// Enterprise id → the Microsoft tenant id `X-MS-TenantId` must match.
+    pub tenant_ids: HashMap<String, String>,
+    /// Activated UserAssigned OC number → its enterprise's id.
+    pub numbers: HashMap<String, String>,
 }
 
 /// How a PBX wants called numbers.
@@ -136,6 +154,9 @@ pub struct RoutingView {
     /// Every provisioned PBX's signalling addresses.
     pbx_sources: std::collections::HashSet<IpAddr>,
     pub proxies: Vec<TeamsProxy>,
+    operator_connect: OperatorConnect,
+    /// Enterprise id → index into `operator_connect.tenants`.
+    oc_tenant_of: HashMap<String, usize>,
 }
 
 impl RoutingView {
@@ -182,14 +203,51 @@ impl RoutingView {
         view
     }
 
+    /// The view with the Operator Connect enterprises on the carrier trunk.
+    pub fn with_operator_connect(mut self, oc: OperatorConnect) -> Self {
+        self.oc_tenant_of = oc
+            .tenants
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.enterprise_id.clone(), i))
+            .collect();
+        self.operator_connect = oc;
+        self
+    }
+
     pub fn tenant(&self, fqdn: &str) -> Option<&Tenant> {
         self.tenants.get(&fqdn.to_ascii_lowercase())
     }
 
+    /// Whether `host` is the carrier trunk of Operator Connect calls.
+    pub fn is_carrier_trunk(&self, host: &str) -> bool {
+        !self.operator_connect.fqdn.is_empty()
+            && host.eq_ignore_ascii_case(&self.operator_connect.fqdn)
+    }
+
+    /// The OC enterprise (as its tenant on the carrier trunk) whose activated UserAssigned OC
+    /// number `number` is, with that enterprise's Microsoft tenant id.
+    pub fn oc_tenant_of_number(&self, number: &str) -> Option<(&Tenant, &str)> {
+        let enterprise = self.operator_connect.numbers.get(number)?;
+        let tenant = self
+            .oc_tenant_of
+            .get(enterprise)
+            .and_then(|&i| self.operator_connect.tenants.get(i))?;
+        let tenant_id = self.operator_connect.tenant_ids.get(enterprise)?;
+        Some((tenant, tenant_id))
+    }
+
+    /// The trunk an enterprise's calls towards Teams take: its direct route, or for an
+    /// Operator Connect enterprise the carrier trunk.
     pub fn tenant_of_enterprise(&self, enterprise_id: &str) -> Option<&Tenant> {
         self.tenant_of
             .get(enterprise_id)
             .and_then(|f| self.tenants.get(f))
+            .or_else(|| {
+                self.oc_tenant_of
+                    .get(enterprise_id)
+                    .and_then(|&i| self.operator_connect.tenants.get(i))
+            })
     }
 
     pub fn user_by_number(&self, enterprise_id: &str, number: &str) -> Option<&UserRoute> {
@@ -319,6 +377,9 @@ fn host_of(request: &Message) -> Option<String> {
 /// one of its enabled users (caller-number screening).
 pub fn route_teams_call(view: &RoutingView, request: &Message) -> Result<TeamsCall, Rejection> {
     let host = host_of(request).unwrap_or_default();
+    if view.is_carrier_trunk(&host) {
+        return route_operator_connect_call(view, request);
+    }
     let tenant = view.tenant(&host).ok_or_else(|| {
         reject(
             404,
@@ -354,6 +415,71 @@ pub fn route_teams_call(view: &RoutingView, request: &Message) -> Result<TeamsCa
                 format!("caller {caller} is not an enabled user of this tenant"),
             )
         })?;
+    let pbx = pbx_of(view, user)?;
+    let dialled = called;
+    let called = pbx.dialing().number(&dialled);
+    Ok(TeamsCall {
+        tenant: tenant.clone(),
+        user: user.clone(),
+        pbx: pbx.clone(),
+        called,
+        dialled,
+        caller,
+        caller_display,
+    })
+}
+
+/// A call from Teams on the carrier trunk (issue 32): the enterprise is the one whose activated
+/// UserAssigned OC number the caller is (P-Asserted-Identity, else From), and Teams'
+/// `X-MS-TenantId`, when present, must be that enterprise's tenant. Anything else is refused
+/// as caller screening refuses a Direct Routing caller.
+fn route_operator_connect_call(
+    view: &RoutingView,
+    request: &Message,
+) -> Result<TeamsCall, Rejection> {
+    let called = request
+        .request_uri()
+        .and_then(Result::ok)
+        .and_then(|u| number_of(&u))
+        .ok_or_else(|| {
+            reject(
+                404,
+                "no_called_number",
+                "no called number in the Request-URI".into(),
+            )
+        })?;
+    let (caller_display, caller) = caller_identity(request).ok_or_else(|| {
+        reject(
+            403,
+            "caller_not_provisioned",
+            "no caller number in P-Asserted-Identity or From".into(),
+        )
+    })?;
+    let unassigned = || {
+        reject(
+            403,
+            "caller_not_provisioned",
+            format!("caller {caller} is not an assigned Operator Connect number"),
+        )
+    };
+    let (tenant, tenant_id) = view.oc_tenant_of_number(&caller).ok_or_else(unassigned)?;
+    if let Some(claimed) = request.other_header("X-MS-TenantId").next()
+        && !claimed
+            .trim_ascii()
+            .eq_ignore_ascii_case(tenant_id.as_bytes())
+    {
+        let claimed = String::from_utf8_lossy(claimed);
+        tracing::info!(%caller, %claimed, "X-MS-TenantId is not the tenant of the caller's OC number");
+        return Err(reject(
+            403,
+            "tenant_mismatch",
+            "X-MS-TenantId is not the tenant of the caller's number".into(),
+        ));
+    }
+    let user = view
+        .user_by_number(&tenant.enterprise_id, &caller)
+        .filter(|u| u.enabled)
+        .ok_or_else(unassigned)?;
     let pbx = pbx_of(view, user)?;
     let dialled = called;
     let called = pbx.dialing().number(&dialled);

@@ -149,6 +149,13 @@ pub struct OcNumber {
     pub source: NumberSource,
 }
 
+impl OcNumber {
+    /// Every number of the range, in order.
+    pub fn numbers(&self) -> Vec<String> {
+        crate::catalogs::expand(&self.first, &self.last)
+    }
+}
+
 /// A released number: what it was when released, and when.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReleasedOcNumber {

@@ -34,6 +34,7 @@ use crate::operations::{
 use teamsgw_gateway::call_driver::CallsHandle;
 use teamsgw_gateway::client::ClientHandle;
 
+mod oc_numbers;
 mod openapi;
 
 #[derive(Clone)]
@@ -92,6 +93,7 @@ pub fn router(state: ApiState) -> Router {
             "/lcm-templates/{enterprise}/{name}",
             axum::routing::delete(delete_lcm_template),
         )
+        .merge(oc_numbers::routes())
         .route("/license/report", get(license_report))
         .route("/license/history", get(license_history))
         .route("/registrations", get(registrations))

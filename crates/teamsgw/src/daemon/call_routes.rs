@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use teamsgw_gateway::call::routing::{
-    NumberFormat, PbxRoute, RoutingView, TeamsProxy, Tenant, UserRoute,
+    NumberFormat, OperatorConnect, PbxRoute, RoutingView, TeamsProxy, Tenant, UserRoute,
 };
 use teamsgw_gateway::call_driver::CallsHandle;
 use teamsgw_gateway::dns::Resolver;
@@ -39,14 +39,52 @@ fn transport(name: &str) -> Transport {
     }
 }
 
-/// The view `snapshot` gives, with `proxies` (`teams.proxies`) on `proxy_port`.
+/// What of `[teams]` the view needs: where the Teams proxies are, and the carrier trunk.
+#[derive(Debug, Clone)]
+pub struct TeamsSide {
+    /// `teams.proxies`, on `proxy_port`.
+    pub proxies: Vec<String>,
+    pub proxy_port: u16,
+    /// `teams.base_fqdn` and our TLS port: the carrier trunk of Operator Connect calls.
+    pub base_fqdn: String,
+    pub listen_port: u16,
+}
+
+/// The Operator Connect enterprises of `snapshot` on the carrier trunk.
+fn operator_connect(snapshot: &RoutingSnapshot, teams: &TeamsSide) -> OperatorConnect {
+    let mut oc = OperatorConnect {
+        fqdn: teams.base_fqdn.clone(),
+        ..OperatorConnect::default()
+    };
+    for e in snapshot.all_operator_connect() {
+        oc.tenants.push(Tenant {
+            fqdn: teams.base_fqdn.clone(),
+            port: teams.listen_port,
+            enterprise_id: e.enterprise_id.clone(),
+            enterprise: e.enterprise_name.clone(),
+            max_sessions: None,
+            max_cps: None,
+            emergency_numbers: e.emergency_numbers.clone(),
+            operator_connect: true,
+        });
+        oc.tenant_ids
+            .insert(e.enterprise_id.clone(), e.tenant_id.to_ascii_lowercase());
+    }
+    oc.numbers = snapshot
+        .oc_user_numbers()
+        .map(|(n, e)| (n.to_owned(), e.to_owned()))
+        .collect();
+    oc
+}
+
+/// The view `snapshot` gives.
 pub async fn build(
     snapshot: &RoutingSnapshot,
     key: Option<&PasswordKey>,
-    proxies: &[String],
-    proxy_port: u16,
+    teams_side: &TeamsSide,
     resolver: &Resolver,
 ) -> RoutingView {
+    let (proxies, proxy_port) = (&teams_side.proxies, teams_side.proxy_port);
     let tenants = snapshot
         .all_direct_routes()
         .map(|d| Tenant {
@@ -57,6 +95,7 @@ pub async fn build(
             max_sessions: d.max_sessions,
             max_cps: d.max_cps,
             emergency_numbers: d.emergency_numbers.clone(),
+            operator_connect: false,
         })
         .collect();
     let mut resolved: HashMap<(String, u16), Vec<SocketAddr>> = HashMap::new();
@@ -136,6 +175,7 @@ pub async fn build(
         }
     }
     RoutingView::new(tenants, pbxs, users, teams)
+        .with_operator_connect(operator_connect(snapshot, teams_side))
 }
 
 /// Hands every new snapshot's view to the call shards until the daemon stops.
@@ -143,14 +183,13 @@ pub async fn follow(
     mut snapshots: watch::Receiver<Option<Arc<RoutingSnapshot>>>,
     calls: CallsHandle,
     key: Option<PasswordKey>,
-    proxies: Vec<String>,
-    proxy_port: u16,
+    teams: TeamsSide,
     resolver: Resolver,
 ) {
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
         if let Some(snapshot) = snapshot {
-            let view = build(&snapshot, key.as_ref(), &proxies, proxy_port, &resolver).await;
+            let view = build(&snapshot, key.as_ref(), &teams, &resolver).await;
             calls.set_routes(Arc::new(view)).await;
         }
         tokio::select! {

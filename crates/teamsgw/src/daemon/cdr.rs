@@ -79,6 +79,12 @@ pub fn to_cdr(f: &FinishedCall) -> Cdr {
         hung_up_by: r.hung_up_by.map(|s| s.as_str().to_owned()),
         codec: r.codec.clone(),
         emergency: r.emergency,
+        service: if r.operator_connect {
+            "operator-connect"
+        } else {
+            "direct-routing"
+        }
+        .to_owned(),
         bye_lost: None,
         teams: leg(&r.media.teams),
         pbx: leg(&r.media.pbx),
@@ -290,6 +296,7 @@ pub fn csv(rows: &[Cdr]) -> String {
         "hung_up_by",
         "codec",
         "emergency",
+        "service",
         "bye_lost",
     ]
     .iter()
@@ -323,6 +330,7 @@ pub fn csv(rows: &[Cdr]) -> String {
             opt(&r.hung_up_by),
             opt(&r.codec),
             r.emergency.to_string(),
+            r.service.clone(),
             opt(&r.bye_lost),
         ];
         for l in [&r.teams, &r.pbx] {
@@ -360,6 +368,7 @@ mod tests {
             hung_up_by: Some("teams".into()),
             codec: Some("PCMA".into()),
             emergency: false,
+            service: "direct-routing".into(),
             bye_lost: None,
             teams: CdrLeg::default(),
             pbx: CdrLeg {
@@ -412,12 +421,16 @@ mod tests {
         );
         assert!(lines[1].contains(",sip:timeout;sip2:503,"));
         assert!(
-            lines[0].contains(",codec,emergency,bye_lost,"),
+            lines[0].contains(",codec,emergency,service,bye_lost,"),
             "{}",
             lines[0]
         );
-        assert!(lines[1].contains(",PCMA,false,,"), "{}", lines[1]);
-        assert_eq!(lines[0].split(',').count(), 33);
+        assert!(
+            lines[1].contains(",PCMA,false,direct-routing,,"),
+            "{}",
+            lines[1]
+        );
+        assert_eq!(lines[0].split(',').count(), 34);
     }
 
     #[test]

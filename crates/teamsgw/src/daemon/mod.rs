@@ -361,8 +361,12 @@ impl Daemon {
                 k if key.is_some() => operations::password_key(k).ok(),
                 _ => None,
             },
-            settings.teams.proxies.clone(),
-            settings.teams.proxy_port,
+            call_routes::TeamsSide {
+                proxies: settings.teams.proxies.clone(),
+                proxy_port: settings.teams.proxy_port,
+                base_fqdn: settings.teams.base_fqdn.clone(),
+                listen_port: settings.teams.listen.port(),
+            },
             resolver,
         ));
         tokio::spawn(follow_trunk(client.clone(), calls.clone()));

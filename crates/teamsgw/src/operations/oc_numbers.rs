@@ -59,9 +59,16 @@ pub struct ImportSummary {
     pub added: usize,
     pub updated: usize,
     pub unchanged: usize,
-    /// Rows that were not OperatorConnect numbers, or broke a rule: (line, reason).
-    pub refused: Vec<(usize, String)>,
+    /// Rows that were not OperatorConnect numbers, or broke a rule.
+    pub refused: Vec<RefusedRow>,
     pub dry_run: bool,
+}
+
+/// A row an import did not take: its line (its position in a JSON array) and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusedRow {
+    pub line: usize,
+    pub reason: String,
 }
 
 /// The assignment a request means: the named status, or UserAssigned for a user.
@@ -167,7 +174,10 @@ impl Provisioner<'_> {
                     lines.push(row.line);
                     numbers.push(n);
                 }
-                Err(reason) => summary.refused.push((row.line, reason)),
+                Err(reason) => summary.refused.push(RefusedRow {
+                    line: row.line,
+                    reason,
+                }),
             }
         }
         let outcomes = self
@@ -179,10 +189,13 @@ impl Provisioner<'_> {
                 Ok(Written::Added) => summary.added += 1,
                 Ok(Written::Updated) => summary.updated += 1,
                 Ok(Written::Unchanged) => summary.unchanged += 1,
-                Err(e) => summary.refused.push((line, e.to_string())),
+                Err(e) => summary.refused.push(RefusedRow {
+                    line,
+                    reason: e.to_string(),
+                }),
             }
         }
-        summary.refused.sort_by_key(|(line, _)| *line);
+        summary.refused.sort_by_key(|r| r.line);
         Ok(summary)
     }
 }

@@ -27,10 +27,19 @@ pub fn read(path: &Path) -> Result<Vec<Row>, ProvisionError> {
     };
     let text =
         std::fs::read_to_string(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    parse(&text)
+}
+
+/// [`read`] of a file's text.
+pub fn parse(text: &str) -> Result<Vec<Row>, ProvisionError> {
+    let bad = |rule: String| ProvisionError::Invalid {
+        field: "file",
+        rule,
+    };
     if text.trim_start().starts_with('[') {
-        read_json(&text).map_err(bad)
+        read_json(text).map_err(bad)
     } else {
-        read_csv(&text).map_err(bad)
+        read_csv(text).map_err(bad)
     }
 }
 

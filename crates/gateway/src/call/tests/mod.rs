@@ -10,6 +10,7 @@ mod hold;
 mod identity;
 mod max_forwards;
 mod media_streams;
+mod operator_connect;
 mod pbx_to_teams;
 mod pbx_transfer;
 mod replaces;

@@ -13,13 +13,19 @@ use teamsgw_sip::message::MessageBuilder;
 use teamsgw_sip::transport::{Source, Transport};
 
 use crate::call::media::{Allocation, MediaCounters, MediaPlane, SessionParams};
-use crate::call::routing::{NumberFormat, PbxRoute, RoutingView, TeamsProxy, Tenant, UserRoute};
+use crate::call::routing::{
+    NumberFormat, OperatorConnect, PbxRoute, RoutingView, TeamsProxy, Tenant, UserRoute,
+};
 use crate::call::{
     CallCore, CallEvent, CallRecord, CallSettings, Dest, Input, Output, SessionCounts,
 };
 
 pub const TENANT: &str = "cust1.sbc.example.com";
 pub const PBX_ADDR: &str = "192.0.2.10:5060";
+/// `teams.base_fqdn`: the carrier trunk Operator Connect calls use.
+pub const CARRIER: &str = "sbc.example.com";
+/// The Microsoft tenant of Operator Connect enterprise Fabrikam (`e2`).
+pub const OC_TENANT_ID: &str = "7f3e2a10-aaaa-4bbb-8ccc-000000000032";
 pub const TEAMS_PEER: &str = "52.112.0.1:40000";
 pub const PROXY1: &str = "198.51.100.1:5061";
 pub const PROXY2: &str = "198.51.100.2:5061";
@@ -91,6 +97,7 @@ fn view_with_parts(
         max_sessions,
         max_cps: None,
         emergency_numbers: None,
+        operator_connect: false,
     };
     edit_tenant(&mut tenant);
     let mut pbx = PbxRoute {
@@ -122,6 +129,11 @@ fn view_with_parts(
         vec![
             user("alice@contoso.com", "+4930111", "1001", "tok1", true),
             user("bob@contoso.com", "+4930112", "1002", "tok2", false),
+            // Operator Connect enterprise Fabrikam (issue 32), on the same PBX for brevity.
+            UserRoute {
+                enterprise_id: "e2".into(),
+                ..user("carol@fabrikam.com", "+4930555", "1003", "tok3", true)
+            },
         ],
         vec![
             TeamsProxy {
@@ -134,6 +146,26 @@ fn view_with_parts(
             },
         ],
     )
+}
+
+/// [`view`] with Fabrikam (`e2`) an Operator Connect enterprise on the carrier trunk
+/// [`CARRIER`], carol's +4930555 its activated UserAssigned OC number.
+pub fn view_with_operator_connect() -> RoutingView {
+    view(None).with_operator_connect(OperatorConnect {
+        fqdn: CARRIER.into(),
+        tenants: vec![Tenant {
+            fqdn: CARRIER.into(),
+            port: 5061,
+            enterprise_id: "e2".into(),
+            enterprise: "Fabrikam".into(),
+            max_sessions: None,
+            max_cps: None,
+            emergency_numbers: None,
+            operator_connect: true,
+        }],
+        tenant_ids: [("e2".to_owned(), OC_TENANT_ID.to_owned())].into(),
+        numbers: [("+4930555".to_owned(), "e2".to_owned())].into(),
+    })
 }
 
 /// A message the core sent, with where it went.

@@ -5,15 +5,15 @@
 use serde_json::{Map, Value, json};
 use teamsgw_store::MAX_CPS;
 
-fn string() -> Value {
+pub(super) fn string() -> Value {
     json!({"type": "string"})
 }
 
-fn nullable_string() -> Value {
+pub(super) fn nullable_string() -> Value {
     json!({"type": "string", "nullable": true})
 }
 
-fn pattern(regex: &str, example: &str) -> Value {
+pub(super) fn pattern(regex: &str, example: &str) -> Value {
     json!({"type": "string", "pattern": regex, "example": example})
 }
 
@@ -24,15 +24,15 @@ fn guid() -> Value {
     )
 }
 
-fn e164() -> Value {
+pub(super) fn e164() -> Value {
     pattern("^\\+[1-9][0-9]{1,14}$", "+15551230001")
 }
 
-fn day() -> Value {
+pub(super) fn day() -> Value {
     pattern("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "2026-11-23")
 }
 
-fn upn() -> Value {
+pub(super) fn upn() -> Value {
     pattern(
         "^[a-z0-9._-]{1,20}@[a-z0-9-]{1,20}\\.example$",
         "alice@acme.example",
@@ -47,12 +47,12 @@ fn strings() -> Value {
     json!({"type": "array", "items": {"type": "string"}})
 }
 
-fn schema_ref(name: &str) -> Value {
+pub(super) fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
 /// An object schema; `required` lists the fields that must be present.
-fn object(properties: Value, required: &[&str], closed: bool) -> Value {
+pub(super) fn object(properties: Value, required: &[&str], closed: bool) -> Value {
     let mut o = json!({"type": "object", "properties": properties});
     if !required.is_empty() {
         o["required"] = json!(required);
@@ -67,7 +67,7 @@ fn body(schema: &str) -> Value {
     json!({"required": true, "content": {"application/json": {"schema": schema_ref(schema)}}})
 }
 
-fn ok(status: &str, description: &str, schema: Option<Value>) -> (String, Value) {
+pub(super) fn ok(status: &str, description: &str, schema: Option<Value>) -> (String, Value) {
     let mut r = json!({"description": description});
     if let Some(schema) = schema {
         r["content"] = json!({"application/json": {"schema": schema}});
@@ -75,12 +75,17 @@ fn ok(status: &str, description: &str, schema: Option<Value>) -> (String, Value)
     (status.to_owned(), r)
 }
 
-fn list_of(name: &str) -> Option<Value> {
+pub(super) fn list_of(name: &str) -> Option<Value> {
     Some(json!({"type": "array", "items": schema_ref(name)}))
 }
 
 /// An operation; every one can also answer the shared error responses.
-fn op(summary: &str, params: Vec<Value>, request: Option<&str>, success: (String, Value)) -> Value {
+pub(super) fn op(
+    summary: &str,
+    params: Vec<Value>,
+    request: Option<&str>,
+    success: (String, Value),
+) -> Value {
     let mut responses = Map::new();
     responses.insert(success.0, success.1);
     for code in ["400", "401", "404", "409", "503"] {
@@ -99,11 +104,11 @@ fn op(summary: &str, params: Vec<Value>, request: Option<&str>, success: (String
     o
 }
 
-fn path_param(name: &str) -> Value {
+pub(super) fn path_param(name: &str) -> Value {
     json!({"name": name, "in": "path", "required": true, "schema": string()})
 }
 
-fn query(name: &str, required: bool, schema: Value) -> Value {
+pub(super) fn query(name: &str, required: bool, schema: Value) -> Value {
     json!({"name": name, "in": "query", "required": required, "schema": schema})
 }
 
@@ -111,18 +116,22 @@ fn cascade() -> Value {
     query("cascade", false, json!({"type": "boolean"}))
 }
 
-fn enterprise_query(required: bool) -> Value {
+pub(super) fn enterprise_query(required: bool) -> Value {
     query("enterprise", required, string())
 }
 
-fn counter() -> Value {
+pub(super) fn counter() -> Value {
     json!({"type": "integer", "format": "int64", "minimum": 0})
 }
 
 fn schemas() -> Value {
     let mut all = provisioning_schemas();
-    if let (Some(all), Value::Object(calls)) = (all.as_object_mut(), call_schemas()) {
-        all.extend(calls);
+    if let Some(all) = all.as_object_mut() {
+        for more in [call_schemas(), super::oc_numbers::openapi_schemas()] {
+            if let Value::Object(more) = more {
+                all.extend(more);
+            }
+        }
     }
     all
 }
@@ -165,14 +174,15 @@ fn call_schemas() -> Value {
                 "hung_up_by": {"type": "string", "enum": ["teams", "pbx", "gateway"], "nullable": true},
                 "codec": nullable_string(),
                 "emergency": {"type": "boolean"},
+                "service": {"type": "string", "enum": ["direct-routing", "operator-connect"]},
                 "bye_lost": {"type": "string", "enum": ["teams", "pbx"], "nullable": true},
                 "teams": schema_ref("CdrLeg"), "pbx": schema_ref("CdrLeg"),
             }),
             &[
                 "call_id", "direction", "enterprise", "direct_route", "user", "caller", "callee",
                 "teams_proxy", "failovers", "started_at", "answered_at", "ended_at", "status",
-                "result", "reason", "hung_up_by", "codec", "emergency", "bye_lost", "teams",
-                "pbx",
+                "result", "reason", "hung_up_by", "codec", "emergency", "service", "bye_lost",
+                "teams", "pbx",
             ],
             false,
         ),
@@ -479,7 +489,7 @@ pub fn document() -> Value {
     let gone = || ok("204", "Deleted.", None);
     let list = |name: &str| ok("200", "OK.", list_of(name));
     let ep = || path_param("enterprise");
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "teamsgw provisioning API",
@@ -588,7 +598,14 @@ pub fn document() -> Value {
             "schemas": schemas(),
             "responses": error_responses(),
         },
-    })
+    });
+    if let (Some(paths), Value::Object(oc)) = (
+        doc["paths"].as_object_mut(),
+        super::oc_numbers::openapi_paths(),
+    ) {
+        paths.extend(oc);
+    }
+    doc
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use teamsgw_gateway::call::CallView;
 use teamsgw_gateway::client::RegistrationView;
-use teamsgw_store::{ProvisionError, RoutingSnapshot};
+use teamsgw_store::{ProvisionError, RoutingSnapshot, Service};
 
 use super::layout::{frame, notice, utilisation, utilisation_percent};
 use super::session::Session;
@@ -46,6 +46,8 @@ struct Provisioned {
 /// Everything the overview shows, gathered from the same sources as the CLI and the API.
 pub struct Overview {
     reports: Vec<EnterpriseReport>,
+    /// Enterprise name → how it reaches Teams.
+    services: HashMap<String, Service>,
     by_name: HashMap<String, Provisioned>,
     warning_percent: u8,
     loaded_at: String,
@@ -97,8 +99,15 @@ impl Overview {
         for call in calls {
             by_name.entry(call.enterprise).or_default().calls += 1;
         }
+        let services = licenses
+            .facts
+            .enterprises()
+            .iter()
+            .map(|f| (f.enterprise.name.clone(), f.enterprise.service))
+            .collect();
         Ok(Self {
             reports,
+            services,
             by_name,
             warning_percent: license.warning_percent,
             loaded_at: loaded_at(&licenses.facts),
@@ -147,7 +156,7 @@ impl Overview {
             div.scroll {
                 table #enterprises {
                     thead { tr {
-                        th { "Enterprise" }
+                        th { "Enterprise" } th { "Service" }
                         th.num { "Acquired" } th.num { "Currently licensed" } th.num { "Available" }
                         th { "Utilisation" }
                         th.num { "Direct routes" } th.num { "PBXs" } th.num { "Users" }
@@ -158,6 +167,10 @@ impl Overview {
                             @let e = self.by_name.get(&r.enterprise).unwrap_or(&none);
                             tr data-enterprise=(r.enterprise) {
                                 td { a href=(license_href(&r.enterprise)) { (r.enterprise) } }
+                                td.service { @match self.services.get(&r.enterprise) {
+                                    Some(Service::OperatorConnect) => "Operator Connect",
+                                    _ => "Direct Routing",
+                                } }
                                 td.num.acquired { (r.acquired) }
                                 td.num.licensed { (r.currently_licensed) }
                                 td.num.available { (r.available) }
@@ -171,7 +184,7 @@ impl Overview {
                             }
                         }
                         @if reports.is_empty() {
-                            tr { td colspan="10" .muted { "No enterprise matches." } }
+                            tr { td colspan="11" .muted { "No enterprise matches." } }
                         }
                     }
                 }

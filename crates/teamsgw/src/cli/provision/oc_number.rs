@@ -135,14 +135,7 @@ fn show(n: &OcNumber) {
 fn export_rows(list: &[OcNumber]) -> Vec<serde_json::Value> {
     list.iter()
         .flat_map(|n| {
-            let numbers = teamsgw_store::ServiceNumbers {
-                enterprise: n.enterprise.clone(),
-                first: n.first.clone(),
-                last: n.last.clone(),
-                tag: String::new(),
-            }
-            .numbers();
-            numbers.into_iter().map(move |number| {
+            n.numbers().into_iter().map(move |number| {
                 serde_json::json!({
                     "TelephoneNumber": number,
                     "NumberType": "OperatorConnect",
@@ -270,8 +263,8 @@ pub(super) async fn run(ops: &Provisioner<'_>, c: OcNumberCommand) -> Result<(),
         } => {
             let rows = user_import::read(&file)?;
             let s = ops.import_oc_numbers(&enterprise, &rows, dry_run).await?;
-            for (line, reason) in &s.refused {
-                eprintln!("{}:{line}: {reason}", file.display());
+            for r in &s.refused {
+                eprintln!("{}:{}: {}", file.display(), r.line, r.reason);
             }
             let verb = if dry_run { "would add" } else { "added" };
             println!(

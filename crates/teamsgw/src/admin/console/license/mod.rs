@@ -6,6 +6,7 @@
 //! Its two user lists, Explain the count and License problems, are in `lists.rs`.
 
 mod lists;
+mod oc_numbers;
 
 use axum::Extension;
 use axum::Form;
@@ -91,6 +92,7 @@ pub struct LicensePage {
     today_row: Vec<AuditDay>,
     users: Vec<license_report::UserExplained>,
     problems: Vec<license_problems::Problem>,
+    oc_numbers: Vec<teamsgw_store::OcNumber>,
     from: String,
     to: String,
     warning: u8,
@@ -117,6 +119,7 @@ impl LicensePage {
             loaded_at: loaded_at(licenses),
             report,
             enterprise: facts.enterprise.clone(),
+            oc_numbers: facts.oc_numbers.clone(),
             audit: license_report::history(store, name, &from, &to).await?,
             today_row: license_report::history(store, name, &today, &today).await?,
             users,
@@ -198,6 +201,7 @@ impl LicensePage {
             to,
         };
         let explained = lists.explain(users);
+        let numbers = oc.then(|| oc_numbers::section(&self.oc_numbers));
         let problems = lists.problems(problems);
         let body = html! {
             @if let Some(d) = done { (notice("info", d)) }
@@ -277,6 +281,7 @@ impl LicensePage {
                 }
             } }
             (explained)
+            @if let Some(n) = numbers { (n) }
             (problems)
         };
         let title = format!("License · {name}");
