@@ -149,6 +149,33 @@ fn an_admin_works_the_license_page_in_headless_chromium() {
     );
     assert_eq!(page["billed"]["ann@fabrikam.example"], "Operator Connect");
     assert_eq!(page["billed"]["cat@fabrikam.example"], "not billed");
+    // The inventory's operations in the browser: cat's new number counts, ben's released
+    // number does not, and the dry-run import names the Direct Routing row and wrote nothing.
+    assert_eq!(seen["oc_after_add"], "3 (3)", "{seen}");
+    let now = report_of(&daemon, "Fabrikam");
+    assert_eq!(
+        seen["oc_final"]["operator_connect"],
+        cell(&now["factors"]["operator_connect"])
+    );
+    assert_eq!(seen["oc_final"]["operator_connect"], "2 (2)", "{seen}");
+    assert_eq!(
+        seen["oc_final"]["numbers"],
+        serde_json::json!(["+14255550100", "+14255550102"])
+    );
+    let summary = seen["oc_import"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("would add 1") && summary.contains("nothing written"),
+        "{summary}"
+    );
+    assert_eq!(seen["oc_import"]["refused_lines"], serde_json::json!(["3"]));
+    let listed = seeds::ok(
+        daemon.dir(),
+        &["oc-number", "list", "--enterprise", "Fabrikam", "--json"],
+    );
+    assert!(
+        !listed.contains("+14255550300"),
+        "the dry run wrote nothing"
+    );
     assert_eq!(seen["services"]["Fabrikam"], "Operator Connect", "{seen}");
     assert_eq!(seen["services"]["Contoso"], "Direct Routing", "{seen}");
     for page in [

@@ -141,6 +141,36 @@ try:
     }
     screenshot("license-operator-connect")
 
+    def oc_cell():
+        return text("cell-operator_connect")
+
+    # Its inventory's operations: add a number for cat, release ben's, dry-run an import.
+    form = driver.find_element(By.ID, "oc-add")
+    form.find_element(By.NAME, "number").send_keys("+14255550102")
+    form.find_element(By.NAME, "user").send_keys("cat@fabrikam.example")
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    check(lambda: "Operator Connect number added" in driver.page_source, "Add number confirms")
+    seen["oc_after_add"] = oc_cell()
+    row = driver.find_element(By.CSS_SELECTOR, "#oc-numbers tr[data-number='+14255550101']")
+    [b for b in row.find_elements(By.CSS_SELECTOR, "button") if b.text == "Release"][0].click()
+    check(lambda: "Operator Connect number released" in driver.page_source, "Release confirms")
+    seen["oc_final"] = {
+        "operator_connect": oc_cell(),
+        "numbers": [r.get_attribute("data-number")
+                    for r in driver.find_elements(By.CSS_SELECTOR, "#oc-numbers tr[data-number]")],
+    }
+    driver.find_element(By.NAME, "rows").send_keys(
+        "TelephoneNumber,NumberType,PstnAssignmentStatus\n"
+        "+14255550300,OperatorConnect,Unassigned\n"
+        "+14255550301,DirectRouting,Unassigned\n")
+    driver.find_element(By.CSS_SELECTOR, "#oc-import button").click()
+    check(lambda: driver.find_elements(By.ID, "oc-refused"), "the import's page")
+    seen["oc_import"] = {
+        "summary": driver.find_element(By.CSS_SELECTOR, ".notice").text,
+        "refused_lines": [r.find_elements(By.TAG_NAME, "td")[0].text
+                          for r in driver.find_elements(By.CSS_SELECTOR, "#oc-refused tbody tr")],
+    }
+
     driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
     check(lambda: driver.current_url.endswith("/ui/sign-in"), "signed out, on sign-in")
     driver.get(base + "/ui/enterprises/Contoso/license")

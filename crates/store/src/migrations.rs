@@ -79,7 +79,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         14,
-        "CDR service type",
+        "CDR service type, service numbers by first number",
         include_str!("../migrations/0014_cdr_service.sql"),
     ),
 ];

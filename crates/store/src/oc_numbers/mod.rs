@@ -19,7 +19,10 @@ use crate::Store;
 use crate::catalogs::parse_range;
 use crate::provision::{ProvisionError, enterprise_id, invalid, new_id, now};
 use model::{COLUMNS, FROM, bad_row, from_row};
-use rules::{check_country, check_day, check_overlap, check_text, check_user, oc_enterprise};
+use rules::{
+    OC_CANDIDATE, check_country, check_day, check_overlap, check_text, check_user, oc_enterprise,
+    window_start,
+};
 
 /// A deleted user's OC number becomes Unassigned (as in Teams when the user goes); these run
 /// before the users are deleted, with `$1` the UPN, the PBX id or the enterprise id.
@@ -50,16 +53,25 @@ async fn find(
     tx: &mut Transaction<'static, Any>,
     number: &str,
 ) -> Result<(String, String, OcNumber), ProvisionError> {
+    // OC_CANDIDATE's FROM joins users too, for the UPN.
     let sql = format!(
-        "SELECT o.enterprise_id, e.name AS enterprise, {COLUMNS} {FROM} \
-         JOIN enterprises e ON e.id = o.enterprise_id WHERE LENGTH(o.first_number) = $1 \
-         AND o.first_number <= $2 AND o.last_number >= $2"
+        "SELECT o.enterprise_id, e.name AS enterprise, {COLUMNS} {} ",
+        OC_CANDIDATE.replacen(
+            "FROM oc_numbers o",
+            "FROM oc_numbers o LEFT JOIN users u ON u.id = o.user_id",
+            1
+        )
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(i64::try_from(number.len()).unwrap_or(i64::MAX))
         .bind(number)
+        .bind(window_start(number))
+        .bind(i64::try_from(number.len()).unwrap_or(i64::MAX))
         .fetch_optional(&mut **tx)
         .await?
+        .filter(|row| {
+            row.try_get::<String, _>("last_number")
+                .is_ok_and(|last| last.as_str() >= number)
+        })
         .ok_or_else(|| ProvisionError::NotFound {
             field: "number",
             what: "OC number",
@@ -191,12 +203,12 @@ async fn write(
             let stored_last: String = row.try_get("last_number")?;
             if owner != enterprise_id || stored_last != last {
                 // Another enterprise's number, or another range: the overlap check names it.
-                check_overlap(tx, &first, &last, None).await?;
+                check_overlap(tx, &first, &last).await?;
             }
             Some(row.try_get::<String, _>("id")?)
         }
         None => {
-            check_overlap(tx, &first, &last, None).await?;
+            check_overlap(tx, &first, &last).await?;
             None
         }
     };

@@ -4,6 +4,7 @@
 
 use sqlx::{Any, Row, Transaction};
 
+use crate::catalogs::MAX_RANGE;
 use crate::provision::{ProvisionError, Service, enterprise_id, invalid, service_of};
 use crate::users::validate_upn;
 
@@ -61,46 +62,73 @@ pub(super) async fn oc_enterprise(
     Ok(id)
 }
 
-/// Refuses a range that overlaps another OC number (any enterprise, except row `except`) or a
-/// service number (any enterprise). Same-length E.164 strings order like their numbers.
+/// The lowest first number of a range that can reach `first`: ranges hold at most
+/// [`MAX_RANGE`] numbers. Same-length E.164 strings order like their numbers.
+pub(super) fn window_start(first: &str) -> String {
+    let digits = first.strip_prefix('+').unwrap_or(first);
+    match digits.parse::<u64>() {
+        Ok(n) => format!(
+            "+{:0width$}",
+            n.saturating_sub(MAX_RANGE - 1),
+            width = digits.len()
+        ),
+        Err(_) => first.to_owned(),
+    }
+}
+
+/// The OC range of any enterprise that could hold numbers from `first` to `last`: OC ranges
+/// never overlap, so it is the one starting last at or before `last` (one index probe, not a
+/// scan: an import of 50,000 numbers must not be quadratic). Its own caller checks its end.
+pub(super) const OC_CANDIDATE: &str = "FROM oc_numbers o JOIN enterprises e ON e.id = o.enterprise_id \
+     WHERE o.first_number <= $1 AND o.first_number >= $2 AND LENGTH(o.first_number) = $3 \
+     ORDER BY o.first_number DESC LIMIT 1";
+
+/// Refuses a range that overlaps an OC number or a service number of any enterprise.
 pub(super) async fn check_overlap(
     tx: &mut Transaction<'static, Any>,
     first: &str,
     last: &str,
-    except: Option<&str>,
 ) -> Result<(), ProvisionError> {
     let len = i64::try_from(first.len()).unwrap_or(i64::MAX);
-    let lists = [
-        (
-            "an OC number",
-            "SELECT o.first_number, o.last_number, e.name FROM oc_numbers o \
-             JOIN enterprises e ON e.id = o.enterprise_id WHERE LENGTH(o.first_number) = $1 \
-             AND o.first_number <= $2 AND o.last_number >= $3 AND o.id <> $4",
-        ),
-        (
-            "a service number",
+    let lo = window_start(first);
+    let oc = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT o.first_number, o.last_number, e.name {OC_CANDIDATE}"
+    )))
+    .bind(last)
+    .bind(&lo)
+    .bind(len)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|row| (row, "an OC number"));
+    // Service ranges of different enterprises may overlap each other: every one in the
+    // window is a candidate (they are few).
+    let service = || {
+        sqlx::query(
             "SELECT s.first_number, s.last_number, e.name FROM service_numbers s \
-             JOIN enterprises e ON e.id = s.enterprise_id WHERE LENGTH(s.first_number) = $1 \
-             AND s.first_number <= $2 AND s.last_number >= $3 AND s.id <> $4",
-        ),
-    ];
-    for (what, sql) in lists {
-        let row = sqlx::query(sql)
-            .bind(len)
-            .bind(last)
-            .bind(first)
-            .bind(except.unwrap_or(""))
+             JOIN enterprises e ON e.id = s.enterprise_id WHERE s.first_number <= $1 \
+             AND s.first_number >= $2 AND LENGTH(s.first_number) = $3 AND s.last_number >= $4 \
+             LIMIT 1",
+        )
+        .bind(last)
+        .bind(&lo)
+        .bind(len)
+        .bind(first)
+    };
+    let found = match oc {
+        Some((row, what)) if row.try_get::<String, _>(1)?.as_str() >= first => Some((row, what)),
+        _ => service()
             .fetch_optional(&mut **tx)
-            .await?;
-        if let Some(row) = row {
-            let (a, b): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-            let owner: String = row.try_get(2)?;
-            let range = if a == b { a } else { format!("{a}-{b}") };
-            return Err(ProvisionError::Conflict {
-                field: "number",
-                value: format!("{first}-{last} overlaps {what} of enterprise {owner:?}: {range}"),
-            });
-        }
+            .await?
+            .map(|row| (row, "a service number")),
+    };
+    if let Some((row, what)) = found {
+        let (a, b): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        let owner: String = row.try_get(2)?;
+        let range = if a == b { a } else { format!("{a}-{b}") };
+        return Err(ProvisionError::Conflict {
+            field: "number",
+            value: format!("{first}-{last} overlaps {what} of enterprise {owner:?}: {range}"),
+        });
     }
     Ok(())
 }

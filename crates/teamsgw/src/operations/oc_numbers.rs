@@ -200,6 +200,70 @@ impl Provisioner<'_> {
     }
 }
 
+/// The columns of `Get-CsPhoneNumberAssignment` an export writes (and an import reads).
+const EXPORT_COLUMNS: [&str; 7] = [
+    "TelephoneNumber",
+    "NumberType",
+    "ActivationState",
+    "PstnAssignmentStatus",
+    "AssignedPstnTargetId",
+    "IsoCountryCode",
+    "City",
+];
+
+/// One export record per number (a range is expanded), in [`EXPORT_COLUMNS`] order.
+fn export_rows(list: &[OcNumber]) -> Vec<[String; 7]> {
+    list.iter()
+        .flat_map(|n| {
+            n.numbers().into_iter().map(move |number| {
+                [
+                    number,
+                    "OperatorConnect".to_owned(),
+                    n.activation.as_str().to_owned(),
+                    n.assignment.as_str().to_owned(),
+                    n.user.clone().unwrap_or_default(),
+                    n.country.clone().unwrap_or_default(),
+                    n.city.clone().unwrap_or_default(),
+                ]
+            })
+        })
+        .collect()
+}
+
+/// An export as JSON (`ConvertTo-Json`'s shape), which `import` reads back unchanged.
+pub fn export_json(list: &[OcNumber]) -> Result<String, ProvisionError> {
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> = export_rows(list)
+        .into_iter()
+        .map(|r| {
+            EXPORT_COLUMNS
+                .iter()
+                .zip(r)
+                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v)))
+                .collect()
+        })
+        .collect();
+    serde_json::to_string_pretty(&rows)
+        .map(|mut t| {
+            t.push('\n');
+            t
+        })
+        .map_err(|e| invalid("output", e.to_string()))
+}
+
+/// An export as CSV (RFC 4180, a header row).
+pub fn export_csv(list: &[OcNumber]) -> Result<String, ProvisionError> {
+    let io = |e: csv::Error| invalid("output", e.to_string());
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(EXPORT_COLUMNS).map_err(io)?;
+    for r in export_rows(list) {
+        w.write_record(&r).map_err(io)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| invalid("output", e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| invalid("output", e.to_string()))
+}
+
 fn column<'a>(row: &'a Row, name: &str) -> Option<&'a str> {
     row.columns
         .get(name)
@@ -276,6 +340,17 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
                 .collect::<HashMap<_, _>>(),
+        }
+    }
+
+    /// `FILE:LINE` names the file's line, in CRLF files too (PowerShell on Windows writes
+    /// them; the csv crate alone counted one line short there).
+    #[test]
+    fn rows_carry_their_file_lines_whatever_the_line_ends() {
+        for text in ["A,B\r\n1,2\r\n\r\n3,4\r\n", "A,B\n1,2\n\n3,4\n"] {
+            let rows = crate::operations::user_import::parse(text).unwrap();
+            let lines: Vec<usize> = rows.iter().map(|r| r.line).collect();
+            assert_eq!(lines, [2, 4], "{text:?}");
         }
     }
 

@@ -57,9 +57,19 @@ fn read_csv(text: &str) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| format!("CSV: {e}"))?;
-        let line = record
-            .position()
-            .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+        // The line of the record's first byte: the csv crate's own line count is one short
+        // for CRLF files (what PowerShell writes on Windows), as it ends a record at the CR
+        // and places the next one at the LF.
+        let line = record.position().map_or(0, |p| {
+            let bytes = text.as_bytes();
+            let mut at = usize::try_from(p.byte())
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            while bytes.get(at).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+                at += 1;
+            }
+            bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1
+        });
         let columns = header
             .iter()
             .cloned()

@@ -65,6 +65,30 @@ pub fn router(state: ConsoleState) -> Router {
             "/ui/enterprises/{name}/license/audit.csv",
             get(license::audit_csv),
         )
+        .route(
+            "/ui/enterprises/{name}/license/oc-numbers.csv",
+            get(license::oc_numbers::export),
+        )
+        .route(
+            "/ui/enterprises/{name}/license/oc-numbers/add",
+            post(license::oc_numbers::add),
+        )
+        .route(
+            "/ui/enterprises/{name}/license/oc-numbers/assign",
+            post(license::oc_numbers::assign),
+        )
+        .route(
+            "/ui/enterprises/{name}/license/oc-numbers/unassign",
+            post(license::oc_numbers::unassign),
+        )
+        .route(
+            "/ui/enterprises/{name}/license/oc-numbers/release",
+            post(license::oc_numbers::release),
+        )
+        .route(
+            "/ui/enterprises/{name}/license/oc-numbers/import",
+            post(license::oc_numbers::import),
+        )
         .route("/ui/operations", get(operations::page))
         .route("/ui/sign-out", post(sign_out))
         .layer(middleware::from_fn_with_state(

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use teamsgw_store::{NumberSource, OcNumber, ProvisionError};
 
 use super::{Output, print_record, print_rows};
-use crate::operations::oc_numbers::{OcNumberAdd, OcNumberAssign};
+use crate::operations::oc_numbers::{self, OcNumberAdd, OcNumberAssign};
 use crate::operations::{Provisioner, invalid, user_import};
 
 #[derive(Debug, Args)]
@@ -130,35 +130,6 @@ fn show(n: &OcNumber) {
         ],
     );
 }
-
-/// The `Get-CsPhoneNumberAssignment` fields of a number (one record per number of a range).
-fn export_rows(list: &[OcNumber]) -> Vec<serde_json::Value> {
-    list.iter()
-        .flat_map(|n| {
-            n.numbers().into_iter().map(move |number| {
-                serde_json::json!({
-                    "TelephoneNumber": number,
-                    "NumberType": "OperatorConnect",
-                    "ActivationState": n.activation.as_str(),
-                    "PstnAssignmentStatus": n.assignment.as_str(),
-                    "AssignedPstnTargetId": n.user.clone().unwrap_or_default(),
-                    "IsoCountryCode": n.country.clone().unwrap_or_default(),
-                    "City": n.city.clone().unwrap_or_default(),
-                })
-            })
-        })
-        .collect()
-}
-
-const EXPORT_COLUMNS: [&str; 7] = [
-    "TelephoneNumber",
-    "NumberType",
-    "ActivationState",
-    "PstnAssignmentStatus",
-    "AssignedPstnTargetId",
-    "IsoCountryCode",
-    "City",
-];
 
 pub(super) async fn run(ops: &Provisioner<'_>, c: OcNumberCommand) -> Result<(), ProvisionError> {
     match c {
@@ -288,22 +259,13 @@ pub(super) async fn run(ops: &Provisioner<'_>, c: OcNumberCommand) -> Result<(),
             }
         }
         OcNumberCommand::Export { enterprise, csv } => {
-            let rows = export_rows(&ops.store.list_oc_numbers(&enterprise).await?);
-            if csv {
-                let mut w = ::csv::Writer::from_writer(std::io::stdout());
-                let io = |e: ::csv::Error| invalid("output", e.to_string());
-                w.write_record(EXPORT_COLUMNS).map_err(io)?;
-                for r in &rows {
-                    w.write_record(EXPORT_COLUMNS.map(|c| r[c].as_str().unwrap_or_default()))
-                        .map_err(io)?;
-                }
-                w.flush().map_err(|e| invalid("output", e.to_string()))?;
+            let list = ops.store.list_oc_numbers(&enterprise).await?;
+            let text = if csv {
+                oc_numbers::export_csv(&list)?
             } else {
-                match serde_json::to_string_pretty(&rows) {
-                    Ok(text) => println!("{text}"),
-                    Err(e) => return Err(invalid("output", e.to_string())),
-                }
-            }
+                oc_numbers::export_json(&list)?
+            };
+            print!("{text}");
         }
     }
     Ok(())

@@ -6,7 +6,7 @@
 //! Its two user lists, Explain the count and License problems, are in `lists.rs`.
 
 mod lists;
-mod oc_numbers;
+pub mod oc_numbers;
 
 use axum::Extension;
 use axum::Form;
@@ -191,6 +191,10 @@ impl LicensePage {
         let done = match q.done.as_str() {
             "factors" => Some("License factors applied; the figures below are recounted."),
             "refresh" => Some("Licenses refreshed: today's audit row is written."),
+            "oc-added" => Some("Operator Connect number added."),
+            "oc-assigned" => Some("Operator Connect number assigned."),
+            "oc-unassigned" => Some("Operator Connect number unassigned."),
+            "oc-released" => Some("Operator Connect number released (kept in the released list)."),
             _ => None,
         };
         let csv = format!("{href}/audit.csv?from={from}&to={to}");
@@ -201,7 +205,7 @@ impl LicensePage {
             to,
         };
         let explained = lists.explain(users);
-        let numbers = oc.then(|| oc_numbers::section(&self.oc_numbers));
+        let numbers = oc.then(|| oc_numbers::section(&self.oc_numbers, &href, s));
         let problems = lists.problems(problems);
         let body = html! {
             @if let Some(d) = done { (notice("info", d)) }
