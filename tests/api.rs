@@ -577,6 +577,31 @@ fn operator_connect_numbers_through_the_api_agree_with_the_cli() {
     );
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
 
+    // The export reads back as an import that changes nothing.
+    let exported = expect(
+        &api(
+            &daemon,
+            "GET",
+            "/oc-numbers/export?enterprise=Fabrikam",
+            None,
+        ),
+        200,
+        None,
+    );
+    let n = exported.as_array().unwrap().len();
+    assert_eq!(n, 2, "{exported}");
+    assert_eq!(exported[0]["NumberType"], "OperatorConnect", "{exported}");
+    let again = expect(
+        &post("/oc-numbers/import?enterprise=Fabrikam", exported),
+        200,
+        None,
+    );
+    assert_eq!(
+        (again["added"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(2)),
+        "{again}"
+    );
+
     // The report: OC 2 (2) for ann and ben; the API's figures are the CLI's.
     let report = expect(
         &api(&daemon, "GET", "/license/report?enterprise=Fabrikam", None),

@@ -380,3 +380,40 @@ fn a_provisioned_name_that_looks_like_markup_is_shown_as_text() {
     assert_eq!(page.status, 200, "{page:?}");
     assert!(!page.body.contains(name) && page.body.contains("&lt;script&gt;"));
 }
+
+/// Issue 35 §6: the Operations page says when a Teams proxy is probed next in seconds from
+/// now ("in 58 s"), not as the Unix timestamp it showed (1796655942).
+#[test]
+fn the_operations_page_says_when_the_next_probe_is_from_now() {
+    let ports = teamsgw_tests::Ports::new();
+    // A proxy nobody answers on: it is probed, found down, and probed again later.
+    let config = teamsgw_tests::test_config(&ports, "")
+        .replace(
+            "[teams]\n",
+            "[teams]\nbase_fqdn = \"teams.carrier.example\"\n",
+        )
+        .replace(
+            "proxies = []\n",
+            "proxies = [\"127.0.0.9\"]\nproxy_port = 9\n",
+        )
+        .replace("[admin]\n", &format!("[admin]\ntoken = \"{TOKEN}\"\n"));
+    let mut daemon = Daemon::start(&config, &ports);
+    daemon.wait_ready(Duration::from_secs(30));
+    let mut web = signed_in(&daemon);
+    let page = web.get("/ui/operations");
+    assert_eq!(page.status, 200, "{page:?}");
+    let cell = page
+        .body
+        .split("class=\"next-probe\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no next probe on the page:\n{}", page.body));
+    let seconds = cell
+        .strip_prefix("in ")
+        .and_then(|s| s.strip_suffix(" s"))
+        .map(|s| s.parse::<u64>());
+    assert!(
+        cell == "now" || cell.ends_with(" s ago") || matches!(seconds, Some(Ok(s)) if s <= 3600),
+        "{cell:?}"
+    );
+}

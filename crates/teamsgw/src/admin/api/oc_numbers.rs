@@ -4,6 +4,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,7 +15,7 @@ use super::openapi::{
     query, schema_ref, string, upn,
 };
 use super::{ApiResult, ApiState, Body, EnterpriseFilter, Params, Segments, change, read};
-use crate::operations::oc_numbers::{OcNumberAdd, OcNumberAssign};
+use crate::operations::oc_numbers::{self, OcNumberAdd, OcNumberAssign};
 use crate::operations::user_import;
 
 pub(super) fn routes() -> Router<ApiState> {
@@ -22,6 +23,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/oc-numbers", get(list).post(add))
         .route("/oc-numbers/released", get(released))
         .route("/oc-numbers/import", post(import))
+        .route("/oc-numbers/export", get(export))
         .route("/oc-numbers/{number}", patch(assign).delete(release))
 }
 
@@ -72,6 +74,20 @@ async fn release(State(s): State<ApiState>, Segments(number): Segments<String>) 
         ops.release_oc_numbers(&number).await
     })
     .await
+}
+
+/// The enterprise's numbers in the `Get-CsPhoneNumberAssignment` shape (one object per
+/// number), which `import` reads back unchanged.
+async fn export(State(s): State<ApiState>, Params(q): Params<EnterpriseFilter>) -> ApiResult {
+    let text = super::with_ops(&s, async |ops| {
+        oc_numbers::export_json(&ops.store.list_oc_numbers(&q.enterprise).await?)
+    })
+    .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response())
 }
 
 /// The body is `Get-CsPhoneNumberAssignment` output as JSON (`ConvertTo-Json`): an array of
@@ -168,6 +184,9 @@ pub(super) fn openapi_paths() -> Value {
         },
         "/oc-numbers/released": {
             "get": op("Numbers an enterprise released (kept for billing)", vec![enterprise_query(true)], None, ok("200", "OK.", list_of("ReleasedOcNumber"))),
+        },
+        "/oc-numbers/export": {
+            "get": op("An enterprise's numbers as Get-CsPhoneNumberAssignment JSON (import reads it back)", vec![enterprise_query(true)], None, fine("PhoneNumberAssignments")),
         },
         "/oc-numbers/import": {
             "post": op(

@@ -73,14 +73,17 @@ pub async fn page(
         }
         Err(e) => return api_failure(&e, &s),
     };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let body = html! {
         h2 { "Teams proxies" }
         div.scroll { table #proxies {
-            thead { tr { th { "Proxy" } th { "State" } th { "Last OPTIONS result" } th.num { "Next probe (s)" } } }
+            thead { tr { th { "Proxy" } th { "State" } th { "Last OPTIONS result" } th { "Next probe" } } }
             tbody {
                 @for px in &proxies {
                     tr { td { (px.proxy) } td { @if px.up { "up" } @else { strong { "down" } } }
-                         td { (px.last_result.as_deref().unwrap_or("none yet")) } td.num { (px.next_probe) } }
+                         td { (px.last_result.as_deref().unwrap_or("none yet")) } td.next-probe { (from_now(px.next_probe, now)) } }
                 }
                 @if proxies.is_empty() { tr { td colspan="4" .muted { "No Teams proxy configured." } } }
             }
@@ -95,12 +98,12 @@ pub async fn page(
             button type="submit" { "Show" }
         }
         div.scroll { table #registrations {
-            thead { tr { th { "Enterprise" } th { "User" } th { "State" } th { "Last error" } th.num { "Next attempt (s)" } } }
+            thead { tr { th { "Enterprise" } th { "User" } th { "State" } th { "Last error" } th { "Next attempt" } } }
             tbody {
                 @for r in &registrations {
                     tr { td { (r.enterprise) } td { (r.upn) } td { (r.state) }
                          td { (r.last_error.as_deref().unwrap_or("")) }
-                         td.num { @if let Some(n) = r.next_attempt { (n) } } }
+                         td.next-attempt { @if let Some(n) = r.next_attempt { (from_now(n, now)) } } }
                 }
                 @if registrations.is_empty() { tr { td colspan="5" .muted { "No registration matches." } } }
             }
@@ -129,4 +132,26 @@ pub async fn page(
         } }
     };
     html_response(StatusCode::OK, frame("Operations", Some(&s), body))
+}
+
+/// A time (Unix seconds, as the registration agent and trunk health report it) as an admin
+/// reads it: "in 12 s", "now", "3 s ago" (issue 35 §6: the page showed the raw timestamp).
+fn from_now(at: u64, now: u64) -> String {
+    match at.cmp(&now) {
+        std::cmp::Ordering::Greater => format!("in {} s", at - now),
+        std::cmp::Ordering::Equal => "now".to_owned(),
+        std::cmp::Ordering::Less => format!("{} s ago", now - at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_now;
+
+    #[test]
+    fn times_read_as_seconds_from_now() {
+        assert_eq!(from_now(1_796_655_942, 1_796_655_930), "in 12 s");
+        assert_eq!(from_now(1_796_655_930, 1_796_655_930), "now");
+        assert_eq!(from_now(1_796_655_927, 1_796_655_930), "3 s ago");
+    }
 }
