@@ -374,19 +374,21 @@ fn host_of(request: &Message) -> Option<String> {
 }
 
 /// A call from Teams (§3.1): the Request-URI host names the tenant, and the caller must be
-/// one of its enabled users (caller-number screening).
+/// one of its enabled users (caller-number screening). On the carrier trunk the caller's
+/// Operator Connect number names the enterprise instead ([`operator_connect_caller`]).
 pub fn route_teams_call(view: &RoutingView, request: &Message) -> Result<TeamsCall, Rejection> {
     let host = host_of(request).unwrap_or_default();
-    if view.is_carrier_trunk(&host) {
-        return route_operator_connect_call(view, request);
-    }
-    let tenant = view.tenant(&host).ok_or_else(|| {
-        reject(
-            404,
-            "unknown_tenant",
-            format!("no direct route for tenant FQDN {host:?}"),
-        )
-    })?;
+    let tenant = if view.is_carrier_trunk(&host) {
+        None
+    } else {
+        Some(view.tenant(&host).ok_or_else(|| {
+            reject(
+                404,
+                "unknown_tenant",
+                format!("no direct route for tenant FQDN {host:?}"),
+            )
+        })?)
+    };
     let called = request
         .request_uri()
         .and_then(Result::ok)
@@ -405,16 +407,22 @@ pub fn route_teams_call(view: &RoutingView, request: &Message) -> Result<TeamsCa
             "no caller number in P-Asserted-Identity or From".into(),
         )
     })?;
-    let user = view
-        .user_by_number(&tenant.enterprise_id, &caller)
-        .filter(|u| u.enabled)
-        .ok_or_else(|| {
-            reject(
-                403,
-                "caller_not_provisioned",
-                format!("caller {caller} is not an enabled user of this tenant"),
-            )
-        })?;
+    let (tenant, user) = match tenant {
+        Some(tenant) => {
+            let user = view
+                .user_by_number(&tenant.enterprise_id, &caller)
+                .filter(|u| u.enabled)
+                .ok_or_else(|| {
+                    reject(
+                        403,
+                        "caller_not_provisioned",
+                        format!("caller {caller} is not an enabled user of this tenant"),
+                    )
+                })?;
+            (tenant, user)
+        }
+        None => operator_connect_caller(view, request, &caller)?,
+    };
     let pbx = pbx_of(view, user)?;
     let dialled = called;
     let called = pbx.dialing().number(&dialled);
@@ -429,32 +437,15 @@ pub fn route_teams_call(view: &RoutingView, request: &Message) -> Result<TeamsCa
     })
 }
 
-/// A call from Teams on the carrier trunk (issue 32): the enterprise is the one whose activated
-/// UserAssigned OC number the caller is (P-Asserted-Identity, else From), and Teams'
-/// `X-MS-TenantId`, when present, must be that enterprise's tenant. Anything else is refused
-/// as caller screening refuses a Direct Routing caller.
-fn route_operator_connect_call(
-    view: &RoutingView,
+/// The tenant and user of a call from Teams on the carrier trunk (issue 32): the enterprise
+/// whose activated UserAssigned OC number `caller` is, and Teams' `X-MS-TenantId`, when
+/// present, must be that enterprise's tenant. Anything else is refused as caller screening
+/// refuses a Direct Routing caller.
+fn operator_connect_caller<'a>(
+    view: &'a RoutingView,
     request: &Message,
-) -> Result<TeamsCall, Rejection> {
-    let called = request
-        .request_uri()
-        .and_then(Result::ok)
-        .and_then(|u| number_of(&u))
-        .ok_or_else(|| {
-            reject(
-                404,
-                "no_called_number",
-                "no called number in the Request-URI".into(),
-            )
-        })?;
-    let (caller_display, caller) = caller_identity(request).ok_or_else(|| {
-        reject(
-            403,
-            "caller_not_provisioned",
-            "no caller number in P-Asserted-Identity or From".into(),
-        )
-    })?;
+    caller: &str,
+) -> Result<(&'a Tenant, &'a UserRoute), Rejection> {
     let unassigned = || {
         reject(
             403,
@@ -462,7 +453,7 @@ fn route_operator_connect_call(
             format!("caller {caller} is not an assigned Operator Connect number"),
         )
     };
-    let (tenant, tenant_id) = view.oc_tenant_of_number(&caller).ok_or_else(unassigned)?;
+    let (tenant, tenant_id) = view.oc_tenant_of_number(caller).ok_or_else(unassigned)?;
     if let Some(claimed) = request.other_header("X-MS-TenantId").next()
         && !claimed
             .trim_ascii()
@@ -477,21 +468,10 @@ fn route_operator_connect_call(
         ));
     }
     let user = view
-        .user_by_number(&tenant.enterprise_id, &caller)
+        .user_by_number(&tenant.enterprise_id, caller)
         .filter(|u| u.enabled)
         .ok_or_else(unassigned)?;
-    let pbx = pbx_of(view, user)?;
-    let dialled = called;
-    let called = pbx.dialing().number(&dialled);
-    Ok(TeamsCall {
-        tenant: tenant.clone(),
-        user: user.clone(),
-        pbx: pbx.clone(),
-        called,
-        dialled,
-        caller,
-        caller_display,
-    })
+    Ok((tenant, user))
 }
 
 /// A call from a PBX: the Request-URI user is our contact token (what the PBX's location
