@@ -26,6 +26,7 @@ mod migrations;
 mod oc_numbers;
 mod password;
 mod provision;
+mod service;
 mod snapshot;
 mod users;
 
