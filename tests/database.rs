@@ -437,6 +437,49 @@ async fn schema_and_provisioning_rules_on_sqlite_and_postgresql() {
     cdrs(&pg.url).await;
 }
 
+/// Issue 32 on PostgreSQL: a database of schema 12 with a customer, a PBX and a user on it
+/// upgrades to this build's schema, and the customer is a Direct Routing enterprise with all
+/// it had (the store's unit test does the same on SQLite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_12_with_data_upgrades_on_postgresql() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    Store::seed_old_schema(
+        &pg.url,
+        12,
+        &[
+            "INSERT INTO enterprises (id, name, tenant_id, acquired_licenses, created_at) \
+             VALUES ('e1', 'Contoso', '0e1b2c3d-1111-2222-3333-444455556666', 50, 0)",
+            "INSERT INTO direct_routes (id, enterprise_id, fqdn, port, max_cps, created_at) \
+             VALUES ('d1', 'e1', 'contoso.teams.carrier.example', 5061, 20, 0)",
+            "INSERT INTO pbxs (id, enterprise_id, name, domain, transport, expires, codecs, \
+             created_at) VALUES ('p1', 'e1', 'main', 'pbx.contoso.example', 'udp', 600, \
+             'PCMA;PCMU', 0)",
+            "INSERT INTO users (id, enterprise_id, pbx_id, upn, number, extension, auth_user, \
+             password_sealed, skus, ev_enabled, groups, managed_by_ui, contact_token, \
+             created_at, updated_at) VALUES ('u1', 'e1', 'p1', 'alice@contoso.example', \
+             '+15551230001', '1001', '1001', 'v1.00', 'SPE_E5', 1, '', 0, 'tok', 0, 0)",
+        ],
+    )
+    .await
+    .unwrap();
+    let store = Store::open(&pg.url).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 14);
+    let e = store.enterprise("Contoso").await.unwrap();
+    assert_eq!(e.service, teamsgw_store::Service::DirectRouting);
+    let routes = store.list_direct_routes(Some("Contoso")).await.unwrap();
+    assert_eq!(routes[0].max_cps, Some(20));
+    let users = store.list_users("Contoso").await.unwrap();
+    assert_eq!(users[0].number, "+15551230001");
+    assert!(store.list_oc_numbers("Contoso").await.unwrap().is_empty());
+    let snapshot = store.load_snapshot().await.unwrap();
+    assert_eq!(
+        (snapshot.direct_routes(), snapshot.users()),
+        (1, 1),
+        "it routes as before"
+    );
+    assert_eq!(snapshot.all_operator_connect().count(), 0);
+}
+
 fn cdr(call_id: &str, enterprise: &str, started_at: &str) -> Cdr {
     Cdr {
         call_id: call_id.into(),

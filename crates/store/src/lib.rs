@@ -114,6 +114,29 @@ impl Store {
     /// Connects, creating the SQLite file (and its directory) when missing, and migrates the
     /// schema to the version this build expects.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let store = Self::connect(url).await?;
+        migrations::run(&store.pool).await?;
+        Ok(store)
+    }
+
+    /// For migration tests: the database at `url` migrated only to schema `version`, with the
+    /// `seed` statements (data in that schema) run after; [`Store::open`] then migrates it the
+    /// rest of the way, as an upgrade does.
+    #[doc(hidden)]
+    pub async fn seed_old_schema(url: &str, version: i64, seed: &[&str]) -> Result<(), StoreError> {
+        let store = Self::connect(url).await?;
+        migrations::run_to(&store.pool, version).await?;
+        for sql in seed {
+            sqlx::query(sqlx::AssertSqlSafe(*sql))
+                .execute(&store.pool)
+                .await
+                .map_err(StoreError::Query)?;
+        }
+        store.pool.close().await;
+        Ok(())
+    }
+
+    async fn connect(url: &str) -> Result<Self, StoreError> {
         let backend =
             Backend::from_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
         let url = match backend {
@@ -131,7 +154,6 @@ impl Store {
             .connect(&url)
             .await
             .map_err(StoreError::Connect)?;
-        migrations::run(&pool).await?;
         Ok(Self { pool, backend })
     }
 

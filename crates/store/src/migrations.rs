@@ -113,45 +113,36 @@ pub(crate) async fn run(pool: &AnyPool) -> Result<(), sqlx::migrate::MigrateErro
     migrator.run(pool).await
 }
 
+/// The migrations up to and including `version` only (migration tests start there).
+pub(crate) async fn run_to(
+    pool: &AnyPool,
+    version: i64,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    let end = MIGRATIONS.iter().take_while(|m| m.0 <= version).count();
+    Migrator::new(Embedded(&MIGRATIONS[..end]))
+        .await?
+        .run(pool)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
-    use sqlx::any::{AnyPoolOptions, install_default_drivers};
-
-    use super::*;
     use crate::{Service, Store};
 
     /// Issue 32: a database of schema 12 with a customer on it migrates to Operator Connect's
-    /// schema with that customer a Direct Routing enterprise, exactly as before.
+    /// schema with that customer a Direct Routing enterprise, exactly as before
+    /// (`tests/database.rs` does the same on PostgreSQL).
     #[tokio::test]
     async fn schema_12_with_data_migrates_and_existing_enterprises_stay_direct_routing() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
-        install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        Store::seed_old_schema(&url, 12, &SCHEMA_12_CUSTOMER)
             .await
             .unwrap();
-        let before_oc = MIGRATIONS.iter().position(|m| m.0 == 13).unwrap();
-        Migrator::new(Embedded(&MIGRATIONS[..before_oc]))
-            .await
-            .unwrap()
-            .run(&pool)
-            .await
-            .unwrap();
-        for sql in [
-            "INSERT INTO enterprises (id, name, tenant_id, acquired_licenses, created_at) \
-             VALUES ('e1', 'Contoso', '0e1b2c3d-1111-2222-3333-444455556666', 50, 0)",
-            "INSERT INTO direct_routes (id, enterprise_id, fqdn, port, created_at) \
-             VALUES ('d1', 'e1', 'contoso.teams.carrier.example', 5061, 0)",
-        ] {
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        }
-        pool.close().await;
         let store = Store::open(&url).await.unwrap();
         assert_eq!(
             store.schema_version().await.unwrap(),
-            MIGRATIONS.len() as i64
+            super::MIGRATIONS.len() as i64
         );
         let e = store.enterprise("Contoso").await.unwrap();
         assert_eq!(e.service, Service::DirectRouting);
@@ -160,4 +151,12 @@ mod tests {
         assert_eq!(routes.len(), 1);
         assert!(store.list_oc_numbers("Contoso").await.unwrap().is_empty());
     }
+
+    /// A customer with a direct route, as schema 12 stores it.
+    pub const SCHEMA_12_CUSTOMER: [&str; 2] = [
+        "INSERT INTO enterprises (id, name, tenant_id, acquired_licenses, created_at) \
+         VALUES ('e1', 'Contoso', '0e1b2c3d-1111-2222-3333-444455556666', 50, 0)",
+        "INSERT INTO direct_routes (id, enterprise_id, fqdn, port, created_at) \
+         VALUES ('d1', 'e1', 'contoso.teams.carrier.example', 5061, 0)",
+    ];
 }
