@@ -15,7 +15,7 @@ pub struct AuditRow {
     pub report: String,
 }
 
-fn validate_day(field: &'static str, day: &str) -> Result<(), ProvisionError> {
+pub(crate) fn validate_day(field: &'static str, day: &str) -> Result<(), ProvisionError> {
     let b = day.as_bytes();
     let ok = b.len() == 10
         && b[4] == b'-'

@@ -16,12 +16,12 @@ pub use model::{
 };
 
 use crate::Store;
+use crate::audit::validate_day;
 use crate::catalogs::parse_range;
 use crate::provision::{ProvisionError, enterprise_id, invalid, new_id, now};
 use model::{COLUMNS, FROM, bad_row, from_row};
 use rules::{
-    OC_CANDIDATE, check_country, check_day, check_overlap, check_text, check_user, oc_enterprise,
-    window_start,
+    OC_CANDIDATE, check_country, check_overlap, check_text, check_user, oc_enterprise, window_start,
 };
 
 /// A deleted user's OC number becomes Unassigned (as in Teams when the user goes); these run
@@ -182,7 +182,7 @@ async fn write(
         check_text(field, value)?;
     }
     if let Some(day) = &n.acquired_on {
-        check_day("acquired-on", day)?;
+        validate_day("acquired-on", day)?;
     }
     // An export lists a range number by number: importing it back finds each inside its range.
     if n.source == NumberSource::Import
@@ -463,7 +463,7 @@ impl Store {
         today: &str,
     ) -> Result<ReleasedOcNumber, ProvisionError> {
         let number = crate::users::validate_e164(number)?;
-        check_day("today", today)?;
+        validate_day("today", today)?;
         let mut tx = self.pool.begin().await?;
         let (row_id, _, n) = find(&mut tx, &number).await?;
         if n.first != number {

@@ -29,21 +29,6 @@ pub(super) fn check_country(country: Option<&str>) -> Result<(), ProvisionError>
     }
 }
 
-pub(super) fn check_day(field: &'static str, day: &str) -> Result<(), ProvisionError> {
-    let b = day.as_bytes();
-    let ok = b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(field, "must be a date YYYY-MM-DD"))
-    }
-}
-
 /// The id of an OC enterprise; a Direct Routing one is refused.
 pub(super) async fn oc_enterprise(
     tx: &mut Transaction<'static, Any>,

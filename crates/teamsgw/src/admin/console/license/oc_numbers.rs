@@ -152,14 +152,19 @@ async fn own_number(
     }
 }
 
-/// Runs `op` for the page of `name` and goes back to it saying `done`, or shows the refusal.
+/// Runs `op` for the page of `name` when `csrf` is the session's, and goes back to the page
+/// saying `done`, or shows the refusal.
 async fn act<T>(
     c: &ConsoleState,
     s: &Session,
+    csrf: &str,
     name: &str,
     done: &str,
     op: impl AsyncFnOnce(&Provisioner<'_>) -> Result<T, ProvisionError>,
 ) -> Response {
+    if let Some(r) = csrf_refusal(c, s, csrf) {
+        return r;
+    }
     let result = with_ops(&c.api, async |ops| {
         op(ops).await?;
         Ok(ops.store.clone())
@@ -185,9 +190,6 @@ pub async fn add(
     Path(name): Path<String>,
     Form(f): Form<NumberForm>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&c, &s, &f.csrf) {
-        return r;
-    }
     let req = OcNumberAdd {
         enterprise: name.clone(),
         number: f.number.trim().to_owned(),
@@ -200,7 +202,7 @@ pub async fn add(
         emergency_address: None,
         acquired_on: None,
     };
-    act(&c, &s, &name, "oc-added", async |ops| {
+    act(&c, &s, &f.csrf, &name, "oc-added", async |ops| {
         ops.add_oc_numbers(&req, NumberSource::Api).await
     })
     .await
@@ -212,16 +214,13 @@ pub async fn assign(
     Path(name): Path<String>,
     Form(f): Form<NumberForm>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&c, &s, &f.csrf) {
-        return r;
-    }
     let number = f.number.trim().to_owned();
     let req = OcNumberAssign {
         assignment: given(&f.assignment),
         user: given(&f.user),
         activation: given(&f.activation),
     };
-    act(&c, &s, &name, "oc-assigned", async |ops| {
+    act(&c, &s, &f.csrf, &name, "oc-assigned", async |ops| {
         own_number(ops, &name, &number).await?;
         ops.assign_oc_number(&number, &req).await
     })
@@ -234,11 +233,8 @@ pub async fn unassign(
     Path(name): Path<String>,
     Form(f): Form<NumberForm>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&c, &s, &f.csrf) {
-        return r;
-    }
     let number = f.number.trim().to_owned();
-    act(&c, &s, &name, "oc-unassigned", async |ops| {
+    act(&c, &s, &f.csrf, &name, "oc-unassigned", async |ops| {
         own_number(ops, &name, &number).await?;
         ops.unassign_oc_number(&number).await
     })
@@ -251,11 +247,8 @@ pub async fn release(
     Path(name): Path<String>,
     Form(f): Form<NumberForm>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&c, &s, &f.csrf) {
-        return r;
-    }
     let number = f.number.trim().to_owned();
-    act(&c, &s, &name, "oc-released", async |ops| {
+    act(&c, &s, &f.csrf, &name, "oc-released", async |ops| {
         own_number(ops, &name, &number).await?;
         ops.release_oc_numbers(&number).await
     })
